@@ -1,0 +1,38 @@
+"""``python -m calculators SUBCOMMAND ...``: the calculators, headless.
+
+Subcommands: ``evaluate`` (break-even report for a scenario TOML), ``fit`` (will the model fit),
+``roofline`` (throughput ceilings), ``claim`` (is a claimed tokens/s physically possible).
+Each prints JSON (or text) on stdout; bad input exits 2 with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["main"]
+
+_COMMANDS = {
+    "evaluate": ("calculators.cli_cost", "evaluate: break-even report for a scenario TOML"),
+    "fit": ("calculators.cli_capacity", "fit: will a model fit on a GPU (memory, KV cache)"),
+    "roofline": ("calculators.cli_capacity", "roofline: decode/prefill throughput ceilings"),
+    "claim": ("calculators.cli_capacity", "claim: is a claimed tokens/s physically possible"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in _COMMANDS:
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"unknown subcommand {argv[0]!r}", file=sys.stderr)
+        print("usage: python -m calculators {" + ",".join(_COMMANDS) + "} ...", file=sys.stderr)
+        for _mod, text in _COMMANDS.values():
+            print("  " + text, file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    import importlib
+
+    module = importlib.import_module(_COMMANDS[argv[0]][0])
+    return int(module.main(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

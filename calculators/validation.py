@@ -1,0 +1,73 @@
+"""Input checks shared by every calculator: each failure is a ValueError that names the field.
+
+>>> require_finite("requests_per_day", 10.0, low=0)
+10.0
+>>> require_finite("requests_per_day", float("nan"), low=0)
+Traceback (most recent call last):
+...
+ValueError: requests_per_day must be a finite number, got nan
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+__all__ = ["require_finite", "require_int", "require_fraction"]
+
+
+def require_finite(
+    field: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+) -> float:
+    """Return ``value`` as float if it is a finite real in [low, high]; else raise ValueError naming ``field``.
+
+    >>> require_finite("x", 0, low=0, low_inclusive=False)
+    Traceback (most recent call last):
+    ...
+    ValueError: x must be > 0, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ValueError(f"{field} must be a number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{field} must be a finite number, got {v}")
+    if low is not None:
+        if low_inclusive and v < low:
+            raise ValueError(f"{field} must be >= {low:g}, got {v:g}")
+        if not low_inclusive and v <= low:
+            raise ValueError(f"{field} must be > {low:g}, got {v:g}")
+    if high is not None and v > high:
+        raise ValueError(f"{field} must be <= {high:g}, got {v:g}")
+    return v
+
+
+def require_int(field: str, value: object, *, low: int = 0, high: int | None = None) -> int:
+    """Return ``value`` as int if it is a whole number in [low, high].
+
+    >>> require_int("min_replicas", 2.0, low=1)
+    2
+    >>> require_int("min_replicas", 1.5, low=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: min_replicas must be a whole number, got 1.5
+    """
+    v = require_finite(field, value, low=low, high=high)
+    if v != int(v):
+        raise ValueError(f"{field} must be a whole number, got {v:g}")
+    return int(v)
+
+
+def require_fraction(field: str, value: object) -> float:
+    """A share between 0 and 1 inclusive.
+
+    >>> require_fraction("cached_input_fraction", 1.2)
+    Traceback (most recent call last):
+    ...
+    ValueError: cached_input_fraction must be <= 1, got 1.2
+    """
+    return require_finite(field, value, low=0.0, high=1.0)
