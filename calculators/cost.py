@@ -1,0 +1,471 @@
+"""The cost model: API spend versus a self-hosted vLLM fleet, per month, and where they cross.
+
+Units: a month is ``HOURS_PER_MONTH = 730`` hours, so requests/month = requests_per_day * 730 / 24.
+Prices are $ per million tokens (``_usd_per_mtok``) or $ per GPU-hour.
+
+API side, per request (``api_usd_per_request``)::
+
+    usd = (input * (1 - cached) * p_in + input * cached * p_cached + output * p_out) / 1e6
+
+Self-host side: a replica (``gpus_per_replica`` GPUs) is busy for ``busy_s_per_request`` seconds per request
+(time-sharing model, ``replica_busy_s_per_request``)::
+
+    busy_s = output / output_tokens_per_s + input * (1 - cached) / prefill_tokens_per_s
+
+The prefill term is dropped when no prefill rate is given (capacity set by output tokens alone). We assume the
+prefix cache skips the same share of input tokens that the API bills at the cached rate. Capacity is sized
+for the peak; replicas are whole numbers (``replicas_needed``)::
+
+    peak_load = requests_per_day * (1 - fallback) * busy_s / 86400 * peak_to_mean     (in replicas)
+    replicas = max(min_replicas, ceil(peak_load))      (1e-9 relative tolerance against float noise)
+    self_host_usd = replicas * gpus_per_replica * gpu_usd_per_hour * 730 + ops + fallback * api_usd
+
+so self-host cost is a step function of volume. The scalar formulas also work elementwise on numpy arrays;
+``evaluate(scenario)`` puts them together into a ``Report``.
+
+>>> round(usd_per_mtok_output(2.50, 6400, 1.0), 4), round(usd_per_mtok_output(2.50, 6400, 0.3), 4)
+(0.1085, 0.3617)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from calculators import catalog
+from calculators.scenario import LIMITS, Scenario, scenario_to_dict
+from calculators.validation import require_finite, require_int
+
+__all__ = [
+    "HOURS_PER_MONTH",
+    "SECONDS_PER_DAY",
+    "REPLICA_TOLERANCE",
+    "LOW_VOLUME_REQUESTS_PER_DAY",
+    "MIN_UTILIZATION",
+    "MAX_BUSY_S",
+    "MAX_API_USD_PER_REQUEST",
+    "api_usd_per_request",
+    "api_usd_per_month",
+    "replica_busy_s_per_request",
+    "replicas_needed",
+    "self_host_usd_per_month",
+    "usd_per_mtok_output",
+    "breakeven_requests_per_day",
+    "breakeven_utilization",
+    "ApiResult",
+    "SelfHostResult",
+    "Breakeven",
+    "Report",
+    "evaluate",
+    "report_to_dict",
+]
+
+HOURS_PER_MONTH = 730.0
+SECONDS_PER_DAY = 86_400.0
+REPLICA_TOLERANCE = 1e-9  # relative: a peak load of 2.0000000001 replicas needs 2, not 3
+LOW_VOLUME_REQUESTS_PER_DAY = 1000.0  # the article's "<1000 requests/day: API is cheaper, simpler"
+MIN_UTILIZATION = 1e-6  # below it $/M tokens is meaningless (and overflows)
+MAX_BUSY_S = 1e12  # replica-seconds per request; the scenario limits give at most 2e10
+MAX_API_USD_PER_REQUEST = 1e6  # the scenario limits give at most 2e4
+_DAYS_PER_MONTH = HOURS_PER_MONTH / 24
+
+Num = Any  # a float or a numpy array of floats (elementwise)
+
+
+def _num(field: str, value: object, *, low: float | None = None, high: float | None = None,
+         low_inclusive: bool = True) -> Num:
+    """A finite float (or float array) in [low, high]; ValueError naming ``field`` otherwise."""
+    if not isinstance(value, np.ndarray | list | tuple):
+        return require_finite(field, value, low=low, high=high, low_inclusive=low_inclusive)
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field} must be numbers, got {value!r:.60}") from None
+    if np.asarray(value).dtype == bool:
+        raise ValueError(f"{field} must be numbers, got booleans")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{field} must be finite numbers, got {arr[~np.isfinite(arr)][0]}")
+    if low is not None and arr.size and (np.any(arr < low) if low_inclusive else np.any(arr <= low)):
+        raise ValueError(f"{field} must be {'>=' if low_inclusive else '>'} {low:g}, got {arr.min():g}")
+    if high is not None and arr.size and np.any(arr > high):
+        raise ValueError(f"{field} must be <= {high:g}, got {arr.max():g}")
+    return arr
+
+
+def _lim(field: str, value: object, *, low_inclusive: bool = True) -> Num:
+    """``_num`` with the scenario's hard limits for ``field`` (a dotted scenario name)."""
+    low, high = LIMITS[field]
+    return _num(field.rpartition(".")[2], value, low=low, high=high, low_inclusive=low_inclusive)
+
+
+def api_usd_per_request(input_tokens: Num, output_tokens: Num, cached_input_fraction: Num,
+                        input_usd_per_mtok: Num, cached_input_usd_per_mtok: Num, output_usd_per_mtok: Num) -> Num:
+    """API $ per request: ``(in*(1-c)*p_in + in*c*p_cached + out*p_out) / 1e6``.
+
+    >>> api_usd_per_request(1000, 200, 0.5, 3.0, 0.3, 15.0)   # (500*3 + 500*0.3 + 200*15) / 1e6
+    0.00465
+    """
+    inp = _lim("traffic.input_tokens", input_tokens)
+    out = _lim("traffic.output_tokens", output_tokens)
+    c = _num("cached_input_fraction", cached_input_fraction, low=0, high=1)
+    p_in = _lim("api.input_usd_per_mtok", input_usd_per_mtok)
+    p_c = _lim("api.cached_input_usd_per_mtok", cached_input_usd_per_mtok)
+    p_out = _lim("api.output_usd_per_mtok", output_usd_per_mtok)
+    return (inp * (1 - c) * p_in + inp * c * p_c + out * p_out) / 1e6
+
+
+def api_usd_per_month(requests_per_day: Num, input_tokens: Num, output_tokens: Num, cached_input_fraction: Num,
+                      input_usd_per_mtok: Num, cached_input_usd_per_mtok: Num, output_usd_per_mtok: Num) -> Num:
+    """API $/month: ``requests_per_day * 730/24 * api_usd_per_request(...)``.
+
+    >>> api_usd_per_month(20_000, 1500, 300, 0.5, 0.25, 0.025, 2.0)   # 608,333.3 req * $0.00080625
+    490.46875000000006
+    """
+    rpd = _lim("traffic.requests_per_day", requests_per_day)
+    per_request = api_usd_per_request(input_tokens, output_tokens, cached_input_fraction,
+                                      input_usd_per_mtok, cached_input_usd_per_mtok, output_usd_per_mtok)
+    return rpd * _DAYS_PER_MONTH * per_request
+
+
+def replica_busy_s_per_request(output_tokens: Num, output_tokens_per_s: Num, input_tokens: Num = 0.0,
+                               cached_input_fraction: Num = 0.0, prefill_tokens_per_s: Num | None = None) -> Num:
+    """Seconds of one replica's capacity a request uses (time-sharing model).
+
+    ``busy_s = output / output_tokens_per_s + input * (1 - cached) / prefill_tokens_per_s``; without a
+    prefill rate the second term is 0 (the output rate is taken to include prompt processing, as it does
+    in a serving benchmark).
+
+    >>> replica_busy_s_per_request(400, 1700)                               # 400/1700
+    0.23529411764705882
+    >>> round(replica_busy_s_per_request(400, 1700, 6000, 0.25, 11200), 4)  # + 4500/11200
+    0.6371
+    """
+    out = _lim("traffic.output_tokens", output_tokens)
+    otps = _lim("self_host.output_tokens_per_s", output_tokens_per_s)
+    busy = out / otps
+    if prefill_tokens_per_s is None:
+        return busy
+    inp = _lim("traffic.input_tokens", input_tokens)
+    c = _num("cached_input_fraction", cached_input_fraction, low=0, high=1)
+    ptps = _lim("self_host.prefill_tokens_per_s", prefill_tokens_per_s)
+    return busy + inp * (1 - c) / ptps
+
+
+def replicas_needed(requests_per_day: Num, busy_s_per_request: Num, peak_to_mean: Num = 2.0,
+                    min_replicas: Num = 1, fallback_fraction: Num = 0.0) -> Num:
+    """``max(min_replicas, ceil(requests_per_day * (1 - fallback) * busy_s / 86400 * peak_to_mean))``.
+
+    The ceiling allows a 1e-9 relative tolerance so float noise does not add a replica. Scalars give an int;
+    arrays give whole numbers as float64 (they may exceed int64).
+
+    >>> replicas_needed(86_400, 2.0, peak_to_mean=1.0)          # exactly 2 replicas busy
+    2
+    >>> replicas_needed(86_400, 2.0000000001, peak_to_mean=1.0)  # float noise, not a third replica
+    2
+    >>> replicas_needed(0, 0.5, min_replicas=2)
+    2
+    """
+    rpd = _lim("traffic.requests_per_day", requests_per_day)
+    busy = _num("busy_s_per_request", busy_s_per_request, low=0, high=MAX_BUSY_S)
+    peak = _lim("traffic.peak_to_mean", peak_to_mean)
+    low, high = LIMITS["self_host.min_replicas"]
+    m = _num("min_replicas", min_replicas, low=low, high=high)
+    fb = _num("fallback_fraction", fallback_fraction, low=0, high=1)
+    if np.any(np.asarray(m) != np.floor(m)):
+        raise ValueError(f"min_replicas must be a whole number, got {min_replicas!r:.60}")
+    peak_load = rpd * (1 - fb) * busy / SECONDS_PER_DAY * peak
+    n = np.maximum(m, np.ceil(peak_load * (1 - REPLICA_TOLERANCE)))
+    return int(n) if np.ndim(n) == 0 else n
+
+
+def self_host_usd_per_month(replicas: Num, gpus_per_replica: Num, gpu_usd_per_hour: Num,
+                            ops_usd_per_month: Num = 0.0, fallback_api_usd_per_month: Num = 0.0) -> Num:
+    """``replicas * gpus_per_replica * gpu_usd_per_hour * 730 + ops + fallback API spend``.
+
+    >>> self_host_usd_per_month(2, 2, 2.69, 4000.0)   # 4 GPUs * 2.69 * 730 + 4000
+    11854.8
+    """
+    r = _num("replicas", replicas, low=0, high=1e20)
+    g = _lim("self_host.gpus_per_replica", gpus_per_replica)
+    price = _lim("self_host.gpu_usd_per_hour", gpu_usd_per_hour)
+    ops = _lim("self_host.ops_usd_per_month", ops_usd_per_month)
+    fb = _num("fallback_api_usd_per_month", fallback_api_usd_per_month, low=0, high=1e20)
+    return r * g * price * HOURS_PER_MONTH + ops + fb
+
+
+def usd_per_mtok_output(gpu_usd_per_hour: Num, output_tokens_per_s: Num, utilization: Num,
+                        gpus_per_replica: Num = 1) -> Num:
+    """GPU $ per million output tokens at an average utilization (``MIN_UTILIZATION`` = 1e-6 <= u <= 1)::
+
+        usd_per_mtok = gpus_per_replica * gpu_usd_per_hour / (output_tokens_per_s * 3600 * u / 1e6)
+
+    >>> round(usd_per_mtok_output(2.50, 6400, 1.0), 4)    # 2.50 / 23.04 M tokens per hour
+    0.1085
+    >>> round(usd_per_mtok_output(2.50, 6400, 0.3) / usd_per_mtok_output(2.50, 6400, 1.0), 2)
+    3.33
+    """
+    price = _lim("self_host.gpu_usd_per_hour", gpu_usd_per_hour)
+    otps = _lim("self_host.output_tokens_per_s", output_tokens_per_s)
+    u = _num("utilization", utilization, low=MIN_UTILIZATION, high=1)
+    g = _lim("self_host.gpus_per_replica", gpus_per_replica)
+    return g * price * 1e6 / (otps * 3600.0 * u)
+
+
+def breakeven_requests_per_day(*, api_usd_per_request: float, busy_s_per_request: float, peak_to_mean: float,
+                               min_replicas: int, gpus_per_replica: int, gpu_usd_per_hour: float,
+                               ops_usd_per_month: float = 0.0, fallback_fraction: float = 0.0
+                               ) -> tuple[float, int] | None:
+    """The LOWEST requests/day at which self-hosting is no dearer than the API, with its replicas; or None.
+
+    Derivation (closed form, no scan). With x = requests/day, write the monthly costs as
+    ``api(x) = a*x`` (a = api_usd_per_request * 730/24), ``self(x) = R(x)*G + ops + f*a*x``
+    (G = gpus_per_replica * gpu_usd_per_hour * 730, f = fallback share) and
+    ``R(x) = max(m, ceil(k*x))`` with k = (1-f) * busy_s * peak_to_mean / 86400 (peak replicas per req/day).
+    Self is no dearer iff ``R(x)*G + ops <= b*x`` with b = (1-f)*a. On step n (R = n) that holds for
+    ``x >= x_n = (n*G + ops) / b``, and step n covers x up to n/k, so step n has a solution iff
+    ``x_n <= n/k``, i.e. ``n * (b - G*k) >= ops*k``. With d = b - G*k (what one fully-busy replica's
+    traffic would cost at the API, less the replica, per req/day):
+
+    - G = 0 and ops = 0: self-host costs only its fallback share, so break-even is 0;
+    - b = 0 (free API or f = 1) otherwise, or d < 0, or d = 0 with ops > 0: None (never);
+    - else the first feasible step is n0 = max(m, ceil(ops*k/d)) and break-even is x_n0 = (n0*G + ops)/b.
+      x_n0 lies inside step n0 because step n0-1 was infeasible (x_{n0-1} > (n0-1)/k).
+
+    Above break-even, self-hosting can be dearer again just after a replica is added (a narrow gap
+    after each step edge until the traffic catches up), unless d*n covers the extra replica.
+
+    >>> breakeven_requests_per_day(api_usd_per_request=0.001, busy_s_per_request=0.1, peak_to_mean=2,
+    ...     min_replicas=1, gpus_per_replica=1, gpu_usd_per_hour=2.0)   # 1460 / (0.001 * 730/24)
+    (48000.0, 1)
+    """
+    a = require_finite("api_usd_per_request", api_usd_per_request, low=0, high=MAX_API_USD_PER_REQUEST)
+    a *= _DAYS_PER_MONTH
+    busy = require_finite("busy_s_per_request", busy_s_per_request, low=0, high=MAX_BUSY_S)
+    peak = _lim("traffic.peak_to_mean", peak_to_mean)
+    low, high = LIMITS["self_host.min_replicas"]
+    m = require_int("min_replicas", min_replicas, low=int(low or 1), high=int(high or 1))
+    g = _lim("self_host.gpus_per_replica", gpus_per_replica)
+    price = _lim("self_host.gpu_usd_per_hour", gpu_usd_per_hour)
+    ops = _lim("self_host.ops_usd_per_month", ops_usd_per_month)
+    f = _num("fallback_fraction", fallback_fraction, low=0, high=1)
+    G = g * price * HOURS_PER_MONTH
+    if G == 0 and ops == 0:
+        return 0.0, m
+    b = (1 - f) * a
+    k = (1 - f) * busy * peak / SECONDS_PER_DAY
+    d = b - G * k
+    if b <= 0 or d < 0 or (d == 0 and ops > 0):
+        return None
+    q = 0.0 if d == 0 else ops * k / d
+    if not math.isfinite(q):
+        return None
+    n0 = max(m, math.ceil(q * (1 - REPLICA_TOLERANCE)))
+    x = (n0 * G + ops) / b
+    return (x, n0) if math.isfinite(x) else None
+
+
+def breakeven_utilization(*, gpu_usd_per_hour: float, gpus_per_replica: int, busy_s_per_request: float,
+                          api_usd_per_request: float) -> float | None:
+    """Average utilization at which a replica's GPU cost per output token equals the API's, or None.
+
+    Definition: the u where the "$/M output tokens vs utilization" curve,
+    ``gpus_per_replica * gpu_usd_per_hour * 1e6 / (eff_otps * 3600 * u)`` with the effective replica rate
+    ``eff_otps = output_tokens / busy_s_per_request``, crosses the API line
+    ``api_usd_per_request / output_tokens * 1e6`` (the API's cost per request expressed per output token).
+    Solving gives the GPU cost of one request's busy time over the API cost of that request::
+
+        u* = gpus_per_replica * gpu_usd_per_hour / 3600 * busy_s_per_request / api_usd_per_request
+
+    It leaves out ops, fallback, the peak and whole replicas. u* > 1 means a replica is dearer per token
+    than the API even when fully busy. None when the API is free (no u matches) or the ratio overflows.
+
+    >>> round(breakeven_utilization(gpu_usd_per_hour=2.69, gpus_per_replica=1,
+    ...     busy_s_per_request=300 / 3400, api_usd_per_request=0.00080625), 4)
+    0.0818
+    """
+    price = _lim("self_host.gpu_usd_per_hour", gpu_usd_per_hour)
+    g = _lim("self_host.gpus_per_replica", gpus_per_replica)
+    busy = require_finite("busy_s_per_request", busy_s_per_request, low=0, high=MAX_BUSY_S)
+    api = require_finite("api_usd_per_request", api_usd_per_request, low=0, high=MAX_API_USD_PER_REQUEST)
+    u = g * price / 3600.0 * busy / api if api > 0 else math.inf
+    return u if math.isfinite(u) else None
+
+
+@dataclass(frozen=True)
+class ApiResult:
+    usd_per_month: float
+    usd_per_request: float
+    usd_per_mtok_output_equiv: float  # API $/request over output tokens/request, per M
+    requests_per_month: float
+    output_tokens_per_month: float
+
+
+@dataclass(frozen=True)
+class SelfHostResult:
+    usd_per_month: float  # gpu + ops + fallback
+    gpu_usd_per_month: float
+    ops_usd_per_month: float
+    fallback_usd_per_month: float
+    replicas: int
+    gpus: int
+    utilization: float  # mean demand / provisioned capacity; 0 at zero traffic
+    usd_per_mtok_output: float | None  # usd_per_month over ALL output tokens, per M; None at zero traffic
+    busy_s_per_request: float
+    effective_output_tokens_per_s: float  # per replica, prefill time included
+    mean_load_replicas: float
+    peak_load_replicas: float
+
+
+@dataclass(frozen=True)
+class Breakeven:
+    requests_per_day: float | None  # lowest volume where self-host is no dearer; None if never
+    replicas: int | None  # replicas at that volume
+    utilization: float | None  # see breakeven_utilization; None when the API is free
+
+
+@dataclass(frozen=True)
+class Report:
+    scenario: Scenario
+    api: ApiResult
+    self_host: SelfHostResult
+    breakeven: Breakeven
+    savings_usd_per_month: float  # api - self_host
+    verdict: str  # "api" | "self_host"
+    reasons: tuple[str, ...]
+
+
+def evaluate(s: Scenario) -> Report:
+    """Both sides' monthly cost, break-even, savings and a verdict (self_host iff its cost <= API's).
+
+    At zero traffic the API costs 0, self-host costs its minimum replicas plus ops, utilization is 0 and
+    ``usd_per_mtok_output`` is None (no tokens to divide by).
+
+    >>> from calculators.scenario import DEFAULT_SCENARIO
+    >>> r = evaluate(DEFAULT_SCENARIO)
+    >>> r.verdict, r.self_host.replicas, round(r.api.usd_per_month, 2), round(r.self_host.usd_per_month, 2)
+    ('api', 1, 490.47, 3463.7)
+    """
+    if not isinstance(s, Scenario):
+        raise ValueError(f"evaluate expects a Scenario, got {type(s).__name__}")
+    t, a, h = s.traffic, s.api, s.self_host
+    per_req = api_usd_per_request(t.input_tokens, t.output_tokens, t.cached_input_fraction,
+                                  a.input_usd_per_mtok, a.cached_input_usd_per_mtok, a.output_usd_per_mtok)
+    req_month = t.requests_per_day * _DAYS_PER_MONTH
+    api_month = req_month * per_req
+    out_month = req_month * t.output_tokens
+    busy = replica_busy_s_per_request(t.output_tokens, h.output_tokens_per_s, t.input_tokens,
+                                      t.cached_input_fraction, h.prefill_tokens_per_s)
+    mean_load = t.requests_per_day * (1 - h.fallback_fraction) * busy / SECONDS_PER_DAY
+    replicas = replicas_needed(t.requests_per_day, busy, t.peak_to_mean, h.min_replicas, h.fallback_fraction)
+    gpu_month = replicas * h.gpus_per_replica * h.gpu_usd_per_hour * HOURS_PER_MONTH
+    fallback_month = h.fallback_fraction * api_month
+    self_month = gpu_month + h.ops_usd_per_month + fallback_month
+    be = breakeven_requests_per_day(
+        api_usd_per_request=per_req, busy_s_per_request=busy, peak_to_mean=t.peak_to_mean,
+        min_replicas=h.min_replicas, gpus_per_replica=h.gpus_per_replica, gpu_usd_per_hour=h.gpu_usd_per_hour,
+        ops_usd_per_month=h.ops_usd_per_month, fallback_fraction=h.fallback_fraction)
+    api = ApiResult(api_month, per_req, per_req / t.output_tokens * 1e6, req_month, out_month)
+    host = SelfHostResult(
+        usd_per_month=self_month, gpu_usd_per_month=gpu_month, ops_usd_per_month=h.ops_usd_per_month,
+        fallback_usd_per_month=fallback_month, replicas=replicas, gpus=replicas * h.gpus_per_replica,
+        utilization=mean_load / replicas, usd_per_mtok_output=_per_mtok(self_month, out_month),
+        busy_s_per_request=busy, effective_output_tokens_per_s=t.output_tokens / busy,
+        mean_load_replicas=mean_load, peak_load_replicas=mean_load * t.peak_to_mean)
+    breakeven = Breakeven(
+        requests_per_day=None if be is None else be[0], replicas=None if be is None else be[1],
+        utilization=breakeven_utilization(gpu_usd_per_hour=h.gpu_usd_per_hour,
+                                          gpus_per_replica=h.gpus_per_replica, busy_s_per_request=busy,
+                                          api_usd_per_request=per_req))
+    savings = api_month - self_month
+    verdict = "self_host" if savings >= 0 else "api"
+    return Report(s, api, host, breakeven, savings, verdict, _reasons(s, api, host, breakeven, verdict))
+
+
+def _per_mtok(usd: float, tokens: float) -> float | None:
+    """usd / tokens * 1e6; None at zero tokens (or when so few that the ratio overflows)."""
+    v = usd / tokens * 1e6 if tokens > 0 else math.inf
+    return v if math.isfinite(v) else None
+
+
+def _usd(x: float) -> str:
+    if x == 0:
+        return "$0"
+    return f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"
+
+
+def _reasons(s: Scenario, api: ApiResult, host: SelfHostResult, be: Breakeven, verdict: str) -> tuple[str, ...]:
+    t, h, ctx = s.traffic, s.self_host, s.context
+    cheaper = "self-hosting" if verdict == "self_host" else "the API"
+    gpu_name = catalog.gpus()[h.gpu].name
+    out = [
+        f"At {t.requests_per_day:,.0f} requests/day the API costs {_usd(api.usd_per_month)}/month and "
+        f"self-hosting {_usd(host.usd_per_month)}/month ({host.replicas:,} replica(s) of {h.gpus_per_replica}x "
+        f"{gpu_name} at ${h.gpu_usd_per_hour:g}/GPU-hour = {_usd(host.gpu_usd_per_month)}, ops "
+        f"{_usd(host.ops_usd_per_month)}, API fallback {_usd(host.fallback_usd_per_month)}): {cheaper} is "
+        f"cheaper by {_usd(abs(api.usd_per_month - host.usd_per_month))}/month.",
+    ]
+    if be.requests_per_day is None:
+        out.append("Self-hosting never breaks even at these prices: even a fully used replica costs more per "
+                   "request than the API (or the API is free).")
+    else:
+        out.append(f"Break-even: self-hosting is no dearer from {be.requests_per_day:,.0f} requests/day "
+                   f"({be.replicas:,} replica(s)).")
+        if verdict == "api" and t.requests_per_day > be.requests_per_day:
+            out.append("This volume sits just past a replica step: the newly added replica is not yet paid "
+                       "for by traffic; a little more volume tips it back to self-hosting.")
+    if be.utilization is not None:
+        extra = " (above 100%: a replica is dearer per token than the API even when fully busy)" \
+            if be.utilization > 1 else ""
+        out.append(f"Per output token, a replica matches the API ({_usd(api.usd_per_mtok_output_equiv)}/M "
+                   f"output-equivalent) at {be.utilization:.0%} average utilization{extra}.")
+    out.append(f"Capacity assumes {h.output_tokens_per_s:,.0f} output tokens/s per replica "
+               f"({'plus a prefill rate' if h.prefill_tokens_per_s else 'output tokens only'}); "
+               f"source: {h.throughput_source}.")
+    if t.requests_per_day > 0 and host.utilization < 0.5:
+        out.append(f"Average GPU utilization is {host.utilization:.0%} (sized for a {t.peak_to_mean:g}x peak, "
+                   f"{h.min_replicas} minimum replica(s)): most of the GPU time you pay for is idle.")
+    if t.requests_per_day < LOW_VOLUME_REQUESTS_PER_DAY:
+        out.append("Consideration: under 1,000 requests/day the article's rule of thumb is that the API is "
+                   "cheaper, simpler and more reliable.")
+    model = catalog.api_models().get(s.api.model or "")
+    if ctx.needs_frontier_quality or (model is not None and model.tier == "frontier"):
+        out.append("Consideration: frontier quality is not self-hostable; no open-weight model matches "
+                   "frontier APIs on hard reasoning, so this compares against a model you could not replace "
+                   "one-for-one.")
+    if not ctx.has_gpu_expertise:
+        out.append("Consideration: the team has no GPU expertise; vLLM's failure modes (CUDA mismatches, NCCL "
+                   "errors, kernel crashes) need someone comfortable with Linux and CUDA, so budget ops time.")
+    if ctx.fine_tuned_model:
+        out.append("Consideration: a fine-tuned model is only self-hostable (no API serves your adapter), so "
+                   "the API side here is a reference price, not an alternative.")
+    if h.min_replicas == 1:
+        out.append("Consideration: a single replica is one outage from downtime; the article advises "
+                   "\"Always have a fallback to API\" (or set min_replicas to 2).")
+    return tuple(out)
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def report_to_dict(r: Report) -> dict[str, Any]:
+    """The JSON form of a Report (``python -m calculators evaluate`` prints it); None becomes null."""
+    a, h, b = r.api, r.self_host, r.breakeven
+    return {
+        "scenario": scenario_to_dict(r.scenario),
+        "api": {k: _clean(v) for k, v in vars(a).items()},
+        "self_host": {k: _clean(v) for k, v in vars(h).items()} | {
+            "breakdown": {"gpu_usd_per_month": h.gpu_usd_per_month, "ops_usd_per_month": h.ops_usd_per_month,
+                          "fallback_usd_per_month": h.fallback_usd_per_month}},
+        "breakeven": {k: _clean(v) for k, v in vars(b).items()},
+        "savings_usd_per_month": r.savings_usd_per_month,
+        "verdict": r.verdict,
+        "reasons": list(r.reasons),
+    }

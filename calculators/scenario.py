@@ -1,0 +1,488 @@
+"""A scenario: traffic, API prices, the self-host set-up and context flags, as frozen dataclasses.
+
+One table (``_SPECS``) states every field's type, limits and URL key; the dataclasses validate themselves
+against it in ``__post_init__``, so every ``Scenario`` that exists is valid. Errors are ``ScenarioError``
+(a ``ValueError``) whose message names the field with its section, e.g.
+``traffic.requests_per_day must be >= 0, got -5``.
+
+Hard limits (beyond them a value is a typo, not a plan): requests_per_day <= 1e10; tokens per request
+<= 10,000,000 (output_tokens >= 0.01: a mean, but never zero); prices <= $1,000 per M tokens; gpu_usd_per_hour <= $1,000;
+output_tokens_per_s and prefill_tokens_per_s in [0.001, 1e7] and [0.001, 1e8]; peak_to_mean in [1, 100];
+gpus_per_replica 1..64; min_replicas 1..1000; ops_usd_per_month <= 1e9; fractions in [0, 1].
+
+Scenario files are TOML with sections ``[traffic] [api] [self_host] [context]`` (see ``scenario_from_dict``);
+the URL form is a flat dict of short keys (``to_query_params``).
+
+>>> s = loads_toml('''
+... [traffic]
+... requests_per_day = 1000
+... input_tokens = 500
+... output_tokens = 200
+... [api]
+... model = "gpt-5-mini"
+... [self_host]
+... gpu = "l40s"
+... output_tokens_per_s = 900
+... ''')
+>>> s.api.output_usd_per_mtok, s.self_host.gpu_usd_per_hour, s.traffic.peak_to_mean
+(2.0, 0.79, 2.0)
+>>> loads_toml(dumps_toml(s)) == s
+True
+>>> replace_field(s, "traffic.requests_per_day", -5)
+Traceback (most recent call last):
+...
+calculators.scenario.ScenarioError: traffic.requests_per_day must be >= 0, got -5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import tomli_w
+
+from calculators import catalog
+from calculators.validation import require_finite, require_int
+
+__all__ = [
+    "Traffic",
+    "ApiPricing",
+    "SelfHost",
+    "Context",
+    "Scenario",
+    "ScenarioError",
+    "LIMITS",
+    "DEFAULT_SCENARIO",
+    "QUERY_KEYS",
+    "scenario_from_dict",
+    "scenario_to_dict",
+    "loads_toml",
+    "load_toml",
+    "dumps_toml",
+    "to_query_params",
+    "from_query_params",
+    "replace_field",
+    "apply_api_model",
+    "apply_gpu",
+]
+
+
+class ScenarioError(ValueError):
+    """A scenario value, key or file is invalid; the message names the field and what is allowed."""
+
+
+class _Spec(NamedTuple):
+    kind: str  # float | int | opt_float | bool | str | gpu | model
+    qp: str  # the URL query-parameter key
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+
+
+MAX_TOKENS = 10_000_000
+_SPECS: dict[str, dict[str, _Spec]] = {
+    "": {"name": _Spec("str", "name", high=200), "description": _Spec("str", "desc", high=2000)},
+    "traffic": {
+        "requests_per_day": _Spec("float", "rpd", 0, 1e10),
+        "input_tokens": _Spec("float", "in", 0, MAX_TOKENS),
+        "output_tokens": _Spec("float", "out", 0.01, MAX_TOKENS),
+        "cached_input_fraction": _Spec("float", "cached", 0, 1),
+        "peak_to_mean": _Spec("float", "peak", 1, 100),
+    },
+    "api": {
+        "model": _Spec("model", "api"),
+        "input_usd_per_mtok": _Spec("float", "api_in", 0, 1000),
+        "cached_input_usd_per_mtok": _Spec("float", "api_cached", 0, 1000),
+        "output_usd_per_mtok": _Spec("float", "api_out", 0, 1000),
+    },
+    "self_host": {
+        "gpu": _Spec("gpu", "gpu"),
+        "gpus_per_replica": _Spec("int", "gpr", 1, 64),
+        "gpu_usd_per_hour": _Spec("float", "gpu_usd", 0, 1000),
+        "output_tokens_per_s": _Spec("float", "otps", 0.001, 1e7),
+        "prefill_tokens_per_s": _Spec("opt_float", "ptps", 0.001, 1e8),
+        "min_replicas": _Spec("int", "minrep", 1, 1000),
+        "ops_usd_per_month": _Spec("float", "ops", 0, 1e9),
+        "fallback_fraction": _Spec("float", "fb", 0, 1),
+        "throughput_source": _Spec("str", "src", high=200),
+    },
+    "context": {
+        "needs_frontier_quality": _Spec("bool", "frontier"),
+        "fine_tuned_model": _Spec("bool", "ft"),
+        "has_gpu_expertise": _Spec("bool", "expert"),
+    },
+}
+LIMITS: dict[str, tuple[float | None, float | None]] = {
+    (f"{sec}.{key}" if sec else key): (spec.low, spec.high)
+    for sec, fields in _SPECS.items()
+    for key, spec in fields.items()
+    if spec.kind in ("float", "int", "opt_float")
+}
+"""Hard limits (low, high), both inclusive, by dotted field name (None: no bound)."""
+QUERY_KEYS: dict[str, str] = {
+    spec.qp: (f"{sec}.{key}" if sec else key) for sec, fields in _SPECS.items() for key, spec in fields.items()
+}
+"""URL key -> dotted field name, e.g. ``"rpd" -> "traffic.requests_per_day"``."""
+
+
+def _check(path: str, spec: _Spec, value: object) -> Any:
+    """Validate and normalise one value (ints to float for float fields); ScenarioError naming ``path``."""
+    try:
+        if spec.kind == "float":
+            return require_finite(path, value, low=spec.low, high=spec.high, low_inclusive=spec.low_inclusive)
+        if spec.kind == "opt_float":
+            return None if value is None else require_finite(path, value, low=spec.low, high=spec.high)
+        if spec.kind == "int":
+            return require_int(path, value, low=int(spec.low or 0), high=int(spec.high or 0))
+        if spec.kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"{path} must be true or false, got {value!r}")
+            return value
+        if spec.kind == "str":
+            if not isinstance(value, str) or len(value) > (spec.high or 0):
+                raise ValueError(f"{path} must be text of at most {spec.high:g} characters, got {value!r:.60}")
+            return value
+        if spec.kind == "model" and value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError(f"{path} must be a catalog id (text), got {value!r}")
+        (catalog.gpu if spec.kind == "gpu" else catalog.api_model)(value)
+        return value
+    except ScenarioError:
+        raise
+    except ValueError as e:
+        msg = str(e)
+        raise ScenarioError(msg if msg.startswith(path) else f"{path}: {msg}") from None
+
+
+def _validate_section(obj: object, section: str) -> None:
+    for key, spec in _SPECS[section].items():
+        object.__setattr__(obj, key, _check(f"{section}.{key}" if section else key, spec, getattr(obj, key)))
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Mean request shape and volume. ``cached_input_fraction``: share of input tokens billed at the cached
+    rate (and, by assumption, skipped by the self-hosted prefix cache). Capacity is sized for
+    ``requests_per_day * peak_to_mean``."""
+
+    requests_per_day: float
+    input_tokens: float
+    output_tokens: float
+    cached_input_fraction: float = 0.0
+    peak_to_mean: float = 2.0
+
+    def __post_init__(self) -> None:
+        _validate_section(self, "traffic")
+
+
+@dataclass(frozen=True)
+class ApiPricing:
+    """API prices in $ per million tokens; ``model`` is the catalog id they came from, if any."""
+
+    input_usd_per_mtok: float
+    cached_input_usd_per_mtok: float
+    output_usd_per_mtok: float
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        _validate_section(self, "api")
+
+
+@dataclass(frozen=True)
+class SelfHost:
+    """One replica = ``gpus_per_replica`` GPUs serving ``output_tokens_per_s`` at the chosen operating point."""
+
+    gpu: str
+    gpu_usd_per_hour: float
+    output_tokens_per_s: float
+    gpus_per_replica: int = 1
+    prefill_tokens_per_s: float | None = None
+    min_replicas: int = 1
+    ops_usd_per_month: float = 0.0
+    fallback_fraction: float = 0.0
+    throughput_source: str = "user input"
+
+    def __post_init__(self) -> None:
+        _validate_section(self, "self_host")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Flags that do not change the math but change the advice (see ``cost.evaluate``'s reasons)."""
+
+    needs_frontier_quality: bool = False
+    fine_tuned_model: bool = False
+    has_gpu_expertise: bool = True
+
+    def __post_init__(self) -> None:
+        _validate_section(self, "context")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything ``cost.evaluate`` needs."""
+
+    traffic: Traffic
+    api: ApiPricing
+    self_host: SelfHost
+    context: Context = Context()
+    name: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        for attr, cls in (("traffic", Traffic), ("api", ApiPricing), ("self_host", SelfHost), ("context", Context)):
+            if not isinstance(getattr(self, attr), cls):
+                raise ScenarioError(f"{attr} must be a {cls.__name__}, got {type(getattr(self, attr)).__name__}")
+        _validate_section(self, "")
+
+
+_REQUIRED = {
+    "traffic": ("requests_per_day", "input_tokens", "output_tokens"),
+    "self_host": ("gpu", "output_tokens_per_s"),
+}
+
+
+def _table(d: object, path: str, allowed: Mapping[str, object]) -> dict[str, Any]:
+    if not isinstance(d, Mapping):
+        raise ScenarioError(f"{path or 'scenario'} must be a table, got {type(d).__name__}")
+    for key in d:
+        if key not in allowed:
+            shown = f"{path}.{key}" if path else str(key)
+            raise ScenarioError(f"unknown key {shown!r}; allowed: {', '.join(allowed)}")
+    return dict(d)
+
+
+def scenario_from_dict(d: Mapping[str, Any]) -> Scenario:
+    """Build a validated Scenario from nested dicts (a parsed TOML file), applying defaults and catalogs.
+
+    Sections and defaults: ``[traffic]`` requests_per_day, input_tokens, output_tokens (required),
+    cached_input_fraction (0), peak_to_mean (2.0). ``[api]`` model (catalog id) and/or the three prices;
+    explicit prices override the model's; without a model, input and output prices are required and
+    cached defaults to input. ``[self_host]`` gpu and output_tokens_per_s (required), gpus_per_replica (1),
+    gpu_usd_per_hour (the catalog's low price for that GPU), prefill_tokens_per_s (none: capacity set by
+    output tokens alone), min_replicas (1), ops_usd_per_month (0), fallback_fraction (0),
+    throughput_source ("user input"). ``[context]`` needs_frontier_quality (false), fine_tuned_model
+    (false), has_gpu_expertise (true). Optional top-level ``name`` and ``description``.
+
+    >>> scenario_from_dict({"trafic": {}})
+    Traceback (most recent call last):
+    ...
+    calculators.scenario.ScenarioError: unknown key 'trafic'; allowed: name, description, traffic, api, self_host, context
+    """
+    top = _table(d, "", {**_SPECS[""], "traffic": 0, "api": 0, "self_host": 0, "context": 0})
+    sections: dict[str, dict[str, Any]] = {}
+    for sec in ("traffic", "api", "self_host", "context"):
+        if sec not in top and sec != "context":
+            raise ScenarioError(f"section [{sec}] is required")
+        sections[sec] = _table(top.get(sec, {}), sec, _SPECS[sec])
+        for key in _REQUIRED.get(sec, ()):
+            if key not in sections[sec]:
+                raise ScenarioError(f"{sec}.{key} is required")
+    api = sections["api"]
+    model = _check("api.model", _SPECS["api"]["model"], api.pop("model", None))
+    if model is not None:
+        m = catalog.api_model(model)
+        api = {
+            "input_usd_per_mtok": m.input_usd_per_mtok,
+            "cached_input_usd_per_mtok": m.cached_input_usd_per_mtok,
+            "output_usd_per_mtok": m.output_usd_per_mtok,
+        } | api
+    else:
+        for key in ("input_usd_per_mtok", "output_usd_per_mtok"):
+            if key not in api:
+                raise ScenarioError(f"api.{key} is required when api.model is not given")
+        api.setdefault("cached_input_usd_per_mtok", api["input_usd_per_mtok"])
+    host = sections["self_host"]
+    host["gpu"] = _check("self_host.gpu", _SPECS["self_host"]["gpu"], host["gpu"])
+    host.setdefault("gpu_usd_per_hour", catalog.gpu(host["gpu"]).usd_per_gpu_hour_low)
+    return Scenario(
+        traffic=Traffic(**sections["traffic"]),
+        api=ApiPricing(model=model, **api),
+        self_host=SelfHost(**host),
+        context=Context(**sections["context"]),
+        name=top.get("name", ""),
+        description=top.get("description", ""),
+    )
+
+
+def scenario_to_dict(s: Scenario) -> dict[str, Any]:
+    """Nested dict with every field explicit (TOML-ready: a missing prefill or model is left out).
+
+    ``scenario_from_dict(scenario_to_dict(s)) == s`` for every Scenario.
+    """
+    out: dict[str, Any] = {k: v for k, v in (("name", s.name), ("description", s.description)) if v}
+    for sec in ("traffic", "api", "self_host", "context"):
+        obj = getattr(s, sec)
+        out[sec] = {k: getattr(obj, k) for k in _SPECS[sec] if getattr(obj, k) is not None}
+    return out
+
+
+def loads_toml(text: str) -> Scenario:
+    """Parse a scenario TOML text; malformed TOML gives a ScenarioError that says the line.
+
+    >>> loads_toml("[traffic\\nx=1")
+    Traceback (most recent call last):
+    ...
+    calculators.scenario.ScenarioError: malformed TOML: Expected ']' at the end of a table declaration (at line 1, column 9)
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"malformed TOML: {e}") from None
+    return scenario_from_dict(data)
+
+
+def load_toml(path: str | Path) -> Scenario:
+    """Read and parse a scenario file; an unreadable file is a ScenarioError too."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ScenarioError(f"cannot read scenario file {str(path)!r}: {reason}") from None
+    return loads_toml(text)
+
+
+def dumps_toml(s: Scenario) -> str:
+    """The scenario as a TOML file that ``loads_toml`` reads back to an equal Scenario."""
+    header = "# Scenario for the self-host vs API dashboard; run: python -m calculators evaluate FILE.toml\n"
+    return header + tomli_w.dumps(scenario_to_dict(s))
+
+
+def _fields(dotted: str) -> tuple[str, str, _Spec]:
+    sec, _, key = dotted.rpartition(".")
+    if sec not in _SPECS or key not in _SPECS[sec]:
+        raise ScenarioError(f"unknown field {dotted!r}; allowed: {', '.join(QUERY_KEYS.values())}")
+    return sec, key, _SPECS[sec][key]
+
+
+def replace_field(s: Scenario, dotted: str, value: object) -> Scenario:
+    """A copy of ``s`` with one field set (validated), e.g. ``"self_host.output_tokens_per_s"``.
+
+    A pure set: changing ``api.model`` or ``self_host.gpu`` does not touch prices (see ``apply_api_model``
+    and ``apply_gpu`` for that).
+
+    >>> replace_field(DEFAULT_SCENARIO, "self_host.output_tokens_per_s", 3000.0).self_host.output_tokens_per_s
+    3000.0
+    """
+    sec, key, _spec = _fields(dotted)
+    if not sec:
+        return dataclasses.replace(s, **{key: value})
+    return dataclasses.replace(s, **{sec: dataclasses.replace(getattr(s, sec), **{key: value})})
+
+
+def apply_api_model(s: Scenario, model: str) -> Scenario:
+    """Select a catalog API model and take its three prices (a UI preset)."""
+    m = catalog.api_model(_check("api.model", _SPECS["api"]["model"], model))
+    return dataclasses.replace(
+        s, api=ApiPricing(m.input_usd_per_mtok, m.cached_input_usd_per_mtok, m.output_usd_per_mtok, model=m.id)
+    )
+
+
+def apply_gpu(s: Scenario, gpu: str) -> Scenario:
+    """Select a catalog GPU and take its low $/GPU-hour (a UI preset)."""
+    g = catalog.gpu(_check("self_host.gpu", _SPECS["self_host"]["gpu"], gpu))
+    return dataclasses.replace(
+        s, self_host=dataclasses.replace(s.self_host, gpu=g.id, gpu_usd_per_hour=g.usd_per_gpu_hour_low)
+    )
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value) if not isinstance(value, float) else repr(value)
+
+
+def to_query_params(s: Scenario) -> dict[str, str]:
+    """Every field under its short URL key (``QUERY_KEYS``); ``from_query_params`` reads it back exactly.
+
+    >>> to_query_params(DEFAULT_SCENARIO)["rpd"], to_query_params(DEFAULT_SCENARIO)["api"]
+    ('20000', 'gpt-5-mini')
+    """
+    out: dict[str, str] = {}
+    for qp, dotted in QUERY_KEYS.items():
+        sec, key, _spec = _fields(dotted)
+        out[qp] = _fmt(getattr(getattr(s, sec) if sec else s, key))
+    return out
+
+
+def _parse(path: str, spec: _Spec, text: str) -> object:
+    t = text.strip()
+    if spec.kind in ("str", "gpu"):
+        return text
+    if spec.kind == "model":
+        return t or None
+    if spec.kind == "opt_float" and t.lower() in ("", "none"):
+        return None
+    if spec.kind == "bool":
+        low = t.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ScenarioError(f"{path} must be true or false (1/0), got {text!r:.60}")
+    try:
+        return float(t)
+    except ValueError:
+        raise ScenarioError(f"{path} must be a number, got {text!r:.60}") from None
+
+
+def from_query_params(qp: Mapping[str, str], base: Scenario | None = None) -> tuple[Scenario, list[str]]:
+    """Overlay URL parameters on ``base`` (default ``DEFAULT_SCENARIO``); never raises on user input.
+
+    Unknown keys are ignored (other pages own them). A bad value is skipped and reported in the returned
+    messages, naming the field; that field keeps ``base``'s value. ``api`` or ``gpu`` alone (without
+    explicit prices) also takes that model's or GPU's catalog prices, as the UI presets do.
+
+    >>> s, problems = from_query_params({"rpd": "abc", "otps": "2500"})
+    >>> s.self_host.output_tokens_per_s, problems
+    (2500.0, ["URL parameter 'rpd': traffic.requests_per_day must be a number, got 'abc' (kept 20000)"])
+    """
+    s = DEFAULT_SCENARIO if base is None else base
+    problems: list[str] = []
+    try:
+        params = {str(k): str(v) for k, v in qp.items()}
+    except Exception:  # a broken mapping is still user input: report, don't raise
+        return s, ["URL parameters could not be read"]
+    for key, dotted in QUERY_KEYS.items():
+        if key not in params:
+            continue
+        sec, field, spec = _fields(dotted)
+        old = getattr(getattr(s, sec) if sec else s, field)
+        try:
+            value = _parse(dotted, spec, params[key])
+            if key == "api" and value is not None and value != s.api.model:
+                s = apply_api_model(s, str(value))
+            elif key == "gpu" and value != s.self_host.gpu:
+                s = apply_gpu(s, str(value))
+            else:
+                s = replace_field(s, dotted, value)
+        except ValueError as e:
+            problems.append(f"URL parameter {key!r}: {e} (kept {_fmt(old) or 'none'})")
+    return s, problems
+
+
+# The support-bot example (scenarios/support-bot-8b.toml; sources are given there).
+DEFAULT_SCENARIO = Scenario(
+    traffic=Traffic(requests_per_day=20_000, input_tokens=1500, output_tokens=300, cached_input_fraction=0.5),
+    api=ApiPricing(0.25, 0.025, 2.0, model="gpt-5-mini"),
+    self_host=SelfHost(
+        gpu="h100-sxm",
+        gpu_usd_per_hour=2.69,
+        output_tokens_per_s=3400.0,
+        ops_usd_per_month=1500.0,
+        throughput_source="measured: Lambda vllm-benchmark, Llama-3.1-8B FP8, 1xH100 SXM, vLLM 0.5.4 (2024-09)",
+    ),
+    name="Support bot, Llama 3.1 8B",
+    description="A customer-support chatbot: 20,000 requests a day, Llama-3.1-8B on one H100 "
+    "versus gpt-5-mini.",
+)
+

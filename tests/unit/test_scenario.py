@@ -1,0 +1,207 @@
+"""calculators.scenario: defaults, catalog look-ups, every bad value named, TOML and URL round trips."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from calculators import catalog
+from calculators.scenario import (
+    DEFAULT_SCENARIO,
+    LIMITS,
+    QUERY_KEYS,
+    ScenarioError,
+    apply_api_model,
+    apply_gpu,
+    dumps_toml,
+    from_query_params,
+    load_toml,
+    loads_toml,
+    replace_field,
+    scenario_from_dict,
+    scenario_to_dict,
+    to_query_params,
+)
+from tests.strategies import FUZZ, bad_numbers, scenarios
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "scenarios").glob("*.toml"))
+MINIMAL = {
+    "traffic": {"requests_per_day": 1000, "input_tokens": 500, "output_tokens": 200},
+    "api": {"input_usd_per_mtok": 1.0, "output_usd_per_mtok": 4.0},
+    "self_host": {"gpu": "l40s", "output_tokens_per_s": 900},
+}
+
+
+def test_three_examples_ship_and_load():
+    assert {p.name for p in EXAMPLES} >= {"support-bot-8b.toml", "rag-assistant-70b.toml", "fine-tuned-model.toml"}
+    for path in EXAMPLES:
+        s = load_toml(path)
+        assert s.name and s.self_host.throughput_source != "user input"
+    assert load_toml(ROOT / "scenarios/fine-tuned-model.toml").context.fine_tuned_model is True
+
+
+def test_default_scenario_is_the_support_bot_file():
+    assert load_toml(ROOT / "scenarios/support-bot-8b.toml") == DEFAULT_SCENARIO
+
+
+def test_defaults_applied():
+    s = scenario_from_dict(MINIMAL)
+    assert s.traffic.cached_input_fraction == 0 and s.traffic.peak_to_mean == 2.0
+    assert s.api.cached_input_usd_per_mtok == 1.0 and s.api.model is None  # cached defaults to input
+    assert s.self_host.gpu_usd_per_hour == catalog.gpu("l40s").usd_per_gpu_hour_low == 0.79
+    assert (s.self_host.gpus_per_replica, s.self_host.min_replicas, s.self_host.prefill_tokens_per_s) == (1, 1, None)
+    assert (s.self_host.ops_usd_per_month, s.self_host.fallback_fraction) == (0, 0)
+    assert s.context.has_gpu_expertise and not s.context.fine_tuned_model and not s.context.needs_frontier_quality
+
+
+def test_model_prices_and_explicit_overrides():
+    d = copy.deepcopy(MINIMAL)
+    d["api"] = {"model": "claude-sonnet-4.6", "output_usd_per_mtok": 12.0}
+    s = scenario_from_dict(d)
+    assert (s.api.input_usd_per_mtok, s.api.cached_input_usd_per_mtok, s.api.output_usd_per_mtok) == (3.0, 0.3, 12.0)
+    assert s.api.model == "claude-sonnet-4.6"
+
+
+def test_zero_requests_per_day_is_allowed():
+    d = copy.deepcopy(MINIMAL)
+    d["traffic"]["requests_per_day"] = 0
+    assert scenario_from_dict(d).traffic.requests_per_day == 0
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(trafic={}), "unknown key 'trafic'; allowed: name, description, traffic"),
+        (lambda d: d["traffic"].update(request_per_day=1), "unknown key 'traffic.request_per_day'; allowed:"),
+        (lambda d: d.pop("self_host"), r"section \[self_host\] is required"),
+        (lambda d: d["traffic"].pop("output_tokens"), "traffic.output_tokens is required"),
+        (lambda d: d["api"].pop("output_usd_per_mtok"), "api.output_usd_per_mtok is required when api.model"),
+        (lambda d: d.update(traffic=[1, 2]), "traffic must be a table"),
+        (lambda d: d["traffic"].update(requests_per_day=-5), "traffic.requests_per_day must be >= 0, got -5"),
+        (lambda d: d["traffic"].update(requests_per_day="20000"), "traffic.requests_per_day must be a number"),
+        (lambda d: d["traffic"].update(requests_per_day=True), "traffic.requests_per_day must be a number"),
+        (lambda d: d["traffic"].update(peak_to_mean=0.5), "traffic.peak_to_mean must be >= 1"),
+        (lambda d: d["traffic"].update(input_tokens=math.nan), "traffic.input_tokens must be a finite number"),
+        (lambda d: d["traffic"].update(requests_per_day=1e12), "traffic.requests_per_day must be <= 1e"),
+        (lambda d: d["self_host"].update(gpu="h100"), "self_host.gpu: unknown GPU 'h100'; known: h100-sxm"),
+        (lambda d: d["api"].update(model="gpt-6"), "api.model: unknown API model 'gpt-6'; known: "),
+        (lambda d: d["self_host"].update(gpus_per_replica=1.5), "self_host.gpus_per_replica must be a whole"),
+        (lambda d: d["self_host"].update(min_replicas=0), "self_host.min_replicas must be >= 1"),
+        (lambda d: d["self_host"].update(output_tokens_per_s=0), "self_host.output_tokens_per_s must be >= 0.001"),
+        (lambda d: d["self_host"].update(fallback_fraction=1.5), "self_host.fallback_fraction must be <= 1"),
+        (lambda d: d.update(context={"fine_tuned_model": "yes"}), "context.fine_tuned_model must be true or false"),
+        (lambda d: d.update(name=3), "name must be text"),
+    ],
+)
+def test_bad_dicts_name_the_field(mutate, message):
+    d = copy.deepcopy(MINIMAL)
+    mutate(d)
+    with pytest.raises(ScenarioError, match=message):
+        scenario_from_dict(d)
+
+
+NUMERIC_FIELDS = sorted(LIMITS)
+
+
+@pytest.mark.parametrize("dotted", NUMERIC_FIELDS)
+@FUZZ
+@given(data=st.data())
+def test_fuzz_every_numeric_field_rejects_bad_values_by_name(dotted, data):
+    low, high = LIMITS[dotted]
+    bad = bad_numbers(low, high)
+    if dotted == "self_host.prefill_tokens_per_s":  # None means "no prefill term"
+        bad = bad.filter(lambda v: v is not None)
+    value = data.draw(bad)
+    with pytest.raises(ScenarioError, match=dotted.replace(".", r"\.")):
+        replace_field(DEFAULT_SCENARIO, dotted, value)
+    section, _, key = dotted.rpartition(".")
+    d = scenario_to_dict(DEFAULT_SCENARIO)
+    (d[section] if section else d)[key] = value
+    with pytest.raises(ScenarioError, match=dotted.replace(".", r"\.")):
+        scenario_from_dict(d)
+
+
+def test_malformed_toml_says_the_line():
+    with pytest.raises(ScenarioError, match=r"malformed TOML: .*line 3"):
+        loads_toml("[traffic]\nrequests_per_day = 1\ninput_tokens = = 3\n")
+
+
+def test_unreadable_file_is_a_scenario_error(tmp_path):
+    with pytest.raises(ScenarioError, match="cannot read scenario file"):
+        load_toml(tmp_path / "missing.toml")
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(b"name = \"caf\xe9\"\n")
+    with pytest.raises(ScenarioError, match="cannot read scenario file"):
+        load_toml(bad)
+
+
+@FUZZ
+@given(scenarios())
+def test_toml_round_trip(s):
+    assert loads_toml(dumps_toml(s)) == s
+    assert scenario_from_dict(scenario_to_dict(s)) == s
+
+
+@FUZZ
+@given(scenarios(), scenarios())
+def test_query_param_round_trip_on_any_base(s, base):
+    params = to_query_params(s)
+    assert set(params) == set(QUERY_KEYS) and all(isinstance(v, str) for v in params.values())
+    got, problems = from_query_params(params, base=base)
+    assert problems == [] and got == s
+
+
+def test_query_params_short_keys():
+    params = to_query_params(DEFAULT_SCENARIO)
+    for key in ("rpd", "in", "out", "cached", "peak", "api", "api_in", "api_cached", "api_out", "gpu", "gpr",
+                "gpu_usd", "otps", "ptps", "minrep", "ops", "fb", "frontier", "ft", "expert", "name"):
+        assert key in params
+    assert params["ptps"] == "" and params["frontier"] == "0" and params["expert"] == "1"
+
+
+def test_partial_query_params_override_base_and_bad_ones_are_reported():
+    s, problems = from_query_params({"rpd": "-3", "gpr": "2", "ft": "maybe", "ptps": "5000", "other_page": "x"})
+    assert s.traffic.requests_per_day == DEFAULT_SCENARIO.traffic.requests_per_day
+    assert s.self_host.gpus_per_replica == 2 and s.self_host.prefill_tokens_per_s == 5000
+    assert s.context.fine_tuned_model is False
+    assert len(problems) == 2
+    assert "traffic.requests_per_day must be >= 0" in problems[0] and "'rpd'" in problems[0]
+    assert "context.fine_tuned_model" in problems[1]
+
+
+def test_query_params_gpu_or_model_alone_take_catalog_prices():
+    s, problems = from_query_params({"gpu": "l40s", "api": "claude-haiku-4.5"})
+    assert problems == []
+    assert s.self_host.gpu_usd_per_hour == 0.79 and s.api.output_usd_per_mtok == 5.0
+    s2, problems2 = from_query_params({"gpu": "nope", "api": "nope"})
+    assert s2 == DEFAULT_SCENARIO and len(problems2) == 2 and "known:" in problems2[0]
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(sorted(QUERY_KEYS)) | st.text(max_size=8), st.text(max_size=30)))
+def test_from_query_params_never_raises(params):
+    s, problems = from_query_params(params)
+    assert isinstance(problems, list) and all(isinstance(p, str) for p in problems)
+    assert s.traffic.requests_per_day >= 0
+
+
+def test_replace_field_validates_and_rejects_unknown_fields():
+    s = replace_field(DEFAULT_SCENARIO, "self_host.output_tokens_per_s", 3000.0)
+    assert s.self_host.output_tokens_per_s == 3000.0 and s.self_host.gpu == DEFAULT_SCENARIO.self_host.gpu
+    with pytest.raises(ScenarioError, match="unknown field 'traffic.rpd'"):
+        replace_field(DEFAULT_SCENARIO, "traffic.rpd", 1)
+    assert replace_field(DEFAULT_SCENARIO, "name", "x").name == "x"
+
+
+def test_presets():
+    s = apply_gpu(apply_api_model(DEFAULT_SCENARIO, "gpt-5"), "b200")
+    assert s.api.model == "gpt-5" and s.api.output_usd_per_mtok == 10.0
+    assert s.self_host.gpu_usd_per_hour == catalog.gpu("b200").usd_per_gpu_hour_low
+    with pytest.raises(ScenarioError, match="api.model: unknown API model"):
+        apply_api_model(DEFAULT_SCENARIO, "x")
