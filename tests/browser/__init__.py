@@ -1,0 +1,1 @@
+"""Real-browser tests: the served app driven by Playwright through Debian's chromium."""

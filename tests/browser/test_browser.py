@@ -1,0 +1,80 @@
+"""The served app in a real browser: Debian's chromium, driven by Playwright, flips the verdict.
+
+Skipped with a reason when chromium or Playwright is missing, except in CI (``CI`` set), where that fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .harness import CHROMIUM, launch_chromium, serve_app
+
+pytestmark = pytest.mark.browser
+
+
+def _require(ok: bool, reason: str) -> None:
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping; run `make browser`)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    with serve_app() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (Debian package `chromium`; `make browser`)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _require(False, "playwright is not installed (requirements-test.txt)")
+    with sync_playwright() as p, launch_chromium(p) as b:
+        yield b
+
+
+def _set_requests_per_day(page, value: int) -> None:
+    box = page.get_by_label("Requests per day")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_changing_requests_per_day_flips_the_verdict(browser, base_url):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(base_url, wait_until="domcontentloaded")
+        verdict = page.locator(".st-key-verdict")
+        expect(verdict).to_contain_text("a month", timeout=30_000)
+        home_verdict = verdict.inner_text()
+        assert home_verdict.startswith(("Use the API", "Self-host")), home_verdict
+
+        page.get_by_role("link", name=re.compile("Break-even")).first.click()
+        expect(page.get_by_role("heading", name="Break-even")).to_be_visible(timeout=30_000)
+        expect(verdict).to_have_text(home_verdict, timeout=30_000)  # the scenario survived the page switch
+
+        _set_requests_per_day(page, 10)
+        expect(verdict).to_contain_text("Use the API", timeout=30_000)
+        _set_requests_per_day(page, 50_000_000)
+        expect(verdict).to_contain_text("Self-host: saves", timeout=30_000)
+        expect(page).to_have_url(re.compile(r"[?&]rpd=50000000(&|$)"), timeout=10_000)  # shareable link
+
+        # The link reproduces the scenario in a fresh session.
+        fresh = browser.new_page()
+        try:
+            fresh.goto(page.url, wait_until="domcontentloaded")
+            expect(fresh.locator(".st-key-verdict")).to_have_text(verdict.inner_text(), timeout=30_000)
+        finally:
+            fresh.close()
+    finally:
+        page.close()

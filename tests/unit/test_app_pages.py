@@ -1,0 +1,285 @@
+"""AppTest tests of the home page (app.py) and the Break-even page, and of ``ui.state``.
+
+Each test builds the scenario it expects with the calculators and compares what the page shows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from calculators import cost
+from calculators.scenario import DEFAULT_SCENARIO, Scenario, loads_toml, replace_field, to_query_params
+from ui.widgets import usd, verdict_headline
+
+ROOT = Path(__file__).resolve().parents[2]
+HOME = str(ROOT / "app.py")
+BREAK_EVEN = "pages/1_Break_even.py"
+TIMEOUT_S = 30
+
+
+def _home(query_params: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT_S)
+    at.query_params.update(query_params or {})
+    return at.run()
+
+
+def _break_even(query_params: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT_S)
+    at.query_params.update(query_params or {})
+    at.switch_page(BREAK_EVEN).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Break-even"
+    return at
+
+
+def _verdict_text(at: AppTest) -> str:
+    texts = [a.value for a in (*at.success, *at.info) if "a month" in a.value]
+    assert len(texts) == 1, texts
+    return texts[0].strip("*")
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _assert_shows(at: AppTest, s: Scenario) -> None:
+    """The verdict panel shows the numbers ``cost.evaluate(s)`` computes."""
+    r = cost.evaluate(s)
+    assert verdict_headline(r.verdict, r.savings_usd_per_month) in _verdict_text(at)
+    m = _metrics(at)
+    assert m["API, $/month"] == usd(r.api.usd_per_month)
+    assert m["Self-host, $/month"] == usd(r.self_host.usd_per_month)
+    assert m["Savings, $/month"] == usd(r.savings_usd_per_month)
+    assert m["Replicas"] == f"{r.self_host.replicas:,}"
+
+
+# A scenario unlike the default in every section, so a page that ignored the URL would show other numbers.
+URL_SCENARIO = DEFAULT_SCENARIO
+for _field, _value in (
+    ("traffic.requests_per_day", 750_000.0),
+    ("traffic.output_tokens", 450.0),
+    ("api.output_usd_per_mtok", 6.0),
+    ("self_host.gpu", "a100-80gb"),
+    ("self_host.gpu_usd_per_hour", 1.39),
+    ("self_host.output_tokens_per_s", 2100.0),
+    ("self_host.min_replicas", 2),
+):
+    URL_SCENARIO = replace_field(URL_SCENARIO, _field, _value)
+
+
+def test_home_renders_the_default_scenario():
+    at = _home()
+    assert not at.exception, at.exception
+    _assert_shows(at, DEFAULT_SCENARIO)
+    assert at.session_state["scenario"] == DEFAULT_SCENARIO
+    # The shareable link is written back.
+    assert at.query_params["rpd"] == to_query_params(DEFAULT_SCENARIO)["rpd"]
+
+
+@pytest.mark.parametrize("page", ["home", "break_even"])
+def test_a_url_reproduces_its_scenario(page):
+    qp = to_query_params(URL_SCENARIO)
+    at = _home(qp) if page == "home" else _break_even(qp)
+    assert not at.exception, at.exception
+    assert at.session_state["scenario"] == URL_SCENARIO
+    _assert_shows(at, URL_SCENARIO)
+    assert not at.warning
+
+
+@pytest.mark.parametrize("bad", ["abc", "-5", "nan", "inf"])
+def test_a_bad_url_value_warns_naming_the_field_and_falls_back(bad):
+    at = _home({"rpd": bad, "otps": "2500"})
+    assert not at.exception, at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    assert "traffic.requests_per_day" in warnings
+    expected = replace_field(DEFAULT_SCENARIO, "self_host.output_tokens_per_s", 2500.0)
+    assert at.session_state["scenario"] == expected  # the good parameter still applies
+    _assert_shows(at, expected)
+    assert at.query_params["rpd"] == "20000"  # the link is repaired
+
+
+def test_break_even_widgets_start_from_the_url_scenario_after_a_page_switch():
+    at = _home(to_query_params(URL_SCENARIO))
+    at.switch_page(BREAK_EVEN).run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="be_requests_per_day").value == 750_000
+    assert at.number_input(key="be_output_tokens_per_s").value == 2100.0
+    assert at.selectbox(key="be_gpu").value == "a100-80gb"
+    _assert_shows(at, URL_SCENARIO)
+
+
+def test_changing_requests_per_day_flips_the_verdict_and_the_url():
+    at = _break_even()
+    at.number_input(key="be_requests_per_day").set_value(10).run()
+    assert not at.exception, at.exception
+    tiny = replace_field(DEFAULT_SCENARIO, "traffic.requests_per_day", 10)
+    assert cost.evaluate(tiny).verdict == "api"
+    assert _verdict_text(at).startswith("Use the API")
+    _assert_shows(at, tiny)
+
+    at.number_input(key="be_requests_per_day").set_value(50_000_000).run()
+    huge = replace_field(DEFAULT_SCENARIO, "traffic.requests_per_day", 50_000_000)
+    assert cost.evaluate(huge).verdict == "self_host"
+    assert _verdict_text(at).startswith("Self-host")
+    _assert_shows(at, huge)
+    assert at.query_params["rpd"] == "50000000"
+
+
+def test_a_rejected_value_shows_an_error_naming_the_field_and_keeps_the_last_good_scenario():
+    at = _break_even()
+    at.number_input(key="be_output_tokens_per_s").set_value(0.0).run()
+    assert not at.exception, at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "self_host.output_tokens_per_s" in errors
+    assert at.session_state["scenario"] == DEFAULT_SCENARIO
+    _assert_shows(at, DEFAULT_SCENARIO)
+
+
+def test_choosing_presets_fills_prices_and_a_typed_throughput_is_labelled():
+    at = _break_even()
+    at.selectbox(key="be_api_model").set_value("claude-haiku-4.5").run()
+    at.selectbox(key="be_gpu").set_value("l40s").run()
+    at.number_input(key="be_output_tokens_per_s").set_value(1800.0).run()
+    assert not at.exception, at.exception
+    s = at.session_state["scenario"]
+    assert (s.api.model, s.api.input_usd_per_mtok, s.api.output_usd_per_mtok) == (
+        "claude-haiku-4.5",
+        1.0,
+        5.0,
+    )
+    assert (s.self_host.gpu, s.self_host.gpu_usd_per_hour) == ("l40s", 0.79)
+    assert (s.self_host.output_tokens_per_s, s.self_host.throughput_source) == (1800.0, "user input")
+    # The user may override a preset price.
+    at.number_input(key="be_output_usd_per_mtok").set_value(4.5).run()
+    assert at.session_state["scenario"].api.output_usd_per_mtok == 4.5
+    _assert_shows(at, at.session_state["scenario"])
+
+
+class _RecordingStorage(MemoryMediaFileStorage):
+    """The media store AppTest uses, keeping every instance so a test can read what a button serves."""
+
+    instances: list[_RecordingStorage] = []
+
+    def __init__(self, media_endpoint: str) -> None:
+        super().__init__(media_endpoint)
+        _RecordingStorage.instances.append(self)
+
+
+def test_the_toml_download_parses_back_to_the_same_scenario(monkeypatch):
+    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", _RecordingStorage)
+    _RecordingStorage.instances.clear()
+    at = _home(to_query_params(URL_SCENARIO))
+    assert not at.exception, at.exception
+    button = at.get("download_button")
+    urls = [b.proto.url for b in button if b.proto.label.startswith("Download scenario")]
+    assert len(urls) == 1
+    file_name = urls[0].rsplit("/", 1)[-1]
+    content = _RecordingStorage.instances[-1].get_file(file_name).content
+    assert loads_toml(content.decode("utf-8")) == URL_SCENARIO
+
+
+def test_uploading_a_scenario_loads_it_and_a_malformed_file_shows_the_parser_message():
+    at = _home()
+    at.file_uploader(key="scn_upload").set_value(
+        ("bad.toml", b"[traffic\nrequests_per_day = 1", "text/plain")
+    )
+    at.run()
+    assert not at.exception, at.exception
+    assert any("malformed TOML" in e.value and "line 1" in e.value for e in at.error)
+    assert at.session_state["scenario"] == DEFAULT_SCENARIO
+
+    from calculators.scenario import dumps_toml
+
+    at.file_uploader(key="scn_upload").set_value(
+        ("good.toml", dumps_toml(URL_SCENARIO).encode(), "text/plain")
+    )
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["scenario"] == URL_SCENARIO
+    _assert_shows(at, URL_SCENARIO)
+
+
+def test_loading_an_example_scenario():
+    from calculators.scenario import load_toml
+
+    examples = sorted((ROOT / "scenarios").glob("*.toml"))
+    if not examples:
+        pytest.fail("no example scenarios in scenarios/")
+    at = _home()
+    at.selectbox(key="scn_example").set_value(examples[-1].stem).run()
+    assert not at.exception, at.exception
+    expected = load_toml(examples[-1])
+    assert at.session_state["scenario"] == expected
+    _assert_shows(at, expected)
+    assert any(examples[-1].stem in s.value for s in at.success)
+
+
+def test_apply_operating_point_updates_the_shared_scenario():
+    def script():
+        import streamlit as st
+
+        from ui import state
+
+        if st.button("use in break-even"):
+            state.apply_operating_point(
+                output_tokens_per_s=1234.5, source="probe: test run", gpu="h200", gpus_per_replica=2
+            )
+        if st.button("bad"):
+            try:
+                state.apply_operating_point(output_tokens_per_s=-1.0, source="probe: bad")
+            except ValueError as e:
+                st.error(str(e))
+
+    at = AppTest.from_function(script, default_timeout=TIMEOUT_S).run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    sh = at.session_state["scenario"].self_host
+    assert (sh.output_tokens_per_s, sh.throughput_source, sh.gpu, sh.gpus_per_replica) == (
+        1234.5,
+        "probe: test run",
+        "h200",
+        2,
+    )
+    assert at.query_params["otps"] == "1234.5"
+    at.button[1].click().run()
+    assert "self_host.output_tokens_per_s" in at.error[0].value
+    assert at.session_state["scenario"].self_host.output_tokens_per_s == 1234.5
+
+
+def test_break_even_shows_an_operating_point_applied_from_another_page():
+    at = _break_even()
+    applied = replace_field(
+        replace_field(DEFAULT_SCENARIO, "self_host.output_tokens_per_s", 5100.0),
+        "self_host.throughput_source",
+        "probe: vLLM on h100-sxm, 64 concurrent",
+    )
+    at.session_state["scenario"] = applied  # what apply_operating_point stores, as the Probe page would
+    at.run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="be_output_tokens_per_s").value == 5100.0
+    assert any("probe: vLLM on h100-sxm, 64 concurrent" in c.value for c in at.caption)
+    _assert_shows(at, applied)
+
+
+def test_ui_doctests():
+    import doctest
+
+    from ui import charts, widgets
+
+    for module in (charts, widgets):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, (module.__name__, result)
+
+
+def test_break_even_warns_on_a_bad_url_value_and_on_a_value_its_inputs_must_round():
+    at = _break_even({"rpd": "-5", "in": "312.7"})
+    warnings = " ".join(w.value for w in at.warning)
+    assert "traffic.requests_per_day must be >= 0" in warnings
+    assert "traffic.input_tokens" in warnings and "313" in warnings
+    s = at.session_state["scenario"]
+    assert (s.traffic.requests_per_day, s.traffic.input_tokens) == (20_000, 313)
+    _assert_shows(at, s)

@@ -1,0 +1,185 @@
+"""Plotly figures of the Break-even page, built from the curve DataFrames of ``calculators.curves``.
+
+Pure functions of (DataFrame, Scenario, Report): no streamlit, so they are cheap to test.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from calculators.cost import Report, usd_per_mtok_output
+from calculators.scenario import Scenario
+
+__all__ = ["cost_vs_volume_figure", "usd_per_mtok_figure", "savings_heatmap_figure", "ticks_125"]
+
+_API = "#1f77b4"
+_SELF = "#d62728"
+_MARK = "#2ca02c"
+
+
+def ticks_125(values: list[float]) -> list[float]:
+    """1-2-5 ticks spanning the positive ``values`` (for a log axis that would otherwise show one label).
+
+    >>> ticks_125([0.3, 47.0])
+    [0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0]
+    """
+    pos = [v for v in values if v > 0 and math.isfinite(v)]
+    if not pos:
+        return []
+    lo, hi = math.floor(math.log10(min(pos))), math.ceil(math.log10(max(pos)))
+    ticks = [round(m * 10.0**e, 12) for e in range(lo, hi + 1) for m in (1, 2, 5)]
+    below = [x for x in ticks if x <= min(pos)]
+    above = [x for x in ticks if x >= max(pos)]
+    first, last = (below[-1] if below else ticks[0]), (above[0] if above else ticks[-1])
+    return [x for x in ticks if first <= x <= last]
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        height=420,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0.0},
+        hovermode="x unified",
+    )
+    return fig
+
+
+def cost_vs_volume_figure(df: pd.DataFrame, s: Scenario, report: Report) -> go.Figure:
+    """Monthly cost of both sides against requests/day; self-host is a step function (whole replicas):
+    the curve data holds a point at each replica edge and one just past it, so plain lines draw the steps.
+
+    Break-even volume is a dashed vertical line; the scenario's own volume a dotted one with markers.
+    """
+    fig = go.Figure()
+    fig.add_scatter(
+        x=df["requests_per_day"], y=df["api_usd_per_month"], name="API", mode="lines", line={"color": _API}
+    )
+    fig.add_scatter(
+        x=df["requests_per_day"],
+        y=df["self_host_usd_per_month"],
+        name="Self-host",
+        mode="lines",
+        line={"color": _SELF},
+        customdata=df[["replicas"]] if "replicas" in df else None,
+        hovertemplate="$%{y:,.0f} (%{customdata[0]} replicas)" if "replicas" in df else None,
+    )
+    rpd = s.traffic.requests_per_day
+    fig.add_scatter(
+        x=[rpd, rpd],
+        y=[report.api.usd_per_month, report.self_host.usd_per_month],
+        mode="markers",
+        marker={"color": [_API, _SELF], "size": 10, "line": {"color": _MARK, "width": 2}},
+        name="your volume",
+        showlegend=False,
+    )
+    fig = _layout(fig, "Monthly cost vs volume", "requests per day", "$ per month")
+    log_x = bool((df["requests_per_day"] > 0).all())
+    if log_x:
+        fig.update_xaxes(type="log")
+    if bool((df[["api_usd_per_month", "self_host_usd_per_month"]] > 0).all().all()):
+        fig.update_yaxes(type="log", dtick=1)
+    _vline(fig, rpd, f"you: {rpd:,.0f}/day", _MARK, "dot", log_x, top=False)
+    be = report.breakeven.requests_per_day
+    if be is not None:
+        _vline(fig, be, f"break-even: {be:,.0f}/day", "black", "dash", log_x)
+    return fig
+
+
+def _vline(fig: go.Figure, x: float, text: str, color: str, dash: str, log_x: bool, top: bool = True) -> None:
+    """A labelled vertical line, label above the plot or inside its bottom edge.
+
+    Annotations on a log axis take log10 positions; lines do not.
+    """
+    fig.add_vline(x=x, line={"color": color, "dash": dash})
+    if x > 0 or not log_x:
+        fig.add_annotation(
+            x=math.log10(x) if log_x else x,
+            y=1.0 if top else 0.0,
+            yref="paper",
+            text=text,
+            showarrow=False,
+            xanchor="left",
+            yanchor="bottom",
+            bgcolor="rgba(255,255,255,0.8)",
+            font={"color": color, "size": 11},
+        )
+
+
+def usd_per_mtok_figure(df: pd.DataFrame, s: Scenario, report: Report) -> go.Figure:
+    """A replica's GPU $/M output tokens against average utilization, with the API's $/M-equivalent line.
+
+    GPU cost only (ops and fallback are not in this line; they are in the verdict). The scenario's own
+    utilization is a dotted line, with a marker on the curve (``cost.usd_per_mtok_output``) when it is > 0.
+    """
+    fig = go.Figure()
+    fig.add_scatter(
+        x=df["utilization"],
+        y=df["self_host_usd_per_mtok_output"],
+        name="Self-host (GPU cost)",
+        mode="lines",
+        line={"color": _SELF},
+    )
+    fig.add_scatter(
+        x=df["utilization"],
+        y=df["api_usd_per_mtok_output_equiv"],
+        name="API (all tokens, per M output)",
+        mode="lines",
+        line={"color": _API, "dash": "dash"},
+    )
+    ys = [*df["self_host_usd_per_mtok_output"], *df["api_usd_per_mtok_output_equiv"]]
+    u = report.self_host.utilization
+    if u > 0:
+        h = s.self_host
+        y = usd_per_mtok_output(
+            h.gpu_usd_per_hour, report.self_host.effective_output_tokens_per_s, u, h.gpus_per_replica
+        )
+        ys.append(y)
+        fig.add_scatter(
+            x=[u],
+            y=[y],
+            mode="markers",
+            name=f"you: {u:.0%} used",
+            marker={"color": _MARK, "size": 12, "symbol": "diamond"},
+        )
+    be_u = report.breakeven.utilization
+    if be_u is not None and 0 < be_u <= 1:
+        _vline(fig, be_u, f"break-even: {be_u:.0%}", "black", "dash", log_x=False)
+    fig = _layout(
+        fig, "$ per M output tokens vs GPU utilization", "average GPU utilization", "$ per M output tokens"
+    )
+    fig.update_xaxes(tickformat=".0%")
+    fig.update_yaxes(type="log", tickvals=ticks_125(ys), tickformat="$,.3~g")
+    return fig
+
+
+def savings_heatmap_figure(df: pd.DataFrame, s: Scenario, report: Report) -> go.Figure:
+    """Monthly savings (API minus self-host) over $/GPU-hour × utilization; blue saves, red loses."""
+    grid = df.pivot_table(index="utilization", columns="gpu_usd_per_hour", values="savings_usd_per_month")
+    fig = go.Figure(
+        go.Heatmap(
+            x=grid.columns,
+            y=grid.index,
+            z=grid.to_numpy(),
+            colorscale="RdBu",
+            zmid=0,
+            colorbar={"title": "$/month saved"},
+            hovertemplate="$%{x:.2f}/GPU-h, %{y:.0%} used: %{z:$,.0f}/month<extra></extra>",
+        )
+    )
+    fig.add_scatter(
+        x=[s.self_host.gpu_usd_per_hour],
+        y=[report.self_host.utilization],
+        mode="markers",
+        name="you",
+        marker={"color": _MARK, "size": 13, "symbol": "x", "line": {"color": "white", "width": 1}},
+    )
+    fig = _layout(fig, "Savings over GPU price × utilization", "$ per GPU-hour", "average GPU utilization")
+    fig.update_yaxes(tickformat=".0%")
+    fig.update_layout(hovermode="closest")
+    return fig

@@ -1,0 +1,157 @@
+"""Widgets shared by the pages: the verdict panel, the scenario load/upload/download panel, URL warnings.
+
+Formatting helpers are pure and doctested:
+
+>>> usd(1234.5)
+'$1,234'
+>>> usd(-0.25)
+'−$0.25'
+>>> requests_per_day_text(None)
+'never'
+>>> requests_per_day_text(12345.6)
+'12,346'
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import streamlit as st
+
+from calculators.scenario import Scenario, dumps_toml, load_toml, loads_toml
+from ui import cached, state
+
+__all__ = [
+    "SCENARIOS_DIR",
+    "usd",
+    "requests_per_day_text",
+    "verdict_headline",
+    "example_scenarios",
+    "show_url_problems",
+    "verdict_panel",
+    "scenario_io_panel",
+]
+
+SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+_IO_MESSAGE_KEY = "scn_io_message"
+
+
+def usd(x: float) -> str:
+    """Dollars for a headline: whole dollars from $100 up, cents below; a true minus sign."""
+    sign = "−" if x < 0 else ""
+    a = abs(x)
+    return f"{sign}${a:,.0f}" if a >= 100 else f"{sign}${a:,.2f}"
+
+
+def requests_per_day_text(rpd: float | None) -> str:
+    """A break-even volume, or the words for "self-hosting never breaks even here"."""
+    return "never" if rpd is None else f"{rpd:,.0f}"
+
+
+def verdict_headline(verdict: str, savings_usd_per_month: float) -> str:
+    """One line a meeting can read.
+
+    >>> verdict_headline("self_host", 1200.0)
+    'Self-host: saves $1,200 a month'
+    >>> verdict_headline("api", -300.0)
+    'Use the API: self-hosting would cost $300 a month more'
+    """
+    if verdict == "self_host":
+        return f"Self-host: saves {usd(savings_usd_per_month)} a month"
+    if verdict == "api":
+        return f"Use the API: self-hosting would cost {usd(-savings_usd_per_month)} a month more"
+    raise ValueError(f"verdict must be 'api' or 'self_host', got {verdict!r}")
+
+
+def example_scenarios() -> dict[str, Path]:
+    """The shipped example scenarios, by file stem."""
+    return {p.stem: p for p in sorted(SCENARIOS_DIR.glob("*.toml"))}
+
+
+def show_url_problems() -> None:
+    """One ``st.warning`` per bad URL value this session was opened with (shown once)."""
+    for problem in state.pop_url_problems():
+        st.warning(f"The link had a bad value: {problem}.")
+
+
+def verdict_panel(s: Scenario) -> None:
+    """Verdict headline, the six numbers behind it and the reasons, for scenario ``s``."""
+    r = cached.evaluate(s)
+    with st.container(key="verdict"):
+        text = verdict_headline(r.verdict, r.savings_usd_per_month)
+        if r.verdict == "self_host":
+            st.success(f"**{text}**")
+        else:
+            st.info(f"**{text}**")
+    c = st.columns(3)
+    c[0].metric("API, $/month", usd(r.api.usd_per_month))
+    c[1].metric("Self-host, $/month", usd(r.self_host.usd_per_month), help="GPUs plus ops")
+    c[2].metric("Savings, $/month", usd(r.savings_usd_per_month), help="API cost minus self-host cost")
+    c = st.columns(3)
+    c[0].metric("Replicas", f"{r.self_host.replicas:,}")
+    c[1].metric(
+        "GPU utilization", f"{r.self_host.utilization:.0%}", help="mean demand / provisioned capacity"
+    )
+    c[2].metric(
+        "Break-even, requests/day",
+        requests_per_day_text(r.breakeven.requests_per_day),
+        help="lowest requests/day at which self-hosting is no dearer than the API",
+    )
+    if r.reasons:
+        st.markdown("\n".join(f"- {reason}" for reason in r.reasons))
+
+
+def _load_example() -> None:
+    name = st.session_state.get("scn_example")
+    if not name:
+        return
+    path = example_scenarios().get(name)
+    try:
+        if path is None:
+            raise ValueError(f"no example scenario named {name!r}")
+        state.set_scenario(load_toml(path))
+    except (OSError, ValueError) as e:
+        st.session_state[_IO_MESSAGE_KEY] = ("error", f"{name}: {e}")
+    else:
+        st.session_state[_IO_MESSAGE_KEY] = ("success", f"Loaded example {name!r}.")
+    st.session_state["scn_example"] = None  # back to the placeholder, so the same example can be reloaded
+
+
+def _load_upload() -> None:
+    f = st.session_state.get("scn_upload")
+    if f is None:
+        return
+    try:
+        s = loads_toml(f.getvalue().decode("utf-8"))
+    except ValueError as e:  # tomllib.TOMLDecodeError, ScenarioError and UnicodeDecodeError all are
+        st.session_state[_IO_MESSAGE_KEY] = ("error", f"{f.name} was not loaded: {e}")
+    else:
+        state.set_scenario(s)
+        st.session_state[_IO_MESSAGE_KEY] = ("success", f"Loaded {f.name}.")
+
+
+def scenario_io_panel(s: Scenario, *, file_stem: str | None = None) -> None:
+    """Load an example, upload a TOML scenario, download the current one as TOML."""
+    st.selectbox(
+        "Load an example scenario",
+        list(example_scenarios()),
+        index=None,
+        placeholder="choose an example…",
+        key="scn_example",
+        on_change=_load_example,
+    )
+    st.file_uploader("…or upload a scenario (TOML)", type=["toml"], key="scn_upload", on_change=_load_upload)
+    message = st.session_state.pop(_IO_MESSAGE_KEY, None)
+    if message is not None:
+        kind, text = message
+        (st.error if kind == "error" else st.success)(text)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", file_stem or s.name or "scenario").strip("-") or "scenario"
+    st.download_button(
+        "Download scenario (TOML)",
+        data=dumps_toml(s),
+        file_name=f"{stem}.toml",
+        mime="application/toml",
+        key="scn_download",
+        on_click="ignore",
+    )
