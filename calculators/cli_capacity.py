@@ -1,0 +1,149 @@
+"""Headless capacity commands: ``python -m calculators fit|roofline|claim ...``.
+
+- ``fit --model ID_OR_CONFIG_JSON --gpu GPU_ID [--gpus N] [--dtype D] [--kv-cache-dtype auto|fp8]
+  [--max-model-len L] [--gpu-memory-utilization U] [--json]``: the memory verdict, the fixes and the launch plan;
+- ``roofline --model ... --gpu ... --concurrency 1,8,32 [--context-tokens C] [--prompt-tokens P] [--json]``;
+- ``claim --article a|b|c|d|e|f|all`` or ``claim --model ... --gpu ... --concurrency N --claimed-tokens-per-s X``.
+
+Bad input prints one line naming the field on stderr and exits 2
+(here: ``error: unknown GPU 'h100'; known: h100-sxm, ...``).
+
+>>> main(["fit", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100"])
+2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from calculators.catalog import gpu
+from calculators.claims import ARTICLE_CLAIMS, Claim, check_claim
+from calculators.launch import plan_launch
+from calculators.memory import KV_CACHE_DTYPES, WEIGHT_DTYPES, FitInput, fit
+from calculators.modelspec import load_model
+from calculators.roofline import DEFAULT_MBU, DEFAULT_MFU, RooflineInput, decode_sweep, prefill
+
+__all__ = ["main"]
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(message)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="catalog repo id or a path to a config.json")
+    p.add_argument("--gpu", required=True, help="GPU id from calculators/data/gpus.csv")
+    p.add_argument("--gpus", type=int, default=1, help="GPUs = tensor-parallel size (default 1)")
+    p.add_argument("--dtype", default="bf16", choices=WEIGHT_DTYPES, help="weight precision")
+    p.add_argument("--kv-cache-dtype", default="auto", choices=KV_CACHE_DTYPES)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _parser(cmd: str) -> argparse.ArgumentParser:
+    p = _Parser(prog=f"python -m calculators {cmd}", add_help=True)
+    if cmd == "fit":
+        _common(p)
+        p.add_argument("--max-model-len", type=int, default=None)
+        p.add_argument("--gpu-memory-utilization", type=float, default=None)
+        p.add_argument("--max-num-batched-tokens", type=int, default=None)
+        p.add_argument("--concurrency", type=int, default=None)
+    elif cmd == "roofline":
+        _common(p)
+        p.add_argument("--concurrency", default="1,8,32", help="comma-separated, e.g. 1,8,32")
+        p.add_argument("--context-tokens", type=int, default=1024)
+        p.add_argument("--prompt-tokens", type=int, default=1024)
+        p.add_argument("--mbu", type=float, default=DEFAULT_MBU)
+        p.add_argument("--mfu", type=float, default=DEFAULT_MFU)
+    else:
+        p.add_argument("--article", choices=[*ARTICLE_CLAIMS, "all"], default=None)
+        p.add_argument("--model")
+        p.add_argument("--gpu")
+        p.add_argument("--gpus", type=int, default=1)
+        p.add_argument("--dtype", default="bf16", choices=WEIGHT_DTYPES)
+        p.add_argument("--concurrency", type=int, default=1)
+        p.add_argument("--claimed-tokens-per-s", type=float, default=None)
+        p.add_argument("--context-tokens", type=int, default=1000)
+        p.add_argument("--usd-per-gpu-hour", type=float, default=None)
+        p.add_argument("--json", action="store_true")
+    return p
+
+
+def _concurrencies(text: str) -> list[int]:
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--concurrency must be comma-separated whole numbers, got {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise ValueError(f"--concurrency needs values >= 1, got {text!r}")
+    return vals
+
+
+def _fit(a: argparse.Namespace) -> tuple[dict, str]:
+    inp = FitInput(load_model(a.model), gpu(a.gpu), a.gpus, a.dtype, a.kv_cache_dtype, a.max_model_len,
+                   a.gpu_memory_utilization, a.max_num_batched_tokens, a.concurrency)
+    r = fit(inp)
+    plan = plan_launch(inp, r)
+    d = {"model": inp.arch.id, "gpu": inp.gpu.id, "gpus": a.gpus, **r.as_dict(),
+         "launch": {"serve_args": list(plan.serve_args), "vllm_serve_argv": plan.vllm_serve_argv(),
+                    "warnings": list(plan.warnings)}}
+    text = "\n".join([f"{inp.arch.id} on {a.gpus} x {inp.gpu.id} ({a.dtype}): {r.verdict}", *r.reasons,
+                      *("fix: " + f for f in r.fixes)])
+    return d, text
+
+
+def _roofline(a: argparse.Namespace) -> tuple[dict, str]:
+    rin = RooflineInput(load_model(a.model), gpu(a.gpu), a.gpus, a.dtype, a.kv_cache_dtype, a.context_tokens,
+                        a.mbu, a.mfu)
+    pts = decode_sweep(rin, _concurrencies(a.concurrency))
+    pf = prefill(rin, a.prompt_tokens)
+    d = {"model": rin.arch.id, "gpu": rin.gpu.id, "gpus": a.gpus, "context_tokens": a.context_tokens,
+         "mbu": a.mbu, "mfu": a.mfu, "points": [p.__dict__ for p in pts], "prefill": pf.__dict__}
+    text = "\n".join(
+        [f"{p.concurrency:>6}: {p.decode_tokens_per_s_max:10.1f} tok/s max ({p.per_user_tokens_per_s_max:.1f}/user), "
+         f"{p.decode_tokens_per_s_est:10.1f} est, {p.bound}-bound" for p in pts]
+        + [f"prefill {pf.prompt_tokens} tokens: TTFT >= {pf.ttft_ms_floor:.1f} ms (~{pf.ttft_ms_est:.1f} ms est)"]
+    )
+    return d, text
+
+
+def _claim(a: argparse.Namespace) -> tuple[object, str]:
+    if a.article:
+        claims = list(ARTICLE_CLAIMS.values()) if a.article == "all" else [ARTICLE_CLAIMS[a.article]]
+    else:
+        if not a.model or not a.gpu:
+            raise ValueError("claim needs --article KEY, or --model and --gpu (with --claimed-tokens-per-s)")
+        claims = [Claim("custom", "custom claim", a.model, a.gpu, a.gpus, a.dtype, a.concurrency,
+                        a.claimed_tokens_per_s, a.context_tokens, a.usd_per_gpu_hour)]
+    out, text = [], []
+    for c in claims:
+        v = check_claim(c)
+        out.append({"key": c.key, "text": c.text, "possible": v.possible, "fits": v.fits,
+                    "fit_verdict": v.fit_verdict, "ceiling_tokens_per_s": v.ceiling_tokens_per_s,
+                    "estimate_tokens_per_s": v.estimate_tokens_per_s, "margin": v.margin, "lines": list(v.lines)})
+        text += [f"({c.key}) {c.text}", *("  " + line for line in v.lines)]
+    return (out[0] if len(out) == 1 else out), "\n".join(text)
+
+
+def main(argv: list[str]) -> int:
+    """Run ``argv[0]`` (fit, roofline or claim) with the rest; return the exit code."""
+    if not argv or argv[0] not in ("fit", "roofline", "claim"):
+        print("error: first argument must be fit, roofline or claim", file=sys.stderr)
+        return 2
+    cmd = argv[0]
+    try:
+        a = _parser(cmd).parse_args(argv[1:])
+        data, text = {"fit": _fit, "roofline": _roofline, "claim": _claim}[cmd](a)
+    except (_UsageError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    print(json.dumps(data, indent=2) if getattr(a, "json", False) else text)
+    return 0

@@ -1,0 +1,403 @@
+"""Will it fit: weights, KV cache and vLLM's memory budget per GPU, with a verdict and the smallest fix.
+
+vLLM (V1 engine, checked in 0.26.0 and the current source) sizes its KV cache at startup as
+(``vllm/v1/worker/gpu_worker.py::determine_available_memory``, ``vllm/utils/mem_utils.py::memory_profiling``)::
+
+    requested      = gpu_memory_utilization * total GPU memory (what CUDA reports, not the marketing GB)
+    non_kv         = weights + torch peak increase of the profile run (activations) + non-torch increase
+    available_kv   = requested - non_kv            # logged: "Available KV cache memory: X GiB"
+    kv_tokens      = floor(available_kv / (block_size * kv_bytes_per_token)) * block_size
+                                                   # logged: "GPU KV cache size: N tokens"
+    concurrency    = kv_tokens / max_model_len     # logged: "Maximum concurrency for L tokens per request"
+
+CUDA-graph memory is NOT subtracted in 0.26 (measured: the same KV size with and without
+``--enforce-eager``); it comes out of the ``1 - utilization`` headroom, as do sampler buffers.
+The default ``gpu_memory_utilization`` is **0.92** in vLLM 0.25-0.30 (``vllm/config/cache.py``
+``Field(default=0.92)``; the 0.26.0 log says "Requested memory: 0.920000 (util)" when the flag is absent),
+not the 0.9 of older releases. The terms we model (constants in :data:`VLLM_0_26`):
+
+- weights: bytes per parameter by precision (:func:`weight_bytes`), divided by TP;
+- activations: ``max_num_batched_tokens * 2 B * (1.55 * I/TP + 12.5 * H)``, a two-coefficient fit to three
+  logged profile runs (Llama-8B shape 1.10 GiB and Qwen2.5-7B shape 1.13 GiB on an H200; Llama-70B fp8 on an
+  H100, 2.28 GiB implied); ``max_num_batched_tokens`` defaults to 8192 on >= 70 GiB non-A100 GPUs, else 2048
+  (``vllm/engine/arg_utils.py::get_batch_defaults``);
+- non-torch memory (CUDA context growth, NCCL): 0.22 GiB measured at TP=1; +0.5 GiB per GPU at TP>1
+  (an estimate: NCCL and custom all-reduce buffers, not measured here).
+
+>>> from calculators.catalog import gpu
+>>> from calculators.modelspec import model
+>>> r = fit(FitInput(model("meta-llama/Llama-3.1-8B-Instruct"), gpu("h100-sxm"), max_model_len=4096))
+>>> r.verdict, round(r.weights_gib, 2), r.kv_capacity_tokens
+('fits', 14.96, 463232)
+>>> r = fit(FitInput(model("meta-llama/Llama-3.3-70B-Instruct"), gpu("h100-sxm"), weight_dtype="bf16"))
+>>> r.verdict, r.fixes[0]
+('does-not-fit', 'fp8 weights (--quantization fp8): 67.7 GiB of weights, 8,816 KV tokens (fits with a short context only)')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from calculators.catalog import Gpu, gpus
+from calculators.modelspec import ModelArch
+from calculators.validation import require_finite, require_int
+
+__all__ = [
+    "GIB",
+    "WEIGHT_DTYPES",
+    "KV_CACHE_DTYPES",
+    "VllmAccounting",
+    "VLLM_0_26",
+    "FitInput",
+    "FitResult",
+    "weight_bytes",
+    "kv_heads_per_gpu",
+    "check_tensor_parallel",
+    "kv_bytes_per_token",
+    "activation_bytes",
+    "fit",
+    "LORA_TARGETS",
+    "lora_adapter_bytes",
+]
+
+GIB = 2**30
+Bytes = int
+
+WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "int4-awq", "int4-gptq")
+KV_CACHE_DTYPES = ("auto", "fp8")
+# int4 (AWQ/GPTQ, group size 128): 4-bit weights + one fp16 scale and one 4-bit zero point per 128 weights
+# = 0.5 + (2 + 0.5) / 128 bytes per weight. Embeddings, lm_head and norms stay 16-bit.
+_INT4_BYTES_PER_WEIGHT = 0.5 + 2.5 / 128
+
+
+@dataclass(frozen=True)
+class VllmAccounting:
+    """The constants of vLLM's startup memory accounting that are not in the model or GPU tables."""
+
+    version: str = "0.26.0"
+    default_gpu_memory_utilization: float = 0.92
+    block_size: int = 16
+    activation_coef_intermediate: float = 1.55
+    activation_coef_hidden: float = 12.5
+    non_torch_gib: float = 0.22
+    non_torch_extra_gib_per_gpu_tp: float = 0.5
+    cudagraph_gib: float = 0.0
+
+    def default_max_num_batched_tokens(self, gpu: Gpu) -> int:
+        """8192 on GPUs of >= 70 GiB that are not A100s, else 2048 (the API server's defaults)."""
+        return 8192 if gpu.usable_memory_gib >= 70 and "a100" not in gpu.id else 2048
+
+    def default_max_num_seqs(self, gpu: Gpu) -> int:
+        return 1024 if gpu.usable_memory_gib >= 70 and "a100" not in gpu.id else 256
+
+
+VLLM_0_26 = VllmAccounting()
+
+
+def weight_bytes(arch: ModelArch, weight_dtype: str) -> Bytes:
+    """Bytes of all weights (before TP split) for a precision.
+
+    - bf16/fp16: 2 B per parameter;
+    - fp8: 1 B per linear-layer weight + one fp32 scale per output channel; embeddings, lm_head, norms 2 B
+      (vLLM's fp8 keeps them 16-bit: Llama-70B logs 67.7 GiB, not 65.7);
+    - int4-awq / int4-gptq: 0.5 B + 2.5 B per group of 128 (fp16 scale, 4-bit zero) per linear weight,
+      the rest 2 B.
+
+    >>> from calculators.modelspec import model
+    >>> round(weight_bytes(model("meta-llama/Llama-3.3-70B-Instruct"), "fp8") / GIB, 1)
+    67.7
+    """
+    if weight_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weight_dtype must be one of {', '.join(WEIGHT_DTYPES)}, got {weight_dtype!r}")
+    if weight_dtype in ("bf16", "fp16"):
+        return 2 * arch.total_params
+    other = arch.total_params - arch.linear_params
+    if weight_dtype == "fp8":
+        out_channels = (
+            (arch.attention_heads + 2 * arch.kv_heads) * arch.head_dim
+            + arch.hidden_size
+            + max(arch.num_experts, 1) * (2 * arch.intermediate_size + arch.hidden_size)
+        ) * arch.layers
+        return arch.linear_params + 4 * out_channels + 2 * other
+    return math.ceil(_INT4_BYTES_PER_WEIGHT * arch.linear_params) + 2 * other
+
+
+def check_tensor_parallel(arch: ModelArch, tp: int) -> None:
+    """vLLM's rules: attention heads divisible by TP; KV heads divisible by TP, or TP a multiple of them.
+
+    >>> from calculators.modelspec import model
+    >>> check_tensor_parallel(model("microsoft/phi-4"), 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: tensor parallel size 3 must divide the attention heads (40)
+    """
+    require_int("tensor_parallel_size", tp, low=1, high=64)
+    if arch.attention_heads % tp:
+        raise ValueError(f"tensor parallel size {tp} must divide the attention heads ({arch.attention_heads})")
+    if tp <= arch.kv_heads and arch.kv_heads % tp:
+        raise ValueError(f"tensor parallel size {tp} must divide the KV heads ({arch.kv_heads})")
+    if tp > arch.kv_heads and tp % arch.kv_heads:
+        raise ValueError(f"tensor parallel size {tp} must be a multiple of the KV heads ({arch.kv_heads})")
+
+
+def kv_heads_per_gpu(arch: ModelArch, tp: int) -> int:
+    """KV heads each GPU stores: kv_heads / TP, or 1 (a replica) when TP > kv_heads (vLLM's
+    ``max(1, total_num_kv_heads // tp)``).
+
+    >>> from calculators.modelspec import model
+    >>> kv_heads_per_gpu(model("meta-llama/Llama-3.3-70B-Instruct"), 16)
+    1
+    """
+    check_tensor_parallel(arch, tp)
+    return max(1, arch.kv_heads // tp)
+
+
+def kv_bytes_per_token(arch: ModelArch, kv_cache_dtype: str = "auto", tp: int = 1) -> Bytes:
+    """Per-GPU KV bytes one token adds: 2 (K and V) * layers * kv_heads_per_gpu * head_dim * elem bytes.
+
+    ``auto`` stores KV in the activation dtype (2 B, also for fp8/int4 weights); ``fp8`` uses 1 B.
+    All layers count as full attention (Gemma 2's sliding-window layers make this an overestimate).
+
+    >>> from calculators.modelspec import model
+    >>> kv_bytes_per_token(model("meta-llama/Llama-3.1-8B-Instruct"))
+    131072
+    """
+    if kv_cache_dtype not in KV_CACHE_DTYPES:
+        raise ValueError(f"kv_cache_dtype must be one of {', '.join(KV_CACHE_DTYPES)}, got {kv_cache_dtype!r}")
+    elem = 1 if kv_cache_dtype == "fp8" else 2
+    return 2 * arch.layers * kv_heads_per_gpu(arch, tp) * arch.head_dim * elem
+
+
+def activation_bytes(arch: ModelArch, tp: int, max_num_batched_tokens: int, acc: VllmAccounting = VLLM_0_26) -> Bytes:
+    """Peak activation of vLLM's profile run per GPU: T * 2 B * (a * I_active / TP + b * H).
+
+    ``I_active`` is the MLP width a token passes through (``experts_per_token * I`` for MoE).
+
+    >>> from calculators.modelspec import model
+    >>> round(activation_bytes(model("meta-llama/Llama-3.1-8B-Instruct"), 1, 8192) / GIB, 2)
+    1.12
+    """
+    inter = arch.intermediate_size * (arch.experts_per_token if arch.is_moe else 1)
+    per_token = 2 * (acc.activation_coef_intermediate * inter / tp + acc.activation_coef_hidden * arch.hidden_size)
+    return int(max_num_batched_tokens * per_token)
+
+
+@dataclass(frozen=True)
+class FitInput:
+    """One deployment to check. ``None`` settings take vLLM's defaults for the GPU."""
+
+    arch: ModelArch
+    gpu: Gpu
+    tensor_parallel_size: int = 1
+    weight_dtype: str = "bf16"
+    kv_cache_dtype: str = "auto"
+    max_model_len: int | None = None
+    gpu_memory_utilization: float | None = None
+    max_num_batched_tokens: int | None = None
+    concurrency: int | None = None
+    max_loras: int = 0  # LoRA slots (--max-loras with --enable-lora); 0 = LoRA off
+    max_lora_rank: int = 16
+
+    def __post_init__(self) -> None:
+        check_tensor_parallel(self.arch, self.tensor_parallel_size)
+        if self.weight_dtype not in WEIGHT_DTYPES:
+            raise ValueError(f"weight_dtype must be one of {', '.join(WEIGHT_DTYPES)}, got {self.weight_dtype!r}")
+        if self.kv_cache_dtype not in KV_CACHE_DTYPES:
+            raise ValueError(
+                f"kv_cache_dtype must be one of {', '.join(KV_CACHE_DTYPES)}, got {self.kv_cache_dtype!r}"
+            )
+        if self.max_model_len is not None:
+            require_int("max_model_len", self.max_model_len, low=16, high=self.arch.max_position_embeddings)
+        if self.gpu_memory_utilization is not None:
+            require_finite("gpu_memory_utilization", self.gpu_memory_utilization, low=0.0, high=1.0,
+                           low_inclusive=False)
+        if self.max_num_batched_tokens is not None:
+            require_int("max_num_batched_tokens", self.max_num_batched_tokens, low=1, high=10**7)
+        if self.concurrency is not None:
+            require_int("concurrency", self.concurrency, low=1, high=10**6)
+        require_int("max_loras", self.max_loras, low=0, high=256)
+        require_int("max_lora_rank", self.max_lora_rank, low=1, high=512)
+
+    @property
+    def context_tokens(self) -> int:
+        """max_model_len, or the model's own limit when unset (as vLLM does)."""
+        return self.max_model_len or self.arch.max_position_embeddings
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Per-GPU memory breakdown (GiB), KV capacity for the whole replica, a verdict and fixes."""
+
+    verdict: str  # "fits" | "short-context" | "does-not-fit"
+    fits: bool
+    total_gib: float
+    budget_gib: float
+    weights_gib: float
+    activation_gib: float
+    non_torch_gib: float
+    kv_cache_gib: float
+    kv_bytes_per_token: int  # per GPU
+    kv_bytes_per_token_model: int  # whole model (all GPUs), for the "KV per token" a reader expects
+    kv_capacity_tokens: int
+    max_model_len: int
+    max_concurrent_sequences: float
+    max_context_tokens: int  # largest max_model_len that would start (0 if none)
+    gpu_memory_utilization: float
+    max_num_batched_tokens: int
+    reasons: tuple[str, ...]
+    fixes: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, object]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["reasons"], d["fixes"] = list(self.reasons), list(self.fixes)
+        return d
+
+
+def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
+    tp = inp.tensor_parallel_size
+    util = acc.default_gpu_memory_utilization if inp.gpu_memory_utilization is None else inp.gpu_memory_utilization
+    mnbt = inp.max_num_batched_tokens or acc.default_max_num_batched_tokens(inp.gpu)
+    total = inp.gpu.usable_memory_gib * GIB
+    budget = util * total
+    lora = inp.max_loras * lora_adapter_bytes(inp.arch, inp.max_lora_rank) if inp.max_loras else 0
+    weights = (weight_bytes(inp.arch, inp.weight_dtype) + lora) / tp
+    act = activation_bytes(inp.arch, tp, mnbt, acc)
+    non_torch = (acc.non_torch_gib + (acc.non_torch_extra_gib_per_gpu_tp if tp > 1 else 0.0)) * GIB
+    available = budget - weights - act - non_torch - acc.cudagraph_gib * GIB
+    per_tok = kv_bytes_per_token(inp.arch, inp.kv_cache_dtype, tp)
+    block = acc.block_size * per_tok
+    tokens = max(0, math.floor(available / block)) * acc.block_size
+    ctx = inp.context_tokens
+    max_ctx = min(tokens, inp.arch.max_position_embeddings)
+    g = lambda b: b / GIB  # noqa: E731
+    reasons = [
+        f"budget {util:g} x {inp.gpu.usable_memory_gib:g} GiB = {g(budget):.2f} GiB per GPU",
+        f"weights {g(weight_bytes(inp.arch, inp.weight_dtype)):.2f} GiB {inp.weight_dtype} / TP {tp} = "
+        f"{g(weights):.2f} GiB per GPU",
+        f"activations {g(act):.2f} GiB (profile run of {mnbt} tokens) + non-torch {g(non_torch):.2f} GiB",
+        f"KV cache {g(max(available, 0)):.2f} GiB / {per_tok:,} B per token per GPU = {tokens:,} tokens",
+    ]
+    if available <= 0:
+        verdict = "does-not-fit"
+        reasons.append(
+            f"does not fit: weights + activations need {g(weights + act + non_torch):.2f} GiB, "
+            f"{g(-available):.2f} GiB more than the budget"
+        )
+    elif tokens < ctx:
+        verdict = "short-context" if tokens >= acc.block_size else "does-not-fit"
+        reasons.append(
+            f"the KV cache holds {tokens:,} tokens, fewer than max_model_len {ctx:,}: vLLM refuses to start "
+            f"unless max_model_len <= {max_ctx:,}"
+        )
+    else:
+        verdict = "fits"
+        reasons.append(f"fits: {tokens / ctx:.2f} sequences of {ctx:,} tokens at once")
+    if verdict == "fits" and inp.concurrency and tokens / ctx < inp.concurrency:
+        reasons.append(
+            f"at concurrency {inp.concurrency} only {tokens / ctx:.1f} full-length sequences fit; "
+            "longer requests queue or are preempted"
+        )
+    return FitResult(
+        verdict=verdict,
+        fits=verdict == "fits",
+        total_gib=inp.gpu.usable_memory_gib,
+        budget_gib=g(budget),
+        weights_gib=g(weights),
+        activation_gib=g(act),
+        non_torch_gib=g(non_torch),
+        kv_cache_gib=g(max(available, 0.0)),
+        kv_bytes_per_token=per_tok,
+        kv_bytes_per_token_model=kv_bytes_per_token(inp.arch, inp.kv_cache_dtype, 1),
+        kv_capacity_tokens=tokens,
+        max_model_len=ctx,
+        max_concurrent_sequences=tokens / ctx,
+        max_context_tokens=max_ctx,
+        gpu_memory_utilization=util,
+        max_num_batched_tokens=mnbt,
+        reasons=tuple(reasons),
+    )
+
+
+def _label(r: FitResult) -> str:
+    return {"fits": "fits", "short-context": "fits with a short context only", "does-not-fit": "does not fit"}[
+        r.verdict
+    ]
+
+
+def _fixes(inp: FitInput, base: FitResult, acc: VllmAccounting) -> tuple[str, ...]:
+    out: list[str] = []
+
+    def attempt(text: str, **changes: object) -> FitResult | None:
+        try:
+            r = _core(replace(inp, **changes), acc)
+        except ValueError:
+            return None
+        if r.verdict == "does-not-fit" or (base.verdict == "short-context" and r.verdict != "fits"):
+            return None
+        out.append(f"{text}: {r.weights_gib:.1f} GiB of weights, {r.kv_capacity_tokens:,} KV tokens ({_label(r)})")
+        return r
+
+    if inp.weight_dtype in ("bf16", "fp16"):
+        attempt("fp8 weights (--quantization fp8)", weight_dtype="fp8")
+    if inp.kv_cache_dtype == "auto":
+        attempt("fp8 KV cache (--kv-cache-dtype fp8)", kv_cache_dtype="fp8")
+    for tp in (2, 4, 8):
+        if tp > inp.tensor_parallel_size and attempt(
+            f"TP={tp} (--tensor-parallel-size {tp})", tensor_parallel_size=tp
+        ):
+            break
+    if base.verdict == "short-context" and base.max_context_tokens >= 16:
+        out.append(f"shorter context: --max-model-len {base.max_context_tokens} (the most the KV cache holds)")
+    for g in sorted(gpus().values(), key=lambda x: x.usable_memory_gib):
+        if g.usable_memory_gib > inp.gpu.usable_memory_gib and attempt(f"a bigger GPU: {g.name}", gpu=g):
+            break
+    if inp.weight_dtype in ("bf16", "fp16", "fp8"):
+        attempt("int4 weights (AWQ/GPTQ checkpoint)", weight_dtype="int4-awq")
+    return tuple(out)
+
+
+def fit(inp: FitInput, acc: VllmAccounting = VLLM_0_26) -> FitResult:
+    """Memory breakdown, KV capacity and verdict for ``inp``; ``fixes`` lists changes that make it fit
+    (first the cheapest: fp8 weights, fp8 KV, more TP, shorter context, a bigger GPU, int4).
+
+    Verdicts: ``fits`` (the KV cache holds at least one ``max_model_len`` sequence: vLLM starts),
+    ``short-context`` (weights fit but the KV cache holds fewer tokens than ``max_model_len``: vLLM refuses
+    to start until ``--max-model-len`` is lowered), ``does-not-fit`` (weights + activations exceed the budget).
+    """
+    base = _core(inp, acc)
+    if base.verdict == "fits":
+        return base
+    return replace(base, fixes=_fixes(inp, base, acc))
+
+
+# LoRA: target module -> (d_in, d_out) as functions of the architecture.
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def lora_adapter_bytes(arch: ModelArch, rank: int, targets: tuple[str, ...] = LORA_TARGETS, dtype_bytes: int = 2) -> Bytes:
+    """GPU bytes of one LoRA adapter: rank * (d_in + d_out) per target module per layer * dtype bytes.
+
+    MLP targets count once per expert for MoE. vLLM preallocates ``--max-loras`` slots at
+    ``--max-lora-rank`` for the modules it supports, so the GPU cost is per slot, not per adapter loaded.
+
+    >>> from calculators.modelspec import model
+    >>> m = model("meta-llama/Llama-3.1-8B-Instruct")
+    >>> round(lora_adapter_bytes(m, 16, ("q_proj", "k_proj", "v_proj", "o_proj")) / 1e6), round(lora_adapter_bytes(m, 16) / 1e6)
+    (27, 84)
+    """
+    require_int("lora rank", rank, low=1, high=4096)
+    h, q, kv, i = arch.hidden_size, arch.attention_heads * arch.head_dim, arch.kv_heads * arch.head_dim, arch.intermediate_size
+    dims = {
+        "q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
+        "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h),
+    }
+    if not targets:
+        raise ValueError(f"lora targets must name at least one of {', '.join(LORA_TARGETS)}")
+    total = 0
+    for t in targets:
+        if t not in dims:
+            raise ValueError(f"lora target {t!r} is not one of {', '.join(LORA_TARGETS)}")
+        mult = max(arch.num_experts, 1) if t in ("gate_proj", "up_proj", "down_proj") else 1
+        total += rank * sum(dims[t]) * mult
+    return total * arch.layers * dtype_bytes

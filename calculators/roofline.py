@@ -1,0 +1,189 @@
+"""How fast can it be: decode and prefill ceilings from memory bandwidth and compute (a roofline).
+
+Decode, one step of a batch of B sequences each holding ``context_tokens`` tokens, per GPU of a TP group::
+
+    bytes_read   = weights_read(B) / TP + B * context * kv_bytes_per_token_per_gpu
+    t_memory     = bytes_read / bandwidth
+    flops        = B * (2 * active_params + 4 * layers * heads * head_dim * context) / TP
+    t_compute    = flops / peak_flops          (fp8 peak for fp8 weights on GPUs with fp8 tensor cores)
+    tokens/s     = B / max(t_memory, t_compute)      -> bound = "memory" or "compute"
+
+MoE weights: a step reads the shared weights plus every expert that at least one of the B tokens routes to;
+with uniform routing the expected share of experts touched is 1 - (1 - k/E)^B (k of E experts per token), so
+B=1 reads the active parameters and large batches read all experts. Tensor-parallel communication and kernel
+launch gaps are ignored: the ideal numbers are ceilings, never estimates.
+
+The estimate divides each time by an efficiency: ``mbu`` (model bandwidth utilisation, default 0.7: real
+stacks reach 60-85 %, a vLLM sweep measured 77 % on an A100 and ~70 % on an H100, facts README section 4.3)
+and ``mfu`` (default 0.5, an engineering assumption for decode/prefill GEMMs). Calibrate them from probe runs.
+
+Prefill of a P-token prompt: flops = P * (2 * active_params + 2 * layers * heads * head_dim * P) (causal
+attention averages P/2 keys), all experts touched; TTFT floor = max(flops / peak, weights / bandwidth).
+
+>>> from calculators.catalog import gpu
+>>> from calculators.modelspec import model
+>>> inp = RooflineInput(model("meta-llama/Llama-3.3-70B-Instruct"), gpu("h100-sxm"), context_tokens=0)
+>>> p = decode_point(inp, 1)
+>>> round(p.decode_tokens_per_s_max, 1), p.bound
+(23.7, 'memory')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from calculators.catalog import Gpu
+from calculators.memory import WEIGHT_DTYPES, check_tensor_parallel, kv_bytes_per_token, weight_bytes
+from calculators.modelspec import ModelArch
+from calculators.validation import require_finite, require_int
+
+__all__ = [
+    "DEFAULT_MBU",
+    "DEFAULT_MFU",
+    "RooflineInput",
+    "DecodePoint",
+    "PrefillPoint",
+    "peak_tflops",
+    "weights_read_bytes",
+    "decode_point",
+    "decode_sweep",
+    "prefill",
+]
+
+DEFAULT_MBU = 0.7
+DEFAULT_MFU = 0.5
+
+
+@dataclass(frozen=True)
+class RooflineInput:
+    arch: ModelArch
+    gpu: Gpu
+    tensor_parallel_size: int = 1
+    weight_dtype: str = "bf16"
+    kv_cache_dtype: str = "auto"
+    context_tokens: int = 1024
+    mbu: float = DEFAULT_MBU
+    mfu: float = DEFAULT_MFU
+
+    def __post_init__(self) -> None:
+        check_tensor_parallel(self.arch, self.tensor_parallel_size)
+        if self.weight_dtype not in WEIGHT_DTYPES:
+            raise ValueError(f"weight_dtype must be one of {', '.join(WEIGHT_DTYPES)}, got {self.weight_dtype!r}")
+        kv_bytes_per_token(self.arch, self.kv_cache_dtype, 1)  # validates kv_cache_dtype
+        require_int("context_tokens", self.context_tokens, low=0, high=10**7)
+        require_finite("mbu", self.mbu, low=0.0, high=1.0, low_inclusive=False)
+        require_finite("mfu", self.mfu, low=0.0, high=1.0, low_inclusive=False)
+
+
+@dataclass(frozen=True)
+class DecodePoint:
+    concurrency: int
+    bound: str  # "memory" | "compute"
+    step_ms_memory: float
+    step_ms_compute: float
+    decode_tokens_per_s_max: float
+    per_user_tokens_per_s_max: float
+    decode_tokens_per_s_est: float
+    per_user_tokens_per_s_est: float
+    bytes_read_per_gpu: float
+    tpot_ms_floor: float
+
+
+@dataclass(frozen=True)
+class PrefillPoint:
+    prompt_tokens: int
+    prefill_tokens_per_s_max: float
+    prefill_tokens_per_s_est: float
+    ttft_ms_floor: float
+    ttft_ms_est: float
+
+
+def peak_tflops(gpu: Gpu, weight_dtype: str) -> float:
+    """Dense tensor TFLOPS the GEMMs run at: fp8 peak for fp8 weights where the GPU has fp8, else bf16
+    (int4 AWQ/GPTQ kernels dequantize to 16-bit; fp8 on an A100 runs as W8A16)."""
+    if weight_dtype == "fp8" and gpu.fp8_dense_tflops:
+        return gpu.fp8_dense_tflops
+    return gpu.bf16_dense_tflops
+
+
+def weights_read_bytes(arch: ModelArch, weight_dtype: str, batch: int) -> float:
+    """Bytes of weights one decode step reads (whole model): all of a dense model; for MoE the shared part
+    plus the expected share of experts touched, 1 - (1 - k/E)^B.
+
+    >>> from calculators.modelspec import model
+    >>> m = model("mistralai/Mixtral-8x7B-Instruct-v0.1")
+    >>> round(weights_read_bytes(m, "bf16", 1) / 1e9, 1), round(weights_read_bytes(m, "bf16", 64) / 1e9, 1)
+    (25.8, 93.4)
+    """
+    total = weight_bytes(arch, weight_dtype)
+    if not arch.is_moe:
+        return float(total)
+    expert_bytes = total * arch.expert_params / arch.total_params  # same bytes/param as the other linears
+    share = 1.0 - (1.0 - arch.experts_per_token / arch.num_experts) ** batch
+    return total - expert_bytes + expert_bytes * share
+
+
+def decode_point(inp: RooflineInput, concurrency: int) -> DecodePoint:
+    """Ceiling and estimate of decode throughput at ``concurrency`` sequences (see the module docstring)."""
+    b = require_int("concurrency", concurrency, low=1, high=10**6)
+    a, tp = inp.arch, inp.tensor_parallel_size
+    bytes_read = weights_read_bytes(a, inp.weight_dtype, b) / tp + b * inp.context_tokens * kv_bytes_per_token(
+        a, inp.kv_cache_dtype, tp
+    )
+    t_mem = bytes_read / (inp.gpu.mem_bandwidth_tbps * 1e12)
+    flops_per_token = 2 * a.active_params + 4 * a.layers * a.attention_heads * a.head_dim * inp.context_tokens
+    t_cmp = b * flops_per_token / tp / (peak_tflops(inp.gpu, inp.weight_dtype) * 1e12)
+    step = max(t_mem, t_cmp)
+    step_est = max(t_mem / inp.mbu, t_cmp / inp.mfu)
+    return DecodePoint(
+        concurrency=b,
+        bound="memory" if t_mem >= t_cmp else "compute",
+        step_ms_memory=t_mem * 1e3,
+        step_ms_compute=t_cmp * 1e3,
+        decode_tokens_per_s_max=b / step,
+        per_user_tokens_per_s_max=1 / step,
+        decode_tokens_per_s_est=b / step_est,
+        per_user_tokens_per_s_est=1 / step_est,
+        bytes_read_per_gpu=bytes_read,
+        tpot_ms_floor=step * 1e3,
+    )
+
+
+def decode_sweep(inp: RooflineInput, concurrencies: tuple[int, ...] | list[int]) -> tuple[DecodePoint, ...]:
+    """:func:`decode_point` for each concurrency.
+
+    >>> from calculators.catalog import gpu
+    >>> from calculators.modelspec import model
+    >>> inp = RooflineInput(model("meta-llama/Llama-3.1-8B-Instruct"), gpu("h100-sxm"), context_tokens=128)
+    >>> [p.bound for p in decode_sweep(inp, [1, 4096])]
+    ['memory', 'compute']
+    """
+    if not concurrencies:
+        raise ValueError("concurrencies must list at least one value")
+    return tuple(decode_point(inp, c) for c in concurrencies)
+
+
+def prefill(inp: RooflineInput, prompt_tokens: int) -> PrefillPoint:
+    """Prefill throughput ceiling and the TTFT floor for one prompt of ``prompt_tokens`` on an idle server.
+
+    >>> from calculators.catalog import gpu
+    >>> from calculators.modelspec import model
+    >>> inp = RooflineInput(model("meta-llama/Llama-3.3-70B-Instruct"), gpu("h100-sxm"), 2, "fp8")
+    >>> round(prefill(inp, 1000).ttft_ms_floor)
+    36
+    """
+    p = require_int("prompt_tokens", prompt_tokens, low=1, high=10**7)
+    a, tp = inp.arch, inp.tensor_parallel_size
+    flops = p * (2 * a.active_params + 2 * a.layers * a.attention_heads * a.head_dim * p) / tp
+    peak = peak_tflops(inp.gpu, inp.weight_dtype) * 1e12
+    t_cmp = flops / peak
+    t_mem = weights_read_bytes(a, inp.weight_dtype, p) / tp / (inp.gpu.mem_bandwidth_tbps * 1e12)
+    t = max(t_cmp, t_mem)
+    t_est = max(t_cmp / inp.mfu, t_mem / inp.mbu)
+    return PrefillPoint(
+        prompt_tokens=p,
+        prefill_tokens_per_s_max=p / t,
+        prefill_tokens_per_s_est=p / t_est,
+        ttft_ms_floor=t * 1e3,
+        ttft_ms_est=t_est * 1e3,
+    )

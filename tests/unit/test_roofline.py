@@ -1,0 +1,177 @@
+"""Roofline: golden values by hand, invariants, fuzzing, and every published measurement under its ceiling."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from calculators.catalog import gpu, gpus
+from calculators.memory import WEIGHT_DTYPES
+from calculators.modelspec import model, models
+from calculators.roofline import (
+    RooflineInput,
+    decode_point,
+    decode_sweep,
+    peak_tflops,
+    prefill,
+    weights_read_bytes,
+)
+from tests.strategies import FUZZ
+
+L8 = model("meta-llama/Llama-3.1-8B-Instruct")
+L70 = model("meta-llama/Llama-3.3-70B-Instruct")
+MEASURED = Path("/work/shared/facts/measured_throughput.csv")
+
+
+def test_single_stream_70b_bandwidth_bound_by_hand():
+    # 3.35 TB/s / 141.1 GB = 23.7 tok/s (facts README 5c)
+    p = decode_point(RooflineInput(L70, gpu("h100-sxm"), context_tokens=0), 1)
+    assert p.decode_tokens_per_s_max == pytest.approx(3.35e12 / (2 * L70.total_params))
+    assert p.bound == "memory"
+    fp8_tp4 = decode_point(RooflineInput(L70, gpu("h100-sxm"), 4, "fp8", context_tokens=0), 1)
+    assert fp8_tp4.decode_tokens_per_s_max == pytest.approx(4 * 3.35e12 / 72.66e9, rel=0.01)
+
+
+def test_batch_32_70b_by_hand():
+    # README 5d: 141.1 GB + 32 x 1000 x 320 KiB = 151.6 GB per step -> 707 tok/s on one H100
+    p = decode_point(RooflineInput(L70, gpu("h100-sxm"), context_tokens=1000), 32)
+    assert p.bytes_read_per_gpu == pytest.approx(2 * L70.total_params + 32 * 1000 * 327_680)
+    assert p.decode_tokens_per_s_max == pytest.approx(707, abs=1)
+
+
+def test_compute_bound_at_large_batch():
+    p = decode_point(RooflineInput(L8, gpu("h100-sxm"), context_tokens=0), 8192)
+    assert p.bound == "compute"
+    assert p.decode_tokens_per_s_max == pytest.approx(989e12 / (2 * L8.active_params))
+
+
+def test_estimate_applies_the_efficiencies():
+    p = decode_point(RooflineInput(L8, gpu("h100-sxm"), context_tokens=0, mbu=0.5), 1)
+    assert p.decode_tokens_per_s_est == pytest.approx(0.5 * p.decode_tokens_per_s_max)
+
+
+def test_fp8_uses_fp8_peak_only_where_the_gpu_has_it():
+    assert peak_tflops(gpu("h100-sxm"), "fp8") == 1979
+    assert peak_tflops(gpu("a100-80gb"), "fp8") == 312
+    assert peak_tflops(gpu("h100-sxm"), "int4-awq") == 989
+
+
+def test_moe_reads_active_experts_at_batch_1_and_all_at_large_batch():
+    mx = model("mistralai/Mixtral-8x7B-Instruct-v0.1")
+    assert weights_read_bytes(mx, "bf16", 1) == pytest.approx(2 * mx.active_params)
+    assert weights_read_bytes(mx, "bf16", 512) == pytest.approx(2 * mx.total_params)
+
+
+def test_prefill_ttft_floor_by_hand():
+    # 2 x 70.55e9 x 4000 FLOPs (+ attention) on one H100's 989 TFLOPS: > 0.57 s (README 5i: 1.14 s at 50 % MFU)
+    pf = prefill(RooflineInput(L70, gpu("h100-sxm")), 4000)
+    assert pf.ttft_ms_floor == pytest.approx(
+        1e3 * 4000 * (2 * L70.active_params + 2 * 80 * 64 * 128 * 4000) / 989e12)
+    assert pf.ttft_ms_est == pytest.approx(2 * pf.ttft_ms_floor)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"mbu": 0}, "mbu must be > 0"), ({"mfu": 1.2}, "mfu must be <= 1"),
+    ({"context_tokens": -1}, "context_tokens must be >= 0"), ({"tensor_parallel_size": 5}, "must divide"),
+    ({"weight_dtype": "fp4"}, "weight_dtype must be one of"), ({"kv_cache_dtype": "x"}, "kv_cache_dtype"),
+])
+def test_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RooflineInput(L70, gpu("h100-sxm"), **kwargs)
+    with pytest.raises(ValueError, match="concurrency must be >= 1"):
+        decode_point(RooflineInput(L70, gpu("h100-sxm")), 0)
+    with pytest.raises(ValueError, match="at least one"):
+        decode_sweep(RooflineInput(L70, gpu("h100-sxm")), [])
+
+
+@st.composite
+def roofline_inputs(draw):
+    arch = draw(st.sampled_from(list(models().values())))
+    tps = [t for t in (1, 2, 4, 8) if arch.attention_heads % t == 0 and (arch.kv_heads % t == 0 or t % arch.kv_heads == 0)]
+    return RooflineInput(arch, draw(st.sampled_from(list(gpus().values()))), draw(st.sampled_from(tps)),
+                         draw(st.sampled_from(WEIGHT_DTYPES)), draw(st.sampled_from(["auto", "fp8"])),
+                         draw(st.integers(0, 200_000)), draw(st.floats(0.05, 1.0)), draw(st.floats(0.05, 1.0)))
+
+
+@FUZZ
+@given(roofline_inputs(), st.integers(1, 4096))
+def test_invariants(inp, b):
+    p, q = decode_point(inp, b), decode_point(inp, b + 1)
+    assert q.decode_tokens_per_s_max >= p.decode_tokens_per_s_max * (1 - 1e-9)  # throughput never drops with B
+    assert q.per_user_tokens_per_s_max <= p.per_user_tokens_per_s_max * (1 + 1e-9)  # per-user never rises
+    assert p.decode_tokens_per_s_est <= p.decode_tokens_per_s_max * (1 + 1e-9)
+    compute_cap = inp.tensor_parallel_size * peak_tflops(inp.gpu, inp.weight_dtype) * 1e12 / (2 * inp.arch.active_params)
+    assert p.decode_tokens_per_s_max <= compute_cap * (1 + 1e-9)
+    pf = prefill(inp, max(1, b))
+    assert pf.prefill_tokens_per_s_est <= pf.prefill_tokens_per_s_max * (1 + 1e-9)
+
+
+# --- every published measurement must sit under the ceiling computed for its setup -----------------------------
+# key: (model, hardware, concurrency column, output_tok_per_s column) -> the setup we encode:
+# (catalog model, gpu, gpus, weight dtype, batch B, minimum context per sequence, check)
+# "roofline": measured <= decode ceiling at B with the smallest context the workload allows (a true upper bound:
+#             fewer KV bytes, and prefill work ignored); "high" concurrency with N prompts => B = N.
+# "compute": speculative decoding emits several tokens per weight read, so only the compute ceiling applies.
+# "any8": hardware not stated; must be under the ceiling of at least one catalog setup of <= 8 GPUs.
+_8B, _70B, _Q3 = "meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct", "Qwen/Qwen3-8B"
+SETUPS = {
+    ("Llama 3.1 8B", "1xH100 SXM", "3400.4"): (_8B, "h100-sxm", 1, "fp8", 320, 0, "roofline"),
+    ("Llama 3.1 8B", "1xH100 SXM", "8088.35"): (_8B, "h100-sxm", 1, "bf16", 256, 0, "roofline"),
+    ("Llama 3.1 70B Instruct", "1xH100 SXM", "418.92"): (_70B, "h100-sxm", 1, "fp8", 320, 0, "roofline"),
+    ("Llama 3.1 70B Instruct", "2xH100 SXM (TP2)", "1727.69"): (_70B, "h100-sxm", 2, "fp8", 320, 0, "roofline"),
+    ("Llama 3.1 70B Instruct", "4xH100 SXM (TP4)", "2242.99"): (_70B, "h100-sxm", 4, "fp8", 320, 0, "roofline"),
+    ("Llama 3.1 70B", "4xH100 SXM (TP4)", "3542.88"): (_70B, "h100-sxm", 4, "bf16", 256, 0, "roofline"),
+    ("Llama 3 70B", "4xH200 (TP4)", "~493 (8x128/2.078s)"): (_70B, "h200", 4, "bf16", 8, 32, "roofline"),
+    ("Llama 3.1 8B", "1xH200", "~1229 (8x128/0.833s)"): (_8B, "h200", 1, "bf16", 8, 32, "roofline"),
+    ("Qwen3-8B (8B-class proxy)", "1xH100 80GB (GCP a3-highgpu-1g)", "142.4"): (_Q3, "h100-sxm", 1, "bf16", 1, 2048, "roofline"),
+    ("Qwen3-8B", "1xH100", "2528.5"): (_Q3, "h100-sxm", 1, "bf16", 32, 2048, "roofline"),
+    ("Qwen3-8B", "1xH100", "3910.2"): (_Q3, "h100-sxm", 1, "bf16", 32, 128, "roofline"),
+    ("Qwen3-8B", "1xH100", "13567"): (_Q3, "h100-sxm", 1, "bf16", 512, 128, "roofline"),
+    ("Qwen3-8B", "1xH100", "207.6"): (_Q3, "h100-sxm", 1, "fp8", 1, 2048, "roofline"),
+    ("Qwen3-8B", "1xH100", "3086.1"): (_Q3, "h100-sxm", 1, "fp8", 32, 2048, "roofline"),
+    ("Qwen3-8B", "1xH100", "5248.6"): (_Q3, "h100-sxm", 1, "fp8", 32, 128, "roofline"),
+    ("Llama 3.1 8B Instruct", "1xA100 40GB", "~75"): (_8B, "a100-40gb", 1, "bf16", 1, 1024, "roofline"),
+    ("Llama 3.3 70B Instruct", "OCI 'Large Generic' unit (GPU type not stated in excerpt)", "58.02"): (_70B, None, None, None, 1, 480, "any8"),
+    ("Llama 3.3 70B Instruct", "OCI 'Large Generic' unit", "1296.53"): (_70B, None, None, None, 32, 480, "any8"),
+    ("Llama 3.3 70B Instruct", "OCI 'Large Generic' unit", "2314.73"): (_70B, None, None, None, 128, 480, "any8"),
+    ("Llama 3.3 70B", "2xH100", "2000"): (_70B, "h100-sxm", 2, "fp8", 1, 0, "compute"),
+}
+
+
+def _rows():
+    with open(MEASURED, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _ceiling(model_id, gpu_id, n, dtype, batch, ctx):
+    return decode_point(RooflineInput(model(model_id), gpu(gpu_id), n, dtype, context_tokens=ctx), batch)
+
+
+@pytest.mark.skipif(not MEASURED.exists(), reason="shared facts not present")
+def test_every_measured_row_has_an_encoded_setup():
+    keys = {(r["model"], r["hardware"], r["output_tok_per_s"]) for r in _rows()}
+    assert keys == set(SETUPS)
+
+
+@pytest.mark.skipif(not MEASURED.exists(), reason="shared facts not present")
+@pytest.mark.parametrize("row", _rows() if MEASURED.exists() else [], ids=lambda r: f"{r['model']}|{r['hardware']}|{r['output_tok_per_s']}")
+def test_measured_throughput_never_exceeds_the_roofline(row):
+    measured = float(re.match(r"~?([\d.]+)", row["output_tok_per_s"]).group(1))
+    model_id, gpu_id, n, dtype, batch, ctx, check = SETUPS[(row["model"], row["hardware"], row["output_tok_per_s"])]
+    if check == "roofline":
+        assert measured <= _ceiling(model_id, gpu_id, n, dtype, batch, ctx).decode_tokens_per_s_max
+    elif check == "compute":
+        arch = model(model_id)
+        assert measured <= n * peak_tflops(gpu(gpu_id), dtype) * 1e12 / (2 * arch.active_params)
+    else:
+        ceilings = [_ceiling(model_id, g, k, d, batch, ctx).decode_tokens_per_s_max
+                    for g in ("h100-sxm", "h200", "b200", "mi300x") for k in (1, 2, 4, 8) for d in ("bf16", "fp8")]
+        assert measured <= max(ceilings)
+        # and it rules out the article's setup: one H100 in bf16 cannot reach it at c=1
+        if batch == 1:
+            assert measured > _ceiling(model_id, "h100-sxm", 1, "bf16", 1, ctx).decode_tokens_per_s_max

@@ -1,0 +1,108 @@
+"""Pinned checks of the fit model against KV capacities that real vLLM servers logged at startup.
+
+Each case names its source, the vLLM version and the settings it states. The model must reproduce
+``GPU KV cache size: N tokens`` (and ``Available KV cache memory``) within 5 %. Weights come from
+``Model loading took X GiB``. Add new logs to ``LOGS`` (the lead's further H100 runs go here).
+
+Note on the default utilization: vLLM 0.25-0.30 default ``gpu_memory_utilization`` is 0.92 (the 0.26.0 log
+prints "Requested memory: 0.920000 (util)" when the flag is absent); the shared README's "default 0.9" for
+the two H100 runs is the older releases' default. With 0.9 the 8B run would need a negative reserve
+(71.26 - 14.96 = 56.30 < 56.56 GiB logged); with 0.92 the reserve is 1.33 GiB = 1.10 activations + 0.22
+non-torch, exactly what the H200 debug logs of the same shape show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from calculators.catalog import gpu
+from calculators.memory import FitInput, fit
+from calculators.modelspec import model
+
+TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class Logged:
+    name: str
+    source: str
+    vllm: str
+    model_id: str
+    gpu_id: str
+    weight_dtype: str
+    max_model_len: int
+    gpu_memory_utilization: float | None  # None = the release's default (0.92 in 0.26.0)
+    kv_cache_dtype: str
+    weights_gib: float  # "Model loading took"
+    kv_cache_gib: float  # "Available KV cache memory"
+    kv_tokens: int  # "GPU KV cache size"
+    max_concurrency: float | None = None  # "Maximum concurrency for L tokens per request"
+
+
+_README = "/work/shared/vllm/README.md table B (H100 80GB HBM3, synthetic weights, 2026-11-27)"
+_H200 = ("run by this helper on the lent H200 (torch total 150,109,880,320 B = 139.80 GiB), vLLM 0.26.0, "
+         "--load-format dummy, synthetic config with the catalog shape, VLLM_LOGGING_LEVEL=DEBUG, 2026-11-28")
+
+LOGS = [
+    Logged("h100-llama8b-bf16-4k", _README, "0.26.0", "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "bf16",
+           4096, None, "auto", 14.96, 56.56, 463_312),
+    Logged("h100-llama70b-fp8-4k", _README + "; --quantization fp8", "0.26.0", "meta-llama/Llama-3.3-70B-Instruct",
+           "h100-sxm", "fp8", 4096, None, "auto", 67.7, 2.65, 8_672),
+    Logged("h200-llama8b-bf16-4k", _H200, "0.26.0", "meta-llama/Llama-3.1-8B-Instruct", "h200", "bf16",
+           4096, None, "auto", 15.0, 112.28, 919_824, 224.57),
+    Logged("h200-llama8b-u0.6-16k-fp8kv", _H200 + "; --gpu-memory-utilization 0.6 --kv-cache-dtype fp8", "0.26.0",
+           "meta-llama/Llama-3.1-8B-Instruct", "h200", "bf16", 16384, 0.6, "fp8", 15.04, 67.52, 1_106_176, 67.52),
+    Logged("h200-qwen7b-bf16-8k", _H200, "0.26.0", "Qwen/Qwen2.5-7B-Instruct", "h200", "bf16",
+           8192, None, "auto", 14.29, 112.98, 2_115_440, 258.23),
+    Logged("h200-qwen7b-u0.8-eager", _H200 + "; --gpu-memory-utilization 0.8 --enforce-eager", "0.26.0",
+           "Qwen/Qwen2.5-7B-Instruct", "h200", "bf16", 4096, 0.8, "auto", 14.29, 96.21, 1_801_440, 439.80),
+]
+
+
+def _fit(case: Logged):
+    return fit(FitInput(model(case.model_id), gpu(case.gpu_id), 1, case.weight_dtype, case.kv_cache_dtype,
+                        case.max_model_len, case.gpu_memory_utilization))
+
+
+@pytest.mark.parametrize("case", LOGS, ids=lambda c: c.name)
+def test_kv_tokens_within_5_percent(case):
+    r = _fit(case)
+    assert r.kv_capacity_tokens == pytest.approx(case.kv_tokens, rel=TOLERANCE)
+    assert r.kv_cache_gib == pytest.approx(case.kv_cache_gib, rel=TOLERANCE)
+    assert r.verdict == "fits"
+
+
+@pytest.mark.parametrize("case", LOGS, ids=lambda c: c.name)
+def test_weights_within_1_percent(case):
+    assert _fit(case).weights_gib == pytest.approx(case.weights_gib, rel=0.01)
+
+
+@pytest.mark.parametrize("case", [c for c in LOGS if c.max_concurrency], ids=lambda c: c.name)
+def test_max_concurrency_is_tokens_over_max_model_len(case):
+    # vLLM's own arithmetic on its logged numbers, and ours within 5 %
+    assert case.kv_tokens / case.max_model_len == pytest.approx(case.max_concurrency, abs=0.01)
+    assert _fit(case).max_concurrent_sequences == pytest.approx(case.max_concurrency, rel=TOLERANCE)
+
+
+def test_logged_tokens_are_kv_memory_over_bytes_per_token():
+    # "GPU KV cache size" = Available KV memory / (2 * layers * kv_heads * head_dim * bytes), block-rounded:
+    # checks our KV-bytes-per-token against vLLM's own numbers, independent of the budget model.
+    for case in LOGS:
+        r = _fit(case)
+        rounding = 0.005 * 2**30 / r.kv_bytes_per_token + 16  # the log rounds GiB to 2 decimals; blocks of 16
+        assert case.kv_cache_gib * 2**30 / r.kv_bytes_per_token == pytest.approx(case.kv_tokens, abs=rounding)
+
+
+def test_v0_engine_log_accounting_identity():
+    # vllm-project/vllm issue #10517 (2024-12, V0 engine ~0.6.x), RTX 3090, Llama-3.1-8B-Instruct,
+    # --max-model-len 20000, util 0.90: "total_gpu_memory=23.58GiB ... peak_torch_memory=17.06GiB
+    # non_torch_memory=0.35GiB kv_cache_size=3.81GiB", "# GPU blocks: 1952". The V0 engine profiled without
+    # chunked prefill (activations scale with max_model_len) and is removed since 0.11, so the predictive
+    # model is not applied; this pins the identity our budget formula uses: util*total - peak - non_torch.
+    kv = 0.90 * 23.58 - 17.06 - 0.35
+    assert kv == pytest.approx(3.81, abs=0.01)
+    bytes_per_token = fit(FitInput(model("meta-llama/Llama-3.1-8B-Instruct"), gpu("rtx-4090"),
+                                   max_model_len=4096)).kv_bytes_per_token
+    assert int(3.81 * 2**30 / (16 * bytes_per_token)) == pytest.approx(1952, abs=2)
