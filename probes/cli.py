@@ -1,0 +1,427 @@
+"""The headless probe CLI: ``python -m probes gpu | run | import | list | export``.
+
+``run`` starts vLLM (``--model`` or ``--synthetic``) through ``--vllm-python`` / ``VLLM_PYTHON`` or
+attaches to ``--endpoint``, sweeps ``--concurrency``, prints a progress bar on stderr and a table (or
+``--json``) on stdout, writes ``--out FILE.json`` and saves the run in the results store. Exit codes:
+0 complete, 1 failed or partial (message on stderr), 2 bad arguments or probing disabled, 130 interrupted
+(Ctrl-C: the first one stops the run and keeps the results so far, the server is always stopped).
+
+Flags that go to vLLM: ``--max-model-len``, ``--gpu-memory-utilization``, ``--max-num-seqs``,
+``--tensor-parallel-size``, ``--quantization``, ``--kv-cache-dtype``, ``--[no-]enable-prefix-caching``,
+``--enforce-eager``, ``--load-format`` and ``--vllm-arg=ARG`` (repeatable, split like a shell would:
+``--vllm-arg="--block-size 16"``).
+
+>>> p = build_parser().parse_args(["run", "--synthetic", "tiny", "--concurrency", "1,4", "--max-model-len", "512"])
+>>> serve_args_from(p, synthetic=True)
+['--max-model-len', '512', '--load-format', 'dummy']
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import math
+import os
+import shlex
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from probes import gpu as gpu_mod
+from probes.errors import ProbeDisabledError, ProbeError, ServerError
+from probes.job import GpuLock, ProbeRequest, execute
+from probes.settings import load_settings, require_enabled
+from probes.sweep import SweepConfig, SweepProgress, parse_int_list
+from probes.workload import DISTRIBUTIONS, WorkloadSpec
+
+__all__ = ["build_parser", "main", "serve_args_from", "format_table", "ProgressBar", "EXIT_CODES"]
+
+EXIT_CODES = {"complete": 0, "partial": 1, "failed": 1, "interrupted": 130}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m probes``."""
+    ap = argparse.ArgumentParser(prog="python -m probes", description="Measure a vLLM server on this box.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("gpu", help="inspect the NVIDIA GPUs (NVML)")
+    g.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    r = sub.add_parser("run", help="start vLLM (or attach), sweep concurrency, measure, store")
+    src = r.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="model id or local path (real weights)")
+    src.add_argument("--synthetic", metavar="MODEL_ID_OR_CONFIG_JSON",
+                     help="catalog id, HF id or config.json: random weights of the real shape")
+    src.add_argument("--endpoint", metavar="URL", help="attach to a running OpenAI-compatible server")
+    r.add_argument("--concurrency", default="1,4,16", help="comma-separated list (default 1,4,16)")
+    r.add_argument("--request-rate", type=_positive_float, default=math.inf,
+                   help="requests/s, Poisson arrivals (each concurrency then caps in-flight requests)")
+    r.add_argument("--burstiness", type=_positive_float, default=1.0)
+    r.add_argument("--input-tokens", type=_positive_int, default=512)
+    r.add_argument("--output-tokens", type=_positive_int, default=128)
+    r.add_argument("--requests", type=_positive_int, default=64, help="measured requests per point")
+    r.add_argument("--warmup", type=int, default=2, help="warm-up requests per point (excluded)")
+    r.add_argument("--distribution", choices=DISTRIBUTIONS, default="fixed")
+    r.add_argument("--input-spread", type=float, default=0.0)
+    r.add_argument("--output-spread", type=float, default=0.0)
+    r.add_argument("--shared-prefix", type=int, default=0, metavar="N", help="N shared system prompts")
+    r.add_argument("--shared-prefix-tokens", type=int, default=0, help="tokens per shared prefix "
+                   "(default: half of --input-tokens when --shared-prefix is set)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--vocab-size", type=_positive_int,
+                   help="draw prompt token ids below this (default: config.json, else asked from the server)")
+    r.add_argument("--goodput-ttft-ms", type=_positive_float)
+    r.add_argument("--goodput-tpot-ms", type=_positive_float)
+    r.add_argument("--saturation-gain", type=float, default=0.05,
+                   help="stop when output tok/s gains less than this fraction (0 = never)")
+    r.add_argument("--request-timeout", type=_positive_float, default=600.0, help="seconds per request")
+    r.add_argument("--hang-timeout", type=_positive_float, default=60.0,
+                   help="seconds without /health before the server counts as hung")
+    r.add_argument("--no-samples", action="store_true", help="do not keep per-request samples")
+    r.add_argument("--out", metavar="FILE.json", help="write the run JSON here")
+    r.add_argument("--db", metavar="PATH", help="results database (default: APP__PROBE__DB or the data dir)")
+    r.add_argument("--no-store", action="store_true", help="do not save the run in the database")
+    r.add_argument("--json", action="store_true", help="print the run JSON (without samples) on stdout")
+    r.add_argument("--vllm-python", metavar="PATH", help="interpreter of vLLM's environment (env VLLM_PYTHON)")
+    r.add_argument("--host", help="interface for the managed server (default APP__PROBE__HOST or 127.0.0.1)")
+    r.add_argument("--port", type=int, help="port for the managed server (default: a free one)")
+    r.add_argument("--startup-timeout", type=_positive_float, default=900.0, help="seconds to /health 200")
+    r.add_argument("--served-model-name")
+    r.add_argument("--log", metavar="FILE", help="vLLM's log file (default: a temp file)")
+    r.add_argument("--api-key-env", metavar="VAR", help="name of an env var holding the endpoint's API key")
+    v = r.add_argument_group("vLLM flags (passed through)")
+    v.add_argument("--max-model-len", type=_positive_int)
+    v.add_argument("--gpu-memory-utilization", type=_positive_float)
+    v.add_argument("--max-num-seqs", type=_positive_int)
+    v.add_argument("--tensor-parallel-size", type=_positive_int)
+    v.add_argument("--quantization")
+    v.add_argument("--kv-cache-dtype")
+    v.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=None)
+    v.add_argument("--enforce-eager", action="store_true")
+    v.add_argument("--load-format")
+    v.add_argument("--vllm-arg", action="append", default=[], metavar="ARG",
+                   help='extra vLLM argument(s), repeatable: --vllm-arg="--block-size 16"')
+
+    i = sub.add_parser("import", help="import a run JSON or a `vllm bench serve --save-result` file")
+    i.add_argument("file")
+    i.add_argument("--label", default="")
+    i.add_argument("--db", metavar="PATH")
+    ls = sub.add_parser("list", help="list stored runs")
+    ls.add_argument("--db", metavar="PATH")
+    e = sub.add_parser("export", help="print a stored run as JSON")
+    e.add_argument("run_id", type=int)
+    e.add_argument("--db", metavar="PATH")
+    e.add_argument("--out", metavar="FILE.json")
+    return ap
+
+
+def serve_args_from(ns: argparse.Namespace, *, synthetic: bool) -> list[str]:
+    """vLLM flags from the parsed ``run`` arguments (in a stable order)."""
+    args: list[str] = []
+    for flag in ("max_model_len", "gpu_memory_utilization", "max_num_seqs", "tensor_parallel_size",
+                 "quantization", "kv_cache_dtype"):
+        value = getattr(ns, flag)
+        if value is not None:
+            args += ["--" + flag.replace("_", "-"), str(value)]
+    if ns.enable_prefix_caching is not None:
+        args.append("--enable-prefix-caching" if ns.enable_prefix_caching else "--no-enable-prefix-caching")
+    if ns.enforce_eager:
+        args.append("--enforce-eager")
+    load_format = ns.load_format or ("dummy" if synthetic else None)
+    if load_format:
+        args += ["--load-format", load_format]
+    for extra in ns.vllm_arg:
+        args += shlex.split(extra)
+    return args
+
+
+class ProgressBar:
+    """A tiny progress bar on a stream: redrawn in place on a terminal, one line per point otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 30) -> None:
+        self.stream, self.width = stream, width
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+
+    def __call__(self, p: SweepProgress) -> None:
+        head = f"point {p.point_index + 1}/{p.points_total} concurrency {p.concurrency}"
+        if p.phase == "point_done":
+            tps = f"{p.output_tokens_per_s:.1f}" if p.output_tokens_per_s is not None else "-"
+            end = "\r" if self.tty else ""
+            self._write(f"{end}{head}: {p.done}/{p.total} requests, {p.failed} failed, {tps} output tok/s\n")
+        elif p.phase == "warmup":
+            self._write(f"{head}: warming up\n" if not self.tty else f"\r{head}: warming up")
+        elif self.tty:
+            filled = int(self.width * p.done / max(p.total, 1))
+            bar = "#" * filled + "." * (self.width - filled)
+            self._write(f"\r{head} [{bar}] {p.done}/{p.total} ({p.failed} failed)")
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(run: dict[str, Any]) -> str:
+    """A plain-text summary of a run: header lines and one row per point.
+
+    >>> print(format_table({"model": "m", "weights": "synthetic", "status": "complete", "points": []}).splitlines()[0])
+    model m (synthetic weights), vLLM ?, status complete
+    """
+    lines = [f"model {run.get('model')} ({run.get('weights')} weights), vLLM {run.get('vllm_version') or '?'}, "
+             f"status {run.get('status')}"]
+    gpu = run.get("gpu")
+    lines.append(f"GPU: {gpu['count']}x {gpu['name']}" if gpu else "GPU: none visible (CPU or remote)")
+    if run.get("cold_start_s") is not None:
+        lines.append(f"cold start to /health: {run['cold_start_s']:.1f} s")
+    head = (f"{'conc':>5} {'ok':>5} {'fail':>4} {'out tok/s':>10} {'req/s':>7} {'TTFT med':>9} {'TTFT p99':>9} "
+            f"{'TPOT med':>9} {'TPOT p99':>9} {'ITL med':>8} {'ITL p99':>8} {'E2EL med':>9} {'J/tok':>7}")
+    lines += [head, "-" * len(head)]
+    for p in run.get("points", []):
+        power = p.get("power") or {}
+        lines.append(
+            f"{p.get('concurrency') or '-':>5} {p['completed']:>5} {p['failed']:>4} {_fmt(p['output_tokens_per_s']):>10} "
+            f"{_fmt(p['requests_per_s'], 2):>7} {_fmt(p['ttft_ms']['median']):>9} {_fmt(p['ttft_ms']['p99']):>9} "
+            f"{_fmt(p['tpot_ms']['median'], 2):>9} {_fmt(p['tpot_ms']['p99'], 2):>9} "
+            f"{_fmt(p['itl_ms']['median'], 2):>8} {_fmt(p['itl_ms']['p99'], 2):>8} "
+            f"{_fmt(p['e2el_ms']['median']):>9} {_fmt(power.get('j_per_output_token'), 3):>7}")
+    best = run.get("best_point")
+    if best:
+        lines.append(f"best point: concurrency {best.get('concurrency')}, {best['output_tokens_per_s']:.1f} output tok/s")
+    lines += [f"note: {n}" for n in run.get("notes", [])]
+    if run.get("error"):
+        lines.append(f"error: {run['error'].splitlines()[0]}")
+    lines.append("(latencies in ms)")
+    return "\n".join(lines)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _open_store(path: str | None) -> Any:
+    try:
+        from probes.store import ResultStore  # noqa: PLC0415 - keeps `gpu` usable without the store
+    except ImportError as exc:
+        raise ValueError(f"the results store is unavailable ({exc}): install requirements.txt, or pass "
+                         "--no-store and keep the run with --out") from exc
+    return ResultStore(path)
+
+
+@contextlib.contextmanager
+def _interrupts(stop: threading.Event) -> Iterator[None]:
+    """First SIGINT/SIGTERM sets ``stop`` (graceful); a second SIGINT raises KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        sys.stderr.write("\nstopping: finishing up, stopping the server (Ctrl-C again to force)...\n")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _gpu_indices(tp: int | None) -> list[int]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    ids = [int(x) for x in visible.split(",") if x.strip().isdigit()] if visible else []
+    count = tp or 1
+    return (ids or list(range(count)))[:count]
+
+
+def _workload(ns: argparse.Namespace) -> WorkloadSpec:
+    prefix_tokens = ns.shared_prefix_tokens or (ns.input_tokens // 2 if ns.shared_prefix else 0)
+    return WorkloadSpec(input_tokens=ns.input_tokens, output_tokens=ns.output_tokens, num_requests=ns.requests,
+                        distribution=ns.distribution, input_spread=ns.input_spread,
+                        output_spread=ns.output_spread, shared_prefix_count=ns.shared_prefix,
+                        shared_prefix_tokens=prefix_tokens if ns.shared_prefix else 0, seed=ns.seed)
+
+
+def _config(ns: argparse.Namespace) -> SweepConfig:
+    if ns.warmup < 0:
+        raise ValueError(f"--warmup must be >= 0, got {ns.warmup}")
+    workload = _workload(ns)
+    longest = workload.input_tokens * (1 + workload.input_spread * 3) + workload.output_tokens * (
+        1 + workload.output_spread * 3)
+    if ns.max_model_len is not None and workload.distribution == "fixed" and longest > ns.max_model_len:
+        raise ValueError(f"--input-tokens + --output-tokens ({int(longest)}) must fit --max-model-len "
+                         f"({ns.max_model_len})")
+    return SweepConfig(workload=workload, concurrencies=parse_int_list(ns.concurrency),
+                       request_rate=ns.request_rate, burstiness=ns.burstiness, warmup_requests=ns.warmup,
+                       goodput_ttft_ms=ns.goodput_ttft_ms, goodput_tpot_ms=ns.goodput_tpot_ms,
+                       saturation_gain=ns.saturation_gain, request_timeout_s=ns.request_timeout,
+                       hang_timeout_s=ns.hang_timeout, keep_samples=not ns.no_samples)
+
+
+def _finish(run: dict[str, Any], ns: argparse.Namespace, store: Any, out: TextIO, err: TextIO) -> int:
+    if store is not None:
+        try:
+            run["run_id"] = store.save_run(run)
+            err.write(f"saved as run {run['run_id']} in {getattr(store, 'path', 'the results store')}\n")
+        except Exception as exc:  # noqa: BLE001 - the run JSON must still be written and printed
+            err.write(f"warning: could not save the run in the results store: {exc}\n")
+    if ns.out:
+        Path(ns.out).write_text(json.dumps(run, indent=1), encoding="utf-8")
+        err.write(f"wrote {ns.out}\n")
+    if ns.json:
+        out.write(json.dumps({**run, "points": [{k: v for k, v in p.items() if k != "samples"}
+                                                for p in run["points"]]}, indent=1) + "\n")
+    else:
+        out.write(format_table(run) + "\n")
+    code = EXIT_CODES.get(run["status"], 1)
+    if code:
+        err.write(f"probe {run['status']}: {run.get('error') or 'see notes'}\n")
+    return code
+
+
+def _request(ns: argparse.Namespace, config: SweepConfig, api_key: str | None) -> ProbeRequest:
+    return ProbeRequest(config=config, model=ns.model, synthetic=ns.synthetic, endpoint=ns.endpoint,
+                        serve_args=tuple(serve_args_from(ns, synthetic=bool(ns.synthetic))),
+                        vllm_python=ns.vllm_python, host=ns.host, port=ns.port,
+                        served_model_name=ns.served_model_name, startup_timeout_s=ns.startup_timeout,
+                        log_path=ns.log, gpu_indices=tuple(_gpu_indices(ns.tensor_parallel_size)),
+                        vocab_size=ns.vocab_size, api_key=api_key)
+
+
+def _cmd_run(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = load_settings()
+    require_enabled(settings)
+    config = _config(ns)
+    api_key = os.environ.get(ns.api_key_env) if ns.api_key_env else None
+    if ns.api_key_env and not api_key:
+        raise ValueError(f"--api-key-env {ns.api_key_env}: that environment variable is empty or unset")
+    if not ns.endpoint and not (ns.vllm_python or settings.vllm_python):
+        raise ValueError("--vllm-python (or env VLLM_PYTHON) is required: the interpreter of vLLM's environment")
+    req = _request(ns, config, api_key)
+    store = None if ns.no_store else _open_store(ns.db or settings.db_path)
+    stop = threading.Event()
+
+    def on_point(r: dict[str, Any]) -> None:
+        if store is not None:
+            with contextlib.suppress(Exception):  # the final save in _finish reports errors
+                r["run_id"] = store.save_run(r)
+
+    def log(msg: str) -> None:
+        err.write(msg + "\n")
+        err.flush()
+
+    lock = GpuLock(settings.data_dir, req.gpu_indices[0] if req.gpu_indices else 0)
+    with _interrupts(stop), lock:
+        if not ns.endpoint:  # one managed probe per GPU, also across the app and other terminals
+            lock.acquire({"pid": os.getpid(), "host": socket.gethostname(), "phase": "running (CLI)",
+                          "model": ns.synthetic or ns.model, "started_at": _now()})
+        run = execute(req, settings=settings, stop=stop, on_progress=ProgressBar(err), on_point=on_point, log=log)
+    return _finish(run, ns, store, out, err)
+
+
+def _cmd_gpu(ns: argparse.Namespace, out: TextIO) -> int:
+    snap = gpu_mod.inspect()
+    if ns.json:
+        out.write(json.dumps(gpu_mod.snapshot_to_dict(snap), indent=1) + "\n")
+        return 0
+    if not snap.available:
+        out.write(snap.reason + "\n")
+        return 0
+    out.write(f"driver {snap.driver_version or '?'}, CUDA {snap.cuda_version or '?'}\n")
+    for g in snap.gpus:
+        if g.error:
+            out.write(f"[{g.index}] {g.error}\n")
+            continue
+        out.write(f"[{g.index}] {g.name}  mem {g.memory_used_mib}/{g.memory_total_mib} MiB  util "
+                  f"{g.utilization_pct}%  power {_fmt(g.power_w)}/{_fmt(g.power_limit_w)} W  "
+                  f"{g.temperature_c} C  SM {g.sm_clock_mhz} MHz  mem {g.mem_clock_mhz} MHz\n")
+        for pid, name, used in g.processes:
+            out.write(f"      pid {pid} {name or '?'} {used if used is not None else '?'} MiB\n")
+    return 0
+
+
+def _cmd_import(ns: argparse.Namespace, out: TextIO) -> int:
+    store = _open_store(ns.db or load_settings().db_path)
+    text = Path(ns.file).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{ns.file} is not JSON: {exc}") from exc
+    if isinstance(data, dict) and str(data.get("schema", "")).startswith("selfhost-vs-api/probe-run"):
+        run_id = store.import_json(text)
+    else:
+        run_id = store.import_vllm_bench(data, label=ns.label)
+    out.write(f"imported {ns.file} as run {run_id}\n")
+    return 0
+
+
+def _cmd_list(ns: argparse.Namespace, out: TextIO) -> int:
+    runs = _open_store(ns.db or load_settings().db_path).list_runs()
+    rows = runs.to_dict("records") if hasattr(runs, "to_dict") else list(runs)
+    if not rows:
+        out.write("no runs stored\n")
+    for row in rows:
+        out.write("  ".join(f"{k}={v}" for k, v in row.items()) + "\n")
+    return 0
+
+
+def _cmd_export(ns: argparse.Namespace, out: TextIO) -> int:
+    text = _open_store(ns.db or load_settings().db_path).export_json(ns.run_id)
+    if ns.out:
+        Path(ns.out).write_text(text, encoding="utf-8")
+    else:
+        out.write(text + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit code (errors are printed, never raised as tracebacks)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    ns = build_parser().parse_args(argv)
+    try:
+        if ns.command == "gpu":
+            return _cmd_gpu(ns, out)
+        if ns.command == "run":
+            return _cmd_run(ns, out, err)
+        if ns.command == "import":
+            return _cmd_import(ns, out)
+        if ns.command == "list":
+            return _cmd_list(ns, out)
+        return _cmd_export(ns, out)
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return 130
+    except ServerError as exc:
+        err.write(f"error: {exc}\n")
+        return 1
+    except ProbeError as exc:
+        err.write(f"error: {exc}\n")
+        return 2 if isinstance(exc, ProbeDisabledError) else 1
+    except (ValueError, KeyError, OSError) as exc:
+        err.write(f"error: {exc}\n")
+        return 2

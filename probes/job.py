@@ -1,0 +1,369 @@
+"""One probe, end to end, as a function (:func:`execute`) and as a background job (:class:`ProbeJob`).
+
+:func:`execute` is what both the CLI and the Probe page run: write the synthetic model if asked, start vLLM
+(or attach to an endpoint), sweep, and ALWAYS stop the server (``finally``), returning the run JSON with
+its status (start failures are recorded as ``status="failed"`` with the message, not raised).
+
+:class:`ProbeJob` runs :func:`execute` in a thread for the page: one probe per GPU at a time through an
+exclusive ``flock`` on ``<data_dir>/probe-gpu<N>.lock`` (released by the OS if the process dies), with a
+status file ``probe-gpu<N>.json`` beside it that any session can read (:func:`running_probe`): who runs,
+the phase, progress and the ``run_id`` whose partial results are in the store after every point.
+``stop()`` sets the stop event, waits, and tears the server down itself if the thread does not finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import ipaddress
+import json
+import os
+import socket
+import tempfile
+import threading
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from probes import gpu as gpu_mod
+from probes.errors import ProbeBusyError, ProbeError
+from probes.server import VllmServer, attach, detect_install, endpoint_vocab_size
+from probes.settings import ProbeSettings, load_settings, require_enabled
+from probes.sweep import SweepConfig, SweepProgress, new_run, run_sweep
+from probes.synthetic import read_vocab_size, write_model_dir
+
+__all__ = ["ProbeRequest", "execute", "is_local_url", "GpuLock", "running_probe", "ProbeJob", "DEFAULT_VOCAB"]
+
+DEFAULT_VOCAB = 32000  # token ids below this exist in every common tokenizer
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """What to probe: exactly one of ``model`` (real weights), ``synthetic`` (catalog id or config.json) or
+    ``endpoint`` (URL); vLLM flags in ``serve_args``. ``api_key`` is sent to an endpoint, never stored."""
+
+    config: SweepConfig
+    model: str | None = None
+    synthetic: str | None = None
+    endpoint: str | None = None
+    serve_args: tuple[str, ...] = ()
+    vllm_python: str | None = None
+    host: str | None = None
+    port: int | None = None
+    served_model_name: str | None = None
+    startup_timeout_s: float = 900.0
+    log_path: str | None = None
+    gpu_indices: tuple[int, ...] = (0,)
+    vocab_size: int | None = None  # token ids are drawn below this; None = from config.json or the server
+    api_key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        given = [n for n in ("model", "synthetic", "endpoint") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError(f"exactly one of model, synthetic or endpoint is required, got {given or 'none'}")
+        if self.startup_timeout_s <= 0:
+            raise ValueError(f"startup_timeout_s must be > 0, got {self.startup_timeout_s}")
+
+
+def _log_default(_msg: str) -> None:
+    return None
+
+
+def is_local_url(url: str) -> bool:
+    """True for a loopback URL (then this box's GPU is the endpoint's).
+
+    >>> is_local_url("http://127.0.0.1:8000"), is_local_url("http://[::1]:80/v1"), is_local_url("https://api.x.com")
+    (True, True, False)
+    """
+    host = urllib.parse.urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: threading.Event | None = None,
+            on_progress: Callable[[SweepProgress], None] | None = None,
+            on_point: Callable[[dict[str, Any]], None] | None = None,
+            on_server: Callable[[VllmServer], None] | None = None,
+            log: Callable[[str], None] = _log_default) -> dict[str, Any]:
+    """Run one probe and return the run JSON. The managed server is stopped before this returns."""
+    settings = settings or load_settings()
+    require_enabled(settings)
+    stop = stop or threading.Event()
+    if req.endpoint:
+        info = attach(req.endpoint, api_key=req.api_key)
+        local = is_local_url(info.base_url)
+        snapshot = gpu_mod.inspect() if local else None
+        run = new_run(model=info.model, weights="unknown", config=req.config, vllm_version=info.vllm_version,
+                      gpu=gpu_mod.gpu_summary(snapshot, req.gpu_indices) if snapshot else None,
+                      server={"mode": "endpoint", "base_url": info.base_url, "argv": [], "serve_args": []},
+                      notes=["attached to an endpoint: weights and flags unknown"])
+        vocab = _vocab(req, None, info.base_url, info.model, run["notes"])
+        return run_sweep(run, req.config, base_url=info.base_url, model=info.model, vocab_size=vocab,
+                         api_key=req.api_key, stop=stop, on_progress=on_progress, on_point=on_point,
+                         gpu_indices=req.gpu_indices if local else [])
+    python = req.vllm_python or settings.vllm_python
+    if not python:
+        raise ValueError("vllm_python (--vllm-python or env VLLM_PYTHON) is required: the interpreter of "
+                         "vLLM's environment")
+    install = detect_install(python)
+    notes: list[str] = []
+    serve_args = list(req.serve_args)
+    with contextlib.ExitStack() as stack:
+        if req.synthetic:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="probe-synthetic-"))
+            model_path, label, weights = str(write_model_dir(req.synthetic, tmp)), req.synthetic, "synthetic"
+            src = Path(req.synthetic)
+            local_name = (src.parent if src.suffix == ".json" else src).resolve().name
+            served = req.served_model_name or (local_name if src.exists() else req.synthetic)
+            if "--load-format" not in serve_args:
+                serve_args += ["--load-format", "dummy"]
+            notes.append("synthetic weights (--load-format dummy): random values of the real shape; "
+                         "throughput matches real weights for dense models with forced output length")
+        else:
+            model_path, label, weights = str(req.model), str(req.model), "real"
+            served = req.served_model_name or str(req.model)
+        if install.cpu_build and "--enforce-eager" not in serve_args:
+            serve_args.append("--enforce-eager")
+            notes.append("CPU build of vLLM: added --enforce-eager")
+        server = VllmServer(model=model_path, serve_args=serve_args, vllm_python=python,
+                            host=req.host or settings.host, port=req.port, served_model_name=served,
+                            log_path=req.log_path, startup_timeout_s=req.startup_timeout_s)
+        server.install = install
+        stack.callback(server.stop)
+        if on_server:
+            on_server(server)
+        snapshot = gpu_mod.inspect()
+        run = new_run(model=label, weights=weights, config=req.config, vllm_version=install.version,
+                      gpu=gpu_mod.gpu_summary(snapshot, req.gpu_indices),
+                      server={"mode": "managed", "base_url": server.base_url, "argv": server.argv,
+                              "serve_args": serve_args}, notes=notes)
+        if not snapshot.available:
+            run["notes"].append(snapshot.reason)
+        log(f"starting vLLM {install.version or '?'} ({'CPU' if install.cpu_build else 'GPU'} build) on "
+            f"{server.base_url}")
+        try:
+            server.start()
+            log(f"waiting for /health (log: {server.log_path})")
+            server.wait_until_ready(stop=stop)
+        except ProbeError as exc:
+            server.stop()
+            run["status"] = "interrupted" if stop.is_set() else "failed"
+            run["error"] = str(exc)
+            if on_point:
+                on_point(run)
+            return run
+        run["cold_start_s"] = server.cold_start_s
+        run["vllm_version"] = server.version() or install.version
+        _record_gpu_memory(run, req.gpu_indices)
+        log(f"vLLM ready after {server.cold_start_s:.1f} s")
+
+        def describe_exit() -> str:
+            rc = server.proc.poll() if server.proc else None
+            return (f"the vLLM server exited (code {rc}) during the run\n--- last lines of the vLLM log ---\n"
+                    f"{server.log_tail(20)}")
+
+        return run_sweep(run, req.config, base_url=server.base_url, model=server.model_name,
+                         vocab_size=_vocab(req, model_path, server.base_url, server.model_name, run["notes"]),
+                         alive=server.is_running,
+                         describe_exit=describe_exit, stop=stop, on_progress=on_progress, on_point=on_point,
+                         gpu_indices=req.gpu_indices)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _vocab(req: ProbeRequest, model_path: str | None, base_url: str, model: str, notes: list[str]) -> int:
+    """Token ids are drawn below this: the request's value, the local config.json's, the server's, or a default."""
+    if req.vocab_size:
+        return req.vocab_size
+    found = read_vocab_size(model_path) if model_path else None
+    if found is None:
+        found = endpoint_vocab_size(base_url, model, api_key=req.api_key)
+        if found is not None:
+            notes.append(f"vocabulary size {found} found by asking the server")
+    if found is None:
+        notes.append(f"vocabulary size unknown: token ids drawn below {DEFAULT_VOCAB}")
+        return DEFAULT_VOCAB
+    return found
+
+
+def _record_gpu_memory(run: dict[str, Any], indices: tuple[int, ...]) -> None:
+    """Add the GPU memory in use once the server is up (weights + KV cache + activations) to ``run["gpu"]``."""
+    if not run.get("gpu"):
+        return
+    snap = gpu_mod.inspect()
+    used = [g.memory_used_mib for g in snap.gpus if g.index in indices and g.memory_used_mib is not None]
+    if used:
+        run["gpu"]["memory_used_mib_after_start"] = sum(used)
+
+
+class GpuLock:
+    """An exclusive, non-blocking ``flock`` per GPU index under ``data_dir``; the OS drops it if we die."""
+
+    def __init__(self, data_dir: str | os.PathLike[str], gpu_index: int = 0) -> None:
+        self.dir = Path(data_dir)
+        self.gpu_index = gpu_index
+        self.lock_path = self.dir / f"probe-gpu{gpu_index}.lock"
+        self.status_path = self.dir / f"probe-gpu{gpu_index}.json"
+        self._fh: IO[str] | None = None
+
+    def acquire(self, status: dict[str, Any]) -> None:
+        """Take the lock or raise ProbeBusyError naming who holds it."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fh = open(self.lock_path, "a+")  # noqa: SIM115 - held open while locked
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            other = _read_json(self.status_path) or {}
+            raise ProbeBusyError(
+                f"another probe is running on GPU {self.gpu_index} (pid {other.get('pid', '?')} on "
+                f"{other.get('host', '?')}, started {other.get('started_at', '?')}, model "
+                f"{other.get('model', '?')}): wait for it or stop it") from None
+        self._fh = fh
+        self.write_status(status)
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        tmp = self.status_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(status, default=str), encoding="utf-8")
+        os.replace(tmp, self.status_path)
+
+    def release(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self.status_path.unlink()
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> GpuLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def running_probe(data_dir: str | os.PathLike[str], gpu_index: int = 0) -> dict[str, Any] | None:
+    """The status of the probe holding GPU ``gpu_index`` (from any process), or None if none runs."""
+    lock_path = Path(data_dir) / f"probe-gpu{gpu_index}.lock"
+    if not lock_path.exists():
+        return None
+    with open(lock_path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_json(Path(data_dir) / f"probe-gpu{gpu_index}.json") or {"pid": None}
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+class ProbeJob:
+    """A probe running in a background thread (for the Probe page). Start with :meth:`start`."""
+
+    def __init__(self, req: ProbeRequest, *, settings: ProbeSettings | None = None, store: Any = None) -> None:
+        self.req = req
+        self.settings = settings or load_settings()
+        self.store = store
+        self.stop_event = threading.Event()
+        self.lock = GpuLock(self.settings.data_dir, req.gpu_indices[0] if req.gpu_indices else 0)
+        self.progress: SweepProgress | None = None
+        self.run: dict[str, Any] | None = None
+        self.run_id: int | None = None
+        self.error: str | None = None
+        self.phase = "created"
+        self.log: list[str] = []
+        self._server: VllmServer | None = None
+        self._thread: threading.Thread | None = None
+        self._mutex = threading.Lock()
+        self.started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+    # -- state shared with other sessions --------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """JSON-ready state: phase, progress, run_id (partial results are in the store), error."""
+        with self._mutex:
+            return {"pid": os.getpid(), "host": socket.gethostname(), "started_at": self.started_at,
+                    "model": self.req.synthetic or self.req.model or self.req.endpoint, "phase": self.phase,
+                    "run_id": self.run_id, "error": self.error,
+                    "progress": asdict(self.progress) if self.progress else None}
+
+    def _publish(self) -> None:
+        with contextlib.suppress(OSError):
+            self.lock.write_status(self.status())
+
+    def _on_progress(self, p: SweepProgress) -> None:
+        with self._mutex:
+            self.progress = p
+            self.phase = "running"
+        if p.phase != "load" or p.done == p.total:
+            self._publish()
+
+    def _on_point(self, run: dict[str, Any]) -> None:
+        with self._mutex:
+            self.run = json.loads(json.dumps(run, default=str))
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                run["run_id"] = self.run_id = self.store.save_run(run)
+        self._publish()
+
+    def _log(self, msg: str) -> None:
+        with self._mutex:
+            self.log.append(msg)
+            self.phase = "starting" if "starting" in msg or "waiting" in msg else self.phase
+
+    def _main(self) -> None:
+        try:
+            run = execute(self.req, settings=self.settings, stop=self.stop_event, on_progress=self._on_progress,
+                          on_point=self._on_point, on_server=self._set_server, log=self._log)
+            self._on_point(run)
+            with self._mutex:
+                self.error = run.get("error")
+                self.phase = run["status"]
+        except (ProbeError, ValueError, OSError) as exc:
+            with self._mutex:
+                self.error, self.phase = str(exc), "failed"
+        finally:
+            if self._server is not None:
+                self._server.stop()
+            self.lock.release()
+
+    def _set_server(self, server: VllmServer) -> None:
+        self._server = server
+
+    # -- control ----------------------------------------------------------------------------------------
+    def start(self) -> ProbeJob:
+        """Take the GPU lock (ProbeBusyError if another probe holds it) and start the thread."""
+        require_enabled(self.settings)
+        self.lock.acquire(self.status())
+        self.phase = "starting"
+        self._thread = threading.Thread(target=self._main, name="probe-job", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout_s: float | None = None) -> bool:
+        """Wait for the job; True when it has finished."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        return not self.running
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Stop the probe; the server is torn down even if the thread does not finish in time."""
+        self.stop_event.set()
+        if not self.join(timeout_s) and self._server is not None:
+            self._server.stop()

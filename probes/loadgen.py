@@ -1,0 +1,386 @@
+"""Load generator: streams completions from an OpenAI-compatible server the way ``vllm bench serve`` does.
+
+asyncio + aiohttp, one coroutine per request, every timestamp from ``time.perf_counter()`` read through this
+module's ``time`` (tests replace it with a scripted clock). Per request, as vLLM's
+``async_request_openai_completions``:
+
+* ``ttft_s``  = first chunk carrying ``choices`` - send time
+* ``itl_s``   = gaps between consecutive ``choices`` chunks
+* ``latency_s`` = last ``choices`` chunk - send time (E2EL)
+* ``output_tokens`` / ``prompt_tokens`` from the final ``usage`` chunk (fallback: counted chunks / prompt length)
+
+Arrival schedules (:func:`arrival_offsets_s`) follow vLLM's ``get_request``: rate ``inf`` sends everything at
+once (closed loop when ``concurrency`` caps it); a finite rate draws gamma gaps (shape ``burstiness``, mean
+``1/rate``; burstiness 1 = Poisson), seeded, rescaled so the last arrival is at ``n / rate``.
+
+Errors are data: an HTTP status, an ``error`` event in the stream, a stream that ends without ``[DONE]``
+(stricter than vLLM, which accepts it), a timeout or a reset connection give ``success=False`` and a one-line
+``error``. ``stop`` (a ``threading.Event``) cancels what is in flight (``error="interrupted"``), drops what was
+not sent yet and sets ``interrupted=True``. The API key goes into the ``Authorization`` header only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import numpy as np
+
+from probes.workload import RequestInput
+
+__all__ = [
+    "RequestResult",
+    "LoadResult",
+    "arrival_offsets_s",
+    "completion_payload",
+    "send_request",
+    "run_load",
+    "run_load_sync",
+    "INTERRUPTED",
+]
+
+INTERRUPTED = "interrupted"
+_STOP_POLL_S = 0.05
+_MAX_ERROR_BODY_CHARS = 300
+
+
+@dataclass
+class RequestResult:
+    """What one request measured (seconds, ``perf_counter`` based)."""
+
+    index: int
+    success: bool = False
+    error: str = ""
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    ttft_s: float = 0.0
+    itl_s: list[float] = field(default_factory=list)
+    latency_s: float = 0.0
+    start_s: float = 0.0
+
+
+@dataclass
+class LoadResult:
+    """The measured requests of one run (warm-up kept apart) and the run's wall time."""
+
+    results: list[RequestResult]
+    duration_s: float
+    warmup_results: list[RequestResult]
+    interrupted: bool = False
+
+
+def arrival_offsets_s(count: int, request_rate: float, burstiness: float = 1.0, seed: int = 0) -> list[float]:
+    """Send times (s after the run starts) of ``count`` requests, as vLLM's ``get_request`` computes them.
+
+    gaps ~ Gamma(shape=burstiness, scale=1 / (rate * burstiness)); offsets = cumsum(gaps) * (count / rate) /
+    sum(gaps). Rate ``inf`` gives all zeros; burstiness ``inf`` gives evenly spaced ``1/rate`` gaps.
+    Drawn from ``numpy.random.RandomState(seed)``, the stream ``np.random.seed(seed)`` gives in vLLM.
+
+    >>> arrival_offsets_s(3, math.inf)
+    [0.0, 0.0, 0.0]
+    >>> arrival_offsets_s(4, 2.0, burstiness=math.inf)
+    [0.5, 1.0, 1.5, 2.0]
+    >>> round(arrival_offsets_s(10, 5.0, seed=1)[-1], 9)
+    2.0
+    """
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    if not request_rate > 0:
+        raise ValueError(f"request_rate must be > 0 (inf = no pacing), got {request_rate}")
+    if not burstiness > 0:
+        raise ValueError(f"burstiness must be > 0, got {burstiness}")
+    if count == 0:
+        return []
+    if math.isinf(request_rate):
+        return [0.0] * count
+    if math.isinf(burstiness):
+        gaps = np.full(count, 1.0 / request_rate)
+    else:
+        rng = np.random.RandomState(seed)
+        gaps = rng.gamma(shape=burstiness, scale=1.0 / (request_rate * burstiness), size=count)
+    offsets = np.cumsum(gaps)
+    offsets *= (count / request_rate) / offsets[-1]
+    return [float(x) for x in offsets]
+
+
+def completion_payload(model: str, request: RequestInput) -> dict[str, Any]:
+    """The JSON body of one streaming completion request (token-id prompt, forced output length).
+
+    >>> completion_payload("m", RequestInput(0, (5, 6), 3))["max_tokens"]
+    3
+    """
+    return {
+        "model": model,
+        "prompt": list(request.prompt_token_ids),
+        "max_tokens": request.output_tokens,
+        "ignore_eos": True,
+        "temperature": 0.0,
+        "repetition_penalty": 1.0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text and text[0] else type(exc).__name__
+
+
+def _sse_events(buffer: bytearray) -> list[str]:
+    """Pop complete SSE events (separated by a blank line) from ``buffer``; return their ``data:`` payloads."""
+    out = []
+    while True:
+        cut = buffer.find(b"\n\n")
+        sep = 2
+        crlf = buffer.find(b"\r\n\r\n")
+        if crlf != -1 and (cut == -1 or crlf < cut):
+            cut, sep = crlf, 4
+        if cut == -1:
+            return out
+        event = bytes(buffer[:cut]).decode("utf-8", errors="replace")
+        del buffer[: cut + sep]
+        data = [line[5:].lstrip() for line in event.splitlines() if line.startswith("data:")]
+        if data:
+            out.append("\n".join(data))
+
+
+async def send_request(
+    session: Any,
+    url: str,
+    model: str,
+    request: RequestInput,
+    *,
+    headers: dict[str, str],
+    run_start_s: float,
+    request_timeout_s: float,
+) -> RequestResult:
+    """Send one streaming completion and measure it; never raises except ``CancelledError``."""
+    result = RequestResult(index=request.index, prompt_tokens=request.input_tokens)
+    st = time.perf_counter()
+    result.start_s = st - run_start_s
+    last = st
+    chunks = 0
+    usage: dict[str, Any] | None = None
+    done = False
+    try:
+        async with session.post(
+            url,
+            json=completion_payload(model, request),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=request_timeout_s),
+        ) as response:
+            if response.status != 200:
+                body = (await response.text())[:_MAX_ERROR_BODY_CHARS].replace("\n", " ")
+                result.error = f"HTTP {response.status} {response.reason or ''}: {body}".strip()
+                return result
+            buffer = bytearray()
+            async for raw in response.content.iter_any():
+                buffer += raw
+                for data in _sse_events(buffer):
+                    if data == "[DONE]":
+                        done = True
+                        continue
+                    message = json.loads(data)
+                    if "error" in message:
+                        err = message["error"]
+                        detail = err.get("message", err) if isinstance(err, dict) else err
+                        result.error = f"server error in stream: {detail}"
+                        return result
+                    if message.get("choices"):
+                        now = time.perf_counter()
+                        if chunks == 0:
+                            result.ttft_s = now - st
+                        else:
+                            result.itl_s.append(now - last)
+                        last = now
+                        chunks += 1
+                    if message.get("usage"):
+                        usage = message["usage"]
+    except asyncio.CancelledError:
+        raise
+    except TimeoutError:
+        result.error = f"timeout: no complete response within {request_timeout_s:g} s"
+        return result
+    except (aiohttp.ClientError, json.JSONDecodeError, UnicodeError, OSError) as exc:
+        result.error = _one_line(exc)
+        return result
+    if chunks == 0:
+        result.error = "no token received (empty stream)"
+        return result
+    if not done:
+        result.error = f"truncated stream: ended after {chunks} token chunks without [DONE]"
+        return result
+    result.latency_s = last - st
+    result.output_tokens = chunks
+    if usage:
+        result.output_tokens = int(usage.get("completion_tokens") or chunks)
+        if usage.get("prompt_tokens") is not None:
+            result.prompt_tokens = int(usage["prompt_tokens"])
+    result.success = True
+    return result
+
+
+def _validate(concurrency: int | None, request_timeout_s: float) -> None:
+    if concurrency is not None and (isinstance(concurrency, bool) or concurrency < 1):
+        raise ValueError(f"concurrency must be None (no cap) or an integer >= 1, got {concurrency!r}")
+    if not request_timeout_s > 0:
+        raise ValueError(f"request_timeout_s must be > 0, got {request_timeout_s}")
+
+
+def _is_loopback(base_url: str) -> bool:
+    return (urlsplit(base_url).hostname or "") in {"127.0.0.1", "localhost", "::1"}
+
+
+async def _watch_stop(stop: threading.Event, tasks: list[asyncio.Task[Any]], flag: list[bool]) -> None:
+    while not stop.is_set():
+        await asyncio.sleep(_STOP_POLL_S)
+    flag[0] = True
+    for task in tasks:
+        task.cancel()
+
+
+async def _run_batch(
+    requests: Sequence[RequestInput],
+    offsets_s: Sequence[float],
+    send: Callable[[RequestInput, float], Any],
+    concurrency: int | None,
+    stop: threading.Event | None,
+    on_result: Callable[[RequestResult], None] | None,
+) -> tuple[list[RequestResult], float, bool]:
+    """Schedule ``requests`` at ``offsets_s`` under a semaphore; returns (results, duration_s, interrupted)."""
+    semaphore: Any = asyncio.Semaphore(concurrency) if concurrency else contextlib.nullcontext()
+    tasks: list[asyncio.Task[RequestResult]] = []
+    flag = [False]
+    started: dict[int, RequestResult] = {}
+    start = time.perf_counter()
+
+    async def limited(request: RequestInput) -> RequestResult:
+        async with semaphore:
+            try:
+                result = await send(request, start)
+            except asyncio.CancelledError:
+                started[request.index] = RequestResult(index=request.index, error=INTERRUPTED)
+                raise
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    watcher = asyncio.ensure_future(_watch_stop(stop, tasks, flag)) if stop is not None else None
+    try:
+        for request, offset in zip(requests, offsets_s, strict=True):
+            if flag[0] or (stop is not None and stop.is_set()):
+                break
+            delay = start + offset - time.perf_counter()
+            if delay > 0:
+                if stop is None:
+                    await asyncio.sleep(delay)
+                else:
+                    deadline = time.perf_counter() + delay
+                    while not stop.is_set() and (rest := deadline - time.perf_counter()) > 0:
+                        await asyncio.sleep(min(rest, _STOP_POLL_S))
+                    if stop.is_set():
+                        break
+            tasks.append(asyncio.ensure_future(limited(request)))
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        for task in tasks:
+            task.cancel()
+    duration = time.perf_counter() - start
+    interrupted = flag[0] or (stop is not None and stop.is_set())
+    results: list[RequestResult] = []
+    for request, outcome in zip(requests, outcomes, strict=False):
+        if isinstance(outcome, RequestResult):
+            results.append(outcome)
+        elif isinstance(outcome, asyncio.CancelledError):
+            if request.index in started:  # was in flight; never-sent ones are dropped
+                results.append(started[request.index])
+        else:
+            raise outcome
+    return results, duration, interrupted
+
+
+async def run_load(
+    *,
+    base_url: str,
+    model: str,
+    requests: Sequence[RequestInput],
+    concurrency: int | None = None,
+    request_rate: float = math.inf,
+    burstiness: float = 1.0,
+    seed: int = 0,
+    warmup: Sequence[RequestInput] = (),
+    request_timeout_s: float = 600.0,
+    session: aiohttp.ClientSession | None = None,
+    on_result: Callable[[RequestResult], None] | None = None,
+    stop: threading.Event | None = None,
+    api_key: str | None = None,
+    on_warmup_done: Callable[[], None] | None = None,
+) -> LoadResult:
+    """Drive ``requests`` at ``{base_url}/v1/completions`` and measure each one.
+
+    Closed loop: ``concurrency=N`` with ``request_rate=inf``. Open loop: a finite ``request_rate`` (gamma
+    arrivals), optionally capped by ``concurrency``. ``warmup`` runs first under the same cap and is not in
+    ``results`` nor in ``duration_s`` (wall time from the first scheduled send to the last response).
+    ``on_result`` is called in the event loop for each measured request as it finishes;
+    ``on_warmup_done`` once between warm-up and the measured requests (e.g. to scrape ``/metrics`` counters
+    so that server-side deltas exclude the warm-up).
+    """
+    _validate(concurrency, request_timeout_s)
+    offsets = arrival_offsets_s(len(requests), request_rate, burstiness, seed)
+    url = base_url.rstrip("/") + "/v1/completions"
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+
+    own_session = session is None
+    if session is None:
+        connector = aiohttp.TCPConnector(limit=concurrency or 0, keepalive_timeout=60)
+        session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None), trust_env=not _is_loopback(base_url)
+        )
+    try:
+
+        def send(request: RequestInput, run_start_s: float) -> Any:
+            return send_request(
+                session,
+                url,
+                model,
+                request,
+                headers=headers,
+                run_start_s=run_start_s,
+                request_timeout_s=request_timeout_s,
+            )
+
+        warm: list[RequestResult] = []
+        interrupted = False
+        if warmup:
+            warm, _, interrupted = await _run_batch(
+                warmup, [0.0] * len(warmup), send, concurrency, stop, None
+            )
+        if interrupted:
+            return LoadResult(results=[], duration_s=0.0, warmup_results=warm, interrupted=True)
+        if on_warmup_done is not None:
+            on_warmup_done()
+        results, duration, interrupted = await _run_batch(requests, offsets, send, concurrency, stop, on_result)
+        return LoadResult(results=results, duration_s=duration, warmup_results=warm, interrupted=interrupted)
+    finally:
+        if own_session:
+            await session.close()
+
+
+def run_load_sync(**kwargs: Any) -> LoadResult:
+    """:func:`run_load` in a fresh event loop (for threads and the CLI)."""
+    return asyncio.run(run_load(**kwargs))

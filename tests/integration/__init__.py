@@ -1,0 +1,1 @@
+"""Integration tests: a real vLLM (CPU build) started through probes/ (marker ``integration``)."""

@@ -1,0 +1,115 @@
+"""End to end on a real vLLM (CPU build): the CLI run, and a sweep checked against vLLM's own /metrics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from probes.server import VllmServer
+from probes.store import ResultStore
+from probes.sweep import SweepConfig, new_run, run_sweep
+from probes.workload import WorkloadSpec
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import ServerPool
+
+pytestmark = [pytest.mark.integration]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _counters(base_url: str) -> dict[str, float]:
+    """vLLM's own request/token counters, summed over label sets (independent of probes.promscrape)."""
+    text = requests.get(f"{base_url}/metrics", timeout=10).text
+    wanted = {"vllm:request_success": 0.0, "vllm:prompt_tokens": 0.0, "vllm:generation_tokens": 0.0}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name.removesuffix("_total") in wanted and s.name.endswith("_total"):
+                wanted[s.name.removesuffix("_total")] += s.value
+    return wanted
+
+
+@pytest.mark.timeout(240)
+def test_sweep_agrees_with_server_counters(vllm_server: VllmServer) -> None:
+    """A sweep on the shared server: requests and tokens equal the deltas of vLLM's /metrics counters."""
+    spec = WorkloadSpec(input_tokens=300, output_tokens=12, num_requests=6, seed=3)  # > 2 KV blocks of 128
+    config = SweepConfig(workload=spec, concurrencies=(2, 3), warmup_requests=0, saturation_gain=0.0)
+    run = new_run(model="tiny", weights="synthetic", server={"mode": "managed"}, config=config)
+    before = _counters(vllm_server.base_url)
+    run_sweep(run, config, base_url=vllm_server.base_url, model=vllm_server.model_name, vocab_size=4096,
+              alive=vllm_server.is_running)
+    after = _counters(vllm_server.base_url)
+    assert run["status"] == "complete", run["error"]
+    completed = sum(p["completed"] for p in run["points"])
+    assert completed == 12
+    assert after["vllm:request_success"] - before["vllm:request_success"] == completed
+    assert after["vllm:prompt_tokens"] - before["vllm:prompt_tokens"] == sum(
+        p["total_input_tokens"] for p in run["points"]) == 12 * 300
+    assert after["vllm:generation_tokens"] - before["vllm:generation_tokens"] == sum(
+        p["total_output_tokens"] for p in run["points"]) == 12 * 12
+    # distinct salts per point: the second point's prompts never hit the first point's cached blocks
+    assert run["points"][1]["server_metrics"]["prefix_cache_hits"] == 0
+
+
+@pytest.mark.timeout(300)
+def test_cli_run_synthetic_end_to_end(vllm_python: str, vllm_pool: ServerPool, tmp_path: Path,
+                                      tag_env: dict[str, str], fresh_tag: str,
+                                      leftovers: Callable[[str], list[int]]) -> None:
+    """`python -m probes run --synthetic tiny --concurrency 1,4`: starts vLLM, measures, stores, prints, cleans up."""
+    vllm_pool.release()  # one vLLM at a time on 2 cores
+    out, db = tmp_path / "run.json", tmp_path / "results.sqlite"
+    proc = subprocess.run(
+        [sys.executable, "-m", "probes", "run", "--synthetic", "tiny", "--concurrency", "1,4",
+         "--input-tokens", "64", "--output-tokens", "16", "--requests", "8", "--warmup", "1",
+         "--max-model-len", "512", "--saturation-gain", "0", "--vllm-python", vllm_python,
+         "--out", str(out), "--db", str(db), "--startup-timeout", "240"],
+        cwd=REPO, env=tag_env, capture_output=True, text=True, timeout=280, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not leftovers(fresh_tag), "a vLLM process was left running"
+    run = json.loads(out.read_text())
+    assert run["status"] == "complete" and run["weights"] == "synthetic" and run["model"] == "tiny"
+    assert run["vllm_version"] and run["cold_start_s"] > 0
+    assert "gpu" in run
+    assert [p["concurrency"] for p in run["points"]] == [1, 4]
+    for p in run["points"]:
+        assert p["completed"] == 8 and p["failed"] == 0
+        assert p["output_tokens_per_s"] > 0 and p["requests_per_s"] > 0
+        assert p["ttft_ms"]["median"] > 0
+        for key in ("ttft_ms", "tpot_ms", "itl_ms"):
+            assert p[key]["p99"] >= p[key]["median"] >= 0
+        assert p["e2el_ms"]["median"] >= p["ttft_ms"]["median"]
+        assert p["total_input_tokens"] == 8 * 64 and p["total_output_tokens"] == 8 * 16
+        # our counts agree with the server's own counters over the point (warm-up excluded)
+        sm = p["server_metrics"]
+        assert sm["request_success"] == p["completed"]
+        assert sm["prompt_tokens"] == p["total_input_tokens"]
+        assert sm["generation_tokens"] == p["total_output_tokens"]
+        assert len(p["samples"]) == 8
+    stored = ResultStore(db).get_run(run["run_id"])
+    assert stored["status"] == "complete" and len(stored["points"]) == 2
+    assert "out tok/s" in proc.stdout and "status complete" in proc.stdout
+    assert "vLLM ready after" in proc.stderr
+
+
+@pytest.mark.timeout(120)
+def test_cli_attaches_to_a_running_endpoint(vllm_server: VllmServer, tmp_path: Path) -> None:
+    """`--endpoint URL`: no server of our own; model and vLLM version come from the endpoint."""
+    out = tmp_path / "run.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "probes", "run", "--endpoint", vllm_server.base_url + "/v1", "--concurrency", "2",
+         "--input-tokens", "32", "--output-tokens", "8", "--requests", "4", "--warmup", "0", "--no-store",
+         "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=100, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = json.loads(out.read_text())
+    assert (run["model"], run["weights"], run["vllm_version"], run["server"]["mode"]) == (
+        "tiny", "unknown", "0.32.0", "endpoint")
+    assert run["points"][0]["completed"] == 4 and run["cold_start_s"] is None
