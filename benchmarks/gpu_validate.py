@@ -40,6 +40,7 @@ from probes.server import VllmServer  # noqa: E402
 from probes.store import ResultStore  # noqa: E402
 from probes.sweep import SweepConfig, best_point, new_run, parse_int_list, run_sweep  # noqa: E402
 from probes.synthetic import read_vocab_size, write_model_dir  # noqa: E402
+from probes.vllmlog import parse_startup, startup_notes  # noqa: E402
 from probes.workload import WorkloadSpec  # noqa: E402
 
 __all__ = ["main"]
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                               "serve_args": serve_args},
                       notes=["synthetic weights (--load-format dummy), output length forced (ignore_eos)",
                              "requests per point: max(min_requests, rounds x concurrency)"])
+        run["startup"] = parse_startup(log_path.read_text(errors="replace"))
+        run["notes"].extend(startup_notes(run["startup"]))
         vocab = read_vocab_size(model_dir) or 32000
         for c in concurrencies:
             n = min(ns.max_requests, max(ns.min_requests, ns.rounds * c))

@@ -13,8 +13,10 @@ with uniform routing the expected share of experts touched is 1 - (1 - k/E)^B (k
 B=1 reads the active parameters and large batches read all experts. Tensor-parallel communication and kernel
 launch gaps are ignored: the ideal numbers are ceilings, never estimates.
 
-The estimate divides each time by an efficiency: ``mbu`` (model bandwidth utilisation, default 0.7: real
-stacks reach 60-85 %, a vLLM sweep measured 77 % on an A100 and ~70 % on an H100, facts README section 4.3)
+The estimate divides each time by an efficiency: ``mbu`` (model bandwidth utilisation, default 0.75:
+calibrated on our own H100 runs of vLLM 0.26.0 (benchmarks/README.md), which measured 73-79 % at
+concurrency 1-32 for Llama-3.1-8B bf16 and Llama-3.3-70B fp8 (58 % at 128, where prefill steps interleave);
+published stacks reach 60-85 %, a vLLM sweep measured 77 % on an A100, facts README section 4.3)
 and ``mfu`` (default 0.5, an engineering assumption for decode/prefill GEMMs). Calibrate them from probe runs.
 
 Prefill of a P-token prompt: flops = P * (2 * active_params + 2 * layers * heads * head_dim * P) (causal
@@ -50,7 +52,7 @@ __all__ = [
     "prefill",
 ]
 
-DEFAULT_MBU = 0.7
+DEFAULT_MBU = 0.75  # calibrated: benchmarks/README.md (H100, vLLM 0.26.0)
 DEFAULT_MFU = 0.5
 
 

@@ -196,6 +196,10 @@ def format_table(run: dict[str, Any]) -> str:
     lines.append(f"GPU: {gpu['count']}x {gpu['name']}" if gpu else "GPU: none visible (CPU or remote)")
     if run.get("cold_start_s") is not None:
         lines.append(f"cold start to /health: {run['cold_start_s']:.1f} s")
+    startup = run.get("startup") or {}
+    if startup.get("kv_cache_tokens") is not None:
+        lines.append(f"KV cache: {startup['kv_cache_tokens']:,} tokens"
+                     + (f", weights {startup['weights_gib']} GiB" if startup.get("weights_gib") is not None else ""))
     head = (f"{'conc':>5} {'ok':>5} {'fail':>4} {'out tok/s':>10} {'req/s':>7} {'TTFT med':>9} {'TTFT p99':>9} "
             f"{'TPOT med':>9} {'TPOT p99':>9} {'ITL med':>8} {'ITL p99':>8} {'E2EL med':>9} {'J/tok':>7}")
     lines += [head, "-" * len(head)]

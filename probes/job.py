@@ -34,6 +34,7 @@ from probes.server import VllmServer, attach, detect_install, endpoint_vocab_siz
 from probes.settings import ProbeSettings, load_settings, require_enabled
 from probes.sweep import SweepConfig, SweepProgress, new_run, run_sweep
 from probes.synthetic import read_vocab_size, write_model_dir
+from probes.vllmlog import parse_startup, startup_notes
 
 __all__ = ["ProbeRequest", "execute", "is_local_url", "GpuLock", "running_probe", "ProbeJob", "DEFAULT_VOCAB"]
 
@@ -162,6 +163,7 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
         run["cold_start_s"] = server.cold_start_s
         run["vllm_version"] = server.version() or install.version
         _record_gpu_memory(run, req.gpu_indices)
+        _record_startup(run, server.log_path)
         log(f"vLLM ready after {server.cold_start_s:.1f} s")
 
         def describe_exit() -> str:
@@ -200,6 +202,18 @@ def _record_gpu_memory(run: dict[str, Any], indices: tuple[int, ...]) -> None:
     used = [g.memory_used_mib for g in snap.gpus if g.index in indices and g.memory_used_mib is not None]
     if used:
         run["gpu"]["memory_used_mib_after_start"] = sum(used)
+
+
+def _record_startup(run: dict[str, Any], log_path: str | None) -> None:
+    """What vLLM logged at startup (memory split, KV capacity, compile time) -> ``run["startup"]`` + notes."""
+    if not log_path:
+        return
+    try:
+        text = Path(log_path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    run["startup"] = parse_startup(text)
+    run.setdefault("notes", []).extend(startup_notes(run["startup"]))
 
 
 class GpuLock:

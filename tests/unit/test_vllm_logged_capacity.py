@@ -45,7 +45,15 @@ _README = "/work/shared/vllm/README.md table B (H100 80GB HBM3, synthetic weight
 _H200 = ("run by this helper on the lent H200 (torch total 150,109,880,320 B = 139.80 GiB), vLLM 0.26.0, "
          "--load-format dummy, synthetic config with the catalog shape, VLLM_LOGGING_LEVEL=DEBUG, 2026-11-28")
 
+_BENCH = ("benchmarks/results/h100-vllm0.26-2026-11-28/vllm-*.log.gz: the lead's issue-5 runs through probes/ on the "
+          "lent H100 80GB HBM3 (torch total 79.18 GiB), vLLM 0.26.0, --load-format dummy --no-enable-prefix-caching, "
+          "2026-11-28")
+
 LOGS = [
+    Logged("h100-llama8b-bf16-4k-bench", _BENCH, "0.26.0", "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "bf16",
+           4096, None, "auto", 15.0, 56.51, 462_944, 113.02),
+    Logged("h100-llama70b-fp8-4k-bench", _BENCH + "; --quantization fp8", "0.26.0",
+           "meta-llama/Llama-3.3-70B-Instruct", "h100-sxm", "fp8", 4096, None, "auto", 67.73, 2.62, 8_576, 2.09),
     Logged("h100-llama8b-bf16-4k", _README, "0.26.0", "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "bf16",
            4096, None, "auto", 14.96, 56.56, 463_312),
     Logged("h100-llama70b-fp8-4k", _README + "; --quantization fp8", "0.26.0", "meta-llama/Llama-3.3-70B-Instruct",
