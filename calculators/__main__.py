@@ -31,7 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     import importlib
 
     module = importlib.import_module(_COMMANDS[argv[0]][0])
-    return int(module.main(argv))
+    try:
+        return int(module.main(argv))
+    except BrokenPipeError:  # `... | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
