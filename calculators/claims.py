@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from calculators.catalog import gpu
+from calculators.cost import usd_per_mtok_output
 from calculators.memory import GIB, FitInput, fit, weight_bytes
 from calculators.modelspec import model
 from calculators.roofline import DEFAULT_MBU, DEFAULT_MFU, RooflineInput, decode_point
@@ -60,14 +61,14 @@ class ClaimVerdict:
 
 
 def usd_per_mtok(usd_per_hour: float, tokens_per_s: float) -> float:
-    """$/M tokens = $/h / (tokens/s * 3600 / 1e6).
+    """$/M tokens = $/h / (tokens/s * 3600 / 1e6), fully used: :func:`calculators.cost.usd_per_mtok_output`.
 
     >>> round(usd_per_mtok(2.50, 6400), 4)
     0.1085
     """
     require_finite("usd_per_hour", usd_per_hour, low=0.0)
     require_finite("tokens_per_s", tokens_per_s, low=0.0, low_inclusive=False)
-    return usd_per_hour / (tokens_per_s * 3600 / 1e6)
+    return float(usd_per_mtok_output(usd_per_hour, tokens_per_s, 1.0))
 
 
 def check_claim(claim: Claim, *, mbu: float = DEFAULT_MBU, mfu: float = DEFAULT_MFU) -> ClaimVerdict:

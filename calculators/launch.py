@@ -61,8 +61,13 @@ class LaunchPlan:
                 out.append(f.value)
         return tuple(out)
 
-    def vllm_serve_argv(self, model: str | None = None) -> list[str]:
-        return ["vllm", "serve", model or self.model, *self.serve_args]
+    def vllm_serve_argv(self, model: str | None = None, host: str = "127.0.0.1", port: int = 8000) -> list[str]:
+        """``vllm serve`` bound to loopback by default: vLLM itself listens on every interface unless told.
+
+        Before exposing it, put it behind a proxy or add ``--api-key`` (read from an env var, never typed).
+        """
+        require_int("port", port, low=1, high=65535)
+        return ["vllm", "serve", model or self.model, *self.serve_args, "--host", host, "--port", str(port)]
 
     def docker_argv(self, model: str | None = None, port: int = 8000, hf_cache: str | None = None) -> list[str]:
         """``docker run`` of the pinned image; its entrypoint is ``vllm serve``, so the model comes first.
@@ -75,7 +80,7 @@ class LaunchPlan:
         devices = ",".join(str(i) for i in range(self.tensor_parallel_size))
         return [
             "docker", "run", "--rm", "--gpus", f'"device={devices}"', "--ipc=host",
-            "-p", f"{port}:8000",
+            "-p", f"127.0.0.1:{port}:8000",  # publish on loopback only; docker's default is 0.0.0.0
             "-v", f"{cache}:/root/.cache/huggingface",
             "-e", "HF_TOKEN",
             self.image, model or self.model, *self.serve_args,

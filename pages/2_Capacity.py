@@ -148,14 +148,18 @@ if st.button("Use this estimate in the break-even", key="cap_use", disabled=not 
         apply_operating_point(
             output_tokens_per_s=round(point.decode_tokens_per_s_est, 1),
             source=f"roofline estimate ({arch.name}, {n_gpus}x {gpu_id}, {dtype}, c={resident}, "
-                   f"MBU {mbu:.0%})",
+                   f"MBU {mbu:.0%}, MFU {mfu:.0%})",
             gpu=gpu_id,
             gpus_per_replica=int(n_gpus),
+            # a decode roofline excludes prompt processing: send the prefill estimate too, so the cost model
+            # charges each request its prefill time (a measured probe point already includes it)
+            prefill_tokens_per_s=round(pf.prefill_tokens_per_s_est, 1),
         )
     except ValueError as exc:
         st.error(f"Not applied: {exc}")
     else:
-        st.success("Applied: the Break-even page now uses this throughput (marked as a roofline estimate).")
+        st.success("Applied: the Break-even page now uses this decode and prefill throughput (marked as a "
+                   "roofline estimate) and this GPU at its catalog low price.")
 
 st.subheader("Launch plan")
 st.code(shlex.join(plan.vllm_serve_argv()), language="bash")

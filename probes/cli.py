@@ -59,6 +59,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _fraction_or_more(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m probes``."""
     ap = argparse.ArgumentParser(prog="python -m probes", description="Measure a vLLM server on this box.")
@@ -92,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw prompt token ids below this (default: config.json, else asked from the server)")
     r.add_argument("--goodput-ttft-ms", type=_positive_float)
     r.add_argument("--goodput-tpot-ms", type=_positive_float)
-    r.add_argument("--saturation-gain", type=float, default=0.05,
+    r.add_argument("--saturation-gain", type=_fraction_or_more, default=0.05,
                    help="stop when output tok/s gains less than this fraction (0 = never)")
     r.add_argument("--request-timeout", type=_positive_float, default=600.0, help="seconds per request")
     r.add_argument("--hang-timeout", type=_positive_float, default=60.0,
@@ -236,7 +243,7 @@ def _open_store(path: str | None) -> Any:
 
 @contextlib.contextmanager
 def _interrupts(stop: threading.Event) -> Iterator[None]:
-    """First SIGINT/SIGTERM sets ``stop`` (graceful); a second SIGINT raises KeyboardInterrupt."""
+    """First SIGINT/SIGTERM/SIGHUP sets ``stop`` (graceful); a second SIGINT raises KeyboardInterrupt."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -247,7 +254,8 @@ def _interrupts(stop: threading.Event) -> Iterator[None]:
         stop.set()
         sys.stderr.write("\nstopping: finishing up, stopping the server (Ctrl-C again to force)...\n")
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too: closing the terminal must stop the server we started, not orphan it in its own session
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
@@ -370,15 +378,18 @@ def _cmd_gpu(ns: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_import(ns: argparse.Namespace, out: TextIO) -> int:
     store = _open_store(ns.db or load_settings().db_path)
-    text = Path(ns.file).read_text(encoding="utf-8")
+    try:
+        text = Path(ns.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {ns.file}: {exc}") from exc
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{ns.file} is not JSON: {exc}") from exc
+    except json.JSONDecodeError:
+        data = None  # maybe a `vllm bench serve --append-result` file: one JSON object per line
     if isinstance(data, dict) and str(data.get("schema", "")).startswith("selfhost-vs-api/probe-run"):
         run_id = store.import_json(text)
     else:
-        run_id = store.import_vllm_bench(data, label=ns.label)
+        run_id = store.import_vllm_bench(Path(ns.file), label=ns.label)
     out.write(f"imported {ns.file} as run {run_id}\n")
     return 0
 

@@ -348,6 +348,9 @@ class ProbeJob:
         except (ProbeError, ValueError, OSError) as exc:
             with self._mutex:
                 self.error, self.phase = str(exc), "failed"
+        except Exception as exc:  # noqa: BLE001 - a bug must still end the job visibly, never leave it "running"
+            with self._mutex:
+                self.error, self.phase = f"internal error: {type(exc).__name__}: {exc}", "failed"
         finally:
             if self._server is not None:
                 self._server.stop()

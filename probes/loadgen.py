@@ -190,6 +190,9 @@ async def send_request(
                         done = True
                         continue
                     message = json.loads(data)
+                    if not isinstance(message, dict):
+                        result.error = f"malformed stream event (not a JSON object): {data[:200]}"
+                        return result
                     if "error" in message:
                         err = message["error"]
                         detail = err.get("message", err) if isinstance(err, dict) else err
@@ -203,7 +206,7 @@ async def send_request(
                             result.itl_s.append(now - last)
                         last = now
                         chunks += 1
-                    if message.get("usage"):
+                    if isinstance(message.get("usage"), dict):
                         usage = message["usage"]
     except asyncio.CancelledError:
         raise
@@ -222,9 +225,13 @@ async def send_request(
     result.latency_s = last - st
     result.output_tokens = chunks
     if usage:
-        result.output_tokens = int(usage.get("completion_tokens") or chunks)
-        if usage.get("prompt_tokens") is not None:
-            result.prompt_tokens = int(usage["prompt_tokens"])
+        try:
+            result.output_tokens = int(usage.get("completion_tokens") or chunks)
+            if usage.get("prompt_tokens") is not None:
+                result.prompt_tokens = int(usage["prompt_tokens"])
+        except (TypeError, ValueError):
+            result.error = f"malformed usage in stream: {str(usage)[:200]}"
+            return result
     result.success = True
     return result
 

@@ -20,7 +20,7 @@ for a GPU build.
 
 >>> s = VllmServer(model="/m", vllm_python="/venv/bin/python", port=8123, serve_args=["--enforce-eager"])
 >>> s.argv[1:]
-['-m', 'vllm.entrypoints.openai.api_server', '--model', '/m', '--host', '127.0.0.1', '--port', '8123', '--enforce-eager']
+['-m', 'vllm.entrypoints.openai.api_server', '--model', '/m', '--enforce-eager', '--host', '127.0.0.1', '--port', '8123']
 >>> s.base_url
 'http://127.0.0.1:8123'
 """
@@ -228,12 +228,16 @@ class VllmServer:
     # ---- description -------------------------------------------------------------------------------
     @property
     def argv(self) -> list[str]:
-        """The exact command line (a list; never passed through a shell)."""
-        argv = [self.vllm_python, "-m", ENTRYPOINT, "--model", self.model, "--host", self.host,
-                "--port", str(self.port)]
+        """The exact command line (a list; never passed through a shell).
+
+        ``--host`` and ``--port`` come LAST: argparse keeps the last value, so no user flag (not even an
+        abbreviation such as ``--ho 0.0.0.0``, which vLLM's parser accepts as a prefix) can rebind the
+        server to another interface or port.
+        """
+        argv = [self.vllm_python, "-m", ENTRYPOINT, "--model", self.model]
         if self.served_model_name and "--served-model-name" not in self.serve_args:
             argv += ["--served-model-name", self.served_model_name]
-        return argv + list(self.serve_args)
+        return argv + list(self.serve_args) + ["--host", self.host, "--port", str(self.port)]
 
     @property
     def base_url(self) -> str:
@@ -329,28 +333,40 @@ class VllmServer:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> int | None:
-        """Stop the whole process group: SIGTERM, bounded wait, SIGKILL, reap. Idempotent; returns the rc."""
+        """Stop the whole process group: SIGTERM, bounded wait, SIGKILL, reap. Idempotent; returns the rc.
+
+        The SIGKILL and the reap sit in a ``finally``: an exception during the grace wait (a second Ctrl-C
+        raising KeyboardInterrupt there) cuts the grace period short but never skips the kill, and the
+        server is only marked stopped once its group is gone.
+        """
         if self.proc is None or self._stopped.is_set():
             return self.proc.returncode if self.proc else None
-        self._stopped.set()
         pgid = self._pgid or self.proc.pid
-        self._signal_group(pgid, signal.SIGTERM)
-        self._signal_group(pgid, signal.SIGCONT)  # a SIGSTOPped (hung) server must run to act on SIGTERM
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=self.stop_timeout_s)
-        self._signal_group(pgid, signal.SIGKILL)  # unconditionally: the engine core may outlive the main PID
+        try:
+            self._signal_group(pgid, signal.SIGTERM)
+            self._signal_group(pgid, signal.SIGCONT)  # a SIGSTOPped (hung) server must run to act on SIGTERM
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=self.stop_timeout_s)
+        finally:
+            self._kill_group(pgid)
+        return self.proc.returncode
+
+    def _kill_group(self, pgid: int) -> None:
+        """SIGKILL the group unconditionally (the engine core may outlive the main PID) and reap, bounded."""
+        assert self.proc is not None
+        self._signal_group(pgid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10.0)
         deadline = time.monotonic() + 10.0
         while group_pids(pgid) and time.monotonic() < deadline:
             self._signal_group(pgid, signal.SIGKILL)
             time.sleep(0.1)
+        self._stopped.set()
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
-        return self.proc.returncode
 
     @staticmethod
     def _signal_group(pgid: int, sig: signal.Signals) -> None:

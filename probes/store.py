@@ -98,9 +98,27 @@ def _check_run(run: Any) -> None:
         raise ValueError(f"run.weights must be one of {WEIGHTS}, got {run.get('weights')!r}")
     if not isinstance(run.get("points", []), list):
         raise ValueError("run.points must be a list of point objects")
+    _check_points(run.get("points", []))
     rid = run.get("run_id")
     if rid is not None and (isinstance(rid, bool) or not isinstance(rid, int) or rid < 1):
         raise ValueError(f"run.run_id must be None or an integer >= 1, got {rid!r}")
+
+
+_POINT_NUMBERS = ("output_tokens_per_s", "requests_per_s", "completed", "failed", "concurrency")
+
+
+def _check_points(points: list[Any]) -> None:
+    """Each point is an object whose headline numbers are numbers (or null): pages index them blindly."""
+    for i, p in enumerate(points):
+        if not isinstance(p, Mapping):
+            raise ValueError(f"run.points[{i}] must be a JSON object, got {type(p).__name__}")
+        for key in _POINT_NUMBERS:
+            v = p.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise ValueError(f"run.points[{i}].{key} must be a number or null, got {v!r}")
+        for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms"):
+            if p.get(key) is not None and not isinstance(p[key], Mapping):
+                raise ValueError(f"run.points[{i}].{key} must be an object of statistics, got {p[key]!r}")
 
 
 def _gpu_label(gpu: Any) -> str | None:
@@ -325,11 +343,19 @@ def _bench_point(r: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def vllm_bench_to_run(data: Mapping[str, Any] | str | os.PathLike[str], *, label: str = "") -> dict[str, Any]:
-    """A run JSON from a ``vllm bench serve --save-result`` file: one point per JSON object (line)."""
+    """A run JSON from a ``vllm bench serve --save-result`` file: one point per JSON object (line).
+
+    A file of the right shape with wrong types inside (``"completed": null``, ``"errors": [1]``) is a
+    ``ValueError`` that says so, never a ``TypeError`` from deep inside.
+    """
     results = _load_bench(data)
-    points = [_bench_point(r) for r in results]
+    try:
+        points = [_bench_point(r) for r in results]
+        _check_points(points)
+        completed = sum(int(p["completed"]) for p in points) or 1
+    except (TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise ValueError(f"not a valid vllm bench serve result: {type(exc).__name__}: {exc}") from exc
     first = results[0]
-    completed = sum(int(p["completed"]) for p in points) or 1
     ok = [p for p in points if not p["failed"] and p["completed"]]
     best = max(ok, key=lambda p: p["output_tokens_per_s"] or 0.0) if ok else None
     label = label or first.get("label") or ""

@@ -34,9 +34,11 @@ from typing import Any
 
 import requests
 
+from probes import promscrape
 from probes.gpu import PowerSampler
 from probes.loadgen import LoadResult, RequestResult, run_load_sync
 from probes.metrics import metrics_to_dict, request_samples, summarize
+from probes.store import RUN_SCHEMA
 from probes.workload import WorkloadSpec, build_requests
 
 __all__ = [
@@ -50,7 +52,6 @@ __all__ = [
     "parse_int_list",
 ]
 
-RUN_SCHEMA = "selfhost-vs-api/probe-run/1"
 
 
 def parse_int_list(text: str, *, name: str = "concurrency") -> tuple[int, ...]:
@@ -229,18 +230,10 @@ class _Watchdog:
 
 
 def _scrape(base_url: str) -> Any:
-    try:
-        from probes import promscrape  # noqa: PLC0415 - optional until the scraper is present
-    except ImportError:
-        return None
     return promscrape.scrape(base_url)
 
 
 def _server_metrics(base_url: str, before: Any, sampler: Any) -> dict[str, Any] | None:
-    try:
-        from probes import promscrape  # noqa: PLC0415
-    except ImportError:
-        return None
     after = promscrape.scrape(base_url)
     if before is None and after is None:
         return None
@@ -248,10 +241,6 @@ def _server_metrics(base_url: str, before: Any, sampler: Any) -> dict[str, Any] 
 
 
 def _metrics_sampler(base_url: str, interval_s: float) -> Any:
-    try:
-        from probes import promscrape  # noqa: PLC0415
-    except ImportError:
-        return None
     return promscrape.MetricsSampler(base_url, interval_s=interval_s)
 
 

@@ -20,6 +20,7 @@ from calculators.scenario import (
     DEFAULT_SCENARIO,
     Scenario,
     ScenarioError,
+    apply_gpu,
     from_query_params,
     replace_field,
     to_query_params,
@@ -104,14 +105,15 @@ def apply_operating_point(
     ``source`` becomes ``self_host.throughput_source`` (e.g. "probe run 2026-11-27 h100-sxm"), so the
     Break-even page can say where its throughput came from. ``None`` leaves a field unchanged, except
     ``prefill_tokens_per_s``, which is always set (``None`` means capacity is bounded by output tokens only).
+    A different ``gpu`` also takes that GPU's catalog low $/GPU-hour (the user can edit it afterwards).
     Raises ``ScenarioError`` naming the field when a value is rejected; the stored scenario is then unchanged.
     """
     if not isinstance(source, str) or not source.strip():
         raise ScenarioError("self_host.throughput_source must be a non-empty string")
     s = get_scenario()
     s = replace_field(s, "self_host.output_tokens_per_s", output_tokens_per_s)
-    if gpu is not None:
-        s = replace_field(s, "self_host.gpu", gpu)
+    if gpu is not None and gpu != s.self_host.gpu:
+        s = apply_gpu(s, gpu)  # another GPU: its catalog price too, never the old GPU's $/hour
     if gpus_per_replica is not None:
         s = replace_field(s, "self_host.gpus_per_replica", gpus_per_replica)
     s = replace_field(s, "self_host.prefill_tokens_per_s", prefill_tokens_per_s)

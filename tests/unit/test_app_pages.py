@@ -12,6 +12,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from calculators import cost
+from calculators.catalog import gpu
 from calculators.scenario import DEFAULT_SCENARIO, Scenario, loads_toml, replace_field, to_query_params
 from ui.widgets import usd, verdict_headline
 
@@ -244,6 +245,8 @@ def test_apply_operating_point_updates_the_shared_scenario():
         "h200",
         2,
     )
+    # a different GPU brings its own catalog price, never the old GPU's $/hour
+    assert sh.gpu_usd_per_hour == gpu("h200").usd_per_gpu_hour_low != DEFAULT_SCENARIO.self_host.gpu_usd_per_hour
     assert at.query_params["otps"] == "1234.5"
     at.button[1].click().run()
     assert "self_host.output_tokens_per_s" in at.error[0].value

@@ -50,6 +50,8 @@ def test_8b_fits_and_the_button_sends_the_estimate():
     kwargs = apply.call_args.kwargs
     assert kwargs["gpu"] == "h100-sxm" and kwargs["gpus_per_replica"] == 1
     assert kwargs["output_tokens_per_s"] > 0 and kwargs["source"].startswith("roofline estimate")
+    # decode-only roofline: the prefill estimate must travel with it (compute-bound, far faster than decode)
+    assert kwargs["prefill_tokens_per_s"] > kwargs["output_tokens_per_s"]
 
 
 def test_bad_config_upload_shows_an_error():

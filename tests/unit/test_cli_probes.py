@@ -162,7 +162,16 @@ def test_import_list_export_round_trip(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{nope")
     code, _, err = _main("import", str(bad), "--db", db)
-    assert code == 2 and "is not JSON" in err
+    assert code == 2 and "invalid JSON" in err
+    # right shape, wrong types inside: a clear message and exit 2, never a traceback or a stored bad run
+    for i, content in enumerate(['{"completed": null, "duration": 1, "output_throughput": 1, "request_throughput": 1}',
+                                 '{"schema": "selfhost-vs-api/probe-run/1", "status": "complete", "points": [1]}',
+                                 '[1, 2]']):
+        bad = tmp_path / f"bad{i}.json"
+        bad.write_text(content)
+        code, _, err = _main("import", str(bad), "--db", db)
+        assert code == 2 and err.startswith("error: ") and "Traceback" not in err, err
+    assert _main("list", "--db", db)[1].count("id=") == 2
     assert _main("list", "--db", str(tmp_path / "empty.sqlite"))[1] == "no runs stored\n"
 
 

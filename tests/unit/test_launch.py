@@ -69,3 +69,17 @@ def test_lora_flags_follow_the_fit_input():
     a = _args(p)
     assert "--enable-lora" in p.serve_args and a["--max-loras"] == "3" and a["--max-lora-rank"] == "32"
     assert "--enable-lora" not in plan_launch(FitInput(L8, gpu("h100-sxm"), max_model_len=4096)).serve_args
+
+
+def test_commands_bind_to_loopback_by_default():
+    from calculators.catalog import gpu as _gpu
+    from calculators.launch import plan_launch as _plan
+    from calculators.memory import FitInput as _Fit
+    from calculators.modelspec import model as _model
+
+    plan = _plan(_Fit(_model("meta-llama/Llama-3.1-8B-Instruct"), _gpu("h100-sxm"), max_model_len=4096))
+    argv = plan.vllm_serve_argv()
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    docker = plan.docker_argv(port=8001)
+    assert docker[docker.index("-p") + 1] == "127.0.0.1:8001:8000"
+    assert "--host" not in plan.serve_args  # the probe sets host and port itself, last

@@ -178,8 +178,12 @@ def test_without_usage_tokens_are_counted_and_prompt_length_is_the_request(clock
         ([(0.1, token()), aiohttp.ClientPayloadError("Response payload is not completed")], 200, "ClientPayloadError"),
         ([aiohttp.ClientConnectionError("Connection reset by peer")], 200, "Connection reset by peer"),
         ([TimeoutError()], 200, "timeout"),
+        ([(0.1, b"data: [1, 2]\n\n")], 200, "malformed stream event"),
+        ([(0.1, token()), (0.0, sse({"choices": [], "usage": {"completion_tokens": "many"}})), (0.0, DONE)], 200,
+         "malformed usage"),
     ],
-    ids=["http-500", "truncated", "error-event", "empty", "payload-error", "reset", "timeout"],
+    ids=["http-500", "truncated", "error-event", "empty", "payload-error", "reset", "timeout", "non-object-event",
+         "bad-usage"],
 )
 def test_errors_are_data_not_exceptions(clock, script, status, expected):
     session = FakeSession(

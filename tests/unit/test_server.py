@@ -108,7 +108,10 @@ def test_argv_is_a_list_with_flags_after_the_model() -> None:
     s = VllmServer(model="/models/x", vllm_python="/v/bin/python", port=9000, served_model_name="x",
                    serve_args=("--max-model-len", "4096"))
     assert s.argv == ["/v/bin/python", "-m", "vllm.entrypoints.openai.api_server", "--model", "/models/x",
-                      "--host", "127.0.0.1", "--port", "9000", "--served-model-name", "x", "--max-model-len", "4096"]
+                      "--served-model-name", "x", "--max-model-len", "4096", "--host", "127.0.0.1", "--port", "9000"]
+    # a user flag cannot rebind the server: our --host/--port come last and argparse keeps the last value
+    sneaky = VllmServer(model="m", port=9001, serve_args=("--ho", "0.0.0.0", "--port", "80"))
+    assert sneaky.argv[-4:] == ["--host", "127.0.0.1", "--port", "9001"]
     assert s.model_name == "x"
     assert VllmServer(model="m", port=1, host="::1").base_url == "http://[::1]:1"
 
@@ -264,3 +267,32 @@ def test_endpoint_vocab_size_by_binary_search(stand_in: str, tmp_path: Path, voc
     s.install = INSTALL
     with s:
         assert endpoint_vocab_size(s.base_url, "m") == expected  # "0": no completions route -> unknown
+
+
+def test_second_interrupt_during_the_grace_wait_still_kills_the_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KeyboardInterrupt raised inside stop()'s grace wait (a second Ctrl-C) must not skip SIGKILL."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                             "signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"],
+                            start_new_session=True, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"  # SIGTERM is ignored now
+    s = VllmServer(model="m", port=1, stop_timeout_s=30.0)
+    s.proc, s._pgid = proc, proc.pid
+    real_wait = proc.wait
+    calls = {"n": 0}
+
+    def wait(timeout: float | None = None) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:  # the grace wait: the user presses Ctrl-C again
+            raise KeyboardInterrupt
+        return real_wait(timeout)
+
+    monkeypatch.setattr(proc, "wait", wait)
+    with pytest.raises(KeyboardInterrupt):
+        s.stop()
+    proc.stdout.close()
+    assert proc.poll() == -signal.SIGKILL
+    assert s.stop() == -signal.SIGKILL  # idempotent afterwards
