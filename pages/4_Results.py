@@ -1,0 +1,160 @@
+"""Results page: every stored probe run and the bundled reference measurements, one at a time in detail.
+
+Thin page (keys ``res_``): the runs of the SQLite store (``probes.store.ResultStore``, path from
+``APP__PROBE__DB``) and the reference runs shipped under ``benchmarks/results/**/probe-*.json``
+(``probes.reference``; their ``vllm bench serve`` files shown side by side) -> ``ui.results_view.show_run``.
+Import (a run JSON or a ``vllm bench serve --save-result`` file), export and delete (stored runs only)
+run in widget callbacks and report through one message. Works with no GPU and an empty store.
+"""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from probes import reference
+from probes.settings import load_settings
+from probes.store import RUN_SCHEMA, ResultStore
+from ui import results_view, state
+
+st.set_page_config(page_title="Results · Self-host or API?", page_icon="📊", layout="wide")
+
+MESSAGE_KEY = "res_message"
+SELECT_KEY = "res_run"
+
+
+@st.cache_data(ttl=600, max_entries=1, show_spinner=False)
+def _references() -> list[dict]:
+    """The bundled reference runs: key, name, label, paths (runs whose file is unreadable are skipped)."""
+    out = []
+    for ref in reference.discover():
+        try:
+            run = reference.load_run(ref.path)
+        except ValueError:
+            continue
+        out.append({"key": ref.key, "name": ref.name, "label": reference.reference_label(run),
+                    "path": str(ref.path), "bench": tuple(str(p) for p in ref.bench_paths), "model": run.get("model"),
+                    "points": len(run["points"]), "best": (run.get("best_point") or {}).get("output_tokens_per_s")})
+    return out
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _reference_run(path: str) -> dict:
+    return reference.load_run(path)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _reference_bench(paths: tuple[str, ...]) -> dict | None:
+    return reference.load_bench(paths)
+
+
+def _open_store(settings) -> ResultStore | None:
+    try:
+        return ResultStore(settings.db_path)
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        st.error(f"The results store cannot be opened: {exc}. Reference runs are still shown.")
+        return None
+
+
+def _import(store: ResultStore) -> None:
+    """File-uploader callback: a run JSON (our schema) or a ``vllm bench serve --save-result`` file."""
+    f = st.session_state.get("res_import")
+    if f is None:
+        return
+    try:
+        text = f.getvalue().decode("utf-8")
+        if not text.lstrip().startswith("{"):
+            raise ValueError("expected a JSON object (a probe run or a vllm bench serve result)")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None  # several objects, one per line (vllm bench --append-result)
+        if isinstance(data, dict) and data.get("schema") == RUN_SCHEMA:
+            rid, kind = store.import_json(text), "probe run"
+        else:
+            rid, kind = store.import_vllm_bench(text, label=Path(f.name).stem), "vllm bench serve result"
+    except (ValueError, sqlite3.Error) as exc:
+        st.session_state[MESSAGE_KEY] = ("error", f"{f.name} was not imported: {exc}")
+        return
+    st.session_state[SELECT_KEY] = f"store:{rid}"
+    st.session_state[MESSAGE_KEY] = ("success", f"Imported {f.name} ({kind}) as run {rid}.")
+
+
+def _delete(store: ResultStore, rid: int) -> None:
+    try:
+        store.delete_run(rid)
+    except (ValueError, sqlite3.Error) as exc:
+        st.session_state[MESSAGE_KEY] = ("error", f"Run {rid} was not deleted: {exc}")
+    else:
+        st.session_state[MESSAGE_KEY] = ("success", f"Deleted run {rid}.")
+        st.session_state.pop(SELECT_KEY, None)
+
+
+state.get_scenario()  # keep the scenario (and its URL) across page switches
+st.title("Results")
+st.caption("Probe runs stored on this machine and reference measurements shipped with the app. Pick one to see "
+           "its points; any point can become the break-even's self-host throughput.")
+try:
+    settings = load_settings()
+except ValueError as exc:
+    st.error(f"Probe settings: {exc}")
+    st.stop()
+store = _open_store(settings)
+refs = _references()
+stored = store.list_runs() if store is not None else []
+
+with st.sidebar:
+    if store is not None:
+        st.file_uploader("Import a run JSON or a `vllm bench serve --save-result` file", type=["json", "jsonl"],
+                         key="res_import", on_change=_import, args=(store,))
+        st.caption(f"Store: {store.path}")
+message = st.session_state.pop(MESSAGE_KEY, None)
+if message is not None:
+    (st.error if message[0] == "error" else st.success)(message[1])
+
+rows = [{"run": f"store:{r['id']}", "source": "stored", "model": r["model"], "gpu": r["gpu"],
+         "weights": r["weights"], "status": r["status"], "points": r["points"],
+         "best output tok/s": r["best_output_tokens_per_s"], "created": r["created_at"]} for r in stored]
+rows += [{"run": f"ref:{r['key']}", "source": r["label"], "model": r["model"], "gpu": None, "weights": None,
+          "status": "complete", "points": r["points"], "best output tok/s": r["best"], "created": None}
+         for r in refs]
+if not rows:
+    st.info("No runs yet: start one on the Probe page, or import a file in the sidebar.")
+    st.stop()
+st.dataframe(pd.DataFrame(rows), hide_index=True, key="res_table")
+
+labels = {f"store:{r['id']}": f"run {r['id']} · {r['model']} · {r['gpu'] or 'no GPU'} · {r['status']} · "
+          f"{r['created_at']}" for r in stored}
+labels |= {f"ref:{r['key']}": f"{r['name']} · {r['label']}" for r in refs}
+options = list(labels)
+if st.session_state.get(SELECT_KEY) not in labels:
+    st.session_state[SELECT_KEY] = options[0]
+choice = st.selectbox("Run", options, key=SELECT_KEY, format_func=labels.get)
+
+if choice.startswith("store:"):
+    rid = int(choice.removeprefix("store:"))
+    try:
+        run, data = store.get_run(rid), store.export_json(rid)
+    except (ValueError, sqlite3.Error) as exc:
+        st.error(f"Run {rid} cannot be read: {exc}")
+        st.stop()
+    c = st.columns([1, 1, 4])
+    c[0].download_button("Export JSON", data=data, file_name=f"probe-run-{rid}.json", mime="application/json",
+                         key="res_export", on_click="ignore")
+    c[1].button("Delete run", key="res_delete", on_click=_delete, args=(store, rid))
+    results_view.show_run(run, key="res_run_view", run_name=f"probe run {rid}")
+else:
+    ref = next(r for r in refs if f"ref:{r['key']}" == choice)
+    st.info(f"**{ref['label']}** ({ref['name']}): measured on a rented GPU and shipped with the app; "
+            "read-only.")
+    try:
+        run, bench = _reference_run(ref["path"]), _reference_bench(ref["bench"])
+    except ValueError as exc:
+        st.error(f"Reference run {ref['name']} cannot be read: {exc}")
+        st.stop()
+    st.download_button("Export JSON", data=Path(ref["path"]).read_bytes(), file_name=Path(ref["path"]).name,
+                       mime="application/json", key="res_export", on_click="ignore")
+    results_view.show_run(run, key="res_run_view", bench=bench,
+                          run_name=f"reference {ref['name']} ({ref['label'].removeprefix('reference: ')})")
