@@ -28,7 +28,7 @@ with left:
         st.caption(scenario.description)
     widgets.verdict_panel(scenario)
 with right:
-    st.page_link("pages/1_Break_even.py", label="Change the inputs, see the charts: Break-even", icon="📈")
+    st.page_link("pages/1_Break_even.py", label="Break-even: all inputs and charts", icon="📈")
     st.subheader("Scenario")
     widgets.scenario_io_panel(scenario)
     st.caption(

@@ -35,7 +35,7 @@ from typing import Any, TextIO
 
 from probes import gpu as gpu_mod
 from probes.errors import ProbeDisabledError, ProbeError, ServerError
-from probes.job import GpuLock, ProbeRequest, execute
+from probes.job import GpuLocks, ProbeRequest, execute
 from probes.settings import load_settings, require_enabled
 from probes.sweep import SweepConfig, SweepProgress, parse_int_list
 from probes.workload import DISTRIBUTIONS, WorkloadSpec
@@ -346,7 +346,7 @@ def _cmd_run(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(msg + "\n")
         err.flush()
 
-    lock = GpuLock(settings.data_dir, req.gpu_indices[0] if req.gpu_indices else 0)
+    lock = GpuLocks(settings.data_dir, req.gpu_indices or (0,))
     with _interrupts(stop), lock:
         if not ns.endpoint:  # one managed probe per GPU, also across the app and other terminals
             lock.acquire({"pid": os.getpid(), "host": socket.gethostname(), "phase": "running (CLI)",

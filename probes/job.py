@@ -22,6 +22,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -36,7 +37,7 @@ from probes.sweep import SweepConfig, SweepProgress, new_run, run_sweep
 from probes.synthetic import read_vocab_size, write_model_dir
 from probes.vllmlog import parse_startup, startup_notes
 
-__all__ = ["ProbeRequest", "execute", "is_local_url", "GpuLock", "running_probe", "ProbeJob", "DEFAULT_VOCAB"]
+__all__ = ["ProbeRequest", "execute", "is_local_url", "GpuLock", "GpuLocks", "running_probe", "ProbeJob", "DEFAULT_VOCAB"]
 
 DEFAULT_VOCAB = 32000  # token ids below this exist in every common tokenizer
 
@@ -226,13 +227,22 @@ class GpuLock:
         self.status_path = self.dir / f"probe-gpu{gpu_index}.json"
         self._fh: IO[str] | None = None
 
-    def acquire(self, status: dict[str, Any]) -> None:
-        """Take the lock or raise ProbeBusyError naming who holds it."""
+    def acquire(self, status: dict[str, Any], *, attempts: int = 5, retry_s: float = 0.05) -> None:
+        """Take the lock or raise ProbeBusyError naming who holds it.
+
+        A few short retries: :func:`running_probe` (a page polling) holds the lock for microseconds, which
+        must not read as "another probe is running".
+        """
         self.dir.mkdir(parents=True, exist_ok=True)
         fh = open(self.lock_path, "a+")  # noqa: SIM115 - held open while locked
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        for attempt in range(attempts):
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt + 1 < attempts:
+                    time.sleep(retry_s)
+        else:
             fh.close()
             other = _read_json(self.status_path) or {}
             raise ProbeBusyError(
@@ -256,6 +266,39 @@ class GpuLock:
             self._fh = None
 
     def __enter__(self) -> GpuLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class GpuLocks:
+    """One :class:`GpuLock` per GPU a probe uses (a TP=2 probe holds GPUs 0 and 1), taken in index order,
+    all or none; same interface as :class:`GpuLock`."""
+
+    def __init__(self, data_dir: str | os.PathLike[str], indices: tuple[int, ...] | list[int] = (0,)) -> None:
+        self.locks = [GpuLock(data_dir, i) for i in sorted(set(indices) or {0})]
+
+    def acquire(self, status: dict[str, Any]) -> None:
+        taken: list[GpuLock] = []
+        try:
+            for lock in self.locks:
+                lock.acquire(status)
+                taken.append(lock)
+        except BaseException:
+            for lock in taken:
+                lock.release()
+            raise
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        for lock in self.locks:
+            lock.write_status(status)
+
+    def release(self) -> None:
+        for lock in reversed(self.locks):
+            lock.release()
+
+    def __enter__(self) -> GpuLocks:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -292,7 +335,7 @@ class ProbeJob:
         self.settings = settings or load_settings()
         self.store = store
         self.stop_event = threading.Event()
-        self.lock = GpuLock(self.settings.data_dir, req.gpu_indices[0] if req.gpu_indices else 0)
+        self.lock = GpuLocks(self.settings.data_dir, req.gpu_indices or (0,))
         self.progress: SweepProgress | None = None
         self.run: dict[str, Any] | None = None
         self.run_id: int | None = None

@@ -12,7 +12,7 @@ import pytest
 
 from probes import job
 from probes.errors import ProbeBusyError, ProbeDisabledError
-from probes.job import GpuLock, ProbeJob, ProbeRequest, execute, running_probe
+from probes.job import GpuLock, GpuLocks, ProbeJob, ProbeRequest, execute, running_probe
 from probes.server import VllmInstall, group_pids
 from probes.settings import ProbeSettings, load_settings, require_enabled
 from probes.sweep import SweepConfig, SweepProgress
@@ -139,3 +139,17 @@ def test_stop_during_startup_is_interrupted_and_clean(stand_in: str, tmp_path: P
                   stop=stop, on_server=servers.append)
     assert run["status"] == "interrupted" and "interrupted while vLLM was starting" in run["error"]
     assert not servers[0].is_running() and group_pids(servers[0].pid) == []
+
+
+def test_a_tensor_parallel_probe_holds_every_gpu_it_uses(tmp_path: Path) -> None:
+    tp2 = GpuLocks(tmp_path, (1, 0))
+    tp2.acquire({"pid": 1, "model": "70b"})
+    assert running_probe(tmp_path, 0)["model"] == "70b" and running_probe(tmp_path, 1)["model"] == "70b"
+    with pytest.raises(ProbeBusyError):
+        GpuLock(tmp_path, 1).acquire({})
+    # all or none: GPU 2 is free but GPU 1 is not, so nothing is left held
+    with pytest.raises(ProbeBusyError):
+        GpuLocks(tmp_path, (2, 1)).acquire({})
+    assert running_probe(tmp_path, 2) is None
+    tp2.release()
+    assert running_probe(tmp_path, 0) is None and running_probe(tmp_path, 1) is None
