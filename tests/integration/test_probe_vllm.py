@@ -113,3 +113,20 @@ def test_cli_attaches_to_a_running_endpoint(vllm_server: VllmServer, tmp_path: P
     assert (run["model"], run["weights"], run["vllm_version"], run["server"]["mode"]) == (
         "tiny", "unknown", "0.32.0", "endpoint")
     assert run["points"][0]["completed"] == 4 and run["cold_start_s"] is None
+
+
+@pytest.mark.timeout(240)
+def test_shared_prefix_mode_exercises_the_prefix_cache(vllm_server: VllmServer) -> None:
+    """`--shared-prefix`: N system prompts reused across requests -> vLLM reports prefix-cache hits
+    (prefix caching is on by default in V1), while the unique-prompt sweep above reports none."""
+    spec = WorkloadSpec(input_tokens=320, output_tokens=4, num_requests=6, seed=5, shared_prefix_count=1,
+                        shared_prefix_tokens=256)  # two full 128-token CPU KV blocks shared
+    config = SweepConfig(workload=spec, concurrencies=(1,), warmup_requests=0, saturation_gain=0.0)
+    run = new_run(model="tiny", weights="synthetic", server={"mode": "managed"}, config=config)
+    run_sweep(run, config, base_url=vllm_server.base_url, model=vllm_server.model_name, vocab_size=4096,
+              alive=vllm_server.is_running)
+    assert run["status"] == "complete", run["error"]
+    sm = run["points"][0]["server_metrics"]
+    # requests 2..6 reuse the 256 shared tokens the first one cached: at least 5 x 256 hits
+    assert sm["prefix_cache_hits"] >= 5 * 256
+    assert 0 < sm["prefix_cache_hit_rate"] < 1
