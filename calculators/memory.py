@@ -54,6 +54,7 @@ __all__ = [
     "weight_bytes",
     "kv_heads_per_gpu",
     "check_tensor_parallel",
+    "check_deployment",
     "kv_bytes_per_token",
     "activation_bytes",
     "fit",
@@ -183,6 +184,22 @@ def activation_bytes(arch: ModelArch, tp: int, max_num_batched_tokens: int, acc:
     return int(max_num_batched_tokens * per_token)
 
 
+def check_deployment(arch: ModelArch, tensor_parallel_size: int, weight_dtype: str, kv_cache_dtype: str) -> None:
+    """The checks every deployment input shares (fit, roofline): TP divides the heads, known dtypes.
+
+    >>> from calculators.modelspec import model
+    >>> check_deployment(model("meta-llama/Llama-3.1-8B-Instruct"), 1, "fp4", "auto")
+    Traceback (most recent call last):
+    ...
+    ValueError: weight_dtype must be one of bf16, fp16, fp8, int4-awq, int4-gptq, got 'fp4'
+    """
+    check_tensor_parallel(arch, tensor_parallel_size)
+    if weight_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weight_dtype must be one of {', '.join(WEIGHT_DTYPES)}, got {weight_dtype!r}")
+    if kv_cache_dtype not in KV_CACHE_DTYPES:
+        raise ValueError(f"kv_cache_dtype must be one of {', '.join(KV_CACHE_DTYPES)}, got {kv_cache_dtype!r}")
+
+
 @dataclass(frozen=True)
 class FitInput:
     """One deployment to check. ``None`` settings take vLLM's defaults for the GPU."""
@@ -200,13 +217,7 @@ class FitInput:
     max_lora_rank: int = 16
 
     def __post_init__(self) -> None:
-        check_tensor_parallel(self.arch, self.tensor_parallel_size)
-        if self.weight_dtype not in WEIGHT_DTYPES:
-            raise ValueError(f"weight_dtype must be one of {', '.join(WEIGHT_DTYPES)}, got {self.weight_dtype!r}")
-        if self.kv_cache_dtype not in KV_CACHE_DTYPES:
-            raise ValueError(
-                f"kv_cache_dtype must be one of {', '.join(KV_CACHE_DTYPES)}, got {self.kv_cache_dtype!r}"
-            )
+        check_deployment(self.arch, self.tensor_parallel_size, self.weight_dtype, self.kv_cache_dtype)
         if self.max_model_len is not None:
             require_int("max_model_len", self.max_model_len, low=16, high=self.arch.max_position_embeddings)
         if self.gpu_memory_utilization is not None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from calculators.catalog import Gpu
-from calculators.memory import WEIGHT_DTYPES, check_tensor_parallel, kv_bytes_per_token, weight_bytes
+from calculators.memory import check_deployment, kv_bytes_per_token, weight_bytes
 from calculators.modelspec import ModelArch
 from calculators.validation import require_finite, require_int
 
@@ -68,10 +68,7 @@ class RooflineInput:
     mfu: float = DEFAULT_MFU
 
     def __post_init__(self) -> None:
-        check_tensor_parallel(self.arch, self.tensor_parallel_size)
-        if self.weight_dtype not in WEIGHT_DTYPES:
-            raise ValueError(f"weight_dtype must be one of {', '.join(WEIGHT_DTYPES)}, got {self.weight_dtype!r}")
-        kv_bytes_per_token(self.arch, self.kv_cache_dtype, 1)  # validates kv_cache_dtype
+        check_deployment(self.arch, self.tensor_parallel_size, self.weight_dtype, self.kv_cache_dtype)
         require_int("context_tokens", self.context_tokens, low=0, high=10**7)
         require_finite("mbu", self.mbu, low=0.0, high=1.0, low_inclusive=False)
         require_finite("mfu", self.mfu, low=0.0, high=1.0, low_inclusive=False)
