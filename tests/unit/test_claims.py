@@ -70,3 +70,14 @@ def test_bad_claims(kwargs, message):
 def test_possible_iff_fits_and_under_ceiling(claimed, conc, dtype):
     v = check_claim(Claim("x", "t", "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", 1, dtype, conc, claimed))
     assert v.possible == (v.fits and claimed <= v.ceiling_tokens_per_s)
+
+
+def test_article_claims_c_and_e_cite_the_measured_h100_run():
+    from calculators.claims import ARTICLE_CLAIMS, check_claim
+
+    e = check_claim(ARTICLE_CLAIMS["e"])
+    measured = [line for line in e.lines if line.startswith("measured:")]
+    assert measured and "350 output tok/s" in measured[0]
+    # the measured number sits under the ceiling the claim check computes, and the claim far above both
+    assert 350 < e.ceiling_tokens_per_s < ARTICLE_CLAIMS["e"].claimed_tokens_per_s
+    assert any("36.1 tok/s" in line for line in check_claim(ARTICLE_CLAIMS["c"]).lines)
