@@ -11,7 +11,7 @@ import pytest
 from benchmarks.compare_gpu_runs import compare
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-FOLDERS = sorted(p for p in RESULTS.iterdir() if p.is_dir())
+FOLDERS = sorted(p for p in RESULTS.iterdir() if p.is_dir() and any(p.glob("probe-*.json")))
 PROBES = sorted(RESULTS.glob("*/probe-*.json"))
 
 

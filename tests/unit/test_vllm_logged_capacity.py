@@ -14,12 +14,14 @@ non-torch, exactly what the H200 debug logs of the same shape show.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from calculators.catalog import gpu
 from calculators.memory import FitInput, fit
 from calculators.modelspec import model
+from probes.vllmlog import parse_startup
 
 TOLERANCE = 0.05
 
@@ -42,8 +44,9 @@ class Logged:
 
 
 _README = "/work/shared/vllm/README.md table B (H100 80GB HBM3, synthetic weights, 2026-11-27)"
-_H200 = ("run by this helper on the lent H200 (torch total 150,109,880,320 B = 139.80 GiB), vLLM 0.26.0, "
-         "--load-format dummy, synthetic config with the catalog shape, VLLM_LOGGING_LEVEL=DEBUG, 2026-11-28")
+_H200 = ("benchmarks/results/h200-kv-capacity-vllm0.26-2026-11-28/ (runs.sh on the lent H200, torch total "
+         "150,109,880,320 B = 139.80 GiB), vLLM 0.26.0, --load-format dummy, synthetic config with the catalog "
+         "shape, VLLM_LOGGING_LEVEL=DEBUG, 2026-11-28")
 
 _BENCH = ("benchmarks/results/h100-vllm0.26-2026-11-28/vllm-*.log.gz: the lead's issue-5 runs through probes/ on the "
           "lent H100 80GB HBM3 (torch total 79.18 GiB), vLLM 0.26.0, --load-format dummy --no-enable-prefix-caching, "
@@ -114,3 +117,16 @@ def test_v0_engine_log_accounting_identity():
     bytes_per_token = fit(FitInput(model("meta-llama/Llama-3.1-8B-Instruct"), gpu("rtx-4090"),
                                    max_model_len=4096)).kv_bytes_per_token
     assert int(3.81 * 2**30 / (16 * bytes_per_token)) == pytest.approx(1952, abs=2)
+
+
+_H200_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "h200-kv-capacity-vllm0.26-2026-11-28"
+_H200_FILES = {"h200-llama8b-bf16-4k": "l8_u90", "h200-llama8b-u0.6-16k-fp8kv": "l8_u60_16k_fp8kv",
+               "h200-qwen7b-bf16-8k": "q7_u90_8k", "h200-qwen7b-u0.8-eager": "q7_u80_eager"}
+
+
+@pytest.mark.parametrize("case", [c for c in LOGS if c.name in _H200_FILES], ids=lambda c: c.name)
+def test_pinned_h200_numbers_are_what_the_committed_logs_say(case):
+    """The pinned numbers are not typed from memory: they parse out of the committed startup log lines."""
+    s = parse_startup((_H200_DIR / f"{_H200_FILES[case.name]}.startup.txt").read_text())
+    assert (s["kv_cache_tokens"], s["kv_cache_gib"], s["weights_gib"]) == (case.kv_tokens, case.kv_cache_gib,
+                                                                           case.weights_gib)
