@@ -52,33 +52,21 @@ with io_col:
 volume = cached.cost_vs_volume(scenario)
 per_mtok = cached.usd_per_mtok_vs_utilization(scenario)
 heat = cached.savings_heatmap(scenario)
+
+
+def _chart_with_csv(fig, df, name: str, label: str) -> None:
+    """A chart and the download of the data behind it (keys ``be_chart_<name>`` / ``be_csv_<name>``)."""
+    st.plotly_chart(fig, key=f"be_chart_{name}")
+    st.download_button(label, df.to_csv(index=False), f"{name}.csv", "text/csv", key=f"be_csv_{name}",
+                       on_click="ignore")
+
+
 chart_cols = st.columns(2)
 with chart_cols[0]:
-    st.plotly_chart(charts.cost_vs_volume_figure(volume, scenario, report), key="be_chart_volume")
-    st.download_button(
-        "Cost vs volume (CSV)",
-        volume.to_csv(index=False),
-        "cost_vs_volume.csv",
-        "text/csv",
-        key="be_csv_volume",
-        on_click="ignore",
-    )
+    _chart_with_csv(charts.cost_vs_volume_figure(volume, scenario, report), volume, "cost_vs_volume",
+                    "Cost vs volume (CSV)")
 with chart_cols[1]:
-    st.plotly_chart(charts.usd_per_mtok_figure(per_mtok, scenario, report), key="be_chart_per_mtok")
-    st.download_button(
-        "$/M tokens vs utilization (CSV)",
-        per_mtok.to_csv(index=False),
-        "usd_per_mtok_vs_utilization.csv",
-        "text/csv",
-        key="be_csv_per_mtok",
-        on_click="ignore",
-    )
-st.plotly_chart(charts.savings_heatmap_figure(heat, scenario, report), key="be_chart_heatmap")
-st.download_button(
-    "Savings heatmap (CSV)",
-    heat.to_csv(index=False),
-    "savings_heatmap.csv",
-    "text/csv",
-    key="be_csv_heatmap",
-    on_click="ignore",
-)
+    _chart_with_csv(charts.usd_per_mtok_figure(per_mtok, scenario, report), per_mtok,
+                    "usd_per_mtok_vs_utilization", "$/M tokens vs utilization (CSV)")
+_chart_with_csv(charts.savings_heatmap_figure(heat, scenario, report), heat, "savings_heatmap",
+                "Savings heatmap (CSV)")
