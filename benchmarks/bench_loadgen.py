@@ -2,7 +2,7 @@
 
 Starts a fake OpenAI-compatible completions server (aiohttp.web on 127.0.0.1, in its own process) that
 answers every request instantly with ``max_tokens`` SSE token events (one write per token, like vLLM),
-a usage event and ``[DONE]``; then drives it with :func:`probes.loadgen.run_load` and prints the tokens/s and
+a usage event and ``[DONE]``; then drives it with :func:`probes.load.client.run_load` and prints the tokens/s and
 requests/s the client side sustained. Compare with what a GPU serves: e.g. ~8,000 output tok/s for an 8B
 model at concurrency 128 on one H100 (/work/shared/vllm/README.md).
 
@@ -23,9 +23,9 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from probes.loadgen import run_load_sync  # noqa: E402
-from probes.metrics import summarize  # noqa: E402
-from probes.workload import WorkloadSpec, build_requests  # noqa: E402
+from probes.load.client import run_load_sync  # noqa: E402
+from probes.load.metrics import summarize  # noqa: E402
+from probes.load.workload import WorkloadSpec, build_requests  # noqa: E402
 
 __all__ = ["serve", "main"]
 

@@ -6,13 +6,13 @@ Run on a GPU box where vLLM is importable by ``--vllm-python`` (default: this in
         --concurrency 1,8,32,128 --input-tokens 512 --output-tokens 256 --out-dir OUT \
         --vllm-arg=--max-model-len --vllm-arg=4096
 
-What it does, in one process group we own (``probes.server.VllmServer``):
+What it does, in one process group we own (``probes.target.server.VllmServer``):
 
-1. writes a synthetic model directory (``probes.synthetic``: real shape, ``--load-format dummy``);
+1. writes a synthetic model directory (``probes.target.synthetic``: real shape, ``--load-format dummy``);
 2. starts vLLM (``--no-enable-prefix-caching`` by default so that neither client's prompts are served from the
    prefix cache: ``vllm bench serve``'s random prompts were seen to hit it by accident), records the cold
    start and keeps the server log;
-3. runs our probe's sweep (``probes.sweep.run_sweep``: NVML power sampling, ``/metrics`` scraping), one
+3. runs our probe's sweep (``probes.plan.sweep.run_sweep``: NVML power sampling, ``/metrics`` scraping), one
    point per concurrency with ``max(min_requests, rounds × concurrency)`` requests, saves the run in a SQLite
    store and as JSON;
 4. runs ``vllm bench serve`` (random dataset, same input/output lengths, ``--ignore-eos``, same request count
@@ -35,13 +35,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from probes import gpu as gpu_mod  # noqa: E402
-from probes.server import VllmServer  # noqa: E402
-from probes.store import ResultStore  # noqa: E402
-from probes.sweep import SweepConfig, best_point, new_run, parse_int_list, run_sweep  # noqa: E402
-from probes.synthetic import read_vocab_size, write_model_dir  # noqa: E402
-from probes.vllmlog import parse_startup, startup_notes  # noqa: E402
-from probes.workload import WorkloadSpec  # noqa: E402
+from probes.load.workload import WorkloadSpec  # noqa: E402
+from probes.observe import gpu as gpu_mod  # noqa: E402
+from probes.observe.vllmlog import parse_startup, startup_notes  # noqa: E402
+from probes.plan.sweep import SweepConfig, best_point, new_run, parse_int_list, run_sweep  # noqa: E402
+from probes.results.store import ResultStore  # noqa: E402
+from probes.target.server import VllmServer  # noqa: E402
+from probes.target.synthetic import read_vocab_size, write_model_dir  # noqa: E402
 
 __all__ = ["main"]
 

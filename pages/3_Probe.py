@@ -1,6 +1,6 @@
 """Probe page: measure a vLLM server on this machine's GPU (or an endpoint) from the browser.
 
-Thin page: GPU status (``probes.gpu.inspect``), the source and launch-plan pickers, a form (keys ``probe_``)
+Thin page: GPU status (``probes.observe.gpu.inspect``), the source and launch-plan pickers, a form (keys ``probe_``)
 -> ``ui.probe_view.build_request`` -> ``probes.job.ProbeJob`` started from the Start button's callback and
 kept in ``st.session_state["probe_job"]`` (never a module global). While it runs, a fragment polls it every
 two seconds (progress, partial table and charts); the script thread never waits on it. Stop calls
@@ -20,12 +20,12 @@ import streamlit as st
 
 from calculators import catalog, modelspec
 from calculators.memory import WEIGHT_DTYPES
-from probes import gpu as gpu_mod
 from probes.errors import ProbeError
 from probes.job import ProbeJob, running_probe
-from probes.reference import gpu_catalog_id
+from probes.observe import gpu as gpu_mod
+from probes.results.reference import gpu_catalog_id
+from probes.results.store import ResultStore
 from probes.settings import load_settings
-from probes.store import ResultStore
 from ui import probe_view, results_view, state
 
 st.set_page_config(page_title="Probe · Self-host or API?", page_icon="🔬", layout="wide")

@@ -1,8 +1,8 @@
 """Results page: every stored probe run and the bundled reference measurements, one at a time in detail.
 
-Thin page (keys ``res_``): the runs of the SQLite store (``probes.store.ResultStore``, path from
+Thin page (keys ``res_``): the runs of the SQLite store (``probes.results.store.ResultStore``, path from
 ``APP__PROBE__DB``) and the reference runs shipped under ``benchmarks/results/**/probe-*.json``
-(``probes.reference``; their ``vllm bench serve`` files shown side by side) -> ``ui.results_view.show_run``.
+(``probes.results.reference``; their ``vllm bench serve`` files shown side by side) -> ``ui.results_view.show_run``.
 Import (a run JSON or a ``vllm bench serve --save-result`` file), export and delete (stored runs only)
 run in widget callbacks and report through one message. Works with no GPU and an empty store.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from probes import reference
+from probes.results import reference
+from probes.results.store import RUN_SCHEMA, ResultStore
 from probes.settings import load_settings
-from probes.store import RUN_SCHEMA, ResultStore
 from ui import results_view, state
 
 st.set_page_config(page_title="Results · Self-host or API?", page_icon="📊", layout="wide")

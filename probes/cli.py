@@ -33,12 +33,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from probes import gpu as gpu_mod
 from probes.errors import ProbeDisabledError, ProbeError, ServerError
 from probes.job import GpuLocks, ProbeRequest, execute
+from probes.load.workload import DISTRIBUTIONS, WorkloadSpec
+from probes.observe import gpu as gpu_mod
+from probes.plan.sweep import SweepConfig, SweepProgress, parse_int_list
 from probes.settings import load_settings, require_enabled
-from probes.sweep import SweepConfig, SweepProgress, parse_int_list
-from probes.workload import DISTRIBUTIONS, WorkloadSpec
 
 __all__ = ["build_parser", "main", "serve_args_from", "format_table", "ProgressBar", "EXIT_CODES"]
 
@@ -234,7 +234,7 @@ def _now() -> str:
 
 def _open_store(path: str | None) -> Any:
     try:
-        from probes.store import ResultStore  # noqa: PLC0415 - keeps `gpu` usable without the store
+        from probes.results.store import ResultStore  # noqa: PLC0415 - keeps `gpu` usable without the store
     except ImportError as exc:
         raise ValueError(f"the results store is unavailable ({exc}): install requirements.txt, or pass "
                          "--no-store and keep the run with --out") from exc

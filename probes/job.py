@@ -29,13 +29,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from probes import gpu as gpu_mod
 from probes.errors import ProbeBusyError, ProbeError
-from probes.server import VllmServer, attach, detect_install, endpoint_vocab_size
+from probes.observe import gpu as gpu_mod
+from probes.observe.vllmlog import parse_startup, startup_notes
+from probes.plan.sweep import SweepConfig, SweepProgress, new_run, run_sweep
 from probes.settings import ProbeSettings, load_settings, require_enabled
-from probes.sweep import SweepConfig, SweepProgress, new_run, run_sweep
-from probes.synthetic import read_vocab_size, write_model_dir
-from probes.vllmlog import parse_startup, startup_notes
+from probes.target.endpoint import attach, endpoint_vocab_size
+from probes.target.server import VllmServer, detect_install
+from probes.target.synthetic import read_vocab_size, write_model_dir
 
 __all__ = ["ProbeRequest", "execute", "is_local_url", "GpuLock", "GpuLocks", "running_probe", "ProbeJob", "DEFAULT_VOCAB"]
 

@@ -25,8 +25,8 @@ import pandas as pd
 import streamlit as st
 
 from probes.job import ProbeRequest
-from probes.sweep import SweepConfig, parse_int_list
-from probes.workload import WorkloadSpec
+from probes.load.workload import WorkloadSpec
+from probes.plan.sweep import SweepConfig, parse_int_list
 
 __all__ = [
     "SOURCES",

@@ -2,7 +2,7 @@
 
 Shared by the Probe page (a run that just finished, or the live partial run) and the Results page (stored
 and reference runs). Frames and figures are pure functions of the run JSON (built on
-:mod:`probes.reference`); :func:`show_run` renders them with Streamlit, widget keys prefixed by ``key``.
+:mod:`probes.results.reference`); :func:`show_run` renders them with Streamlit, widget keys prefixed by ``key``.
 
 >>> run = {"points": [{"concurrency": 1, "output_tokens_per_s": 10.0, "ttft_ms": {"median": 5.0, "p99": 9.0}},
 ...                   {"concurrency": 4, "output_tokens_per_s": 30.0, "ttft_ms": {"median": 8.0, "p99": 20.0}}]}
@@ -24,7 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from probes import reference
+from probes.results import reference
 
 __all__ = [
     "POINT_COLUMNS",

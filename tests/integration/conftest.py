@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from probes.server import VllmServer
-from probes.synthetic import write_model_dir
+from probes.target.server import VllmServer
+from probes.target.synthetic import write_model_dir
 
 __all__ = ["TINY_MAX_MODEL_LEN", "SERVE_ARGS", "ServerPool", "tagged_processes", "wait_gone"]
 
@@ -128,7 +128,7 @@ def vllm_pool(vllm_python: str, tiny_model: Path, test_tag: str,
 
 @pytest.fixture
 def vllm_server(vllm_pool: ServerPool) -> VllmServer:
-    """The shared healthy vLLM server (started through probes.server on first use or after a fault test)."""
+    """The shared healthy vLLM server (started through probes.target.server on first use or after a fault test)."""
     return vllm_pool.get()
 
 

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from probes.server import group_pids
-from probes.sweep import SweepConfig, SweepProgress, new_run, run_sweep
-from probes.workload import WorkloadSpec
+from probes.load.workload import WorkloadSpec
+from probes.plan.sweep import SweepConfig, SweepProgress, new_run, run_sweep
+from probes.target.server import group_pids
 
 if TYPE_CHECKING:
     from tests.integration.conftest import ServerPool
@@ -176,7 +176,7 @@ def test_cli_sigint_keeps_results_and_stops_server(vllm_python: str, vllm_pool: 
     point = run["points"][0]
     assert point["interrupted"] and point["completed"] >= 1 and point["completed"] < 2000
     assert "status interrupted" in stdout
-    from probes.store import ResultStore
+    from probes.results.store import ResultStore
 
     assert ResultStore(db).get_run(run["run_id"])["status"] == "interrupted"
     assert not leftovers(fresh_tag)

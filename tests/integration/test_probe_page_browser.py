@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from probes.store import ResultStore
+from probes.results.store import ResultStore
 from tests.browser.harness import CHROMIUM, launch_chromium, serve_app
 from tests.integration.conftest import tagged_processes
 

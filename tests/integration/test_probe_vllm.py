@@ -13,10 +13,10 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from probes.server import VllmServer
-from probes.store import ResultStore
-from probes.sweep import SweepConfig, new_run, run_sweep
-from probes.workload import WorkloadSpec
+from probes.load.workload import WorkloadSpec
+from probes.plan.sweep import SweepConfig, new_run, run_sweep
+from probes.results.store import ResultStore
+from probes.target.server import VllmServer
 
 if TYPE_CHECKING:
     from tests.integration.conftest import ServerPool
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _counters(base_url: str) -> dict[str, float]:
-    """vLLM's own request/token counters, summed over label sets (independent of probes.promscrape)."""
+    """vLLM's own request/token counters, summed over label sets (independent of probes.observe.promscrape)."""
     text = requests.get(f"{base_url}/metrics", timeout=10).text
     wanted = {"vllm:request_success": 0.0, "vllm:prompt_tokens": 0.0, "vllm:generation_tokens": 0.0}
     for fam in text_string_to_metric_families(text):

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from probes.server import VllmServer
-from probes.sweep import SweepConfig, new_run, run_sweep
-from probes.workload import WorkloadSpec
+from probes.load.workload import WorkloadSpec
+from probes.plan.sweep import SweepConfig, new_run, run_sweep
+from probes.target.server import VllmServer
 
 pytestmark = [pytest.mark.integration]
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from probes import cli
-from probes.gpu import GpuInfo, GpuSnapshot
 from probes.job import GpuLock
-from probes.sweep import RUN_SCHEMA, SweepProgress
+from probes.observe.gpu import GpuInfo, GpuSnapshot
+from probes.plan.sweep import RUN_SCHEMA, SweepProgress
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -111,7 +111,7 @@ def test_run_writes_out_stores_prints_and_exits_by_status(env: Path, monkeypatch
     assert seen["req"].config.concurrencies == (1, 4) and seen["req"].synthetic == "tiny"
     run = json.loads(out_file.read_text())
     assert run["status"] == status and run["run_id"] >= 1
-    from probes.store import ResultStore
+    from probes.results.store import ResultStore
 
     assert ResultStore(db).get_run(run["run_id"])["status"] == status
     assert f"status {status}" in out and "250.0" in out

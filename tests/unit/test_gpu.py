@@ -1,4 +1,4 @@
-"""probes.gpu over scripted fake ``pynvml`` modules (no GPU here), scenarios named after what they reproduce."""
+"""probes.observe.gpu over scripted fake ``pynvml`` modules (no GPU here), scenarios named after what they reproduce."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from probes import gpu
+from probes.observe import gpu
 
 
 class NVMLError(Exception):

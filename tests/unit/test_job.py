@@ -13,10 +13,10 @@ import pytest
 from probes import job
 from probes.errors import ProbeBusyError, ProbeDisabledError
 from probes.job import GpuLock, GpuLocks, ProbeJob, ProbeRequest, execute, running_probe
-from probes.server import VllmInstall, group_pids
+from probes.load.workload import WorkloadSpec
+from probes.plan.sweep import SweepConfig, SweepProgress
 from probes.settings import ProbeSettings, load_settings, require_enabled
-from probes.sweep import SweepConfig, SweepProgress
-from probes.workload import WorkloadSpec
+from probes.target.server import VllmInstall, group_pids
 from tests.unit.test_server import STAND_IN
 
 CONFIG = SweepConfig(workload=WorkloadSpec(input_tokens=8, output_tokens=2, num_requests=2), concurrencies=(1, 2))

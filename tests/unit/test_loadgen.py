@@ -11,9 +11,9 @@ import aiohttp
 import numpy as np
 import pytest
 
-from probes import loadgen
-from probes.loadgen import INTERRUPTED, arrival_offsets_s, run_load_sync
-from probes.workload import RequestInput
+from probes.load import client as loadgen
+from probes.load.client import INTERRUPTED, arrival_offsets_s, run_load_sync
+from probes.load.workload import RequestInput
 
 
 class ScriptedClock:

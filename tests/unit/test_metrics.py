@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probes.loadgen import RequestResult
-from probes.metrics import metrics_to_dict, request_samples, stats_ms, summarize
+from probes.load.client import RequestResult
+from probes.load.metrics import metrics_to_dict, request_samples, stats_ms, summarize
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "vllm_bench_result_cpu.json"
 

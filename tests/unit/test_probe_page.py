@@ -12,8 +12,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from probes.gpu import GpuInfo, GpuSnapshot
 from probes.job import GpuLock
+from probes.observe.gpu import GpuInfo, GpuSnapshot
 from ui import probe_view
 from ui.probe_view import ProbeForm, build_request, parse_serve_args, progress_text
 
@@ -75,7 +75,7 @@ def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     FakeJob.made, FakeJob.finish_with = [], None
     st.cache_data.clear()
     # patched for the whole test: the Start callback is the function of the run that drew the button
-    with mock.patch("probes.gpu.inspect", return_value=NO_GPU), mock.patch("probes.job.ProbeJob", FakeJob):
+    with mock.patch("probes.observe.gpu.inspect", return_value=NO_GPU), mock.patch("probes.job.ProbeJob", FakeJob):
         yield
     st.cache_data.clear()
 
@@ -103,7 +103,7 @@ def test_renders_without_gpu_and_says_so():
 
 def test_a_visible_gpu_preselects_its_catalog_id():
     snap = GpuSnapshot(True, "", "580", "13.0", (GpuInfo(0, "NVIDIA H200", memory_total_mib=143771),))
-    with mock.patch("probes.gpu.inspect", return_value=snap):
+    with mock.patch("probes.observe.gpu.inspect", return_value=snap):
         at = _page()
     assert at.selectbox(key="probe_gpu").value == "h200"
     assert not [w for w in at.warning if "GPU visible" in w.value]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.promscrape import MetricsSampler, ServerMetrics, parse_metrics, scrape, summarize_samples
+from probes.observe.promscrape import MetricsSampler, ServerMetrics, parse_metrics, scrape, summarize_samples
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "vllm_metrics_cpu_0.32.txt"
 

@@ -1,5 +1,5 @@
 """AppTest of the Results page (reference runs, the break-even button, import/export/delete, bad files) and
-the pure shaping behind it (``probes.reference``, ``ui.results_view``)."""
+the pure shaping behind it (``probes.results.reference``, ``ui.results_view``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from calculators import catalog
-from probes import reference
-from probes.store import RUN_SCHEMA, ResultStore
+from probes.results import reference
+from probes.results.store import RUN_SCHEMA, ResultStore
 from ui import results_view
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +87,7 @@ def test_use_in_break_even_takes_the_reference_best_point(db: Path):
 
 
 def test_empty_store_and_no_references_says_so(db: Path):
-    with mock.patch("probes.reference.discover", return_value=()):
+    with mock.patch("probes.results.reference.discover", return_value=()):
         at = _page()
     assert any("No runs yet" in i.value for i in at.info)
 

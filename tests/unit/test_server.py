@@ -1,4 +1,4 @@
-"""probes.server against a tiny ``http.server`` stand-in for vLLM's readiness behaviour (no vLLM here).
+"""probes.target.server against a tiny ``http.server`` stand-in for vLLM's readiness behaviour (no vLLM here).
 
 The stand-in is an executable script used as ``vllm_python``: it ignores ``-m vllm...``, reads ``--port``
 and acts out a scenario from env ``FAKE_MODE``: ``ready`` (healthy after ``FAKE_DELAY`` s), ``crash``
@@ -27,14 +27,13 @@ from probes.errors import (
     ServerStartError,
     ServerTimeoutError,
 )
-from probes.server import (
+from probes.target.endpoint import attach, endpoint_vocab_size
+from probes.target.server import (
     CPU_ENV_DEFAULTS,
     VllmInstall,
     VllmServer,
-    attach,
     detect_install,
     diagnose_log,
-    endpoint_vocab_size,
     group_pids,
 )
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.store import RUN_SCHEMA, SCHEMA_VERSION, ResultStore, default_db_path, vllm_bench_to_run
+from probes.results.store import RUN_SCHEMA, SCHEMA_VERSION, ResultStore, default_db_path, vllm_bench_to_run
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_FIXTURE = ROOT / "tests" / "fixtures" / "vllm_bench_result_cpu.json"
@@ -186,7 +186,7 @@ _WRITER = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {root!r})
-    from probes.store import ResultStore, RUN_SCHEMA
+    from probes.results.store import ResultStore, RUN_SCHEMA
     store = ResultStore({path!r})
     for i in range({n}):
         rid = store.save_run({{"schema": RUN_SCHEMA, "status": "partial", "model": "w{who}-" + str(i),

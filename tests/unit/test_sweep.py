@@ -1,4 +1,4 @@
-"""probes.sweep with a scripted load (no server): early stop, errors, stop, death, best point, run JSON."""
+"""probes.plan.sweep with a scripted load (no server): early stop, errors, stop, death, best point, run JSON."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from probes import sweep
-from probes.loadgen import LoadResult, RequestResult
-from probes.sweep import SweepConfig, best_point, new_run, parse_int_list, run_sweep, saturated
-from probes.workload import WorkloadSpec
+from probes.load.client import LoadResult, RequestResult
+from probes.load.workload import WorkloadSpec
+from probes.plan import sweep
+from probes.plan.sweep import SweepConfig, best_point, new_run, parse_int_list, run_sweep, saturated
 
 SPEC = WorkloadSpec(input_tokens=16, output_tokens=4, num_requests=4)
 

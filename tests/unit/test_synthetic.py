@@ -1,4 +1,4 @@
-"""probes.synthetic: model directories vLLM can serve with --load-format dummy (tokenizer covers the vocab)."""
+"""probes.target.synthetic: model directories vLLM can serve with --load-format dummy (tokenizer covers the vocab)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probes.synthetic import (
+from probes.target.synthetic import (
     CATALOG,
     MARKER_FILE,
     SPECIAL_TOKENS,

@@ -21,7 +21,7 @@ import pytest
 from calculators.catalog import gpu
 from calculators.memory import FitInput, fit
 from calculators.modelspec import model
-from probes.vllmlog import parse_startup
+from probes.observe.vllmlog import parse_startup
 
 TOLERANCE = 0.05
 

@@ -1,11 +1,11 @@
-"""probes.vllmlog against real server logs: the H100 reference runs (GPU build 0.26.0) and the CPU build."""
+"""probes.observe.vllmlog against real server logs: the H100 reference runs (GPU build 0.26.0) and the CPU build."""
 
 from __future__ import annotations
 
 import gzip
 from pathlib import Path
 
-from probes.vllmlog import STARTUP_KEYS, parse_startup, startup_notes
+from probes.observe.vllmlog import STARTUP_KEYS, parse_startup, startup_notes
 
 REF = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "h100-vllm0.26-2026-11-28"
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probes.workload import WorkloadSpec, build_requests, sample_lengths
+from probes.load.workload import WorkloadSpec, build_requests, sample_lengths
 
 BLOCK = 16  # a typical GPU KV block (the CPU build uses 128): prefix caching matches whole blocks
 

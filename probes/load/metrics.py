@@ -14,7 +14,7 @@ Over the SUCCESSFUL requests (failed ones only count in ``failed``):
   With no value (all requests failed, or no request had 2+ tokens for TPOT) every stat is 0.0, as vLLM
   reports: read ``completed`` before trusting a latency.
 
->>> from probes.loadgen import RequestResult
+>>> from probes.load.client import RequestResult
 >>> r = RequestResult(index=0, success=True, prompt_tokens=10, output_tokens=3,
 ...                   ttft_s=0.1, itl_s=[0.02, 0.04], latency_s=0.16)
 >>> m = summarize([r], duration_s=0.5)
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from probes.loadgen import RequestResult
+from probes.load.client import RequestResult
 
 __all__ = ["Stats", "PointMetrics", "stats_ms", "summarize", "metrics_to_dict", "request_samples"]
 
@@ -110,7 +110,7 @@ def summarize(
 ) -> PointMetrics:
     """Summarise one point's requests measured over ``duration_s`` seconds (formulas in the module docstring).
 
-    >>> from probes.loadgen import RequestResult
+    >>> from probes.load.client import RequestResult
     >>> ok = RequestResult(index=0, success=True, prompt_tokens=4, output_tokens=1, ttft_s=0.2, latency_s=0.2)
     >>> bad = RequestResult(index=1, error="HTTP 500")
     >>> m = summarize([ok, bad], 2.0, goodput_ttft_ms=100)

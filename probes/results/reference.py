@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probes.store import RUN_SCHEMA, vllm_bench_to_run
+from probes.results.store import RUN_SCHEMA, vllm_bench_to_run
 
 __all__ = [
     "REFERENCE_ROOT",
@@ -46,7 +46,7 @@ __all__ = [
     "relative_diff",
 ]
 
-REFERENCE_ROOT = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+REFERENCE_ROOT = Path(__file__).resolve().parent.parent.parent / "benchmarks" / "results"
 
 # NVML device name -> GPU catalog id (calculators/data/gpus.csv); first match wins, so specific before generic.
 _GPU_RULES: tuple[tuple[str, str], ...] = (

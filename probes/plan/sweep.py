@@ -34,12 +34,12 @@ from typing import Any
 
 import requests
 
-from probes import promscrape
-from probes.gpu import PowerSampler
-from probes.loadgen import LoadResult, RequestResult, run_load_sync
-from probes.metrics import metrics_to_dict, request_samples, summarize
-from probes.store import RUN_SCHEMA
-from probes.workload import WorkloadSpec, build_requests
+from probes.load.client import LoadResult, RequestResult, run_load_sync
+from probes.load.metrics import metrics_to_dict, request_samples, summarize
+from probes.load.workload import WorkloadSpec, build_requests
+from probes.observe import promscrape
+from probes.observe.gpu import PowerSampler
+from probes.results.store import RUN_SCHEMA
 
 __all__ = [
     "RUN_SCHEMA",

@@ -35,13 +35,14 @@ from urllib.parse import urlsplit
 import aiohttp
 import numpy as np
 
-from probes.workload import RequestInput
+from probes.load.backends import BACKENDS, Backend
+from probes.load.sse import SSEDecoder
+from probes.load.workload import RequestInput
 
 __all__ = [
     "RequestResult",
     "LoadResult",
     "arrival_offsets_s",
-    "completion_payload",
     "send_request",
     "run_load",
     "run_load_sync",
@@ -112,45 +113,9 @@ def arrival_offsets_s(count: int, request_rate: float, burstiness: float = 1.0, 
     return [float(x) for x in offsets]
 
 
-def completion_payload(model: str, request: RequestInput) -> dict[str, Any]:
-    """The JSON body of one streaming completion request (token-id prompt, forced output length).
-
-    >>> completion_payload("m", RequestInput(0, (5, 6), 3))["max_tokens"]
-    3
-    """
-    return {
-        "model": model,
-        "prompt": list(request.prompt_token_ids),
-        "max_tokens": request.output_tokens,
-        "ignore_eos": True,
-        "temperature": 0.0,
-        "repetition_penalty": 1.0,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text and text[0] else type(exc).__name__
-
-
-def _sse_events(buffer: bytearray) -> list[str]:
-    """Pop complete SSE events (separated by a blank line) from ``buffer``; return their ``data:`` payloads."""
-    out = []
-    while True:
-        cut = buffer.find(b"\n\n")
-        sep = 2
-        crlf = buffer.find(b"\r\n\r\n")
-        if crlf != -1 and (cut == -1 or crlf < cut):
-            cut, sep = crlf, 4
-        if cut == -1:
-            return out
-        event = bytes(buffer[:cut]).decode("utf-8", errors="replace")
-        del buffer[: cut + sep]
-        data = [line[5:].lstrip() for line in event.splitlines() if line.startswith("data:")]
-        if data:
-            out.append("\n".join(data))
 
 
 async def send_request(
@@ -162,8 +127,9 @@ async def send_request(
     headers: dict[str, str],
     run_start_s: float,
     request_timeout_s: float,
+    backend: Backend = BACKENDS["vllm-token-ids"],
 ) -> RequestResult:
-    """Send one streaming completion and measure it; never raises except ``CancelledError``."""
+    """Send one streaming request and measure it; never raises except ``CancelledError``."""
     result = RequestResult(index=request.index, prompt_tokens=request.input_tokens)
     st = time.perf_counter()
     result.start_s = st - run_start_s
@@ -174,7 +140,7 @@ async def send_request(
     try:
         async with session.post(
             url,
-            json=completion_payload(model, request),
+            json=backend.payload(model, request),
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=request_timeout_s),
         ) as response:
@@ -182,10 +148,9 @@ async def send_request(
                 body = (await response.text())[:_MAX_ERROR_BODY_CHARS].replace("\n", " ")
                 result.error = f"HTTP {response.status} {response.reason or ''}: {body}".strip()
                 return result
-            buffer = bytearray()
+            decoder = SSEDecoder()
             async for raw in response.content.iter_any():
-                buffer += raw
-                for data in _sse_events(buffer):
+                for data in decoder.feed(raw):
                     if data == "[DONE]":
                         done = True
                         continue
@@ -198,7 +163,7 @@ async def send_request(
                         detail = err.get("message", err) if isinstance(err, dict) else err
                         result.error = f"server error in stream: {detail}"
                         return result
-                    if message.get("choices"):
+                    if backend.is_output(message):
                         now = time.perf_counter()
                         if chunks == 0:
                             result.ttft_s = now - st
@@ -335,6 +300,7 @@ async def run_load(
     stop: threading.Event | None = None,
     api_key: str | None = None,
     on_warmup_done: Callable[[], None] | None = None,
+    backend: Backend | str = "vllm-token-ids",
 ) -> LoadResult:
     """Drive ``requests`` at ``{base_url}/v1/completions`` and measure each one.
 
@@ -347,7 +313,8 @@ async def run_load(
     """
     _validate(concurrency, request_timeout_s)
     offsets = arrival_offsets_s(len(requests), request_rate, burstiness, seed)
-    url = base_url.rstrip("/") + "/v1/completions"
+    kind = BACKENDS[backend] if isinstance(backend, str) else backend
+    url = base_url.rstrip("/") + kind.path
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
@@ -369,6 +336,7 @@ async def run_load(
                 headers=headers,
                 run_start_s=run_start_s,
                 request_timeout_s=request_timeout_s,
+                backend=kind,
             )
 
         warm: list[RequestResult] = []

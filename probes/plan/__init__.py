@@ -1,0 +1,1 @@
+"""Which load points to run and in what order: concurrency sweeps (and searches)."""

@@ -1,0 +1,1 @@
+"""Where runs go: the results database and the bundled reference runs."""

@@ -1,0 +1,1 @@
+"""How a server is reached: a managed vLLM's lifecycle, an attached endpoint, synthetic models."""
