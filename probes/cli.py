@@ -35,6 +35,7 @@ from typing import Any, TextIO
 
 from probes.errors import ProbeDisabledError, ProbeError, ServerError
 from probes.job import GpuLocks, ProbeRequest, execute
+from probes.load.backends import AUTO, BACKEND_NAMES
 from probes.load.workload import DISTRIBUTIONS, WorkloadSpec
 from probes.observe import gpu as gpu_mod
 from probes.plan.sweep import SweepConfig, SweepProgress, parse_int_list
@@ -97,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--vocab-size", type=_positive_int,
                    help="draw prompt token ids below this (default: config.json, else asked from the server)")
+    r.add_argument("--api", choices=(AUTO, *BACKEND_NAMES), default=AUTO,
+                   help="request kind: vllm-token-ids (token-id prompts, exact lengths), completions (text on "
+                        "/v1/completions) or chat (text on /v1/chat/completions); auto: vllm-token-ids for a "
+                        "managed vLLM, for an endpoint completions when it reports a vLLM /version (text needs "
+                        "no vocabulary), else chat (hosted APIs)")
     r.add_argument("--goodput-ttft-ms", type=_positive_float)
     r.add_argument("--goodput-tpot-ms", type=_positive_float)
     r.add_argument("--saturation-gain", type=_fraction_or_more, default=0.05,
@@ -321,7 +327,7 @@ def _request(ns: argparse.Namespace, config: SweepConfig, api_key: str | None) -
                         vllm_python=ns.vllm_python, host=ns.host, port=ns.port,
                         served_model_name=ns.served_model_name, startup_timeout_s=ns.startup_timeout,
                         log_path=ns.log, gpu_indices=tuple(_gpu_indices(ns.tensor_parallel_size)),
-                        vocab_size=ns.vocab_size, api_key=api_key)
+                        vocab_size=ns.vocab_size, api_key=api_key, backend=ns.api)
 
 
 def _cmd_run(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from probes.errors import ProbeBusyError, ProbeError
+from probes.load.backends import get_backend
 from probes.observe import gpu as gpu_mod
 from probes.observe.vllmlog import parse_startup, startup_notes
 from probes.plan.sweep import SweepConfig, SweepProgress, new_run, run_sweep
@@ -62,6 +63,7 @@ class ProbeRequest:
     gpu_indices: tuple[int, ...] = (0,)
     vocab_size: int | None = None  # token ids are drawn below this; None = from config.json or the server
     api_key: str | None = field(default=None, repr=False)
+    backend: str = "auto"  # request kind (probes.load.backends): "auto" or one of BACKEND_NAMES
 
     def __post_init__(self) -> None:
         given = [n for n in ("model", "synthetic", "endpoint") if getattr(self, n)]
@@ -69,6 +71,8 @@ class ProbeRequest:
             raise ValueError(f"exactly one of model, synthetic or endpoint is required, got {given or 'none'}")
         if self.startup_timeout_s <= 0:
             raise ValueError(f"startup_timeout_s must be > 0, got {self.startup_timeout_s}")
+        if self.backend != "auto":
+            get_backend(self.backend)  # ValueError naming the known kinds
 
 
 def _log_default(_msg: str) -> None:

@@ -67,6 +67,7 @@ class RequestResult:
     itl_s: list[float] = field(default_factory=list)
     latency_s: float = 0.0
     start_s: float = 0.0
+    requested_output_tokens: int = 0  # what was asked (max_tokens); output_tokens is what came back
 
 
 @dataclass
@@ -129,8 +130,16 @@ async def send_request(
     request_timeout_s: float,
     backend: Backend = BACKENDS["vllm-token-ids"],
 ) -> RequestResult:
-    """Send one streaming request and measure it; never raises except ``CancelledError``."""
-    result = RequestResult(index=request.index, prompt_tokens=request.input_tokens)
+    """Send one streaming request and measure it; never raises except ``CancelledError``.
+
+    Output events are those ``backend.is_output`` accepts (TTFT at the first, ITL between, E2EL at the last);
+    ``output_tokens`` is ``usage.completion_tokens`` (else the count of output events), kept beside
+    ``requested_output_tokens`` so a server that stopped early is counted, not failed
+    (:func:`probes.load.metrics.summarize`). ``prompt_tokens`` is ``usage.prompt_tokens`` (else the
+    request's own length: exact for token ids, the word count for text).
+    """
+    result = RequestResult(index=request.index, prompt_tokens=request.input_tokens,
+                           requested_output_tokens=request.output_tokens)
     st = time.perf_counter()
     result.start_s = st - run_start_s
     last = st

@@ -10,6 +10,11 @@ Over the SUCCESSFUL requests (failed ones only count in ``failed``):
 * ``requests_per_s = completed / duration_s``; ``output_tokens_per_s = sum(output_len) / duration_s``;
   ``total_tokens_per_s = (sum(prompt_tokens) + sum(output_len)) / duration_s``;
   ``goodput_requests_per_s = good / duration_s`` (None when no target is given)
+* output-length check: a successful request whose ``requested_output_tokens`` is known (> 0) and whose
+  ``output_tokens`` differs from it is a *mismatch* (e.g. a server without ``ignore_eos`` stopped at an
+  end-of-sequence token); ``output_length_mismatches`` counts them and ``output_length_min_ratio`` is the
+  smallest ``output_tokens / requested_output_tokens`` (None when no request knows what it asked). A
+  mismatch changes the workload, not the metric definitions above: the point is flagged, not failed
 * Stats: mean, median, p90, p99 (``numpy.percentile``, linear interpolation) and std (population), in ms.
   With no value (all requests failed, or no request had 2+ tokens for TPOT) every stat is 0.0, as vLLM
   reports: read ``completed`` before trusting a latency.
@@ -33,7 +38,15 @@ import numpy as np
 
 from probes.load.client import RequestResult
 
-__all__ = ["Stats", "PointMetrics", "stats_ms", "summarize", "metrics_to_dict", "request_samples"]
+__all__ = [
+    "Stats",
+    "PointMetrics",
+    "stats_ms",
+    "summarize",
+    "metrics_to_dict",
+    "request_samples",
+    "output_length_mismatch",
+]
 
 MILLISECONDS_PER_SECOND = 1000.0
 _MAX_ERROR_KINDS = 10
@@ -68,6 +81,8 @@ class PointMetrics:
     itl_ms: Stats
     e2el_ms: Stats
     errors: tuple[str, ...]
+    output_length_mismatches: int = 0
+    output_length_min_ratio: float | None = None
 
 
 def stats_ms(values_s: Sequence[float]) -> Stats:
@@ -100,6 +115,17 @@ def _error_kinds(results: Sequence[RequestResult]) -> tuple[str, ...]:
     return tuple(f"{n}× {msg}" for msg, n in counts.most_common(_MAX_ERROR_KINDS))
 
 
+def output_length_mismatch(r: RequestResult) -> bool:
+    """True for a successful request that did not return the output length it asked for.
+
+    >>> output_length_mismatch(RequestResult(index=0, success=True, output_tokens=7, requested_output_tokens=8))
+    True
+    >>> output_length_mismatch(RequestResult(index=0, success=True, output_tokens=7))  # asked length unknown
+    False
+    """
+    return r.success and r.requested_output_tokens > 0 and r.output_tokens != r.requested_output_tokens
+
+
 def summarize(
     results: Sequence[RequestResult],
     duration_s: float,
@@ -116,6 +142,10 @@ def summarize(
     >>> m = summarize([ok, bad], 2.0, goodput_ttft_ms=100)
     >>> m.completed, m.failed, m.requests_per_s, m.goodput_requests_per_s, m.tpot_ms.mean, m.errors
     (1, 1, 0.5, 0.0, 0.0, ('1× HTTP 500',))
+    >>> short = RequestResult(index=2, success=True, output_tokens=3, requested_output_tokens=4, latency_s=0.1)
+    >>> m = summarize([ok, short], 1.0)
+    >>> m.output_length_mismatches, m.output_length_min_ratio
+    (1, 0.75)
     """
     if not duration_s > 0:
         raise ValueError(f"duration_s must be > 0, got {duration_s!r}")
@@ -159,6 +189,8 @@ def summarize(
         good = sum(all(s >= v for s, v in zip(slos_s, row, strict=True)) for row in rows)
         goodput = good / duration_s
 
+    ratios = [r.output_tokens / r.requested_output_tokens for r in results
+              if r.success and r.requested_output_tokens > 0]
     return PointMetrics(
         completed=completed,
         failed=sum(1 for r in results if not r.success),
@@ -174,11 +206,14 @@ def summarize(
         itl_ms=stats_ms(itls),
         e2el_ms=stats_ms(e2els),
         errors=_error_kinds(results),
+        output_length_mismatches=sum(1 for r in results if output_length_mismatch(r)),
+        output_length_min_ratio=min(ratios) if ratios else None,
     )
 
 
 def metrics_to_dict(m: PointMetrics) -> dict[str, Any]:
-    """A JSON-ready dict: scalar fields, each latency as ``{"mean", "median", "p90", "p99", "std"}``,
+    """A JSON-ready dict: scalar fields (with ``output_length_mismatches`` and ``output_length_min_ratio``, the
+    point's flag for a changed workload), each latency as ``{"mean", "median", "p90", "p99", "std"}``,
     ``errors`` as a list.
 
     >>> d = metrics_to_dict(summarize([], 1.0))
@@ -194,8 +229,8 @@ def request_samples(results: Sequence[RequestResult]) -> list[dict[str, Any]]:
     """Per-request records for the run JSON (times in ms, ``start_s`` in s from the point's start).
 
     >>> request_samples([RequestResult(index=3, success=True, ttft_s=0.5, itl_s=[0.25], latency_s=0.75)])[0]
-    {'index': 3, 'success': True, 'error': '', 'prompt_tokens': 0, 'output_tokens': 0, 'ttft_ms': 500.0, \
-'latency_ms': 750.0, 'itl_ms': [250.0], 'start_s': 0.0}
+    {'index': 3, 'success': True, 'error': '', 'prompt_tokens': 0, 'output_tokens': 0, \
+'requested_output_tokens': 0, 'ttft_ms': 500.0, 'latency_ms': 750.0, 'itl_ms': [250.0], 'start_s': 0.0}
     """
     return [
         {
@@ -204,6 +239,7 @@ def request_samples(results: Sequence[RequestResult]) -> list[dict[str, Any]]:
             "error": r.error,
             "prompt_tokens": r.prompt_tokens,
             "output_tokens": r.output_tokens,
+            "requested_output_tokens": r.requested_output_tokens,
             "ttft_ms": r.ttft_s * MILLISECONDS_PER_SECOND,
             "latency_ms": r.latency_s * MILLISECONDS_PER_SECOND,
             "itl_ms": [x * MILLISECONDS_PER_SECOND for x in r.itl_s],
