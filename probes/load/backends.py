@@ -63,6 +63,7 @@ __all__ = [
     "AUTO",
     "get_backend",
     "resolve_backend_name",
+    "backend_for",
     "vllm_completions_payload",
     "completions_payload",
     "chat_payload",
@@ -223,6 +224,21 @@ def resolve_backend_name(requested: str, *, managed: bool, vllm_version: str | N
         return "completions" if vllm_version is not None else "chat"
     get_backend(requested)  # ValueError for an unknown name
     return requested
+
+
+def backend_for(requested: str, *, managed: bool, vllm_version: str | None) -> Backend:
+    """The :class:`Backend` for ``--api requested`` against a target: the kind from
+    :func:`resolve_backend_name`, with vLLM's fields when the target is a managed vLLM or reports a
+    ``vllm_version`` (an endpoint's ``GET /version``).
+
+    >>> b = backend_for("auto", managed=False, vllm_version=None)
+    >>> b.name, b.path, b.vllm_extras
+    ('chat', '/v1/chat/completions', False)
+    >>> backend_for("chat", managed=False, vllm_version="0.32.0").vllm_extras
+    True
+    """
+    name = resolve_backend_name(requested, managed=managed, vllm_version=vllm_version)
+    return get_backend(name, vllm_extras=managed or vllm_version is not None)
 
 
 BACKENDS: dict[str, Backend] = {name: get_backend(name) for name in BACKEND_NAMES}

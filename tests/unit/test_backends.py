@@ -19,6 +19,7 @@ from probes.load.backends import (
     AUTO,
     BACKEND_NAMES,
     BACKENDS,
+    backend_for,
     chat_output,
     completions_output,
     get_backend,
@@ -84,6 +85,21 @@ def test_auto_kind_per_target():
     assert resolve_backend_name("vllm-token-ids", managed=False, vllm_version="0.32.0") == "vllm-token-ids"
     with pytest.raises(ValueError, match="known: vllm-token-ids"):
         resolve_backend_name("responses", managed=True, vllm_version=None)
+
+
+@pytest.mark.parametrize(
+    ("requested", "managed", "version", "expected"),
+    [
+        (AUTO, True, None, ("vllm-token-ids", True)),
+        (AUTO, False, "0.26.0", ("completions", True)),
+        (AUTO, False, None, ("chat", False)),
+        ("completions", False, None, ("completions", False)),  # a hosted API: standard fields only
+        ("chat", True, None, ("chat", True)),
+    ],
+)
+def test_backend_for_a_target(requested, managed, version, expected):
+    b = backend_for(requested, managed=managed, vllm_version=version)
+    assert (b.name, b.vllm_extras) == expected
 
 
 # --- output events on scripted streams --------------------------------------------------------------------
