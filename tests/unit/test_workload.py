@@ -3,6 +3,8 @@ token pools (every id sent is in the pool), text prompts and the choice of form 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -68,7 +70,10 @@ def test_shared_prefix_mode_reuses_prefixes_and_suffixes_are_unique():
     assert len({r.prompt_token_ids[32] for r in reqs}) == 12
     assert {r.input_tokens for r in reqs} == {50}
     other = build_requests(spec, vocab_size=4096, salt="t")
-    assert not {r.prompt_token_ids[:32] for r in other} & set(prefixes)
+    # system prompts are the same for every salt (warm-up caches them), suffixes are not
+    assert [r.prompt_token_ids[:32] for r in other] == prefixes
+    assert not {r.prompt_token_ids[32:] for r in other} & {r.prompt_token_ids[32:] for r in reqs}
+    assert build_requests(replace(spec, seed=1), vocab_size=4096, salt="s")[0].prompt_token_ids[:32] != prefixes[0]
 
 
 @pytest.mark.parametrize("distribution", ["uniform", "normal"])
@@ -219,7 +224,8 @@ def test_text_shared_prefix_mode_and_salts():
     assert len({w[30] for w in words}) == 9  # suffixes unique from their first word
     assert build_text_requests(spec, salt="a") == reqs
     other = build_text_requests(spec, salt="b")
-    assert {" ".join(r.prompt_text.split()[:30]) for r in other}.isdisjoint(prefixes)
+    assert [" ".join(r.prompt_text.split()[:30]) for r in other] == prefixes  # same system prompts
+    assert {" ".join(r.prompt_text.split()[30:]) for r in other}.isdisjoint(" ".join(w[30:]) for w in words)
     assert [r.input_tokens for r in other] == [r.input_tokens for r in reqs]
 
 
