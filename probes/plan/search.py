@@ -49,6 +49,7 @@ __all__ = [
     "can_be_operating_point",
     "keeps_up",
     "operating_point",
+    "describe_operating_point",
 ]
 
 SEARCH_BY = ("request_rate", "concurrency")
@@ -317,3 +318,34 @@ def operating_point(search: SloSearch, measured: Sequence[tuple[float, Mapping[s
         "converged": step.converged and stopped is None,
         "reason": stopped or step.reason,
     }
+
+
+def describe_operating_point(op: Mapping[str, Any]) -> str:
+    """One line for a console or a caption.
+
+    >>> describe_operating_point({"by": "request_rate", "request_rate": 4.0, "concurrency": None,
+    ...     "output_tokens_per_s_per_replica": 512.0, "requests_per_s": 3.9, "ttft_p99_ms": 300.0,
+    ...     "tpot_p99_ms": 12.0, "ttft_p99_target_ms": 500.0, "tpot_p99_target_ms": None, "points": 7,
+    ...     "converged": True, "reason": "bracketed: 4 req/s meet the SLO, 4.3 do not"})
+    'operating point: 4 req/s, 512 output tok/s per replica (3.9 req/s achieved), p99 TTFT 300 ms (target 500), \
+p99 TPOT 12 ms (no target); 7 points, converged (bracketed: 4 req/s meet the SLO, 4.3 do not)'
+    """
+    def target(key: str) -> str:
+        value = op.get(key)
+        return f"target {value:.4g}" if isinstance(value, int | float) else "no target"
+
+    state = "converged" if op.get("converged") else "not converged"
+    tail = f"{op.get('points', 0)} points, {state} ({op.get('reason')})"
+    value = op.get("request_rate") if op.get("by") == "request_rate" else op.get("concurrency")
+    if value is None:
+        return f"operating point: none meets the SLO; {tail}"
+    where = f"{value:.4g} req/s" if op.get("by") == "request_rate" else f"concurrency {value}"
+
+    def num(key: str) -> str:
+        v = op.get(key)
+        return f"{v:.4g}" if isinstance(v, int | float) else "-"
+
+    return (f"operating point: {where}, {num('output_tokens_per_s_per_replica')} output tok/s per replica "
+            f"({num('requests_per_s')} req/s achieved), p99 TTFT {num('ttft_p99_ms')} ms "
+            f"({target('ttft_p99_target_ms')}), p99 TPOT {num('tpot_p99_ms')} ms ({target('tpot_p99_target_ms')}); "
+            f"{tail}")
