@@ -256,7 +256,9 @@ def format_table(run: dict[str, Any]) -> str:
             f"{_fmt(p['e2el_ms']['median']):>9} {_fmt(power.get('j_per_output_token'), 3):>7}")
     best = run.get("best_point")
     if best:
-        lines.append(f"best point: concurrency {best.get('concurrency')}, {best['output_tokens_per_s']:.1f} output tok/s")
+        where = (f"rate {best['request_rate']:.4g} req/s" if best.get("request_rate") is not None
+                 else f"concurrency {best.get('concurrency')}")
+        lines.append(f"best point: {where}, {best['output_tokens_per_s']:.1f} output tok/s")
     if run.get("operating_point"):
         lines.append(describe_operating_point(run["operating_point"]))
     lines += [f"note: {n}" for n in run.get("notes", [])]

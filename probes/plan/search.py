@@ -332,7 +332,7 @@ p99 TPOT 12 ms (no target); 7 points, converged (bracketed: 4 req/s meet the SLO
     """
     def target(key: str) -> str:
         value = op.get(key)
-        return f"target {value:.4g}" if isinstance(value, int | float) else "no target"
+        return f"target {value:.6g}" if isinstance(value, int | float) else "no target"
 
     state = "converged" if op.get("converged") else "not converged"
     tail = f"{op.get('points', 0)} points, {state} ({op.get('reason')})"

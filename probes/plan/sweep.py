@@ -195,8 +195,11 @@ def _count_note(config: SweepConfig, load: Load, measured: int, warmup: int) -> 
     floor = config.workload.num_requests
     if measured == floor and not warmup:
         return None
-    why = (f" (at least {config.min_waves:g} x concurrency; {floor} requested is a floor)" if measured > floor
-           else "")
+    why = ""
+    if measured > floor:
+        by_waves = load.concurrency is not None and measured == math.ceil(config.min_waves * load.concurrency)
+        why = (f" (at least {config.min_waves:g} x concurrency" if by_waves else
+               f" (at least {config.min_point_duration_s:g} s of arrivals") + f"; {floor} requested is a floor)"
     return f"{load.label}: {measured} measured requests{why}, {warmup} warm-up requests in the same session"
 
 

@@ -209,3 +209,11 @@ def test_pure_helpers() -> None:
     pts = [{"concurrency": 8, "output_tokens_per_s": 99, "failed": 1, "completed": 3},
            {"concurrency": 2, "output_tokens_per_s": 50, "failed": 0, "completed": 0}]
     assert best_point(pts) is None
+
+
+def test_an_open_loop_point_covers_the_minimum_duration_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    load = ScriptedLoad({4: 100.0})
+    run = _run(load, monkeypatch, concurrencies=(4,), config={"request_rate": 5.0, "min_point_duration_s": 10})
+    assert len(load.calls[0]["requests"]) == 50 and load.calls[0]["request_rate"] == 5.0
+    assert "rate 5 req/s (cap 4): 50 measured requests (at least 10 s of arrivals; 4 requested is a floor)" in (
+        run["notes"][0])
