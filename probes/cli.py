@@ -93,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--burstiness", type=_positive_float, default=1.0)
     r.add_argument("--input-tokens", type=_positive_int, default=512)
     r.add_argument("--output-tokens", type=_positive_int, default=128)
-    r.add_argument("--requests", type=_positive_int, default=64, help="measured requests per point")
-    r.add_argument("--warmup", type=int, default=2, help="warm-up requests per point (excluded)")
+    r.add_argument("--requests", type=_positive_int, default=64,
+                   help="measured requests per point, at least (a point runs at least 3 x its concurrency)")
+    r.add_argument("--warmup", type=int, default=2,
+                   help="warm-up requests per point, at least (raised to the concurrency; 0 = none; excluded)")
     r.add_argument("--distribution", choices=DISTRIBUTIONS, default="fixed")
     r.add_argument("--input-spread", type=float, default=0.0)
     r.add_argument("--output-spread", type=float, default=0.0)
