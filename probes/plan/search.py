@@ -265,7 +265,9 @@ def point_verdict(search: SloSearch, point: Mapping[str, Any], value: float) -> 
         return Probe(value, False, "no request completed")
     if point.get("failed"):
         errors = point.get("errors") or []
-        return Probe(value, False, f"{point['failed']} requests failed" + (f" ({errors[0]})" if errors else ""))
+        total = int(point["failed"]) + int(point.get("completed") or 0)
+        return Probe(value, False, f"{point['failed']} of {total} requests failed" + (
+            f" ({errors[0]})" if errors else ""))
     if not can_be_operating_point(point):
         return Probe(value, False, "the client was CPU-bound (its numbers measure the client, not the server)")
     for metric, label, target in (("ttft_ms", "TTFT", search.ttft_p99_target_ms),
@@ -287,6 +289,9 @@ def point_verdict(search: SloSearch, point: Mapping[str, Any], value: float) -> 
 def operating_point(search: SloSearch, measured: Sequence[tuple[float, Mapping[str, Any]]], step: SearchStep,
                     *, stopped: str | None = None) -> dict[str, Any]:
     """``run["operating_point"]``: the point at the search's lower bound (None fields when no value passed).
+
+    ``concurrency`` is the searched concurrency, or for a rate search the in-flight cap it ran under (None =
+    uncapped); ``lower``/``upper`` bracket the capacity; ``points`` counts the measured points.
 
     ``measured``: (value, point) per probed point in order; ``stopped``: why the run ended before the search
     did (server died, interrupted), which then overrides ``step.reason``.

@@ -134,11 +134,17 @@ def _probes(search: SloSearch, measured: Sequence[tuple[float, Mapping[str, Any]
 
 def next_search_load(config: SweepConfig, measured: Sequence[tuple[float, Mapping[str, Any] | None]]
                      ) -> tuple[Decision, SearchStep]:
-    """The SLO-search policy: the next load from the (value, point) pairs measured so far."""
+    """The SLO-search policy: the next load from the (value, point) pairs measured so far.
+
+    When every request has failed since the start (a wrong model name, a prompt over the context...), the
+    load is not the cause: the search stops (status ``"partial"``, then ``"failed"``) instead of walking
+    down to the lowest rate. A later point whose requests all fail (e.g. rate limits) is an SLO miss.
+    """
     assert config.search is not None
     step = next_step(config.search, _probes(config.search, measured))
     last = measured[-1][1] if measured else None
-    if last is not None and not last.get("completed") and last.get("failed"):  # not load: a broken request
+    never_worked = not any(p.get("completed") for _, p in measured if p is not None)
+    if last is not None and last.get("failed") and never_worked:  # not the load: a request that cannot work
         errors = last.get("errors") or []
         return Decision(None, status="partial", error=(
             f"every request failed at {_fmt_value(config.search, measured[-1][0])}, so the search stopped: "

@@ -135,7 +135,7 @@ def test_points_with_errors_fail_the_slo() -> None:
     search = SloSearch(ttft_p99_target_ms=200.0, precision=0.05)
     probes, step, _ = search_with(search, lambda r: model_point(r, capacity=1e6, failed=1 if r > 10 else 0))
     assert step.converged and step.lower <= 10 < step.upper
-    assert any(p.why == "1 requests failed (1× HTTP 500)" for p in probes)
+    assert any(p.why == "1 of 50 requests failed (1× HTTP 500)" for p in probes)
 
 
 def test_a_client_bound_point_is_never_the_operating_point() -> None:
@@ -185,18 +185,20 @@ def test_search_validation() -> None:
 # -- the search through run_sweep: each probed point is stored with its rate, the answer on the run ----------
 
 class FakeMeasure:
-    """Stands in for measure_point: points from the latency model, or all requests failing."""
+    """Stands in for measure_point: points from the latency model; every request fails at values of at
+    least ``all_fail_from`` (HTTP 400, or 429 as a rate-limited hosted API answers)."""
 
-    def __init__(self, capacity: float, *, all_fail: bool = False) -> None:
-        self.capacity, self.all_fail = capacity, all_fail
+    def __init__(self, capacity: float, *, all_fail_from: float = math.inf) -> None:
+        self.capacity, self.all_fail_from = capacity, all_fail_from
         self.loads: list[Load] = []
 
     def __call__(self, target: Any, load: Load, config: SweepConfig, **kw: Any) -> MeasuredPoint:
         self.loads.append(load)
         value = load.request_rate if math.isfinite(load.request_rate) else float(load.concurrency or 0)
         by = "request_rate" if math.isfinite(load.request_rate) else "concurrency"
-        point = model_point(value, capacity=self.capacity, by=by, failed=50 if self.all_fail else 0)
-        if self.all_fail:
+        all_fail = value >= self.all_fail_from
+        point = model_point(value, capacity=self.capacity, by=by, failed=50 if all_fail else 0)
+        if all_fail:
             point["errors"] = ["50× HTTP 400 Bad Request: prompt too long"]
         return MeasuredPoint(point, None, 50, 2)
 
@@ -225,7 +227,7 @@ def test_run_sweep_with_a_search_stores_every_point_and_the_operating_point(monk
 
 
 def test_run_sweep_search_stops_when_every_request_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = FakeMeasure(capacity=41.0, all_fail=True)
+    fake = FakeMeasure(capacity=41.0, all_fail_from=0.0)
     run = _search_run(monkeypatch, fake, SloSearch(ttft_p99_target_ms=200.0))
     assert len(fake.loads) == 1 and run["status"] == "failed"
     assert run["error"].startswith("every request failed at 1 req/s, so the search stopped: 50× HTTP 400")
@@ -237,3 +239,11 @@ def test_run_sweep_search_by_concurrency(monkeypatch: pytest.MonkeyPatch) -> Non
     run = _search_run(monkeypatch, fake, SloSearch(tpot_p99_target_ms=16.0, by="concurrency", precision=0.01, max_points=15))
     assert all(math.isinf(ld.request_rate) for ld in fake.loads)
     assert run["operating_point"]["concurrency"] == 75 and run["operating_point"]["request_rate"] is None
+
+
+def test_run_sweep_search_goes_on_when_a_higher_rate_fails_every_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeMeasure(capacity=1e6, all_fail_from=10.0)  # e.g. HTTP 429 above 10 req/s
+    run = _search_run(monkeypatch, fake, SloSearch(ttft_p99_target_ms=200.0, precision=0.05))
+    op = run["operating_point"]
+    assert run["status"] == "complete" and run["error"] is None and op["converged"]
+    assert op["lower"] < 10.0 <= op["upper"] <= op["lower"] * 1.05
