@@ -26,7 +26,7 @@ from probes.observe import gpu as gpu_mod
 from probes.results.reference import gpu_catalog_id
 from probes.results.store import ResultStore
 from probes.settings import load_settings
-from ui import probe_view, results_view, state
+from ui import probe_view, results_view, search_view, state
 
 st.set_page_config(page_title="Probe · Self-host or API?", page_icon="🔬", layout="wide")
 
@@ -89,6 +89,7 @@ def _start(settings) -> None:
             goodput_tpot_ms=ss["probe_tpot_target"], saturation_pct=ss["probe_saturation"],
             gpus=ss.get("probe_gpus", 1), log_path=str(log_dir / f"vllm-{stamp}.log"))
         req = probe_view.build_request(form)
+        req = search_view.apply_search(req, search_view.form_from_state(ss))  # the SLO search, when switched on
         job = ProbeJob(req, settings=settings, store=ResultStore(settings.db_path))
         job.start()
     except (ValueError, ProbeError, OSError) as exc:
@@ -167,6 +168,8 @@ if source != "endpoint":
         st.session_state[PLAN_KEY] = signature
         st.session_state["probe_flags"] = flags
 
+search_view.search_controls(disabled=running)  # SLO capacity search settings (ui/search_view.py)
+
 with st.form("probe_form"):
     if source != "endpoint":
         st.text_input("vLLM interpreter (python of vLLM's environment)", value=settings.vllm_python or "",
@@ -241,3 +244,6 @@ if job is not None:
             st.success(f"Probe {run.get('status')}: run {job.run_id} saved to the results store."
                        if job.run_id else f"Probe {run.get('status')}.")
             results_view.show_run(run, key="probe_result", run_name=f"probe run {job.run_id or 'unsaved'}")
+
+if job is not None and not running:  # the SLO search's answer, for a search run (ui/search_view.py)
+    search_view.operating_point_panel(job.run)

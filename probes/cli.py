@@ -1,10 +1,15 @@
-"""The headless probe CLI: ``python -m probes gpu | run | import | list | export``.
+"""The headless probe CLI: ``python -m probes gpu | run | search | import | list | export``.
 
 ``run`` starts vLLM (``--model`` or ``--synthetic``) through ``--vllm-python`` / ``VLLM_PYTHON`` or
 attaches to ``--endpoint``, sweeps ``--concurrency``, prints a progress bar on stderr and a table (or
 ``--json``) on stdout, writes ``--out FILE.json`` and saves the run in the results store. Exit codes:
 0 complete, 1 failed or partial (message on stderr), 2 bad arguments or probing disabled, 130 interrupted
 (Ctrl-C: the first one stops the run and keeps the results so far, the server is always stopped).
+
+``search`` takes every ``run`` option (target, workload, vLLM flags) and finds the highest request rate
+(``--by rate``, open loop, default) or concurrency (``--by concurrency``) whose p99 TTFT and TPOT meet
+``--ttft-p99-ms`` / ``--tpot-p99-ms``: it brackets geometrically from ``--start`` and bisects to
+``--precision`` in at most ``--max-points`` points; the answer is the run's ``operating_point``.
 
 Flags that go to vLLM: ``--max-model-len``, ``--gpu-memory-utilization``, ``--max-num-seqs``,
 ``--tensor-parallel-size``, ``--quantization``, ``--kv-cache-dtype``, ``--[no-]enable-prefix-caching``,
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import json
 import math
@@ -38,6 +44,7 @@ from probes.job import GpuLocks, ProbeRequest, execute
 from probes.load.backends import AUTO, BACKEND_NAMES
 from probes.load.workload import DISTRIBUTIONS, WorkloadSpec
 from probes.observe import gpu as gpu_mod
+from probes.plan.search import SloSearch, describe_operating_point
 from probes.plan.sweep import SweepConfig, SweepProgress, parse_int_list
 from probes.settings import load_settings, require_enabled
 
@@ -87,8 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--burstiness", type=_positive_float, default=1.0)
     r.add_argument("--input-tokens", type=_positive_int, default=512)
     r.add_argument("--output-tokens", type=_positive_int, default=128)
-    r.add_argument("--requests", type=_positive_int, default=64, help="measured requests per point")
-    r.add_argument("--warmup", type=int, default=2, help="warm-up requests per point (excluded)")
+    r.add_argument("--requests", type=_positive_int, default=64,
+                   help="measured requests per point, at least (a point runs at least 3 x its concurrency)")
+    r.add_argument("--warmup", type=int, default=2,
+                   help="warm-up requests per point, at least (raised to the concurrency; 0 = none; excluded)")
     r.add_argument("--distribution", choices=DISTRIBUTIONS, default="fixed")
     r.add_argument("--input-spread", type=float, default=0.0)
     r.add_argument("--output-spread", type=float, default=0.0)
@@ -134,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--load-format")
     v.add_argument("--vllm-arg", action="append", default=[], metavar="ARG",
                    help='extra vLLM argument(s), repeatable: --vllm-arg="--block-size 16"')
+    _add_search_parser(sub, r)
 
     i = sub.add_parser("import", help="import a run JSON or a `vllm bench serve --save-result` file")
     i.add_argument("file")
@@ -146,6 +156,30 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--db", metavar="PATH")
     e.add_argument("--out", metavar="FILE.json")
     return ap
+
+
+def _add_search_parser(sub: Any, run_parser: argparse.ArgumentParser) -> None:
+    """``search``: every ``run`` option (same target, workload and vLLM flags) plus the SLO search's own."""
+    s = sub.add_parser("search", parents=[run_parser], add_help=False,
+                       help="find the highest request rate (or concurrency) whose p99 TTFT/TPOT meet targets")
+    g = s.add_argument_group("SLO search (the sweep flags --concurrency, --request-rate, --saturation-gain and "
+                             "--requests do not apply)")
+    g.add_argument("--ttft-p99-ms", type=_positive_float, help="p99 TTFT target in ms")
+    g.add_argument("--tpot-p99-ms", type=_positive_float, help="p99 TPOT target in ms")
+    g.add_argument("--by", choices=("rate", "concurrency"), default="rate",
+                   help="search the open-loop request rate (default) or the closed-loop concurrency")
+    g.add_argument("--start", type=_positive_float, default=1.0, help="first value tried (default 1)")
+    g.add_argument("--growth", type=_positive_float, default=4.0, help="bracketing factor (default 4)")
+    g.add_argument("--precision", type=_positive_float, default=0.1,
+                   help="stop when the bracket is within this fraction (default 0.1)")
+    g.add_argument("--max-points", type=_positive_int, default=12, help="hard cap on measured points")
+    g.add_argument("--min-value", type=_positive_float, help="lowest value (default 0.1 req/s or 1)")
+    g.add_argument("--max-value", type=_positive_float, help="highest value (default 10000 req/s or 4096)")
+    g.add_argument("--max-concurrency", type=_positive_int,
+                   help="cap on in-flight requests while searching the rate (default: uncapped)")
+    g.add_argument("--min-requests", type=_positive_int, default=16, help="measured requests per point, at least")
+    g.add_argument("--min-point-seconds", type=_fraction_or_more, default=20.0,
+                   help="an open-loop point covers at least this many seconds of arrivals (default 20)")
 
 
 def serve_args_from(ns: argparse.Namespace, *, synthetic: bool) -> list[str]:
@@ -176,7 +210,9 @@ class ProgressBar:
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
 
     def __call__(self, p: SweepProgress) -> None:
-        head = f"point {p.point_index + 1}/{p.points_total} concurrency {p.concurrency}"
+        rate = getattr(p, "request_rate", None)
+        load = f"rate {rate:.4g} req/s" if rate is not None else f"concurrency {p.concurrency}"
+        head = f"point {p.point_index + 1}/{p.points_total} {load}"
         if p.phase == "point_done":
             tps = f"{p.output_tokens_per_s:.1f}" if p.output_tokens_per_s is not None else "-"
             end = "\r" if self.tty else ""
@@ -213,12 +249,14 @@ def format_table(run: dict[str, Any]) -> str:
     if startup.get("kv_cache_tokens") is not None:
         lines.append(f"KV cache: {startup['kv_cache_tokens']:,} tokens"
                      + (f", weights {startup['weights_gib']} GiB" if startup.get("weights_gib") is not None else ""))
-    head = (f"{'conc':>5} {'ok':>5} {'fail':>4} {'out tok/s':>10} {'req/s':>7} {'TTFT med':>9} {'TTFT p99':>9} "
+    rated = any(p.get("request_rate") is not None for p in run.get("points", []))
+    head = (f"{'req/s in':>8} " if rated else "") + (f"{'conc':>5} {'ok':>5} {'fail':>4} {'out tok/s':>10} {'req/s':>7} {'TTFT med':>9} {'TTFT p99':>9} "
             f"{'TPOT med':>9} {'TPOT p99':>9} {'ITL med':>8} {'ITL p99':>8} {'E2EL med':>9} {'J/tok':>7}")
     lines += [head, "-" * len(head)]
     for p in run.get("points", []):
         power = p.get("power") or {}
         lines.append(
+            (f"{_fmt(p.get('request_rate'), 2):>8} " if rated else "") +
             f"{p.get('concurrency') or '-':>5} {p['completed']:>5} {p['failed']:>4} {_fmt(p['output_tokens_per_s']):>10} "
             f"{_fmt(p['requests_per_s'], 2):>7} {_fmt(p['ttft_ms']['median']):>9} {_fmt(p['ttft_ms']['p99']):>9} "
             f"{_fmt(p['tpot_ms']['median'], 2):>9} {_fmt(p['tpot_ms']['p99'], 2):>9} "
@@ -226,7 +264,11 @@ def format_table(run: dict[str, Any]) -> str:
             f"{_fmt(p['e2el_ms']['median']):>9} {_fmt(power.get('j_per_output_token'), 3):>7}")
     best = run.get("best_point")
     if best:
-        lines.append(f"best point: concurrency {best.get('concurrency')}, {best['output_tokens_per_s']:.1f} output tok/s")
+        where = (f"rate {best['request_rate']:.4g} req/s" if best.get("request_rate") is not None
+                 else f"concurrency {best.get('concurrency')}")
+        lines.append(f"best point: {where}, {best['output_tokens_per_s']:.1f} output tok/s")
+    if run.get("operating_point"):
+        lines.append(describe_operating_point(run["operating_point"]))
     lines += [f"note: {n}" for n in run.get("notes", [])]
     if run.get("error"):
         lines.append(f"error: {run['error'].splitlines()[0]}")
@@ -330,10 +372,30 @@ def _request(ns: argparse.Namespace, config: SweepConfig, api_key: str | None) -
                         vocab_size=ns.vocab_size, api_key=api_key, backend=ns.api)
 
 
-def _cmd_run(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _search_config(ns: argparse.Namespace) -> SweepConfig:
+    """The ``search`` command's config: ``run``'s workload with an :class:`SloSearch` as the plan."""
+    defaults = build_parser().parse_args(["run", "--model", "m"])
+    for flag in ("concurrency", "request_rate", "saturation_gain", "requests"):
+        if getattr(ns, flag) != getattr(defaults, flag):
+            hint = " (use --min-requests)" if flag == "requests" else ""
+            raise ValueError(f"--{flag.replace('_', '-')} is a flag of `run`: a search chooses the load "
+                             f"itself{hint}")
+    base = _config(ns)
+    search = SloSearch(ttft_p99_target_ms=ns.ttft_p99_ms, tpot_p99_target_ms=ns.tpot_p99_ms,
+                       by="request_rate" if ns.by == "rate" else "concurrency", start=ns.start,
+                       growth=ns.growth, precision=ns.precision, max_points=ns.max_points,
+                       min_value=ns.min_value, max_value=ns.max_value, max_concurrency=ns.max_concurrency)
+    return dataclasses.replace(
+        base, workload=dataclasses.replace(base.workload, num_requests=ns.min_requests), concurrencies=(1,),
+        saturation_gain=0.0, stop_on_errors=False, min_point_duration_s=ns.min_point_seconds, search=search,
+        goodput_ttft_ms=base.goodput_ttft_ms or search.ttft_p99_target_ms,
+        goodput_tpot_ms=base.goodput_tpot_ms or search.tpot_p99_target_ms)
+
+
+def _cmd_run(ns: argparse.Namespace, out: TextIO, err: TextIO, config: SweepConfig | None = None) -> int:
     settings = load_settings()
     require_enabled(settings)
-    config = _config(ns)
+    config = _config(ns) if config is None else config
     api_key = os.environ.get(ns.api_key_env) if ns.api_key_env else None
     if ns.api_key_env and not api_key:
         raise ValueError(f"--api-key-env {ns.api_key_env}: that environment variable is empty or unset")
@@ -429,6 +491,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
             return _cmd_gpu(ns, out)
         if ns.command == "run":
             return _cmd_run(ns, out, err)
+        if ns.command == "search":
+            return _cmd_run(ns, out, err, config=_search_config(ns))
         if ns.command == "import":
             return _cmd_import(ns, out)
         if ns.command == "list":

@@ -1,18 +1,22 @@
-"""Concurrency sweeps: one load point per concurrency, early stop at saturation or errors, best point.
+"""Probe plans: the loop that measures load points one after another, and the fixed-list policy.
 
-For each point ``c`` of ``concurrencies``: build the workload with its own salt (points never share cached
-prefix blocks), run a warm-up (excluded), drive the load, scrape ``/metrics`` before/during/after, sample
-GPU power, summarise exactly as ``vllm bench serve`` does, and append the point to the run JSON.
+The loop (:func:`run_sweep`) asks a pure policy for the next load from the points measured so far,
+measures it (:func:`probes.plan.measure.measure_point`), appends the point to the run JSON, and repeats:
+
+* :func:`next_concurrency`: each concurrency of ``config.concurrencies`` in turn, closed loop (or open loop
+  at ``request_rate`` with each concurrency as the cap);
+* ``config.search`` set: the SLO capacity search (:func:`probes.plan.search.next_step`), whose answer
+  becomes ``run["operating_point"]``.
 
 Stopping rules, in order:
 
 * the user's ``stop`` event -> status ``"interrupted"`` (points so far kept);
-* the managed server exits, or ``/health`` stays unanswered for ``hang_timeout_s`` (a watchdog thread
-  checks every ``watch_interval_s`` and cancels the pending requests) -> ``"failed"`` if no point has a
-  completed request, else ``"partial"``, with the message in ``error``;
-* a point with failed requests (``stop_on_errors``) -> ``"partial"``;
-* saturation: output tok/s gained less than ``saturation_gain`` over the best earlier point,
-  ``tps_c < best_tps * (1 + gain)`` -> stop early, status ``"complete"`` (a note says so); ``gain = 0``
+* the managed server exits, or ``/health`` stays unanswered for ``hang_timeout_s`` -> ``"failed"`` if no
+  point has a completed request, else ``"partial"``, with the message in ``error``;
+* list: a point with failed requests (``stop_on_errors``) -> ``"partial"`` (a search counts failures as
+  an SLO miss instead and goes on);
+* list: saturation, output tok/s gained less than ``saturation_gain`` over the BEST earlier point,
+  ``tps < best_tps * (1 + gain)`` -> stop early, status ``"complete"`` (a note says so); ``gain = 0``
   never stops early.
 
 Best operating point (:func:`best_point`): the highest output tok/s among points without failures whose
@@ -27,117 +31,128 @@ from __future__ import annotations
 import datetime as dt
 import math
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
-import requests
-
-from probes.load.client import LoadResult, RequestResult, run_load_sync
-from probes.load.metrics import metrics_to_dict, request_samples, summarize
-from probes.load.workload import WorkloadSpec, build_requests
-from probes.observe import promscrape
-from probes.observe.gpu import PowerSampler
+from probes.plan.config import SweepConfig, SweepProgress, parse_int_list
+from probes.plan.measure import Load, Target, measure_point
+from probes.plan.search import Probe, SearchStep, SloSearch, next_step, operating_point, point_verdict
 from probes.results.store import RUN_SCHEMA
 
 __all__ = [
     "RUN_SCHEMA",
     "SweepConfig",
     "SweepProgress",
+    "Decision",
     "new_run",
     "run_sweep",
     "best_point",
     "saturated",
+    "saturation_throughput",
+    "next_concurrency",
+    "next_search_load",
     "parse_int_list",
 ]
 
 
-
-def parse_int_list(text: str, *, name: str = "concurrency") -> tuple[int, ...]:
-    """``"1,4,16"`` -> ``(1, 4, 16)``; ValueError naming the field otherwise.
-
-    >>> parse_int_list("1, 4,16")
-    (1, 4, 16)
-    >>> parse_int_list("1,x")
-    Traceback (most recent call last):
-    ...
-    ValueError: concurrency must be a comma-separated list of integers >= 1, got '1,x'
-    """
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        values = ()
-    if not values or any(v < 1 for v in values):
-        raise ValueError(f"{name} must be a comma-separated list of integers >= 1, got {text!r}")
-    return values
-
-
 @dataclass(frozen=True)
-class SweepConfig:
-    """How to sweep. ``request_rate`` finite = open loop (Poisson) with each concurrency as the cap."""
+class Decision:
+    """A policy's answer: the next ``load`` (None = stop), a ``note`` for the run, and for a stop on errors
+    the run ``status`` and ``error``."""
 
-    workload: WorkloadSpec
-    concurrencies: tuple[int, ...] = (1,)
-    request_rate: float = math.inf
-    burstiness: float = 1.0
-    warmup_requests: int = 0
-    goodput_ttft_ms: float | None = None
-    goodput_tpot_ms: float | None = None
-    saturation_gain: float = 0.05
-    stop_on_errors: bool = True
-    request_timeout_s: float = 600.0
-    hang_timeout_s: float = 60.0
-    watch_interval_s: float = 2.0
-    metrics_interval_s: float = 1.0
-    power_interval_s: float = 0.5
-    keep_samples: bool = True
-
-    def __post_init__(self) -> None:
-        if not self.concurrencies or any(int(c) < 1 for c in self.concurrencies):
-            raise ValueError(f"concurrencies must be a non-empty list of integers >= 1, got {self.concurrencies!r}")
-        if not self.request_rate > 0:
-            raise ValueError(f"request_rate must be > 0 (inf = closed loop), got {self.request_rate!r}")
-        if self.warmup_requests < 0:
-            raise ValueError(f"warmup_requests must be >= 0, got {self.warmup_requests!r}")
-        if self.saturation_gain < 0:
-            raise ValueError(f"saturation_gain must be >= 0 (0 = never stop early), got {self.saturation_gain!r}")
-        for name in ("request_timeout_s", "hang_timeout_s", "watch_interval_s", "metrics_interval_s",
-                     "power_interval_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("goodput_ttft_ms", "goodput_tpot_ms"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0 or None, got {value!r}")
-
-    def settings_dict(self) -> dict[str, Any]:
-        """The run JSON's ``settings`` block."""
-        return {"concurrency": list(self.concurrencies),
-                "request_rate": None if math.isinf(self.request_rate) else self.request_rate,
-                "burstiness": self.burstiness, "warmup": self.warmup_requests,
-                "goodput_ttft_ms": self.goodput_ttft_ms, "goodput_tpot_ms": self.goodput_tpot_ms,
-                "saturation_gain": self.saturation_gain, "request_timeout_s": self.request_timeout_s}
-
-
-@dataclass(frozen=True)
-class SweepProgress:
-    """Where a sweep is: point ``point_index`` of ``points_total`` with ``done`` of ``total`` requests."""
-
-    point_index: int
-    points_total: int
-    concurrency: int
-    done: int
-    total: int
-    failed: int = 0
-    phase: str = "load"  # "warmup" | "load" | "point_done"
-    output_tokens_per_s: float | None = None
+    load: Load | None
+    note: str | None = None
+    status: str | None = None
+    error: str | None = None
 
 
 def saturated(best_tps: float | None, tps: float, gain: float) -> bool:
     """True when ``tps`` is less than ``gain`` above the best earlier throughput (no earlier point or
     ``gain == 0``: False, i.e. 0 switches early stopping off)."""
     return gain > 0 and best_tps is not None and best_tps > 0 and tps < best_tps * (1.0 + gain)
+
+
+def saturation_throughput(point: Mapping[str, Any]) -> float:
+    """The throughput the saturation rule compares, in output tok/s: the ONE place that reads it.
+
+    Today the whole point's ``output_tokens_per_s`` (ramp-up and drain included); switch to the steady
+    window's ``steady_output_tokens_per_s`` once the load engine reports it.
+
+    >>> saturation_throughput({"output_tokens_per_s": 12.5}), saturation_throughput({})
+    (12.5, 0.0)
+    """
+    return float(point.get("output_tokens_per_s") or 0.0)
+
+
+def next_concurrency(config: SweepConfig, history: Sequence[Mapping[str, Any] | None]) -> Decision:
+    """The fixed-list policy: the next concurrency of ``config.concurrencies`` after ``history`` (the points
+    measured so far, None for a point without results), or why to stop.
+
+    >>> from probes.load.workload import WorkloadSpec
+    >>> c = SweepConfig(workload=WorkloadSpec(8, 4, 4), concurrencies=(1, 4, 16))
+    >>> next_concurrency(c, []).load, next_concurrency(c, [{"output_tokens_per_s": 10, "failed": 0}]).load
+    (Load(concurrency=1, request_rate=inf), Load(concurrency=4, request_rate=inf))
+    """
+    i = len(history)
+    last = history[-1] if history else None
+    if last is not None:
+        conc = last.get("concurrency")
+        failed = int(last.get("failed") or 0)
+        if failed and config.stop_on_errors:
+            errors = last.get("errors") or []
+            return Decision(None, status="partial", error=(
+                f"{failed} of {failed + int(last.get('completed') or 0)} requests failed at concurrency {conc}: "
+                + (errors[0] if errors else "unknown error")))
+        earlier = [saturation_throughput(p) for p in history[:-1] if p is not None]
+        best = max(earlier) if earlier else None
+        tps = saturation_throughput(last)
+        remaining = list(config.concurrencies[i:])
+        if remaining and saturated(best, tps, config.saturation_gain):
+            return Decision(None, note=(
+                f"stopped early at concurrency {conc}: output tok/s {tps:.1f} gained < "
+                f"{config.saturation_gain:.0%} over the best earlier point ({best:.1f}); skipped {remaining}"))
+    if i >= len(config.concurrencies):
+        return Decision(None)
+    return Decision(Load(config.concurrencies[i], config.request_rate))
+
+
+def _search_load(search: SloSearch, config: SweepConfig, value: float) -> Load:
+    if search.by == "concurrency":
+        return Load(int(value), config.request_rate)
+    return Load(search.max_concurrency, value)
+
+
+def _fmt_value(search: SloSearch, value: float) -> str:
+    return f"{value:.4g} req/s" if search.by == "request_rate" else f"concurrency {value:.0f}"
+
+
+def _probes(search: SloSearch, measured: Sequence[tuple[float, Mapping[str, Any] | None]]) -> list[Probe]:
+    return [point_verdict(search, p, v) if p is not None else Probe(v, False, "no request measured")
+            for v, p in measured]
+
+
+def next_search_load(config: SweepConfig, measured: Sequence[tuple[float, Mapping[str, Any] | None]]
+                     ) -> tuple[Decision, SearchStep]:
+    """The SLO-search policy: the next load from the (value, point) pairs measured so far.
+
+    When every request has failed since the start (a wrong model name, a prompt over the context...), the
+    load is not the cause: the search stops (status ``"partial"``, then ``"failed"``) instead of walking
+    down to the lowest rate. A later point whose requests all fail (e.g. rate limits) is an SLO miss.
+    """
+    assert config.search is not None
+    step = next_step(config.search, _probes(config.search, measured))
+    last = measured[-1][1] if measured else None
+    never_worked = not any(p.get("completed") for _, p in measured if p is not None)
+    if last is not None and last.get("failed") and never_worked:  # not the load: a request that cannot work
+        errors = last.get("errors") or []
+        return Decision(None, status="partial", error=(
+            f"every request failed at {_fmt_value(config.search, measured[-1][0])}, so the search stopped: "
+            + (errors[0] if errors else "unknown error"))), SearchStep(None, False, "every request failed",
+                                                                      step.lower, step.upper)
+    if step.next_value is None:
+        return Decision(None, note=f"SLO search: {step.reason}"), step
+    return Decision(_search_load(config.search, config, step.next_value)), step
 
 
 def best_point(points: Sequence[Mapping[str, Any]], *, ttft_ms: float | None = None,
@@ -182,66 +197,16 @@ def new_run(*, model: str, weights: str, server: Mapping[str, Any], config: Swee
     }
 
 
-class _Watchdog:
-    """Sets ``point_stop`` when the user stops, the managed process exits, or /health hangs too long."""
-
-    def __init__(self, *, base_url: str, user_stop: threading.Event | None, point_stop: threading.Event,
-                 alive: Callable[[], bool] | None, hang_timeout_s: float, interval_s: float) -> None:
-        self.base_url, self.user_stop, self.point_stop = base_url, user_stop, point_stop
-        self.alive, self.hang_timeout_s, self.interval_s = alive, hang_timeout_s, interval_s
-        self.reason: str | None = None
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _healthy(self, http: requests.Session) -> bool:
-        try:
-            return http.get(f"{self.base_url}/health", timeout=min(5.0, self.hang_timeout_s)).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def _loop(self) -> None:
-        last_ok = time.monotonic()
-        with requests.Session() as http:
-            while not self._done.wait(min(self.interval_s, 0.2) if self.user_stop else self.interval_s):
-                if self.user_stop is not None and self.user_stop.is_set():
-                    self.reason = "interrupted"
-                elif self.alive is not None and not self.alive():
-                    self.reason = "died"
-                elif time.monotonic() - last_ok >= self.interval_s:
-                    if self._healthy(http):
-                        last_ok = time.monotonic()
-                    elif time.monotonic() - last_ok > self.hang_timeout_s:
-                        self.reason = "hung"
-                if self.reason:
-                    self.point_stop.set()
-                    return
-
-    def __enter__(self) -> _Watchdog:
-        """Start watching (again): a watchdog may guard several calls in turn (warm-up, then load)."""
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="probe-watchdog", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10.0)
-
-
-def _scrape(base_url: str) -> Any:
-    return promscrape.scrape(base_url)
-
-
-def _server_metrics(base_url: str, before: Any, sampler: Any) -> dict[str, Any] | None:
-    after = promscrape.scrape(base_url)
-    if before is None and after is None:
+def _count_note(config: SweepConfig, load: Load, measured: int, warmup: int) -> str | None:
+    floor = config.workload.num_requests
+    if measured == floor and not warmup:
         return None
-    return promscrape.summarize_samples(sampler.samples if sampler else [], before, after)
-
-
-def _metrics_sampler(base_url: str, interval_s: float) -> Any:
-    return promscrape.MetricsSampler(base_url, interval_s=interval_s)
+    why = ""
+    if measured > floor:
+        by_waves = load.concurrency is not None and measured == math.ceil(config.min_waves * load.concurrency)
+        why = (f" (at least {config.min_waves:g} x concurrency" if by_waves else
+               f" (at least {config.min_point_duration_s:g} s of arrivals") + f"; {floor} requested is a floor)"
+    return f"{load.label}: {measured} measured requests{why}, {warmup} warm-up requests in the same session"
 
 
 def run_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model: str, vocab_size: int,
@@ -250,117 +215,76 @@ def run_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model:
               on_progress: Callable[[SweepProgress], None] | None = None,
               on_point: Callable[[dict[str, Any]], None] | None = None,
               gpu_indices: Sequence[int] | None = None) -> dict[str, Any]:
-    """Run the sweep, filling ``run`` (from :func:`new_run`) in place; returns it with its final status.
+    """Run the plan (list or search), filling ``run`` (from :func:`new_run`) in place; returns it with its
+    final status (and ``operating_point`` for a search).
 
     ``alive`` says whether the managed server process still runs (None for an attached endpoint);
     ``describe_exit`` gives the message for a dead server (e.g. with the log tail). ``on_point`` gets the
     run after each point (to save partial results). Never raises for server death, hang or stop: they are
     recorded in ``status``/``error``/``notes``.
     """
-    if vocab_size < 64:
-        raise ValueError(f"vocab_size must be >= 64, got {vocab_size}")
+    target = Target(base_url=base_url, model=model, vocab_size=vocab_size, api_key=api_key, alive=alive,
+                    describe_exit=describe_exit, gpu_indices=gpu_indices)
     points = run.setdefault("points", [])
     notes = run.setdefault("notes", [])
-    best_tps: float | None = None
-    status, error = "complete", None
-    total_points = len(config.concurrencies)
-    for i, conc in enumerate(config.concurrencies):
+    search = config.search
+    status, error, stopped = "complete", None, None
+    total_points = search.max_points if search else len(config.concurrencies)
+    history: list[dict[str, Any] | None] = []
+    measured: list[tuple[float, dict[str, Any] | None]] = []
+    step: SearchStep | None = None
+
+    def decide() -> Decision:
+        nonlocal step
+        if search is None:
+            return next_concurrency(config, history)
+        decision, step = next_search_load(config, measured)
+        return decision
+
+    decision = decide()
+    while decision.load is not None:
         if stop is not None and stop.is_set():
-            status = "interrupted"
+            status, stopped = "interrupted", "interrupted by the user"
             break
-        spec = config.workload
-        reqs = build_requests(spec, vocab_size=vocab_size, salt=f"point{i}-c{conc}")
-        warm = (build_requests(replace(spec, num_requests=config.warmup_requests), vocab_size=vocab_size,
-                               salt=f"warmup{i}-c{conc}") if config.warmup_requests else [])
-        if spec.num_requests < conc:
-            notes.append(f"concurrency {conc}: only {spec.num_requests} requests, so at most "
-                         f"{spec.num_requests} run at once")
-        counts = {"done": 0, "failed": 0}
-
-        def on_result(r: RequestResult, _i: int = i, _c: int = conc, _counts: dict[str, int] = counts,
-                      _n: int = len(reqs)) -> None:
-            _counts["done"] += 1
-            _counts["failed"] += 0 if r.success else 1
-            if on_progress:
-                on_progress(SweepProgress(_i, total_points, _c, _counts["done"], _n, _counts["failed"]))
-
-        point_stop = threading.Event()
-        watchdog = _Watchdog(base_url=base_url, user_stop=stop, point_stop=point_stop, alive=alive,
-                             hang_timeout_s=config.hang_timeout_s, interval_s=config.watch_interval_s)
-        if warm:  # a separate call, so that the /metrics counter deltas cover exactly the measured requests
-            if on_progress:
-                on_progress(SweepProgress(i, total_points, conc, 0, len(reqs), phase="warmup"))
-            with watchdog:
-                run_load_sync(base_url=base_url, model=model, requests=warm, concurrency=conc,
-                              request_timeout_s=config.request_timeout_s, stop=point_stop, api_key=api_key)
-        if on_progress:
-            on_progress(SweepProgress(i, total_points, conc, 0, len(reqs)))
-        before = _scrape(base_url) if not point_stop.is_set() else None
-        msampler = _metrics_sampler(base_url, config.metrics_interval_s)
-        power = PowerSampler(config.power_interval_s, indices=gpu_indices)
-        if msampler is not None:
-            msampler.start()
-        power.start()
-        try:
-            with watchdog:
-                load = LoadResult(results=[], duration_s=0.0, warmup_results=[], interrupted=True) if (
-                    point_stop.is_set()) else run_load_sync(base_url=base_url, model=model, requests=reqs, concurrency=conc,
-                                     request_rate=config.request_rate, burstiness=config.burstiness,
-                                     seed=spec.seed + i, request_timeout_s=config.request_timeout_s,
-                                     on_result=on_result, stop=point_stop, api_key=api_key)
-        finally:
-            power.stop()
-            if msampler is not None:
-                msampler.stop()
-        if load.results and load.duration_s > 0:
-            m = summarize(load.results, load.duration_s, goodput_ttft_ms=config.goodput_ttft_ms,
-                          goodput_tpot_ms=config.goodput_tpot_ms)
-            point = {"concurrency": conc,
-                     "request_rate": None if math.isinf(config.request_rate) else config.request_rate,
-                     **metrics_to_dict(m),
-                     "server_metrics": _server_metrics(base_url, before, msampler) if watchdog.reason is None
-                     else None,
-                     "power": _power_block(power.summary(), m.total_output_tokens),
-                     "interrupted": load.interrupted,
-                     "samples": request_samples(load.results) if config.keep_samples else []}
-            points.append(point)
-            if on_progress:
-                on_progress(SweepProgress(i, total_points, conc, counts["done"], len(reqs), counts["failed"],
-                                          phase="point_done", output_tokens_per_s=m.output_tokens_per_s))
-        else:
-            m = None
-        if watchdog.reason == "interrupted" or (stop is not None and stop.is_set()):
-            status = "interrupted"
-            notes.append(f"interrupted by the user during concurrency {conc}")
+        load = decision.load
+        mp = measure_point(target, load, config, index=len(history), points_total=total_points, stop=stop,
+                           on_progress=on_progress)
+        if (note := _count_note(config, load, mp.measured_requests, mp.warmup_requests)) is not None:
+            notes.append(note)
+        if load.concurrency is not None and mp.measured_requests < load.concurrency:
+            notes.append(f"{load.label}: only {mp.measured_requests} requests, so at most "
+                         f"{mp.measured_requests} run at once")
+        if mp.point is not None:
+            points.append(mp.point)
+        history.append(mp.point)
+        value = float(load.request_rate if search is not None and search.by == "request_rate"
+                      else load.concurrency or 0)
+        measured.append((value, mp.point))
+        if mp.point is not None and search is not None:
+            verdict = point_verdict(search, mp.point, value)
+            mp.point["slo"] = {"met": verdict.ok, "why": verdict.why}
+        if mp.stop_reason == "interrupted" or (stop is not None and stop.is_set()):
+            status, stopped = "interrupted", f"interrupted by the user during {load.label}"
+            notes.append(stopped)
             _emit(on_point, run, status)
             break
-        if watchdog.reason == "died" or (alive is not None and not alive()):
+        if mp.stop_reason == "died" or (alive is not None and not alive()):
             error = describe_exit() if describe_exit else "the vLLM server exited during the run"
-            status = "failed"
+            status, stopped = "failed", f"the server exited during {load.label}"
             _emit(on_point, run, status)
             break
-        if watchdog.reason == "hung":
+        if mp.stop_reason == "hung":
             error = (f"the server stopped answering (no /health for {config.hang_timeout_s:.0f} s) during "
-                     f"concurrency {conc}; pending requests were cancelled")
-            status = "failed"
+                     f"{load.label}; pending requests were cancelled")
+            status, stopped = "failed", f"the server stopped answering during {load.label}"
             _emit(on_point, run, status)
             break
         _emit(on_point, run, "partial")
-        if m is None:
-            continue
-        if m.failed and config.stop_on_errors:
-            status = "partial"
-            error = f"{m.failed} of {m.failed + m.completed} requests failed at concurrency {conc}: " + (
-                m.errors[0] if m.errors else "unknown error")
-            break
-        if saturated(best_tps, m.output_tokens_per_s, config.saturation_gain):
-            remaining = list(config.concurrencies[i + 1:])
-            if remaining:
-                notes.append(f"stopped early at concurrency {conc}: output tok/s {m.output_tokens_per_s:.1f} "
-                             f"gained < {config.saturation_gain:.0%} over the best earlier point "
-                             f"({best_tps:.1f}); skipped {remaining}")
-                break
-        best_tps = max(best_tps or 0.0, m.output_tokens_per_s)
+        decision = decide()
+        if decision.note:
+            notes.append(decision.note)
+        if decision.status is not None:
+            status, error = decision.status, decision.error
     any_completed = any(p.get("completed") for p in points)
     if status in ("failed", "partial"):
         status = "partial" if any_completed else "failed"
@@ -371,18 +295,12 @@ def run_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model:
     run["best_point"] = best_point(points, ttft_ms=config.goodput_ttft_ms, tpot_ms=config.goodput_tpot_ms)
     if run["best_point"] is None and points and (config.goodput_ttft_ms or config.goodput_tpot_ms):
         notes.append("no point met the TTFT/TPOT targets (p99) without failures")
+    if search is not None:
+        last = step or SearchStep(None, False, "no point was measured", None, None)
+        run["operating_point"] = operating_point(search, [(v, p) for v, p in measured if p is not None], last,
+                                                 stopped=stopped)
     _emit(on_point, run, status)
     return run
-
-
-def _power_block(summary: dict[str, Any] | None, output_tokens: int) -> dict[str, Any] | None:
-    if summary is None:
-        return None
-    energy = summary.get("energy_j")
-    return {"mean_w": summary.get("mean_w"), "energy_j": energy, "peak_w": summary.get("peak_w"),
-            "gpus": summary.get("gpus"), "mean_utilization_pct": summary.get("mean_utilization_pct"),
-            "energy_source": summary.get("energy_source"),
-            "j_per_output_token": energy / output_tokens if energy is not None and output_tokens else None}
 
 
 def _emit(on_point: Callable[[dict[str, Any]], None] | None, run: dict[str, Any], status: str) -> None:

@@ -10,8 +10,16 @@ import pytest
 
 from probes.load.client import LoadResult, RequestResult
 from probes.load.workload import WorkloadSpec
-from probes.plan import sweep
-from probes.plan.sweep import SweepConfig, best_point, new_run, parse_int_list, run_sweep, saturated
+from probes.plan import measure
+from probes.plan.sweep import (
+    SweepConfig,
+    best_point,
+    new_run,
+    next_concurrency,
+    parse_int_list,
+    run_sweep,
+    saturated,
+)
 
 SPEC = WorkloadSpec(input_tokens=16, output_tokens=4, num_requests=4)
 
@@ -28,6 +36,8 @@ class ScriptedLoad:
         self.calls.append(kw)
         conc = kw["concurrency"]
         reqs = kw["requests"]
+        if kw.get("on_warmup_done"):  # as run_load: after the warm-up, before the measured requests
+            kw["on_warmup_done"]()
         if self.on_call:
             self.on_call(kw)
         results = []
@@ -50,13 +60,13 @@ class ScriptedLoad:
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """No network: no /metrics scrape, and the watchdog's /health check always answers."""
-    monkeypatch.setattr(sweep, "_scrape", lambda base_url: None)
-    monkeypatch.setattr(sweep, "_metrics_sampler", lambda base_url, interval_s: None)
-    monkeypatch.setattr(sweep._Watchdog, "_healthy", lambda self, http: True)
+    monkeypatch.setattr(measure, "_scrape", lambda base_url: None)
+    monkeypatch.setattr(measure, "_metrics_sampler", lambda base_url, interval_s: None)
+    monkeypatch.setattr(measure._Watchdog, "_healthy", lambda self, http: True)
 
 
 def _run(load: ScriptedLoad, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> dict[str, Any]:
-    monkeypatch.setattr(sweep, "run_load_sync", load)
+    monkeypatch.setattr(measure, "run_load_sync", load)
     config = SweepConfig(workload=SPEC, concurrencies=kw.pop("concurrencies", (1, 4, 16)), **kw.pop("config", {}))
     run = new_run(model="m", weights="synthetic", server={"mode": "endpoint"}, config=config)
     saved: list[str] = []
@@ -92,7 +102,7 @@ def test_zero_gain_never_stops_early(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_errors_stop_the_sweep_as_partial(monkeypatch: pytest.MonkeyPatch) -> None:
     run = _run(ScriptedLoad({1: 100.0, 4: 300.0, 16: 700.0}, fail={4: 1}), monkeypatch)
     assert run["status"] == "partial"
-    assert run["error"].startswith("1 of 4 requests failed at concurrency 4: 1× HTTP 500")
+    assert run["error"].startswith("1 of 12 requests failed at concurrency 4: 1× HTTP 500")
     assert [p["concurrency"] for p in run["points"]] == [1, 4]
     assert run["best_point"]["concurrency"] == 1  # the point with failures is never the best
 
@@ -102,12 +112,52 @@ def test_all_failed_is_failed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert run["status"] == "failed" and run["best_point"] is None
 
 
-def test_warmup_is_a_separate_call_with_its_own_salt(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_warmup_runs_in_the_same_call_with_its_own_salt(monkeypatch: pytest.MonkeyPatch) -> None:
     load = ScriptedLoad({1: 100.0, 4: 300.0})
     _run(load, monkeypatch, concurrencies=(1, 4), config={"warmup_requests": 2})
-    assert [len(c["requests"]) for c in load.calls] == [2, 4, 2, 4]
-    firsts = [c["requests"][0].prompt_token_ids[:8] for c in load.calls]
+    assert len(load.calls) == 2  # one run_load call (one aiohttp session) per point, warm-up included
+    assert [len(c["warmup"]) for c in load.calls] == [2, 4]  # at least the concurrency
+    assert [len(c["requests"]) for c in load.calls] == [4, 12]  # SPEC asks 4: a floor, 3 x c at c=4
+    firsts = [c[k][0].prompt_token_ids[:8] for c in load.calls for k in ("warmup", "requests")]
     assert len({tuple(f) for f in firsts}) == 4  # warm-up and each point: disjoint first blocks
+
+
+def test_zero_warmup_sends_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    load = ScriptedLoad({1: 100.0, 4: 300.0})
+    _run(load, monkeypatch, concurrencies=(1, 4), config={"warmup_requests": 0})
+    assert [len(c["warmup"]) for c in load.calls] == [0, 0]
+
+
+def test_metrics_before_scrape_happens_after_the_warmup(monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    monkeypatch.setattr(measure, "_scrape", lambda base_url: events.append("scrape"))
+    load = ScriptedLoad({2: 100.0}, on_call=lambda kw: events.append("measured requests"))
+    run = _run(load, monkeypatch, concurrencies=(2,), config={"warmup_requests": 1})
+    assert events[:2] == ["scrape", "measured requests"]  # on_warmup_done ran first, inside the same call
+    assert run["points"][0]["warmup_requests"] == 2 and run["points"][0]["measured_requests"] == 6
+
+
+@pytest.mark.parametrize(("conc", "floor", "measured"), [(1, 4, 4), (4, 4, 12), (16, 64, 64), (64, 4, 192)])
+def test_each_point_measures_at_least_three_waves(monkeypatch: pytest.MonkeyPatch, conc: int, floor: int,
+                                                  measured: int) -> None:
+    spec = WorkloadSpec(input_tokens=16, output_tokens=4, num_requests=floor)
+    load = ScriptedLoad({conc: 100.0})
+    monkeypatch.setattr(measure, "run_load_sync", load)
+    config = SweepConfig(workload=spec, concurrencies=(conc,))
+    run = run_sweep(new_run(model="m", weights="synthetic", server={}, config=config), config,
+                    base_url="http://127.0.0.1:9", model="m", vocab_size=4096)
+    assert run["points"][0]["completed"] == measured >= 3 * conc
+    assert (f"concurrency {conc}: {measured} measured requests" in " ".join(run["notes"])) == (measured > floor)
+
+
+def test_saturation_compares_with_the_best_earlier_point_not_the_last() -> None:
+    config = SweepConfig(workload=SPEC, concurrencies=(1, 2, 4, 8, 16))
+    hist = [{"concurrency": c, "output_tokens_per_s": t, "failed": 0, "completed": 4}
+            for c, t in ((1, 100.0), (2, 300.0), (4, 290.0), (8, 310.0))]
+    # 310 is > 5 % above the last point (290) but < 5 % above the best (300): saturated
+    decision = next_concurrency(config, hist)
+    assert decision.load is None and "over the best earlier point (300.0)" in (decision.note or "")
+    assert next_concurrency(config, hist[:2]).load.concurrency == 4
 
 
 def test_user_stop_marks_the_run_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,7 +179,7 @@ def test_server_death_is_recorded_with_the_message(monkeypatch: pytest.MonkeyPat
 
 
 def test_hang_detected_by_the_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sweep._Watchdog, "_healthy", lambda self, http: False)
+    monkeypatch.setattr(measure._Watchdog, "_healthy", lambda self, http: False)
 
     def hang(kw: dict[str, Any]) -> None:  # blocks like requests to a SIGSTOPped server, until cancelled
         assert kw["stop"].wait(10), "the watchdog never cancelled the point"
@@ -159,3 +209,11 @@ def test_pure_helpers() -> None:
     pts = [{"concurrency": 8, "output_tokens_per_s": 99, "failed": 1, "completed": 3},
            {"concurrency": 2, "output_tokens_per_s": 50, "failed": 0, "completed": 0}]
     assert best_point(pts) is None
+
+
+def test_an_open_loop_point_covers_the_minimum_duration_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    load = ScriptedLoad({4: 100.0})
+    run = _run(load, monkeypatch, concurrencies=(4,), config={"request_rate": 5.0, "min_point_duration_s": 10})
+    assert len(load.calls[0]["requests"]) == 50 and load.calls[0]["request_rate"] == 5.0
+    assert "rate 5 req/s (cap 4): 50 measured requests (at least 10 s of arrivals; 4 requested is a floor)" in (
+        run["notes"][0])
