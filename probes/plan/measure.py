@@ -20,9 +20,10 @@ from typing import Any
 
 import requests
 
+from probes.load.backends import BACKENDS, Backend
 from probes.load.client import LoadResult, RequestResult, run_load_sync
 from probes.load.metrics import PointMetrics, metrics_to_dict, request_samples, summarize
-from probes.load.workload import RequestInput, WorkloadSpec, build_requests
+from probes.load.workload import TOKEN_ID_KINDS, RequestInput, WorkloadSpec, requests_for
 from probes.observe import promscrape
 from probes.observe.gpu import PowerSampler
 from probes.plan.config import SweepConfig, SweepProgress, point_request_count, warmup_request_count
@@ -37,15 +38,20 @@ class Target:
 
     base_url: str
     model: str
-    vocab_size: int
+    vocab_size: int | None = None
     api_key: str | None = field(default=None, repr=False)
     alive: Callable[[], bool] | None = None
     describe_exit: Callable[[], str] | None = None
     gpu_indices: Sequence[int] | None = None
+    token_pool: tuple[int, ...] | None = None
+    backend: Backend = field(default_factory=lambda: BACKENDS["vllm-token-ids"])
 
     def __post_init__(self) -> None:
-        if self.vocab_size < 64:
-            raise ValueError(f"vocab_size must be >= 64, got {self.vocab_size}")
+        if self.backend.name in TOKEN_ID_KINDS:
+            if (self.vocab_size is None) == (self.token_pool is None):
+                raise ValueError("token-id prompts need exactly one of vocab_size or token_pool")
+            if self.vocab_size is not None and self.vocab_size < 64:
+                raise ValueError(f"vocab_size must be >= 64, got {self.vocab_size}")
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,8 @@ def build_point_requests(target: Target, spec: WorkloadSpec, count: int, *, salt
     """The ``count`` requests of one point (or its warm-up): the ONE place where prompts are built."""
     if count == 0:
         return []
-    return build_requests(replace(spec, num_requests=count), vocab_size=target.vocab_size, salt=salt)
+    return requests_for(replace(spec, num_requests=count), backend=target.backend.name,
+                        vocab_size=target.vocab_size, token_pool=target.token_pool, salt=salt)
 
 
 class _Watchdog:
@@ -206,7 +213,8 @@ def measure_point(target: Target, load: Load, config: SweepConfig, *, index: int
                     base_url=target.base_url, model=target.model, requests=reqs, concurrency=load.concurrency,
                     request_rate=load.request_rate, burstiness=config.burstiness, seed=spec.seed + index,
                     warmup=warm, on_warmup_done=on_warmup_done, request_timeout_s=config.request_timeout_s,
-                    on_result=on_result, stop=point_stop, api_key=target.api_key)
+                    on_result=on_result, stop=point_stop, api_key=target.api_key,
+                    backend=target.backend)
     finally:
         if observed["power"] is not None:
             observed["power"].stop()

@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from probes.load.backends import BACKENDS, Backend
 from probes.plan.config import SweepConfig, SweepProgress, parse_int_list
 from probes.plan.measure import Load, Target, measure_point
 from probes.plan.search import Probe, SearchStep, SloSearch, next_step, operating_point, point_verdict
@@ -209,22 +210,29 @@ def _count_note(config: SweepConfig, load: Load, measured: int, warmup: int) -> 
     return f"{load.label}: {measured} measured requests{why}, {warmup} warm-up requests in the same session"
 
 
-def run_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model: str, vocab_size: int,
-              alive: Callable[[], bool] | None = None, describe_exit: Callable[[], str] | None = None,
+def run_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model: str,
+              vocab_size: int | None = None, alive: Callable[[], bool] | None = None,
+              describe_exit: Callable[[], str] | None = None,
               api_key: str | None = None, stop: threading.Event | None = None,
               on_progress: Callable[[SweepProgress], None] | None = None,
               on_point: Callable[[dict[str, Any]], None] | None = None,
-              gpu_indices: Sequence[int] | None = None) -> dict[str, Any]:
+              gpu_indices: Sequence[int] | None = None, token_pool: Sequence[int] | None = None,
+              backend: Backend | None = None) -> dict[str, Any]:
     """Run the plan (list or search), filling ``run`` (from :func:`new_run`) in place; returns it with its
     final status (and ``operating_point`` for a search).
 
     ``alive`` says whether the managed server process still runs (None for an attached endpoint);
     ``describe_exit`` gives the message for a dead server (e.g. with the log tail). ``on_point`` gets the
     run after each point (to save partial results). Never raises for server death, hang or stop: they are
-    recorded in ``status``/``error``/``notes``.
+    recorded in ``status``/``error``/``notes``. Prompts: token ids (``backend`` vllm-token-ids, the default)
+    drawn below ``vocab_size`` or only from ``token_pool`` (ids the server's tokenizer returned), or text
+    for the ``completions``/``chat`` kinds (no vocabulary needed).
     """
+    kind = backend or BACKENDS["vllm-token-ids"]
     target = Target(base_url=base_url, model=model, vocab_size=vocab_size, api_key=api_key, alive=alive,
-                    describe_exit=describe_exit, gpu_indices=gpu_indices)
+                    describe_exit=describe_exit, gpu_indices=gpu_indices,
+                    token_pool=tuple(token_pool) if token_pool is not None else None, backend=kind)
+    run["request_kind"] = {"name": kind.name, "vllm_extras": kind.vllm_extras, "path": kind.path}
     points = run.setdefault("points", [])
     notes = run.setdefault("notes", [])
     search = config.search
