@@ -281,8 +281,8 @@ async def _run_batch(
 
     async def wait_until(deadline: float) -> bool:
         """Sleep until ``deadline`` (perf_counter); False when stopped first."""
-        if stop is None:
-            if (delay := deadline - time.perf_counter()) > 0:
+        if stop is None:  # loop: the event loop may wake a clock tick early, and queue_s must be >= 0
+            while (delay := deadline - time.perf_counter()) > 0:
                 await asyncio.sleep(delay)
             return True
         while not stop.is_set() and (rest := deadline - time.perf_counter()) > 0:
