@@ -56,6 +56,7 @@ __all__ = [
     "run_load",
     "run_load_sync",
     "make_session",
+    "client_facts",
     "request_headers",
     "resolve_workers",
     "INTERRUPTED",
@@ -445,6 +446,19 @@ async def run_load(
     finally:
         if own_session:
             await session.close()
+
+
+def client_facts(load: LoadResult) -> dict[str, Any]:
+    """The open-file limits the client found and set, for a point's record (worker count and CPU are in
+    :class:`~probes.load.metrics.PointMetrics`).
+
+    >>> client_facts(LoadResult([], 1.0, [], nofile=NofileLimit(1024, 4096, 4096)))
+    {'nofile_soft_before': 1024, 'nofile_soft': 4096, 'nofile_hard': 4096, 'nofile_error': ''}
+    """
+    n = load.nofile
+    return {"nofile_soft_before": n.soft_before if n else None,
+            "nofile_soft": n.soft if n else None, "nofile_hard": n.hard if n else None,
+            "nofile_error": n.error if n else ""}
 
 
 def run_load_sync(**kwargs: Any) -> LoadResult:
