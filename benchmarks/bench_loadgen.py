@@ -12,7 +12,9 @@ with the same server, request count, prompt and output length. Server modes: ``t
 per token (like vLLM), ``burst`` writes the whole stream in one write (the worst case for a parser).
 Both clients warm up with ``c`` requests in their session first; tokens/s = output tokens of the measured
 requests / their wall time (vLLM's ``output_throughput``). ``cpu`` = the client's event-loop CPU / wall
-(1.0 = one core; ours reports the busiest worker).
+(1.0 = one core; ours reports the busiest worker); ``client CPU µs/token`` = loop CPU seconds (all workers)
+per output token, the cost that bounds what one core can absorb (about 1e6 / that, in tok/s) and the
+steadier number on a shared machine, where wall-clock tok/s moves with the neighbours' load.
 
 Open loop: ``--rates`` requests/s, uncapped, short outputs, for ``--open-seconds``: achieved requests/s
 (completed / wall time) and our client queue time (send - scheduled arrival) p50/p99; vLLM's client's
@@ -34,6 +36,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -209,7 +212,7 @@ def run_ours(url: str, c: int, n: int, input_tokens: int, output_tokens: int, wo
     load = run_load_sync(base_url=url, model="fake", requests=reqs, concurrency=c, warmup=warm, workers=workers)
     m = summarize(load.results, load.duration_s, concurrency=c, cpu=load.cpu)
     return {"completed": m.completed, "failed": m.failed, "duration_s": m.duration_s,
-            "output_tokens": m.total_output_tokens, "cpu_fraction": m.client_cpu_fraction,
+            "output_tokens": m.total_output_tokens, "cpu_fraction": m.client_cpu_fraction, "cpu_s": m.client_cpu_s,
             "steady_output_tokens_per_s": m.steady_output_tokens_per_s, "error": (m.errors or ("",))[0][:200]}
 
 
@@ -263,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         vllm_driver(json.loads(ns.vllm_driver))
         return 0
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` stops the servers
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.1f}; python {platform.python_version()}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; server processes {ns.server_procs}")
@@ -275,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
                        "output_tokens": ns.output_tokens} for c in ns.streams]
             theirs = {p["c"]: p for p in run_vllm_points(ns.vllm_python, url, points, ns.input_tokens)} \
                 if ns.vllm_python else {}
-            print("\n| mode | streams | requests | client | tok/s | cpu | failed |\n|---|---|---|---|---|---|---|")
+            print("\n| mode | streams | requests | client | tok/s | cpu | client CPU µs/token | failed |\n"
+                  "|---|---|---|---|---|---|---|---|")
             for p in points:
                 for w in ns.workers:
                     ours = run_ours(url, p["c"], p["n"], ns.input_tokens, ns.output_tokens, w)
@@ -283,14 +288,16 @@ def main(argv: list[str] | None = None) -> int:
                            "tokens_per_s": ours["output_tokens"] / ours["duration_s"]}
                     rows.append(row)
                     print(f"| {mode} | {p['c']} | {p['n']} | {row['client']} | {row['tokens_per_s']:,.0f} | "
-                          f"{ours['cpu_fraction']:.2f} | {ours['failed']} {ours['error']} |", flush=True)
+                          f"{ours['cpu_fraction']:.2f} | {ours['cpu_s'] / ours['output_tokens'] * 1e6:.1f} | "
+                          f"{ours['failed']} {ours['error']} |", flush=True)
                 if p["c"] in theirs:
                     t = theirs[p["c"]]
                     row = {**t, "client": "vLLM", "tokens_per_s": t["output_tokens"] / t["duration_s"],
                            "cpu_fraction": t["cpu_s"] / t["duration_s"]}
                     rows.append(row)
                     print(f"| {mode} | {p['c']} | {p['n']} | vLLM | {row['tokens_per_s']:,.0f} | "
-                          f"{row['cpu_fraction']:.2f} | {t['failed']} {t['error']} |", flush=True)
+                          f"{row['cpu_fraction']:.2f} | {t['cpu_s'] / max(t['output_tokens'], 1) * 1e6:.1f} | "
+                          f"{t['failed']} {t['error']} |", flush=True)
             if mode == "token" and ns.rates:
                 opens = [{"kind": "open", "mode": mode, "rate": r, "n": int(r * ns.open_seconds),
                           "output_tokens": ns.open_output_tokens} for r in ns.rates]
