@@ -130,8 +130,9 @@ def auto_workers(
     streams = min(concurrency, n) when capped, n for an uncapped burst (rate inf), 0 for uncapped open loop;
     workers = clamp(max(ceil(streams / 256), ceil(rate / 500)), 1, min(8, cpus // 2, streams or n)).
     Half the CPUs because the server under test (vLLM's API process, or the fake server of the benchmark) and
-    the app need the rest; one stream per worker at least. One process absorbed about 60k tok/s
-    here (``benchmarks/README.md``), far above a GPU's few thousand, so most runs stay at 1.
+    the app need the rest; one stream per worker at least. One loop spends about 3-8 µs of CPU per token
+    (``benchmarks/README.md``, client headroom): 130k tok/s or more per core, far above a GPU's few thousand,
+    so most runs stay at 1.
 
     >>> auto_workers(64, math.inf, 192, cpus=16), auto_workers(1024, math.inf, 3072, cpus=16)
     (1, 4)
