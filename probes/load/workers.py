@@ -23,16 +23,20 @@ failed with its exit status and last stderr line (errors are data).
 
 Limits: a worker with free slots cannot take another worker's queued requests (with a shared semaphore it
 could), so a closed loop over unequal requests is slightly less tight than one loop; requests must be
-:class:`~probes.load.workload.RequestInput` of JSON values and the backend one registered in ``BACKENDS``.
+:class:`~probes.load.workload.RequestInput` of JSON values, and the :class:`~probes.load.backends.Backend`
+must pickle (module-level functions or ``functools.partial`` of them; it travels pickled on the pipe from the
+parent that built it, the only source the worker unpickles).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
 import os
+import pickle
 import sys
 import threading
 import time
@@ -40,7 +44,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from probes.load.backends import BACKENDS, Backend
+from probes.load.backends import Backend
 from probes.load.client import (
     LoadResult,
     RequestResult,
@@ -104,8 +108,10 @@ async def run_in_workers(
     nofile: NofileLimit | None,
 ) -> LoadResult:
     """Run one load over ``n_workers`` processes; the same :class:`LoadResult` as one loop, in request order."""
-    if BACKENDS.get(backend.name) is not backend:
-        raise ValueError(f"workers > 1 need a registered backend (one of {', '.join(sorted(BACKENDS))})")
+    try:  # module-level functions and partials of them pickle; a lambda does not
+        backend_blob = base64.b64encode(pickle.dumps(backend)).decode()
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise ValueError(f"workers > 1 need a picklable backend ({backend.name!r}: {exc})") from None
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -121,7 +127,7 @@ async def run_in_workers(
             ))
         for w, proc in enumerate(procs):
             job = {
-                "base_url": base_url, "model": model, "backend": backend.name, "api_key": api_key,
+                "base_url": base_url, "model": model, "backend": backend_blob, "api_key": api_key,
                 "request_timeout_s": request_timeout_s, "concurrency": caps[w],
                 "requests": [_request_to_json(requests[i]) for i in shares[w]],
                 "offsets_s": [offsets_s[i] for i in shares[w]],
@@ -289,7 +295,7 @@ async def _worker(reader: asyncio.StreamReader) -> None:
             go.set_result(float("nan"))
 
     listener = asyncio.ensure_future(listen())
-    backend = BACKENDS[job["backend"]]
+    backend: Backend = pickle.loads(base64.b64decode(job["backend"]))  # from our own parent, on its pipe
     url = job["base_url"].rstrip("/") + backend.path
     headers = request_headers(job["api_key"])
     requests = [_request_from_json(d) for d in job["requests"]]

@@ -7,6 +7,7 @@ this process) where worker processes must reach it over TCP. No assertion on how
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import pytest
 from aiohttp import web
 
 from probes.load import client as loadgen
+from probes.load.backends import BACKENDS
 from probes.load.client import INTERRUPTED, arrival_offsets_s, resolve_workers, run_load_sync
 from probes.load.limits import raise_nofile_limit
 from probes.load.metrics import summarize
@@ -196,9 +198,10 @@ def test_two_workers_merge_results_in_request_order_after_one_warmup():
     warmup = [_req(100 + i, 900 + i) for i in range(4)]
     seen: list[int] = []
     server_prompts_at_warmup_done: list[int] = []
+    built = dataclasses.replace(BACKENDS["vllm-token-ids"], description="built per target, not the registry's")
     with FakeServer() as server:
         out = run_load_sync(base_url=server.url, model="m", requests=requests, concurrency=4, workers=2,
-                            warmup=warmup, on_result=lambda r: seen.append(r.index),
+                            warmup=warmup, backend=built, on_result=lambda r: seen.append(r.index),
                             on_warmup_done=lambda: server_prompts_at_warmup_done.append(len(server.prompts)))
     assert out.workers == 2 and len(out.cpu) == 2 and not out.interrupted
     assert [r.index for r in out.results] == list(range(12)) and all(r.success for r in out.results)
@@ -208,6 +211,14 @@ def test_two_workers_merge_results_in_request_order_after_one_warmup():
     assert server_prompts_at_warmup_done == [4]  # once, after every warm-up and before any measured request
     assert sorted(server.prompts[:4]) == [900, 901, 902, 903]
     assert all(0.0 <= r.start_s <= r.end_s <= out.duration_s for r in out.results)  # one clock, one start
+    assert _worker_pids(os.getpid()) == []
+
+
+def test_a_backend_that_cannot_travel_to_workers_is_refused_before_any_process_starts():
+    odd = dataclasses.replace(BACKENDS["vllm-token-ids"], is_output=lambda m: True)
+    with pytest.raises(ValueError, match="picklable"):
+        run_load_sync(base_url="http://127.0.0.1:9", model="m", requests=[_req(i, i) for i in range(4)],
+                      concurrency=2, workers=2, backend=odd)
     assert _worker_pids(os.getpid()) == []
 
 
