@@ -13,6 +13,14 @@ Arrival schedules (:func:`arrival_offsets_s`) follow vLLM's ``get_request``: rat
 once (closed loop when ``concurrency`` caps it); a finite rate draws gamma gaps (shape ``burstiness``, mean
 ``1/rate``; burstiness 1 = Poisson), seeded, rescaled so the last arrival is at ``n / rate``.
 
+Client queue time, per request: ``queue_s = start_s - scheduled_s``, the actual send time minus the
+*scheduled* arrival. It holds the wait for a concurrency slot and any lateness of the event loop (a busy
+client sends late). vLLM's ``client_queue_time`` is ``start_time - request_arrival_time`` where the arrival
+time is read *after* ``get_request`` woke up: only the semaphore wait; a late scheduler is invisible there.
+vLLM reports it only when ``--max-concurrency`` is set; we always record it (about 0 when uncapped and on time).
+vLLM's scheduler also sleeps against ``time.time()`` and measures with ``perf_counter``; ours uses
+``perf_counter`` for both.
+
 Errors are data: an HTTP status, an ``error`` event in the stream, a stream that ends without ``[DONE]``
 (stricter than vLLM, which accepts it), a timeout or a reset connection give ``success=False`` and a one-line
 ``error``. ``stop`` (a ``threading.Event``) cancels what is in flight (``error="interrupted"``), drops what was
@@ -36,6 +44,7 @@ import aiohttp
 import numpy as np
 
 from probes.load.backends import BACKENDS, Backend
+from probes.load.limits import CpuMeter, CpuUsage, NofileLimit, auto_workers, raise_nofile_limit
 from probes.load.sse import SSEDecoder
 from probes.load.workload import RequestInput
 
@@ -46,6 +55,10 @@ __all__ = [
     "send_request",
     "run_load",
     "run_load_sync",
+    "make_session",
+    "client_facts",
+    "request_headers",
+    "resolve_workers",
     "INTERRUPTED",
 ]
 
@@ -68,16 +81,26 @@ class RequestResult:
     latency_s: float = 0.0
     start_s: float = 0.0
     requested_output_tokens: int = 0  # what was asked (max_tokens); output_tokens is what came back
+    scheduled_s: float = 0.0
+    queue_s: float = 0.0
+    end_s: float = 0.0
 
 
 @dataclass
 class LoadResult:
-    """The measured requests of one run (warm-up kept apart) and the run's wall time."""
+    """The measured requests of one run (warm-up kept apart), the run's wall time, and the client's own limits.
+
+    ``cpu``: one :class:`~probes.load.limits.CpuUsage` per event loop (one per worker process) over the measured
+    requests; ``nofile``: the open-file limit found and set at load start; ``workers``: processes used.
+    """
 
     results: list[RequestResult]
     duration_s: float
     warmup_results: list[RequestResult]
     interrupted: bool = False
+    cpu: tuple[CpuUsage, ...] = ()
+    nofile: NofileLimit | None = None
+    workers: int = 1
 
 
 def arrival_offsets_s(count: int, request_rate: float, burstiness: float = 1.0, seed: int = 0) -> list[float]:
@@ -236,41 +259,54 @@ async def _run_batch(
     concurrency: int | None,
     stop: threading.Event | None,
     on_result: Callable[[RequestResult], None] | None,
+    start_at: float | None = None,
 ) -> tuple[list[RequestResult], float, bool]:
-    """Schedule ``requests`` at ``offsets_s`` under a semaphore; returns (results, duration_s, interrupted)."""
+    """Schedule ``requests`` at ``offsets_s`` under a semaphore; returns (results, duration_s, interrupted).
+
+    The run starts at ``start_at`` (a ``perf_counter`` reading, possibly in the future: worker processes share
+    one start) or now. Each result gets ``scheduled_s`` (its offset), ``queue_s = start_s - scheduled_s``
+    (semaphore wait plus any lateness of this loop) and ``end_s`` (when its coroutine returned), all in
+    seconds from the start. Results come back in request order; never-sent requests are dropped.
+    """
     semaphore: Any = asyncio.Semaphore(concurrency) if concurrency else contextlib.nullcontext()
     tasks: list[asyncio.Task[RequestResult]] = []
     flag = [False]
     started: dict[int, RequestResult] = {}
-    start = time.perf_counter()
+    start = time.perf_counter() if start_at is None else start_at
 
-    async def limited(request: RequestInput) -> RequestResult:
+    async def limited(request: RequestInput, offset_s: float) -> RequestResult:
         async with semaphore:
             try:
                 result = await send(request, start)
             except asyncio.CancelledError:
-                started[request.index] = RequestResult(index=request.index, error=INTERRUPTED)
+                started[request.index] = RequestResult(index=request.index, error=INTERRUPTED,
+                                                       scheduled_s=offset_s)
                 raise
+        result.scheduled_s = offset_s
+        result.queue_s = result.start_s - offset_s
+        result.end_s = time.perf_counter() - start
         if on_result is not None:
             on_result(result)
         return result
+
+    async def wait_until(deadline: float) -> bool:
+        """Sleep until ``deadline`` (perf_counter); False when stopped first."""
+        if stop is None:  # loop: the event loop may wake a clock tick early, and queue_s must be >= 0
+            while (delay := deadline - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            return True
+        while not stop.is_set() and (rest := deadline - time.perf_counter()) > 0:
+            await asyncio.sleep(min(rest, _STOP_POLL_S))
+        return not stop.is_set()
 
     watcher = asyncio.ensure_future(_watch_stop(stop, tasks, flag)) if stop is not None else None
     try:
         for request, offset in zip(requests, offsets_s, strict=True):
             if flag[0] or (stop is not None and stop.is_set()):
                 break
-            delay = start + offset - time.perf_counter()
-            if delay > 0:
-                if stop is None:
-                    await asyncio.sleep(delay)
-                else:
-                    deadline = time.perf_counter() + delay
-                    while not stop.is_set() and (rest := deadline - time.perf_counter()) > 0:
-                        await asyncio.sleep(min(rest, _STOP_POLL_S))
-                    if stop.is_set():
-                        break
-            tasks.append(asyncio.ensure_future(limited(request)))
+            if start + offset > time.perf_counter() and not await wait_until(start + offset):
+                break
+            tasks.append(asyncio.ensure_future(limited(request, offset)))
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         if watcher is not None:
@@ -293,6 +329,41 @@ async def _run_batch(
     return results, duration, interrupted
 
 
+def make_session(base_url: str, concurrency: int | None) -> aiohttp.ClientSession:
+    """The session a run uses: keep-alive connections, at most ``concurrency`` of them (None: no cap).
+
+    No overall timeout (each request has its own); proxies from the environment only for non-loopback URLs.
+    """
+    connector = aiohttp.TCPConnector(limit=concurrency or 0, keepalive_timeout=60)
+    return aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=None), trust_env=not _is_loopback(base_url)
+    )
+
+
+def request_headers(api_key: str | None) -> dict[str, str]:
+    """JSON content type, and the bearer token when a key is given (the key goes nowhere else)."""
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def resolve_workers(
+    workers: int | None, concurrency: int | None, request_rate: float, num_requests: int
+) -> int:
+    """The worker count a run uses: ``None`` = :func:`~probes.load.limits.auto_workers`; never more than the
+    requests, nor than ``concurrency`` (each worker needs a share of at least one stream).
+
+    >>> resolve_workers(4, 2, math.inf, 100), resolve_workers(3, None, math.inf, 2), resolve_workers(1, 8, 1.0, 9)
+    (2, 2, 1)
+    """
+    if workers is None:
+        workers = auto_workers(concurrency, request_rate, num_requests)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be None (automatic) or an integer >= 1, got {workers!r}")
+    return max(1, min(workers, concurrency or workers, max(num_requests, 1)))
+
+
 async def run_load(
     *,
     base_url: str,
@@ -310,30 +381,47 @@ async def run_load(
     api_key: str | None = None,
     on_warmup_done: Callable[[], None] | None = None,
     backend: Backend | str = "vllm-token-ids",
+    workers: int | None = 1,
 ) -> LoadResult:
-    """Drive ``requests`` at ``{base_url}/v1/completions`` and measure each one.
+    """Drive ``requests`` at ``{base_url}{backend.path}`` and measure each one.
 
     Closed loop: ``concurrency=N`` with ``request_rate=inf``. Open loop: a finite ``request_rate`` (gamma
-    arrivals), optionally capped by ``concurrency``. ``warmup`` runs first under the same cap and is not in
-    ``results`` nor in ``duration_s`` (wall time from the first scheduled send to the last response).
-    ``on_result`` is called in the event loop for each measured request as it finishes;
-    ``on_warmup_done`` once between warm-up and the measured requests (e.g. to scrape ``/metrics`` counters
-    so that server-side deltas exclude the warm-up).
+    arrivals); ``concurrency=None`` leaves it uncapped (every request is sent at its arrival time, however
+    many are in flight), ``concurrency=N`` caps it (then ``queue_s`` shows the wait for a slot).
+    ``warmup`` runs first, in the same session and under the same cap, and is not in ``results`` nor in
+    ``duration_s`` (wall time from the first scheduled send to the last response). ``on_result`` is called
+    in the event loop for each measured request as it finishes; ``on_warmup_done`` once between warm-up and
+    the measured requests (e.g. to scrape ``/metrics`` counters so that server-side deltas exclude the warm-up).
+
+    The soft ``RLIMIT_NOFILE`` is raised to the hard limit first (``LoadResult.nofile``) and the event loop's
+    CPU time is measured over the measured requests (``LoadResult.cpu``). ``workers=N`` (``None``: automatic,
+    :func:`resolve_workers`) spreads requests round-robin over N processes (:mod:`probes.load.workers`);
+    an injected ``session`` cannot cross processes, so it needs ``workers`` 1 or None.
     """
     _validate(concurrency, request_timeout_s)
     offsets = arrival_offsets_s(len(requests), request_rate, burstiness, seed)
     kind = BACKENDS[backend] if isinstance(backend, str) else backend
+    nofile = raise_nofile_limit()
+    if session is not None:
+        if workers not in (None, 1):
+            raise ValueError("workers > 1 needs its own sessions: pass session=None")
+        n_workers = 1
+    else:
+        n_workers = resolve_workers(workers, concurrency, request_rate, len(requests))
+    if n_workers > 1:
+        from probes.load.workers import run_in_workers
+
+        return await run_in_workers(
+            n_workers, base_url=base_url, model=model, requests=requests, offsets_s=offsets,
+            concurrency=concurrency, warmup=warmup, request_timeout_s=request_timeout_s, on_result=on_result,
+            stop=stop, api_key=api_key, on_warmup_done=on_warmup_done, backend=kind, nofile=nofile,
+        )
     url = base_url.rstrip("/") + kind.path
-    headers = {"Content-Type": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
+    headers = request_headers(api_key)
 
     own_session = session is None
     if session is None:
-        connector = aiohttp.TCPConnector(limit=concurrency or 0, keepalive_timeout=60)
-        session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=None), trust_env=not _is_loopback(base_url)
-        )
+        session = make_session(base_url, concurrency)
     try:
 
         def send(request: RequestInput, run_start_s: float) -> Any:
@@ -355,14 +443,31 @@ async def run_load(
                 warmup, [0.0] * len(warmup), send, concurrency, stop, None
             )
         if interrupted:
-            return LoadResult(results=[], duration_s=0.0, warmup_results=warm, interrupted=True)
+            return LoadResult(results=[], duration_s=0.0, warmup_results=warm, interrupted=True, nofile=nofile)
         if on_warmup_done is not None:
             on_warmup_done()
-        results, duration, interrupted = await _run_batch(requests, offsets, send, concurrency, stop, on_result)
-        return LoadResult(results=results, duration_s=duration, warmup_results=warm, interrupted=interrupted)
+        with CpuMeter() as meter:
+            results, duration, interrupted = await _run_batch(
+                requests, offsets, send, concurrency, stop, on_result
+            )
+        return LoadResult(results=results, duration_s=duration, warmup_results=warm, interrupted=interrupted,
+                          cpu=(meter.usage,), nofile=nofile, workers=1)
     finally:
         if own_session:
             await session.close()
+
+
+def client_facts(load: LoadResult) -> dict[str, Any]:
+    """The open-file limits the client found and set, for a point's record (worker count and CPU are in
+    :class:`~probes.load.metrics.PointMetrics`).
+
+    >>> client_facts(LoadResult([], 1.0, [], nofile=NofileLimit(1024, 4096, 4096)))
+    {'nofile_soft_before': 1024, 'nofile_soft': 4096, 'nofile_hard': 4096, 'nofile_error': ''}
+    """
+    n = load.nofile
+    return {"nofile_soft_before": n.soft_before if n else None,
+            "nofile_soft": n.soft if n else None, "nofile_hard": n.hard if n else None,
+            "nofile_error": n.error if n else ""}
 
 
 def run_load_sync(**kwargs: Any) -> LoadResult:

@@ -19,6 +19,18 @@ Over the SUCCESSFUL requests (failed ones only count in ``failed``):
   With no value (all requests failed, or no request had 2+ tokens for TPOT) every stat is 0.0, as vLLM
   reports: read ``completed`` before trusting a latency.
 
+Added beside vLLM's numbers (never replacing them):
+
+* ``steady_output_tokens_per_s``, ``ramp_up_s``, ``drain_s``, ``steady_window_s``, ``steady_note``: output
+  tokens/s over the steady window, ramp-up and drain excluded (:mod:`probes.load.steady`; needs the point's
+  ``concurrency`` and ``request_rate``). ``steady_note`` is empty when the window was used, else why the whole
+  run was.
+* ``queue_ms``: client queue time ``queue_s = start_s - scheduled_s`` of the successful requests (semaphore
+  wait plus client lateness; :mod:`probes.load.client`); ``e2el_incl_queue_ms``: ``latency_s + queue_s``
+  (vLLM's ``e2el_including_client_queue``).
+* ``client_cpu_s`` (all event loops), ``client_cpu_fraction`` (the busiest loop's CPU / wall, 1.0 = a core),
+  ``client_bound`` (fraction > 0.7), ``client_workers``: from ``cpu=LoadResult.cpu``; None without it.
+
 >>> from probes.load.client import RequestResult
 >>> r = RequestResult(index=0, success=True, prompt_tokens=10, output_tokens=3,
 ...                   ttft_s=0.1, itl_s=[0.02, 0.04], latency_s=0.16)
@@ -29,6 +41,7 @@ Over the SUCCESSFUL requests (failed ones only count in ``failed``):
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -37,6 +50,8 @@ from typing import Any
 import numpy as np
 
 from probes.load.client import RequestResult
+from probes.load.limits import CpuUsage
+from probes.load.steady import steady_window
 
 __all__ = [
     "Stats",
@@ -83,6 +98,17 @@ class PointMetrics:
     errors: tuple[str, ...]
     output_length_mismatches: int = 0
     output_length_min_ratio: float | None = None
+    steady_output_tokens_per_s: float = 0.0
+    ramp_up_s: float = 0.0
+    drain_s: float = 0.0
+    steady_window_s: float = 0.0
+    steady_note: str = ""
+    queue_ms: Stats = Stats(0.0, 0.0, 0.0, 0.0, 0.0)
+    e2el_incl_queue_ms: Stats = Stats(0.0, 0.0, 0.0, 0.0, 0.0)
+    client_cpu_s: float | None = None
+    client_cpu_fraction: float | None = None
+    client_bound: bool | None = None
+    client_workers: int | None = None
 
 
 def stats_ms(values_s: Sequence[float]) -> Stats:
@@ -133,6 +159,9 @@ def summarize(
     goodput_ttft_ms: float | None = None,
     goodput_tpot_ms: float | None = None,
     goodput_e2el_ms: float | None = None,
+    concurrency: int | None = None,
+    request_rate: float = math.inf,
+    cpu: Sequence[CpuUsage] = (),
 ) -> PointMetrics:
     """Summarise one point's requests measured over ``duration_s`` seconds (formulas in the module docstring).
 
@@ -158,6 +187,7 @@ def summarize(
     all_tpots: list[float] = []
     itls: list[float] = []
     e2els: list[float] = []
+    queues: list[float] = []
     total_input = 0
     total_output = 0
     completed = 0
@@ -175,6 +205,7 @@ def summarize(
         itls.extend(r.itl_s)
         ttfts.append(r.ttft_s)
         e2els.append(r.latency_s)
+        queues.append(r.queue_s)
         completed += 1
 
     goodput: float | None = None
@@ -191,6 +222,8 @@ def summarize(
 
     ratios = [r.output_tokens / r.requested_output_tokens for r in results
               if r.success and r.requested_output_tokens > 0]
+    window = steady_window(results, duration_s, concurrency=concurrency, request_rate=request_rate)
+    busiest = max(cpu, key=lambda u: u.cpu_fraction) if cpu else None
     return PointMetrics(
         completed=completed,
         failed=sum(1 for r in results if not r.success),
@@ -208,6 +241,17 @@ def summarize(
         errors=_error_kinds(results),
         output_length_mismatches=sum(1 for r in results if output_length_mismatch(r)),
         output_length_min_ratio=min(ratios) if ratios else None,
+        steady_output_tokens_per_s=window.output_tokens_per_s,
+        ramp_up_s=window.ramp_up_s,
+        drain_s=window.drain_s,
+        steady_window_s=window.window_s,
+        steady_note=window.note,
+        queue_ms=stats_ms(queues),
+        e2el_incl_queue_ms=stats_ms([e + q for e, q in zip(e2els, queues, strict=True)]),
+        client_cpu_s=sum(u.cpu_s for u in cpu) if cpu else None,
+        client_cpu_fraction=busiest.cpu_fraction if busiest else None,
+        client_bound=busiest.client_bound if busiest else None,
+        client_workers=len(cpu) if cpu else None,
     )
 
 
@@ -226,11 +270,13 @@ def metrics_to_dict(m: PointMetrics) -> dict[str, Any]:
 
 
 def request_samples(results: Sequence[RequestResult]) -> list[dict[str, Any]]:
-    """Per-request records for the run JSON (times in ms, ``start_s`` in s from the point's start).
+    """Per-request records for the run JSON (times in ms, ``start_s`` in s from the point's start;
+    ``queue_ms`` = client queue time, send time minus scheduled arrival).
 
     >>> request_samples([RequestResult(index=3, success=True, ttft_s=0.5, itl_s=[0.25], latency_s=0.75)])[0]
     {'index': 3, 'success': True, 'error': '', 'prompt_tokens': 0, 'output_tokens': 0, \
-'requested_output_tokens': 0, 'ttft_ms': 500.0, 'latency_ms': 750.0, 'itl_ms': [250.0], 'start_s': 0.0}
+'requested_output_tokens': 0, 'ttft_ms': 500.0, 'latency_ms': 750.0, 'itl_ms': [250.0], 'start_s': 0.0, \
+'queue_ms': 0.0}
     """
     return [
         {
@@ -244,6 +290,7 @@ def request_samples(results: Sequence[RequestResult]) -> list[dict[str, Any]]:
             "latency_ms": r.latency_s * MILLISECONDS_PER_SECOND,
             "itl_ms": [x * MILLISECONDS_PER_SECOND for x in r.itl_s],
             "start_s": r.start_s,
+            "queue_ms": r.queue_s * MILLISECONDS_PER_SECOND,
         }
         for r in results
     ]
