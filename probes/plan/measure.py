@@ -21,7 +21,7 @@ from typing import Any
 import requests
 
 from probes.load.backends import BACKENDS, Backend
-from probes.load.client import LoadResult, RequestResult, run_load_sync
+from probes.load.client import LoadResult, RequestResult, client_facts, run_load_sync
 from probes.load.metrics import PointMetrics, metrics_to_dict, request_samples, summarize
 from probes.load.workload import TOKEN_ID_KINDS, RequestInput, WorkloadSpec, requests_for
 from probes.observe import promscrape
@@ -214,7 +214,7 @@ def measure_point(target: Target, load: Load, config: SweepConfig, *, index: int
                     request_rate=load.request_rate, burstiness=config.burstiness, seed=spec.seed + index,
                     warmup=warm, on_warmup_done=on_warmup_done, request_timeout_s=config.request_timeout_s,
                     on_result=on_result, stop=point_stop, api_key=target.api_key,
-                    backend=target.backend)
+                    backend=target.backend, workers=None)
     finally:
         if observed["power"] is not None:
             observed["power"].stop()
@@ -223,10 +223,11 @@ def measure_point(target: Target, load: Load, config: SweepConfig, *, index: int
     if not (load_result.results and load_result.duration_s > 0):
         return MeasuredPoint(None, None, n, len(warm), watchdog.reason)
     m = summarize(load_result.results, load_result.duration_s, goodput_ttft_ms=config.goodput_ttft_ms,
-                  goodput_tpot_ms=config.goodput_tpot_ms)
+                  goodput_tpot_ms=config.goodput_tpot_ms, concurrency=load.concurrency,
+                  request_rate=load.request_rate, cpu=load_result.cpu)
     power = observed["power"]
     point = {"concurrency": load.concurrency, "request_rate": rate, **metrics_to_dict(m),
-             "measured_requests": n, "warmup_requests": len(warm),
+             "measured_requests": n, "warmup_requests": len(warm), **client_facts(load_result),
              "server_metrics": _server_metrics(target.base_url, observed["before"], observed["msampler"])
              if watchdog.reason is None else None,
              "power": _power_block(power.summary(), m.total_output_tokens) if power is not None else None,

@@ -77,13 +77,16 @@ def saturated(best_tps: float | None, tps: float, gain: float) -> bool:
 def saturation_throughput(point: Mapping[str, Any]) -> float:
     """The throughput the saturation rule compares, in output tok/s: the ONE place that reads it.
 
-    Today the whole point's ``output_tokens_per_s`` (ramp-up and drain included); switch to the steady
-    window's ``steady_output_tokens_per_s`` once the load engine reports it.
+    The steady window's ``steady_output_tokens_per_s`` (ramp-up and drain excluded,
+    :mod:`probes.load.steady`); the whole point's ``output_tokens_per_s`` for points recorded without it.
 
+    >>> saturation_throughput({"output_tokens_per_s": 12.5, "steady_output_tokens_per_s": 14.0})
+    14.0
     >>> saturation_throughput({"output_tokens_per_s": 12.5}), saturation_throughput({})
     (12.5, 0.0)
     """
-    return float(point.get("output_tokens_per_s") or 0.0)
+    steady = point.get("steady_output_tokens_per_s")
+    return float(steady if steady else point.get("output_tokens_per_s") or 0.0)
 
 
 def next_concurrency(config: SweepConfig, history: Sequence[Mapping[str, Any] | None]) -> Decision:

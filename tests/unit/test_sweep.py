@@ -42,17 +42,23 @@ class ScriptedLoad:
             self.on_call(kw)
         results = []
         n_fail = self.fail.get(conc, 0)
+        # a consistent timeline: waves of ``conc`` requests back to back, each wave lasting duration / waves,
+        # so the steady window (all of it, here) gives the scripted throughput too
+        total_out = sum(r.output_tokens for i, r in enumerate(reqs) if i >= n_fail)
+        duration = total_out / self.tps[conc] if total_out else 1.0
+        wave_s = duration / -(-len(reqs) // conc)
         for i, r in enumerate(reqs):
             ok = i >= n_fail
+            out = r.output_tokens if ok else 0
+            ttft = 0.1 * wave_s
             res = RequestResult(index=r.index, success=ok, error="" if ok else "HTTP 500 Internal Server Error",
-                                prompt_tokens=r.input_tokens if ok else 0, output_tokens=r.output_tokens if ok else 0,
-                                ttft_s=0.01 * conc, itl_s=[0.002] * (r.output_tokens - 1) if ok else [],
-                                latency_s=0.01 * conc + 0.002 * (r.output_tokens - 1))
+                                prompt_tokens=r.input_tokens if ok else 0, output_tokens=out,
+                                ttft_s=ttft, itl_s=[(0.9 * wave_s - ttft) / (out - 1)] * (out - 1) if out > 1 else [],
+                                latency_s=wave_s, start_s=(i // conc) * wave_s,
+                                end_s=(i // conc + 1) * wave_s)
             results.append(res)
             if kw.get("on_result"):
                 kw["on_result"](res)
-        total_out = sum(r.output_tokens for r in results)
-        duration = total_out / self.tps[conc] if total_out else 1.0
         return LoadResult(results=results, duration_s=duration, warmup_results=[],
                           interrupted=bool(kw["stop"] and kw["stop"].is_set()))
 
