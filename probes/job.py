@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import inspect
 import ipaddress
 import json
 import os
@@ -34,13 +35,13 @@ from probes.observe import gpu as gpu_mod
 from probes.observe.vllmlog import parse_startup, startup_notes
 from probes.plan.sweep import SweepConfig, SweepProgress, new_run, run_sweep
 from probes.settings import ProbeSettings, load_settings, require_enabled
-from probes.target.endpoint import attach, endpoint_vocab_size
+from probes.target.endpoint import attach
 from probes.target.server import VllmServer, detect_install
-from probes.target.synthetic import read_vocab_size, write_model_dir
+from probes.target.synthetic import write_model_dir
+from probes.target.vocabulary import TOKEN_IDS_BACKEND, Vocabulary, learn_vocabulary
 
-__all__ = ["ProbeRequest", "execute", "is_local_url", "GpuLock", "GpuLocks", "running_probe", "ProbeJob", "DEFAULT_VOCAB"]
-
-DEFAULT_VOCAB = 32000  # token ids below this exist in every common tokenizer
+__all__ = ["ProbeRequest", "execute", "is_local_url", "GpuLock", "GpuLocks", "running_probe", "ProbeJob",
+           "sweep_target_kwargs"]
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,12 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
                       gpu=gpu_mod.gpu_summary(snapshot, req.gpu_indices) if snapshot else None,
                       server={"mode": "endpoint", "base_url": info.base_url, "argv": [], "serve_args": []},
                       notes=["attached to an endpoint: weights and flags unknown"])
-        vocab = _vocab(req, None, info.base_url, info.model, run["notes"])
-        return run_sweep(run, req.config, base_url=info.base_url, model=info.model, vocab_size=vocab,
+        vocab = _vocabulary(req, run, base_url=info.base_url, model=info.model, model_path=None,
+                            is_vllm=info.vllm_version is not None)
+        target = sweep_target_kwargs(vocab, getattr(req, "backend", None))
+        if isinstance(target, str):
+            return _failed(run, target, on_point)
+        return run_sweep(run, req.config, base_url=info.base_url, model=info.model, **target,
                          api_key=req.api_key, stop=stop, on_progress=on_progress, on_point=on_point,
                          gpu_indices=req.gpu_indices if local else [])
     python = req.vllm_python or settings.vllm_python
@@ -173,27 +178,71 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
             return (f"the vLLM server exited (code {rc}) during the run\n--- last lines of the vLLM log ---\n"
                     f"{server.log_tail(20)}")
 
-        return run_sweep(run, req.config, base_url=server.base_url, model=server.model_name,
-                         vocab_size=_vocab(req, model_path, server.base_url, server.model_name, run["notes"]),
+        vocab = _vocabulary(req, run, base_url=server.base_url, model=server.model_name,
+                            model_path=model_path if Path(model_path).is_dir() else None, is_vllm=True)
+        target = sweep_target_kwargs(vocab, getattr(req, "backend", None))
+        if isinstance(target, str):
+            server.stop()
+            return _failed(run, target, on_point)
+        return run_sweep(run, req.config, base_url=server.base_url, model=server.model_name, **target,
                          alive=server.is_running,
                          describe_exit=describe_exit, stop=stop, on_progress=on_progress, on_point=on_point,
                          gpu_indices=req.gpu_indices)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _vocab(req: ProbeRequest, model_path: str | None, base_url: str, model: str, notes: list[str]) -> int:
-    """Token ids are drawn below this: the request's value, the local config.json's, the server's, or a default."""
-    if req.vocab_size:
-        return req.vocab_size
-    found = read_vocab_size(model_path) if model_path else None
-    if found is None:
-        found = endpoint_vocab_size(base_url, model, api_key=req.api_key)
-        if found is not None:
-            notes.append(f"vocabulary size {found} found by asking the server")
-    if found is None:
-        notes.append(f"vocabulary size unknown: token ids drawn below {DEFAULT_VOCAB}")
-        return DEFAULT_VOCAB
-    return found
+def _vocabulary(req: ProbeRequest, run: dict[str, Any], *, base_url: str, model: str, model_path: str | None,
+                is_vllm: bool) -> Vocabulary:
+    """Learn which prompt ids are safe (never by sending ids: see :mod:`probes.target.vocabulary`) and record
+    how in ``run["vocabulary"]`` and a note. A text backend chosen by the user needs no vocabulary."""
+    backend = getattr(req, "backend", None)
+    if backend and backend != TOKEN_IDS_BACKEND:
+        vocab = Vocabulary("none", None, None, note=f"text prompts ({backend}): no token ids sent")
+    else:
+        vocab = learn_vocabulary(base_url=base_url, model=model, is_vllm=is_vllm, vocab_size=req.vocab_size,
+                                 model_path=model_path, api_key=req.api_key)
+    run["vocabulary"] = vocab.to_dict()
+    run.setdefault("notes", []).append(vocab.note)
+    return vocab
+
+
+def sweep_target_kwargs(vocab: Vocabulary, backend: str | None = None,
+                        sweep: Callable[..., Any] | None = None) -> dict[str, Any] | str:
+    """What :func:`~probes.plan.sweep.run_sweep` receives about the prompts: ``vocab_size`` (every id below it
+    exists: the known vocabulary, or ``max(token_pool) + 1``), plus ``token_pool`` (draw ONLY these ids) and
+    ``backend`` when the sweep accepts them; a message (str) when this sweep cannot probe safely.
+
+    Merge seam: the sweep of this branch takes ``vocab_size: int`` only; the one that draws from a pool and
+    sends text takes ``token_pool``/``backend`` too; both get what they can use, and no id at or past the
+    vocabulary either way.
+
+    >>> def old(run, config, *, base_url, model, vocab_size): ...
+    >>> sweep_target_kwargs(Vocabulary("tokenize", None, (20, 30)), sweep=old)
+    {'vocab_size': 31}
+    >>> sweep_target_kwargs(Vocabulary("none", None, None), sweep=old)[:40]
+    'the vocabulary of this server is unknown'
+    """
+    params = inspect.signature(sweep or run_sweep).parameters
+    chosen = backend or vocab.backend
+    kwargs: dict[str, Any] = {}
+    if "backend" in params:
+        kwargs["backend"] = chosen
+    elif chosen != TOKEN_IDS_BACKEND:
+        return ("the vocabulary of this server is unknown (no --vocab-size, no local config.json, no vLLM "
+                "/tokenize) and this build cannot send text prompts: pass --vocab-size N (the model's "
+                "config.json vocab_size)")
+    if vocab.id_bound is not None:
+        kwargs["vocab_size"] = vocab.id_bound
+    if vocab.token_pool is not None and "token_pool" in params:
+        kwargs["token_pool"] = vocab.token_pool
+    return kwargs
+
+
+def _failed(run: dict[str, Any], message: str, on_point: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    run["status"], run["error"] = "failed", message
+    if on_point:
+        on_point(run)
+    return run
 
 
 def _record_gpu_memory(run: dict[str, Any], indices: tuple[int, ...]) -> None:

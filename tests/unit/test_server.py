@@ -27,7 +27,7 @@ from probes.errors import (
     ServerStartError,
     ServerTimeoutError,
 )
-from probes.target.endpoint import attach, endpoint_vocab_size
+from probes.target.endpoint import attach
 from probes.target.server import (
     CPU_ENV_DEFAULTS,
     VllmInstall,
@@ -76,6 +76,13 @@ STAND_IN = textwrap.dedent("""\
             self._send(404, {{}})
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if os.environ.get("FAKE_REQUEST_LOG"):
+                with open(os.environ["FAKE_REQUEST_LOG"], "a") as log:
+                    log.write(json.dumps({{"path": self.path, "body": body}}) + "\\n")
+            tokenize = os.environ.get("FAKE_TOKENIZE")  # ids /tokenize answers, comma-separated; unset: 404
+            if self.path == "/tokenize" and tokenize is not None:
+                ids = json.loads("[" + tokenize + "]")
+                return self._send(200, {{"count": len(ids), "max_model_len": 512, "tokens": ids}})
             vocab = int(os.environ.get("FAKE_VOCAB", "0"))
             if self.path != "/v1/completions" or not vocab:
                 return self._send(404, {{}})
@@ -257,15 +264,6 @@ def test_attach_errors(stand_in: str, tmp_path: Path) -> None:
         assert attach(s.base_url, api_key="sekret").model == "standin-model"
     finally:
         s.stop()
-
-
-@pytest.mark.parametrize(("vocab", "expected"), [("4096", 4096), ("151665", 151665), ("0", None)])
-def test_endpoint_vocab_size_by_binary_search(stand_in: str, tmp_path: Path, vocab: str,
-                                              expected: int | None) -> None:
-    s = VllmServer(model="m", vllm_python=stand_in, env={"FAKE_VOCAB": vocab}, log_path=str(tmp_path / "l"))
-    s.install = INSTALL
-    with s:
-        assert endpoint_vocab_size(s.base_url, "m") == expected  # "0": no completions route -> unknown
 
 
 def test_second_interrupt_during_the_grace_wait_still_kills_the_group(monkeypatch: pytest.MonkeyPatch) -> None:
