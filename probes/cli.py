@@ -347,11 +347,20 @@ def _cmd_run(ns: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.flush()
 
     lock = GpuLocks(settings.data_dir, req.gpu_indices or (0,))
+    status = {"pid": os.getpid(), "host": socket.gethostname(), "phase": "running (CLI)",
+              "model": ns.synthetic or ns.model, "started_at": _now()}
     with _interrupts(stop), lock:
         if not ns.endpoint:  # one managed probe per GPU, also across the app and other terminals
-            lock.acquire({"pid": os.getpid(), "host": socket.gethostname(), "phase": "running (CLI)",
-                          "model": ns.synthetic or ns.model, "started_at": _now()})
-        run = execute(req, settings=settings, stop=stop, on_progress=ProgressBar(err), on_point=on_point, log=log)
+            lock.acquire(status)
+            if lock.reaped:
+                log(f"stopped a vLLM server left by an earlier, killed probe (pids {lock.reaped})")
+
+        def on_started(identity: dict[str, Any]) -> None:  # recorded so a later probe can reap it if we die
+            if not ns.endpoint:
+                lock.write_status({**status, "server": identity})
+
+        run = execute(req, settings=settings, stop=stop, on_progress=ProgressBar(err), on_point=on_point,
+                      on_started=on_started, log=log)
     return _finish(run, ns, store, out, err)
 
 

@@ -7,7 +7,10 @@ its status (start failures are recorded as ``status="failed"`` with the message,
 :class:`ProbeJob` runs :func:`execute` in a thread for the page: one probe per GPU at a time through an
 exclusive ``flock`` on ``<data_dir>/probe-gpu<N>.lock`` (released by the OS if the process dies), with a
 status file ``probe-gpu<N>.json`` beside it that any session can read (:func:`running_probe`): who runs,
-the phase, progress and the ``run_id`` whose partial results are in the store after every point.
+the phase, progress, the ``run_id`` whose partial results are in the store after every point, and the
+managed server's identity (``server``: process group, start time, token). The OS drops the lock of a
+killed probe but not its status file: the next probe to take the lock reaps a server still listed there
+(:func:`probes.target.reaper.reap`) or refuses with :class:`~probes.errors.LeftoverServerError`.
 ``stop()`` sets the stop event, waits, and tears the server down itself if the thread does not finish.
 """
 
@@ -36,6 +39,7 @@ from probes.observe.vllmlog import parse_startup, startup_notes
 from probes.plan.sweep import SweepConfig, SweepProgress, new_run, run_sweep
 from probes.settings import ProbeSettings, load_settings, require_enabled
 from probes.target.endpoint import attach
+from probes.target.reaper import reap
 from probes.target.server import VllmServer, detect_install
 from probes.target.synthetic import write_model_dir
 from probes.target.vocabulary import TOKEN_IDS_BACKEND, Vocabulary, learn_vocabulary
@@ -95,8 +99,13 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
             on_progress: Callable[[SweepProgress], None] | None = None,
             on_point: Callable[[dict[str, Any]], None] | None = None,
             on_server: Callable[[VllmServer], None] | None = None,
+            on_started: Callable[[dict[str, Any]], None] | None = None,
             log: Callable[[str], None] = _log_default) -> dict[str, Any]:
-    """Run one probe and return the run JSON. The managed server is stopped before this returns."""
+    """Run one probe and return the run JSON. The managed server is stopped before this returns.
+
+    ``on_server`` gets the server before it starts (to stop it from elsewhere); ``on_started`` gets its
+    :meth:`~probes.target.server.VllmServer.identity` right after the spawn (for the GPU lock's status file).
+    """
     settings = settings or load_settings()
     require_enabled(settings)
     stop = stop or threading.Event()
@@ -158,6 +167,8 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
             f"{server.base_url}")
         try:
             server.start()
+            if on_started:
+                on_started(server.identity() or {})
             log(f"waiting for /health (log: {server.log_path})")
             server.wait_until_ready(stop=stop)
         except ProbeError as exc:
@@ -270,18 +281,24 @@ def _record_startup(run: dict[str, Any], log_path: str | None) -> None:
 class GpuLock:
     """An exclusive, non-blocking ``flock`` per GPU index under ``data_dir``; the OS drops it if we die."""
 
+    reap_grace_s = 30.0  # a leftover server gets this long after SIGTERM before SIGKILL
+    reap_kill_wait_s = 10.0  # and this long to be gone after SIGKILL, else LeftoverServerError
+
     def __init__(self, data_dir: str | os.PathLike[str], gpu_index: int = 0) -> None:
         self.dir = Path(data_dir)
         self.gpu_index = gpu_index
         self.lock_path = self.dir / f"probe-gpu{gpu_index}.lock"
         self.status_path = self.dir / f"probe-gpu{gpu_index}.json"
         self._fh: IO[str] | None = None
+        self.reaped: list[int] = []
 
     def acquire(self, status: dict[str, Any], *, attempts: int = 5, retry_s: float = 0.05) -> None:
         """Take the lock or raise ProbeBusyError naming who holds it.
 
         A few short retries: :func:`running_probe` (a page polling) holds the lock for microseconds, which
-        must not read as "another probe is running".
+        must not read as "another probe is running". Once taken, a server that the previous holder's status
+        file still lists (that probe was killed) is reaped (pids in :attr:`reaped`); if it cannot be, the
+        lock is released again and LeftoverServerError says what to stop.
         """
         self.dir.mkdir(parents=True, exist_ok=True)
         fh = open(self.lock_path, "a+")  # noqa: SIM115 - held open while locked
@@ -299,6 +316,15 @@ class GpuLock:
                 f"another probe is running on GPU {self.gpu_index} (pid {other.get('pid', '?')} on "
                 f"{other.get('host', '?')}, started {other.get('started_at', '?')}, model "
                 f"{other.get('model', '?')}): wait for it or stop it") from None
+        previous = _read_json(self.status_path) or {}
+        if isinstance(previous.get("server"), dict):
+            try:
+                self.reaped = reap(previous["server"], grace_s=self.reap_grace_s,
+                                   kill_wait_s=self.reap_kill_wait_s)
+            except BaseException:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                fh.close()
+                raise
         self._fh = fh
         self.write_status(status)
 
@@ -343,6 +369,11 @@ class GpuLocks:
     def write_status(self, status: dict[str, Any]) -> None:
         for lock in self.locks:
             lock.write_status(status)
+
+    @property
+    def reaped(self) -> list[int]:
+        """Pids of leftover servers reaped while acquiring (see :meth:`GpuLock.acquire`)."""
+        return sorted({pid for lock in self.locks for pid in lock.reaped})
 
     def release(self) -> None:
         for lock in reversed(self.locks):
@@ -393,6 +424,7 @@ class ProbeJob:
         self.phase = "created"
         self.log: list[str] = []
         self._server: VllmServer | None = None
+        self._server_identity: dict[str, Any] | None = None
         self._thread: threading.Thread | None = None
         self._mutex = threading.Lock()
         self.started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -403,7 +435,7 @@ class ProbeJob:
         with self._mutex:
             return {"pid": os.getpid(), "host": socket.gethostname(), "started_at": self.started_at,
                     "model": self.req.synthetic or self.req.model or self.req.endpoint, "phase": self.phase,
-                    "run_id": self.run_id, "error": self.error,
+                    "run_id": self.run_id, "error": self.error, "server": self._server_identity,
                     "progress": asdict(self.progress) if self.progress else None}
 
     def _publish(self) -> None:
@@ -433,7 +465,8 @@ class ProbeJob:
     def _main(self) -> None:
         try:
             run = execute(self.req, settings=self.settings, stop=self.stop_event, on_progress=self._on_progress,
-                          on_point=self._on_point, on_server=self._set_server, log=self._log)
+                          on_point=self._on_point, on_server=self._set_server, on_started=self._on_started,
+                          log=self._log)
             self._on_point(run)
             with self._mutex:
                 self.error = run.get("error")
@@ -451,6 +484,11 @@ class ProbeJob:
 
     def _set_server(self, server: VllmServer) -> None:
         self._server = server
+
+    def _on_started(self, identity: dict[str, Any]) -> None:
+        with self._mutex:
+            self._server_identity = identity
+        self._publish()
 
     # -- control ----------------------------------------------------------------------------------------
     def start(self) -> ProbeJob:

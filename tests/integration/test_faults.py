@@ -180,3 +180,44 @@ def test_cli_sigint_keeps_results_and_stops_server(vllm_python: str, vllm_pool: 
 
     assert ResultStore(db).get_run(run["run_id"])["status"] == "interrupted"
     assert not leftovers(fresh_tag)
+
+
+@pytest.mark.timeout(240)
+def test_cli_sigkill_leaves_no_vllm(vllm_python: str, vllm_pool: ServerPool, tmp_path: Path,
+                                    tag_env: dict[str, str], fresh_tag: str,
+                                    leftovers: Callable[[str], list[int]]) -> None:
+    """SIGKILL of a probing CLI (no handler, no atexit, no finally runs): its vLLM must not outlive it.
+
+    The supervisor between the CLI and vLLM sees its parent gone and stops the group; the GPU lock's status
+    file, left behind by the killed CLI, names the server (pgid, start time, token) for a later probe.
+    """
+    from tests.integration.conftest import tagged_processes
+
+    vllm_pool.release()
+    err_path = tmp_path / "stderr.txt"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "probes", "run", "--synthetic", "tiny", "--concurrency", "1",
+             "--input-tokens", "64", "--output-tokens", "64", "--requests", "2000", "--warmup", "0",
+             "--vllm-python", vllm_python, "--no-store", "--startup-timeout", "120",
+             "--log", str(tmp_path / "vllm.log")],
+            cwd=REPO, env=tag_env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        try:
+            deadline = time.monotonic() + 150
+            while "vLLM ready" not in err_path.read_text() and time.monotonic() < deadline:
+                assert proc.poll() is None, err_path.read_text()[-2000:]
+                time.sleep(0.5)
+            assert "vLLM ready" in err_path.read_text()
+            status = json.loads((Path(tag_env["APP__PROBE__DATA_DIR"]) / "probe-gpu0.json").read_text())
+            server = status["server"]
+            assert server["pgid"] in group_pids(server["pgid"]) and server["start_ticks"] > 0
+            assert len(tagged_processes(fresh_tag)) >= 3  # CLI, supervisor, vLLM (engine in-process on CPU)
+            proc.kill()
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert not leftovers(fresh_tag, 60.0), "vLLM outlived the SIGKILLed CLI"
+    assert group_pids(server["pgid"]) == []
+    assert "the probe that started vLLM is gone" in (tmp_path / "vllm.log").read_text()
