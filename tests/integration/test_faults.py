@@ -24,7 +24,7 @@ import requests
 
 from probes.load.workload import WorkloadSpec
 from probes.plan.sweep import SweepConfig, SweepProgress, new_run, run_sweep
-from probes.target.server import group_pids
+from probes.target.server import free_port, group_pids
 
 if TYPE_CHECKING:
     from tests.integration.conftest import ServerPool
@@ -144,24 +144,40 @@ def test_hang_then_death_mid_run(vllm_pool: ServerPool, test_tag: str, leftovers
     assert not leftovers(test_tag)
 
 
-@pytest.mark.timeout(240)
+def _successes(port: int) -> float:
+    """``vllm:request_success_total`` summed over finish reasons (0 while /metrics does not answer)."""
+    try:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except requests.RequestException:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("vllm:request_success_total{"))
+
+
+@pytest.mark.timeout(360)
 def test_cli_sigint_keeps_results_and_stops_server(vllm_python: str, vllm_pool: ServerPool, tmp_path: Path,
                                                    tag_env: dict[str, str], fresh_tag: str,
                                                    leftovers: Callable[[str], list[int]]) -> None:
     vllm_pool.release()
     out, err_path, db = tmp_path / "run.json", tmp_path / "stderr.txt", tmp_path / "r.sqlite"
+    port = free_port()
     with open(err_path, "w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "probes", "run", "--synthetic", "tiny", "--concurrency", "1,2",
              "--input-tokens", "64", "--output-tokens", "64", "--requests", "2000", "--warmup", "0",
-             "--vllm-python", vllm_python, "--out", str(out), "--db", str(db), "--startup-timeout", "120"],
+             "--vllm-python", vllm_python, "--out", str(out), "--db", str(db), "--startup-timeout", "120",
+             "--port", str(port)],
             cwd=REPO, env=tag_env, stdout=subprocess.PIPE, stderr=err, text=True)
         try:
             deadline = time.monotonic() + 150
             while "vLLM ready" not in err_path.read_text() and time.monotonic() < deadline:
                 assert proc.poll() is None, err_path.read_text()[-2000:]
                 time.sleep(0.5)
-            time.sleep(3.0)  # some requests complete
+            # some requests complete: the server's own counter says so (a fixed sleep is too short on a busy box)
+            deadline = time.monotonic() + 120
+            while _successes(port) < 1 and time.monotonic() < deadline:
+                assert proc.poll() is None, err_path.read_text()[-2000:]
+                time.sleep(0.5)
             proc.send_signal(signal.SIGINT)
             stdout, _ = proc.communicate(timeout=60)
         finally:
