@@ -237,3 +237,32 @@ def test_cli_sigkill_leaves_no_vllm(vllm_python: str, vllm_pool: ServerPool, tmp
     assert not leftovers(fresh_tag, 60.0), "vLLM outlived the SIGKILLed CLI"
     assert group_pids(server["pgid"]) == []
     assert "the probe that started vLLM is gone" in (tmp_path / "vllm.log").read_text()
+
+
+@pytest.mark.timeout(300)
+def test_endpoint_mode_sends_nothing_the_server_refuses(vllm_server: Any, tmp_path: Path) -> None:
+    """Issue 8: attaching to a healthy vLLM must never depend on its input validation. The vocabulary comes
+    from /tokenize (no id is guessed), and vLLM's access log shows no 4xx/5xx for anything the probe sent."""
+    import re
+
+    from probes.job import ProbeRequest, execute
+    from probes.settings import ProbeSettings
+
+    log = Path(vllm_server.log_path)
+    offset = log.stat().st_size
+    config = SweepConfig(workload=WorkloadSpec(input_tokens=32, output_tokens=4, num_requests=2),
+                         concurrencies=(1,), warmup_requests=1)
+    run = execute(ProbeRequest(config=config, endpoint=vllm_server.base_url),
+                  settings=ProbeSettings(data_dir=str(tmp_path / "data")))
+    assert run["status"] == "complete", run.get("error")
+    assert run["vocabulary"]["source"] == "tokenize" and run["vocabulary"]["pool_size"] >= 16
+    assert run["points"][0]["completed"] == 2 and run["points"][0]["failed"] == 0
+    with open(log, "rb") as f:
+        f.seek(offset)
+        access = [line for line in f.read().decode("utf-8", "replace").splitlines()
+                  if re.search(r'"(GET|POST) \S+ HTTP/1\.1" \d{3}', line)]
+    assert any('"POST /tokenize HTTP/1.1" 200' in line for line in access)
+    assert any('"POST /v1/completions HTTP/1.1" 200' in line for line in access)
+    refused = [line for line in access if re.search(r'HTTP/1\.1" [45]\d\d', line)]
+    assert refused == []
+    assert requests.get(f"{vllm_server.base_url}/health", timeout=10).status_code == 200
