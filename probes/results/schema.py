@@ -182,6 +182,10 @@ def check_run(run: Any) -> None:
     _text_list(server.get("serve_args"), "run.server.serve_args")
     for key in ("workload", "settings", "startup", "vocabulary"):
         _mapping(run.get(key), f"run.{key}")
+    startup = run.get("startup") or {}
+    _number(startup.get("kv_cache_tokens"), "run.startup.kv_cache_tokens", count=True)
+    for key in ("weights_gib", "kv_cache_gib"):
+        _number(startup.get(key), f"run.startup.{key}")
     points = run.get("points", [])
     if not isinstance(points, list):
         raise ValueError("run.points must be a list of point objects")

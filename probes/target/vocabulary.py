@@ -16,6 +16,10 @@ server's own tokenizer (valid by construction).
    is vLLM (``/version`` answered), so a hosted API never sees an unknown route;
 4. ``none``: nothing known: text prompts only (:attr:`Vocabulary.backend` is then ``completions``).
 
+Seen on vLLM 0.32.0 (CPU) and 0.26.0 (H200, the version that crashed): ``/tokenize`` answers 200 with
+``{"count", "max_model_len", "token_strs", "tokens"}``; completions built only from the pool answered 200 with
+the exact output length, and the server stayed healthy.
+
 Every id below :attr:`Vocabulary.id_bound` is one the model has: ``vocab_size`` when known, else
 ``max(token_pool) + 1`` (an id the tokenizer itself returned is below the vocabulary, so are all smaller ones).
 

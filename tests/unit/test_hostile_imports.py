@@ -62,6 +62,7 @@ HOSTILE: dict[str, tuple[str, str]] = {
     "best point with text": (json.dumps(_run(best_point={"output_tokens_per_s": "fast"})),
                              "run.best_point.output_tokens_per_s"),
     "power with text": (json.dumps(_run(points=[_point(power={"mean_w": "hot"})])), "power.mean_w"),
+    "startup tokens as text": (json.dumps(_run(startup={"kv_cache_tokens": "many"})), "run.startup.kv_cache_tokens"),
     "serve args not text": (json.dumps(_run(server={"serve_args": [1]})), "run.server.serve_args[0]"),
     "bench stat as text": (json.dumps({"completed": 1, "duration": 1.0, "output_throughput": 1.0,
                                        "request_throughput": 1.0, "median_ttft_ms": "x"}),
@@ -166,3 +167,9 @@ def test_results_page_upload_refuses_hostile_files(db: Path, name: str) -> None:
     assert not at.exception, at.exception
     assert message in at.error[0].value and "\n" not in at.error[0].value
     assert ResultStore(db).list_runs() == []
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks" / "results").glob("*/probe-*.json")), ids=lambda p: p.name)
+def test_our_own_reference_runs_pass_every_check(path: Path) -> None:
+    """The checks refuse hostile files, not ours: the bundled H100 runs (with per-request samples) pass."""
+    schema.check_run(schema.parse_json(path.read_bytes()))
