@@ -219,9 +219,10 @@ def _vocabulary(req: ProbeRequest, run: dict[str, Any], *, base_url: str, model:
 
 def sweep_target_kwargs(vocab: Vocabulary, backend: str | None = None,
                         sweep: Callable[..., Any] | None = None) -> dict[str, Any] | str:
-    """What :func:`~probes.plan.sweep.run_sweep` receives about the prompts: ``vocab_size`` (every id below it
-    exists: the known vocabulary, or ``max(token_pool) + 1``), plus ``token_pool`` (draw ONLY these ids) and
-    ``backend`` when the sweep accepts them; a message (str) when this sweep cannot probe safely.
+    """What :func:`~probes.plan.sweep.run_sweep` receives about the prompts: ``token_pool`` (draw ONLY these
+    ids) when the sweep takes it and the ids came from ``/tokenize``, else ``vocab_size`` (every id below it
+    exists: the known vocabulary, or ``max(token_pool) + 1``); ``backend`` when the sweep takes it (text
+    backends need neither); a message (str) when this sweep cannot probe safely.
 
     Merge seam: the sweep of this branch takes ``vocab_size: int`` only; the one that draws from a pool and
     sends text takes ``token_pool``/``backend`` too; both get what they can use, and no id at or past the
@@ -242,10 +243,10 @@ def sweep_target_kwargs(vocab: Vocabulary, backend: str | None = None,
         return ("the vocabulary of this server is unknown (no --vocab-size, no local config.json, no vLLM "
                 "/tokenize) and this build cannot send text prompts: pass --vocab-size N (the model's "
                 "config.json vocab_size)")
-    if vocab.id_bound is not None:
-        kwargs["vocab_size"] = vocab.id_bound
     if vocab.token_pool is not None and "token_pool" in params:
-        kwargs["token_pool"] = vocab.token_pool
+        kwargs["token_pool"] = vocab.token_pool  # exactly one of token_pool / vocab_size reaches the workload
+    elif vocab.id_bound is not None:
+        kwargs["vocab_size"] = vocab.id_bound
     return kwargs
 
 

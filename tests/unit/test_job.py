@@ -206,7 +206,7 @@ def test_sweep_gets_the_pool_and_backend_when_it_takes_them() -> None:
             token_pool: Any = None, backend: str = "vllm-token-ids") -> None: ...
 
     assert job.sweep_target_kwargs(Vocabulary("tokenize", None, (20, 30)), sweep=new) == {
-        "backend": "vllm-token-ids", "vocab_size": 31, "token_pool": (20, 30)}
+        "backend": "vllm-token-ids", "token_pool": (20, 30)}
     assert job.sweep_target_kwargs(Vocabulary("none", None, None), sweep=new) == {"backend": "completions"}
     assert job.sweep_target_kwargs(Vocabulary("config.json", 4096, None), "chat", sweep=new) == {
         "backend": "chat", "vocab_size": 4096}
