@@ -44,6 +44,8 @@ from probes.target.server import VllmServer, detect_install
 from probes.target.synthetic import write_model_dir
 from probes.target.vocabulary import TOKEN_IDS_BACKEND, Vocabulary, learn_vocabulary
 
+AUTO = "auto"  # ProbeRequest.backend's default on the branch that adds the field: choose from the target
+
 __all__ = ["ProbeRequest", "execute", "is_local_url", "GpuLock", "GpuLocks", "running_probe", "ProbeJob",
            "sweep_target_kwargs"]
 
@@ -119,9 +121,10 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
                       notes=["attached to an endpoint: weights and flags unknown"])
         vocab = _vocabulary(req, run, base_url=info.base_url, model=info.model, model_path=None,
                             is_vllm=info.vllm_version is not None)
-        target = sweep_target_kwargs(vocab, getattr(req, "backend", None))
+        target = sweep_target_kwargs(vocab, getattr(req, "backend", None), is_vllm=info.vllm_version is not None)
         if isinstance(target, str):
             return _failed(run, target, on_point)
+        run["vocabulary"]["backend"] = target.get("backend", TOKEN_IDS_BACKEND)
         return run_sweep(run, req.config, base_url=info.base_url, model=info.model, **target,
                          api_key=req.api_key, stop=stop, on_progress=on_progress, on_point=on_point,
                          gpu_indices=req.gpu_indices if local else [])
@@ -195,6 +198,7 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
         if isinstance(target, str):
             server.stop()
             return _failed(run, target, on_point)
+        run["vocabulary"]["backend"] = target.get("backend", TOKEN_IDS_BACKEND)
         return run_sweep(run, req.config, base_url=server.base_url, model=server.model_name, **target,
                          alive=server.is_running,
                          describe_exit=describe_exit, stop=stop, on_progress=on_progress, on_point=on_point,
@@ -206,8 +210,8 @@ def _vocabulary(req: ProbeRequest, run: dict[str, Any], *, base_url: str, model:
                 is_vllm: bool) -> Vocabulary:
     """Learn which prompt ids are safe (never by sending ids: see :mod:`probes.target.vocabulary`) and record
     how in ``run["vocabulary"]`` and a note. A text backend chosen by the user needs no vocabulary."""
-    backend = getattr(req, "backend", None)
-    if backend and backend != TOKEN_IDS_BACKEND:
+    backend = getattr(req, "backend", None)  # the field another branch adds: "auto" or a request kind
+    if backend not in (None, "", AUTO, TOKEN_IDS_BACKEND):
         vocab = Vocabulary("none", None, None, note=f"text prompts ({backend}): no token ids sent")
     else:
         vocab = learn_vocabulary(base_url=base_url, model=model, is_vllm=is_vllm, vocab_size=req.vocab_size,
@@ -217,12 +221,15 @@ def _vocabulary(req: ProbeRequest, run: dict[str, Any], *, base_url: str, model:
     return vocab
 
 
-def sweep_target_kwargs(vocab: Vocabulary, backend: str | None = None,
+def sweep_target_kwargs(vocab: Vocabulary, backend: str | None = None, *, is_vllm: bool = True,
                         sweep: Callable[..., Any] | None = None) -> dict[str, Any] | str:
     """What :func:`~probes.plan.sweep.run_sweep` receives about the prompts: ``token_pool`` (draw ONLY these
     ids) when the sweep takes it and the ids came from ``/tokenize``, else ``vocab_size`` (every id below it
     exists: the known vocabulary, or ``max(token_pool) + 1``); ``backend`` when the sweep takes it (text
     backends need neither); a message (str) when this sweep cannot probe safely.
+
+    The request kind: the one asked for; for ``auto`` (or none) token ids when the vocabulary is known, else
+    text: ``completions`` on a vLLM, ``chat`` elsewhere (hosted APIs serve current models on chat only).
 
     Merge seam: the sweep of this branch takes ``vocab_size: int`` only; the one that draws from a pool and
     sends text takes ``token_pool``/``backend`` too; both get what they can use, and no id at or past the
@@ -233,9 +240,17 @@ def sweep_target_kwargs(vocab: Vocabulary, backend: str | None = None,
     {'vocab_size': 31}
     >>> sweep_target_kwargs(Vocabulary("none", None, None), sweep=old)[:40]
     'the vocabulary of this server is unknown'
+    >>> sweep_target_kwargs(Vocabulary("none", None, None), "auto", is_vllm=False, sweep=lambda *, backend: 0)
+    {'backend': 'chat'}
     """
     params = inspect.signature(sweep or run_sweep).parameters
-    chosen = backend or vocab.backend
+    if backend not in (None, "", AUTO):
+        chosen = backend
+    else:
+        chosen = TOKEN_IDS_BACKEND if vocab.id_bound is not None else ("completions" if is_vllm else "chat")
+    if chosen == TOKEN_IDS_BACKEND and vocab.id_bound is None:
+        return ("token ids were asked for, but this server's vocabulary is unknown (no --vocab-size, no local "
+                "config.json, no vLLM /tokenize): pass --vocab-size N, or use a text request kind")
     kwargs: dict[str, Any] = {}
     if "backend" in params:
         kwargs["backend"] = chosen
@@ -243,6 +258,8 @@ def sweep_target_kwargs(vocab: Vocabulary, backend: str | None = None,
         return ("the vocabulary of this server is unknown (no --vocab-size, no local config.json, no vLLM "
                 "/tokenize) and this build cannot send text prompts: pass --vocab-size N (the model's "
                 "config.json vocab_size)")
+    if chosen != TOKEN_IDS_BACKEND:
+        return kwargs  # text prompts: no ids at all
     if vocab.token_pool is not None and "token_pool" in params:
         kwargs["token_pool"] = vocab.token_pool  # exactly one of token_pool / vocab_size reaches the workload
     elif vocab.id_bound is not None:

@@ -208,5 +208,11 @@ def test_sweep_gets_the_pool_and_backend_when_it_takes_them() -> None:
     assert job.sweep_target_kwargs(Vocabulary("tokenize", None, (20, 30)), sweep=new) == {
         "backend": "vllm-token-ids", "token_pool": (20, 30)}
     assert job.sweep_target_kwargs(Vocabulary("none", None, None), sweep=new) == {"backend": "completions"}
-    assert job.sweep_target_kwargs(Vocabulary("config.json", 4096, None), "chat", sweep=new) == {
-        "backend": "chat", "vocab_size": 4096}
+    assert job.sweep_target_kwargs(Vocabulary("config.json", 4096, None), "chat", sweep=new) == {"backend": "chat"}
+    # "auto" (the default of ProbeRequest.backend): ids when known, else text; chat where the target is not vLLM
+    assert job.sweep_target_kwargs(Vocabulary("config.json", 4096, None), "auto", sweep=new) == {
+        "backend": "vllm-token-ids", "vocab_size": 4096}
+    assert job.sweep_target_kwargs(Vocabulary("none", None, None), "auto", is_vllm=False, sweep=new) == {
+        "backend": "chat"}
+    assert "pass --vocab-size" in job.sweep_target_kwargs(Vocabulary("none", None, None), "vllm-token-ids",
+                                                          sweep=new)
