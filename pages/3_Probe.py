@@ -6,6 +6,9 @@ kept in ``st.session_state["probe_job"]`` (never a module global). While it runs
 two seconds (progress, partial table and charts); the script thread never waits on it. Stop calls
 ``ProbeJob.stop`` (the server is torn down even if the sweep thread hangs). One probe per GPU: a probe of
 another session or of the CLI (``running_probe``) disables Start. ``APP__PROBE__ENABLED=0``: no Start.
+A machine that cannot start a managed vLLM (no vLLM interpreter, a broken one, or a GPU build without a
+GPU: ``probes.target.readiness``) says so up front with what can be done, and Start is disabled for the
+managed sources with the reason (attaching to an endpoint still works).
 The endpoint API key is read once, by the Start callback, then cleared from the session and from the job.
 """
 
@@ -26,6 +29,7 @@ from probes.observe import gpu as gpu_mod
 from probes.results.reference import gpu_catalog_id
 from probes.results.store import ResultStore
 from probes.settings import load_settings
+from probes.target.readiness import WHAT_CAN_BE_DONE, ManagedReadiness, managed_readiness
 from ui import probe_view, results_view, search_view, state
 
 st.set_page_config(page_title="Probe · Self-host or API?", page_icon="🔬", layout="wide")
@@ -39,6 +43,11 @@ SOURCE_LABELS = {"synthetic": "Synthetic model", "model": "Real model", "endpoin
 @st.cache_data(ttl=300, max_entries=1, show_spinner=False)
 def _gpu_snapshot() -> dict:
     return gpu_mod.snapshot_to_dict(gpu_mod.inspect())
+
+
+@st.cache_data(ttl=300, max_entries=16, show_spinner="Checking the vLLM interpreter…")
+def _readiness(python: str, gpu_available: bool) -> ManagedReadiness:
+    return managed_readiness(python, gpu_available=gpu_available)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -119,6 +128,7 @@ head, refresh = st.columns([4, 1])
 head.subheader("GPU")
 if refresh.button("Refresh GPU status", key="probe_refresh"):
     _gpu_snapshot.clear()
+    _readiness.clear()
 snapshot = _gpu_snapshot()
 probe_view.gpu_status_panel(snapshot)
 
@@ -127,6 +137,16 @@ if not settings.enabled:
             "here. Stored and reference measurements are on the Results page.")
     st.page_link("pages/4_Results.py", label="Results", icon="📊")
     st.stop()
+
+st.session_state.setdefault("probe_python", settings.vllm_python or "")
+ready = _readiness(st.session_state["probe_python"], bool(snapshot.get("available")))
+if not ready.ok:
+    st.warning(f"This machine cannot start a managed vLLM: {ready.reason}.")
+    st.markdown("What you can do:\n" + "\n".join(f"- {line[:1].upper()}{line[1:]}" for line in WHAT_CAN_BE_DONE))
+    st.page_link("pages/4_Results.py", label="Results (reference runs)", icon="📊")
+elif ready.cpu_build:
+    st.caption(f"vLLM {ready.vllm_version or '?'} CPU build: fine for small models and correctness checks, "
+               "not for GPU throughput claims.")
 
 job = st.session_state.get(JOB_KEY)
 running = job is not None and job.running
@@ -152,6 +172,7 @@ else:
 gpu_ids = list(catalog.gpus())
 detected = next((g for g in (gpu_catalog_id(x.get("name")) for x in snapshot.get("gpus") or []) if g), None)
 if source != "endpoint":
+    st.text_input("vLLM interpreter (python of vLLM's environment)", key="probe_python")
     c = st.columns(3)
     gpu_id = c[0].selectbox("GPU (for the launch plan)", gpu_ids, key="probe_gpu",
                             index=gpu_ids.index(detected or "h100-sxm"), format_func=lambda g: catalog.gpu(g).name)
@@ -172,8 +193,6 @@ search_view.search_controls(disabled=running)  # SLO capacity search settings (u
 
 with st.form("probe_form"):
     if source != "endpoint":
-        st.text_input("vLLM interpreter (python of vLLM's environment)", value=settings.vllm_python or "",
-                      key="probe_python")
         st.text_area("vLLM flags (editable; prefilled from the launch plan)", key="probe_flags", height=150)
     c = st.columns(4)
     c[0].number_input("Input tokens", min_value=1, value=512, key="probe_input")
@@ -190,8 +209,12 @@ with st.form("probe_form"):
     c[1].number_input("TPOT p99 target ms (0 = none)", min_value=0.0, value=0.0, key="probe_tpot_target")
     c[2].number_input("Stop early below this gain, % (0 = never)", min_value=0.0, value=5.0,
                       key="probe_saturation")
+    blocked = None if source == "endpoint" or ready.ok else ready.reason
     st.form_submit_button("Start probe", key="probe_start", type="primary", on_click=_start, args=(settings,),
-                          disabled=running or other is not None)
+                          disabled=running or other is not None or blocked is not None,
+                          help=f"Disabled: {blocked}" if blocked else None)
+    if blocked:
+        st.caption(f"Start is disabled: {blocked}. Attaching to an endpoint still works.")
 
 if source != "endpoint":
     if flag_rows.empty:

@@ -7,7 +7,6 @@ Import (a run JSON or a ``vllm bench serve --save-result`` file), export and del
 run in widget callbacks and report through one message. Works with no GPU and an empty store.
 """
 
-import json
 import sqlite3
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from probes.results import reference
-from probes.results.store import RUN_SCHEMA, ResultStore
+from probes.results.store import ResultStore
 from probes.settings import load_settings
 from ui import results_view, state
 
@@ -63,18 +62,8 @@ def _import(store: ResultStore) -> None:
     f = st.session_state.get("res_import")
     if f is None:
         return
-    try:
-        text = f.getvalue().decode("utf-8")
-        if not text.lstrip().startswith("{"):
-            raise ValueError("expected a JSON object (a probe run or a vllm bench serve result)")
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None  # several objects, one per line (vllm bench --append-result)
-        if isinstance(data, dict) and data.get("schema") == RUN_SCHEMA:
-            rid, kind = store.import_json(text), "probe run"
-        else:
-            rid, kind = store.import_vllm_bench(text, label=Path(f.name).stem), "vllm bench serve result"
+    try:  # the store checks untrusted files (size, depth, strict JSON, types) and tells the formats apart
+        rid, kind = store.import_any(f.getvalue(), label=Path(f.name).stem)
     except (ValueError, sqlite3.Error) as exc:
         st.session_state[MESSAGE_KEY] = ("error", f"{f.name} was not imported: {exc}")
         return

@@ -33,6 +33,7 @@ import os
 import shlex
 import signal
 import socket
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -415,11 +416,20 @@ def _cmd_run(ns: argparse.Namespace, out: TextIO, err: TextIO, config: SweepConf
         err.flush()
 
     lock = GpuLocks(settings.data_dir, req.gpu_indices or (0,))
+    status = {"pid": os.getpid(), "host": socket.gethostname(), "phase": "running (CLI)",
+              "model": ns.synthetic or ns.model, "started_at": _now()}
     with _interrupts(stop), lock:
         if not ns.endpoint:  # one managed probe per GPU, also across the app and other terminals
-            lock.acquire({"pid": os.getpid(), "host": socket.gethostname(), "phase": "running (CLI)",
-                          "model": ns.synthetic or ns.model, "started_at": _now()})
-        run = execute(req, settings=settings, stop=stop, on_progress=ProgressBar(err), on_point=on_point, log=log)
+            lock.acquire(status)
+            if lock.reaped:
+                log(f"stopped a vLLM server left by an earlier, killed probe (pids {lock.reaped})")
+
+        def on_started(identity: dict[str, Any]) -> None:  # recorded so a later probe can reap it if we die
+            if not ns.endpoint:
+                lock.write_status({**status, "server": identity})
+
+        run = execute(req, settings=settings, stop=stop, on_progress=ProgressBar(err), on_point=on_point,
+                      on_started=on_started, log=log)
     return _finish(run, ns, store, out, err)
 
 
@@ -445,19 +455,14 @@ def _cmd_gpu(ns: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_import(ns: argparse.Namespace, out: TextIO) -> int:
+    """Import a run JSON or a ``vllm bench serve`` result; anything the store refuses (over 64 MiB, not strict
+    JSON, nested too deep, a wrong type where a number belongs) is one line on stderr and exit 2, and nothing
+    is written (one transaction)."""
     store = _open_store(ns.db or load_settings().db_path)
     try:
-        text = Path(ns.file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {ns.file}: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        data = None  # maybe a `vllm bench serve --append-result` file: one JSON object per line
-    if isinstance(data, dict) and str(data.get("schema", "")).startswith("selfhost-vs-api/probe-run"):
-        run_id = store.import_json(text)
-    else:
-        run_id = store.import_vllm_bench(Path(ns.file), label=ns.label)
+        run_id, _kind = store.import_file(ns.file, label=ns.label)
+    except sqlite3.Error as exc:
+        raise ValueError(f"the results store could not save {ns.file}: {exc}") from None
     out.write(f"imported {ns.file} as run {run_id}\n")
     return 0
 

@@ -9,6 +9,7 @@ NOT raised: they are stored on the request's result record (``success=False, err
     ProbeError
     ├── ProbeDisabledError     probing is switched off for this deployment (settings)
     ├── ProbeBusyError         another probe holds this GPU (one probe per GPU at a time)
+    │   └── LeftoverServerError  a server an earlier (killed) probe left on this GPU cannot be stopped
     ├── ServerError            the vLLM server we manage
     │   ├── ServerStartError   exited or failed before /health was ready (bad flag, OOM, model not found,
     │   │                      port in use); carries ``log_tail`` and ``returncode``
@@ -27,6 +28,7 @@ __all__ = [
     "ProbeError",
     "ProbeDisabledError",
     "ProbeBusyError",
+    "LeftoverServerError",
     "ServerError",
     "ServerStartError",
     "ServerTimeoutError",
@@ -46,6 +48,10 @@ class ProbeDisabledError(ProbeError):
 
 class ProbeBusyError(ProbeError):
     """Another probe is running on this GPU."""
+
+
+class LeftoverServerError(ProbeBusyError):
+    """A vLLM server left by an earlier probe still runs on this GPU and could not be stopped."""
 
 
 class ServerError(ProbeError):

@@ -7,7 +7,10 @@ its status (start failures are recorded as ``status="failed"`` with the message,
 :class:`ProbeJob` runs :func:`execute` in a thread for the page: one probe per GPU at a time through an
 exclusive ``flock`` on ``<data_dir>/probe-gpu<N>.lock`` (released by the OS if the process dies), with a
 status file ``probe-gpu<N>.json`` beside it that any session can read (:func:`running_probe`): who runs,
-the phase, progress and the ``run_id`` whose partial results are in the store after every point.
+the phase, progress, the ``run_id`` whose partial results are in the store after every point, and the
+managed server's identity (``server``: process group, start time, token). The OS drops the lock of a
+killed probe but not its status file: the next probe to take the lock reaps a server still listed there
+(:func:`probes.target.reaper.reap`) or refuses with :class:`~probes.errors.LeftoverServerError`.
 ``stop()`` sets the stop event, waits, and tears the server down itself if the thread does not finish.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import inspect
 import ipaddress
 import json
 import os
@@ -35,13 +39,16 @@ from probes.observe import gpu as gpu_mod
 from probes.observe.vllmlog import parse_startup, startup_notes
 from probes.plan.sweep import SweepConfig, SweepProgress, new_run, run_sweep
 from probes.settings import ProbeSettings, load_settings, require_enabled
-from probes.target.endpoint import attach, endpoint_vocab_size
+from probes.target.endpoint import attach
+from probes.target.reaper import reap
 from probes.target.server import VllmServer, detect_install
-from probes.target.synthetic import read_vocab_size, write_model_dir
+from probes.target.synthetic import write_model_dir
+from probes.target.vocabulary import TOKEN_IDS_BACKEND, Vocabulary, learn_vocabulary
 
-__all__ = ["ProbeRequest", "execute", "is_local_url", "GpuLock", "GpuLocks", "running_probe", "ProbeJob", "DEFAULT_VOCAB"]
+AUTO = "auto"  # ProbeRequest.backend's default on the branch that adds the field: choose from the target
 
-DEFAULT_VOCAB = 32000  # token ids below this exist in every common tokenizer
+__all__ = ["ProbeRequest", "execute", "is_local_url", "GpuLock", "GpuLocks", "running_probe", "ProbeJob",
+           "sweep_target_kwargs"]
 
 
 @dataclass(frozen=True)
@@ -98,8 +105,13 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
             on_progress: Callable[[SweepProgress], None] | None = None,
             on_point: Callable[[dict[str, Any]], None] | None = None,
             on_server: Callable[[VllmServer], None] | None = None,
+            on_started: Callable[[dict[str, Any]], None] | None = None,
             log: Callable[[str], None] = _log_default) -> dict[str, Any]:
-    """Run one probe and return the run JSON. The managed server is stopped before this returns."""
+    """Run one probe and return the run JSON. The managed server is stopped before this returns.
+
+    ``on_server`` gets the server before it starts (to stop it from elsewhere); ``on_started`` gets its
+    :meth:`~probes.target.server.VllmServer.identity` right after the spawn (for the GPU lock's status file).
+    """
     settings = settings or load_settings()
     require_enabled(settings)
     stop = stop or threading.Event()
@@ -111,8 +123,13 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
                       gpu=gpu_mod.gpu_summary(snapshot, req.gpu_indices) if snapshot else None,
                       server={"mode": "endpoint", "base_url": info.base_url, "argv": [], "serve_args": []},
                       notes=["attached to an endpoint: weights and flags unknown"])
-        vocab = _vocab(req, None, info.base_url, info.model, run["notes"])
-        return run_sweep(run, req.config, base_url=info.base_url, model=info.model, vocab_size=vocab,
+        vocab = _vocabulary(req, run, base_url=info.base_url, model=info.model, model_path=None,
+                            is_vllm=info.vllm_version is not None)
+        target = sweep_target_kwargs(vocab, getattr(req, "backend", None), is_vllm=info.vllm_version is not None)
+        if isinstance(target, str):
+            return _failed(run, target, on_point)
+        run["vocabulary"]["backend"] = target.get("backend", TOKEN_IDS_BACKEND)
+        return run_sweep(run, req.config, base_url=info.base_url, model=info.model, **target,
                          api_key=req.api_key, stop=stop, on_progress=on_progress, on_point=on_point,
                          gpu_indices=req.gpu_indices if local else [])
     python = req.vllm_python or settings.vllm_python
@@ -157,6 +174,8 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
             f"{server.base_url}")
         try:
             server.start()
+            if on_started:
+                on_started(server.identity() or {})
             log(f"waiting for /health (log: {server.log_path})")
             server.wait_until_ready(stop=stop)
         except ProbeError as exc:
@@ -177,27 +196,86 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
             return (f"the vLLM server exited (code {rc}) during the run\n--- last lines of the vLLM log ---\n"
                     f"{server.log_tail(20)}")
 
-        return run_sweep(run, req.config, base_url=server.base_url, model=server.model_name,
-                         vocab_size=_vocab(req, model_path, server.base_url, server.model_name, run["notes"]),
+        vocab = _vocabulary(req, run, base_url=server.base_url, model=server.model_name,
+                            model_path=model_path if Path(model_path).is_dir() else None, is_vllm=True)
+        target = sweep_target_kwargs(vocab, getattr(req, "backend", None))
+        if isinstance(target, str):
+            server.stop()
+            return _failed(run, target, on_point)
+        run["vocabulary"]["backend"] = target.get("backend", TOKEN_IDS_BACKEND)
+        return run_sweep(run, req.config, base_url=server.base_url, model=server.model_name, **target,
                          alive=server.is_running,
                          describe_exit=describe_exit, stop=stop, on_progress=on_progress, on_point=on_point,
                          gpu_indices=req.gpu_indices)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _vocab(req: ProbeRequest, model_path: str | None, base_url: str, model: str, notes: list[str]) -> int:
-    """Token ids are drawn below this: the request's value, the local config.json's, the server's, or a default."""
-    if req.vocab_size:
-        return req.vocab_size
-    found = read_vocab_size(model_path) if model_path else None
-    if found is None:
-        found = endpoint_vocab_size(base_url, model, api_key=req.api_key)
-        if found is not None:
-            notes.append(f"vocabulary size {found} found by asking the server")
-    if found is None:
-        notes.append(f"vocabulary size unknown: token ids drawn below {DEFAULT_VOCAB}")
-        return DEFAULT_VOCAB
-    return found
+def _vocabulary(req: ProbeRequest, run: dict[str, Any], *, base_url: str, model: str, model_path: str | None,
+                is_vllm: bool) -> Vocabulary:
+    """Learn which prompt ids are safe (never by sending ids: see :mod:`probes.target.vocabulary`) and record
+    how in ``run["vocabulary"]`` and a note. A text backend chosen by the user needs no vocabulary."""
+    backend = getattr(req, "backend", None)  # the field another branch adds: "auto" or a request kind
+    if backend not in (None, "", AUTO, TOKEN_IDS_BACKEND):
+        vocab = Vocabulary("none", None, None, note=f"text prompts ({backend}): no token ids sent")
+    else:
+        vocab = learn_vocabulary(base_url=base_url, model=model, is_vllm=is_vllm, vocab_size=req.vocab_size,
+                                 model_path=model_path, api_key=req.api_key)
+    run["vocabulary"] = vocab.to_dict()
+    run.setdefault("notes", []).append(vocab.note)
+    return vocab
+
+
+def sweep_target_kwargs(vocab: Vocabulary, backend: str | None = None, *, is_vllm: bool = True,
+                        sweep: Callable[..., Any] | None = None) -> dict[str, Any] | str:
+    """What :func:`~probes.plan.sweep.run_sweep` receives about the prompts: ``token_pool`` (draw ONLY these
+    ids) when the sweep takes it and the ids came from ``/tokenize``, else ``vocab_size`` (every id below it
+    exists: the known vocabulary, or ``max(token_pool) + 1``); ``backend`` when the sweep takes it (text
+    backends need neither); a message (str) when this sweep cannot probe safely.
+
+    The request kind: the one asked for; for ``auto`` (or none) token ids when the vocabulary is known, else
+    text: ``completions`` on a vLLM, ``chat`` elsewhere (hosted APIs serve current models on chat only).
+
+    Merge seam: the sweep of this branch takes ``vocab_size: int`` only; the one that draws from a pool and
+    sends text takes ``token_pool``/``backend`` too; both get what they can use, and no id at or past the
+    vocabulary either way.
+
+    >>> def old(run, config, *, base_url, model, vocab_size): ...
+    >>> sweep_target_kwargs(Vocabulary("tokenize", None, (20, 30)), sweep=old)
+    {'vocab_size': 31}
+    >>> sweep_target_kwargs(Vocabulary("none", None, None), sweep=old)[:40]
+    'the vocabulary of this server is unknown'
+    >>> sweep_target_kwargs(Vocabulary("none", None, None), "auto", is_vllm=False, sweep=lambda *, backend: 0)
+    {'backend': 'chat'}
+    """
+    params = inspect.signature(sweep or run_sweep).parameters
+    if backend not in (None, "", AUTO):
+        chosen = backend
+    else:
+        chosen = TOKEN_IDS_BACKEND if vocab.id_bound is not None else ("completions" if is_vllm else "chat")
+    if chosen == TOKEN_IDS_BACKEND and vocab.id_bound is None:
+        return ("token ids were asked for, but this server's vocabulary is unknown (no --vocab-size, no local "
+                "config.json, no vLLM /tokenize): pass --vocab-size N, or use a text request kind")
+    kwargs: dict[str, Any] = {}
+    if "backend" in params:
+        kwargs["backend"] = chosen
+    elif chosen != TOKEN_IDS_BACKEND:
+        return ("the vocabulary of this server is unknown (no --vocab-size, no local config.json, no vLLM "
+                "/tokenize) and this build cannot send text prompts: pass --vocab-size N (the model's "
+                "config.json vocab_size)")
+    if chosen != TOKEN_IDS_BACKEND:
+        return kwargs  # text prompts: no ids at all
+    if vocab.token_pool is not None and "token_pool" in params:
+        kwargs["token_pool"] = vocab.token_pool  # exactly one of token_pool / vocab_size reaches the workload
+    elif vocab.id_bound is not None:
+        kwargs["vocab_size"] = vocab.id_bound
+    return kwargs
+
+
+def _failed(run: dict[str, Any], message: str, on_point: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    run["status"], run["error"] = "failed", message
+    if on_point:
+        on_point(run)
+    return run
 
 
 def _record_gpu_memory(run: dict[str, Any], indices: tuple[int, ...]) -> None:
@@ -225,18 +303,24 @@ def _record_startup(run: dict[str, Any], log_path: str | None) -> None:
 class GpuLock:
     """An exclusive, non-blocking ``flock`` per GPU index under ``data_dir``; the OS drops it if we die."""
 
+    reap_grace_s = 30.0  # a leftover server gets this long after SIGTERM before SIGKILL
+    reap_kill_wait_s = 10.0  # and this long to be gone after SIGKILL, else LeftoverServerError
+
     def __init__(self, data_dir: str | os.PathLike[str], gpu_index: int = 0) -> None:
         self.dir = Path(data_dir)
         self.gpu_index = gpu_index
         self.lock_path = self.dir / f"probe-gpu{gpu_index}.lock"
         self.status_path = self.dir / f"probe-gpu{gpu_index}.json"
         self._fh: IO[str] | None = None
+        self.reaped: list[int] = []
 
     def acquire(self, status: dict[str, Any], *, attempts: int = 5, retry_s: float = 0.05) -> None:
         """Take the lock or raise ProbeBusyError naming who holds it.
 
         A few short retries: :func:`running_probe` (a page polling) holds the lock for microseconds, which
-        must not read as "another probe is running".
+        must not read as "another probe is running". Once taken, a server that the previous holder's status
+        file still lists (that probe was killed) is reaped (pids in :attr:`reaped`); if it cannot be, the
+        lock is released again and LeftoverServerError says what to stop.
         """
         self.dir.mkdir(parents=True, exist_ok=True)
         fh = open(self.lock_path, "a+")  # noqa: SIM115 - held open while locked
@@ -254,6 +338,15 @@ class GpuLock:
                 f"another probe is running on GPU {self.gpu_index} (pid {other.get('pid', '?')} on "
                 f"{other.get('host', '?')}, started {other.get('started_at', '?')}, model "
                 f"{other.get('model', '?')}): wait for it or stop it") from None
+        previous = _read_json(self.status_path) or {}
+        if isinstance(previous.get("server"), dict):
+            try:
+                self.reaped = reap(previous["server"], grace_s=self.reap_grace_s,
+                                   kill_wait_s=self.reap_kill_wait_s)
+            except BaseException:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                fh.close()
+                raise
         self._fh = fh
         self.write_status(status)
 
@@ -298,6 +391,11 @@ class GpuLocks:
     def write_status(self, status: dict[str, Any]) -> None:
         for lock in self.locks:
             lock.write_status(status)
+
+    @property
+    def reaped(self) -> list[int]:
+        """Pids of leftover servers reaped while acquiring (see :meth:`GpuLock.acquire`)."""
+        return sorted({pid for lock in self.locks for pid in lock.reaped})
 
     def release(self) -> None:
         for lock in reversed(self.locks):
@@ -348,6 +446,7 @@ class ProbeJob:
         self.phase = "created"
         self.log: list[str] = []
         self._server: VllmServer | None = None
+        self._server_identity: dict[str, Any] | None = None
         self._thread: threading.Thread | None = None
         self._mutex = threading.Lock()
         self.started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -358,7 +457,7 @@ class ProbeJob:
         with self._mutex:
             return {"pid": os.getpid(), "host": socket.gethostname(), "started_at": self.started_at,
                     "model": self.req.synthetic or self.req.model or self.req.endpoint, "phase": self.phase,
-                    "run_id": self.run_id, "error": self.error,
+                    "run_id": self.run_id, "error": self.error, "server": self._server_identity,
                     "progress": asdict(self.progress) if self.progress else None}
 
     def _publish(self) -> None:
@@ -388,7 +487,8 @@ class ProbeJob:
     def _main(self) -> None:
         try:
             run = execute(self.req, settings=self.settings, stop=self.stop_event, on_progress=self._on_progress,
-                          on_point=self._on_point, on_server=self._set_server, log=self._log)
+                          on_point=self._on_point, on_server=self._set_server, on_started=self._on_started,
+                          log=self._log)
             self._on_point(run)
             with self._mutex:
                 self.error = run.get("error")
@@ -406,6 +506,11 @@ class ProbeJob:
 
     def _set_server(self, server: VllmServer) -> None:
         self._server = server
+
+    def _on_started(self, identity: dict[str, Any]) -> None:
+        with self._mutex:
+            self._server_identity = identity
+        self._publish()
 
     # -- control ----------------------------------------------------------------------------------------
     def start(self) -> ProbeJob:

@@ -11,6 +11,11 @@ best output tok/s). Non-finite floats (``inf``, ``nan``) are stored as ``null`` 
 Also imports ``vllm bench serve --save-result`` files (one JSON object per line with ``--append-result``):
 each object becomes one point of one run, ``weights="unknown"``.
 
+Imports are untrusted (:mod:`probes.results.schema`): at most 64 MiB, strict JSON, at most 32 levels deep,
+every field the pages read checked; each failure is a one-line ``ValueError``; a run is written in one
+transaction, after all checks, so nothing is ever half-written. :meth:`ResultStore.import_any` (and
+:meth:`ResultStore.import_file`) tells the two formats apart once, for the CLI and the Results page.
+
 >>> import tempfile, os
 >>> store = ResultStore(os.path.join(tempfile.mkdtemp(), "r.sqlite"))
 >>> rid = store.save_run({"schema": RUN_SCHEMA, "model": "m", "status": "complete", "weights": "synthetic",
@@ -36,12 +41,22 @@ from typing import Any
 
 import platformdirs
 
-__all__ = ["RUN_SCHEMA", "SCHEMA_VERSION", "STATUSES", "WEIGHTS", "ResultStore", "default_db_path", "vllm_bench_to_run"]
+from probes.results.schema import (
+    MAX_IMPORT_BYTES,
+    RUN_SCHEMA,
+    STATUSES,
+    WEIGHTS,
+    check_depth,
+    check_point,
+    check_run,
+    check_size,
+    parse_json,
+)
 
-RUN_SCHEMA = "selfhost-vs-api/probe-run/1"
+__all__ = ["RUN_SCHEMA", "SCHEMA_VERSION", "STATUSES", "WEIGHTS", "MAX_IMPORT_BYTES", "ResultStore",
+           "default_db_path", "vllm_bench_to_run"]
+
 SCHEMA_VERSION = 1
-STATUSES = ("complete", "partial", "failed", "interrupted")
-WEIGHTS = ("synthetic", "real", "unknown")
 APP_NAME = "selfhost-vs-api"
 ENV_DB = "APP__PROBE__DB"
 BUSY_TIMEOUT_MS = 30_000
@@ -85,40 +100,6 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_finite(v) for v in obj]
     return obj
-
-
-def _check_run(run: Any) -> None:
-    if not isinstance(run, Mapping):
-        raise ValueError(f"run must be a JSON object (dict), got {type(run).__name__}")
-    if run.get("schema") != RUN_SCHEMA:
-        raise ValueError(f"run.schema must be {RUN_SCHEMA!r}, got {run.get('schema')!r}")
-    if run.get("status") not in STATUSES:
-        raise ValueError(f"run.status must be one of {STATUSES}, got {run.get('status')!r}")
-    if run.get("weights", "unknown") not in WEIGHTS:
-        raise ValueError(f"run.weights must be one of {WEIGHTS}, got {run.get('weights')!r}")
-    if not isinstance(run.get("points", []), list):
-        raise ValueError("run.points must be a list of point objects")
-    _check_points(run.get("points", []))
-    rid = run.get("run_id")
-    if rid is not None and (isinstance(rid, bool) or not isinstance(rid, int) or rid < 1):
-        raise ValueError(f"run.run_id must be None or an integer >= 1, got {rid!r}")
-
-
-_POINT_NUMBERS = ("output_tokens_per_s", "requests_per_s", "completed", "failed", "concurrency")
-
-
-def _check_points(points: list[Any]) -> None:
-    """Each point is an object whose headline numbers are numbers (or null): pages index them blindly."""
-    for i, p in enumerate(points):
-        if not isinstance(p, Mapping):
-            raise ValueError(f"run.points[{i}] must be a JSON object, got {type(p).__name__}")
-        for key in _POINT_NUMBERS:
-            v = p.get(key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
-                raise ValueError(f"run.points[{i}].{key} must be a number or null, got {v!r}")
-        for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms"):
-            if p.get(key) is not None and not isinstance(p[key], Mapping):
-                raise ValueError(f"run.points[{i}].{key} must be an object of statistics, got {p[key]!r}")
 
 
 def _gpu_label(gpu: Any) -> str | None:
@@ -184,8 +165,11 @@ class ResultStore:
         The stored JSON carries ``run_id``; ``run`` itself is not modified (callers that save again later
         should set ``run["run_id"]`` to the returned id so the save updates the same row).
         """
-        _check_run(run)
+        if not isinstance(run, Mapping):
+            raise ValueError(f"run must be a JSON object (dict), got {type(run).__name__}")
+        check_depth(run)  # before anything recursive
         data = _finite(run)
+        check_run(data)
         data.setdefault("created_at", None)
         data["created_at"] = data["created_at"] or _now_iso()
         with self._connect() as con, self._write(con):
@@ -246,18 +230,47 @@ class ResultStore:
         """The run as indented strict JSON (what ``import_json`` reads back)."""
         return json.dumps(self.get_run(run_id), indent=2, allow_nan=False)
 
-    def import_json(self, text: str) -> int:
-        """Store an exported run (or a CLI ``--out`` file) as a NEW run; returns its id."""
-        try:
-            run = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON: {exc}") from exc
-        _check_run(run)
+    def import_json(self, text: str | bytes) -> int:
+        """Store an exported run (or a CLI ``--out`` file) as a NEW run; returns its id. Untrusted text:
+        ValueError (one line) on anything :mod:`probes.results.schema` refuses."""
+        run = parse_json(text)
+        check_run(run)
         return self.save_run({**run, "run_id": None})
 
     def import_vllm_bench(self, data: Mapping[str, Any] | str | os.PathLike[str], *, label: str = "") -> int:
         """Store a ``vllm bench serve --save-result`` result (dict, JSON text or file path) as one run."""
         return self.save_run(vllm_bench_to_run(data, label=label))
+
+    def import_any(self, data: str | bytes, *, label: str = "") -> tuple[int, str]:
+        """Store a probe run JSON or a ``vllm bench serve --save-result`` file (one object per line allowed);
+        returns ``(run_id, kind)`` with kind ``"probe run"`` or ``"vllm bench serve result"``."""
+        check_size(len(data))
+        if isinstance(data, bytes):
+            try:
+                data = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"the file is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+        try:
+            whole = parse_json(data)
+        except ValueError as exc:
+            if not str(exc).startswith("not valid JSON"):
+                raise  # too deep, NaN, too big: the file is refused whatever its format
+            whole = None  # several objects, one per line (vllm bench --append-result), or garbage
+        if isinstance(whole, dict) and str(whole.get("schema", "")).startswith("selfhost-vs-api/probe-run"):
+            return self.import_json(data), "probe run"
+        if not data.lstrip().startswith("{"):
+            raise ValueError("expected a JSON object (a probe run or a vllm bench serve result)")
+        return self.import_vllm_bench(whole if isinstance(whole, dict) else data, label=label), \
+            "vllm bench serve result"
+
+    def import_file(self, path: str | os.PathLike[str], *, label: str = "") -> tuple[int, str]:
+        """:meth:`import_any` on a file, refused by size before it is read."""
+        try:
+            check_size(os.stat(path).st_size, os.fspath(path))
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from None
+        return self.import_any(data, label=label)
 
 
 def _load_bench(data: Mapping[str, Any] | str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -265,18 +278,23 @@ def _load_bench(data: Mapping[str, Any] | str | os.PathLike[str]) -> list[dict[s
         return [dict(data)]
     if isinstance(data, os.PathLike) or (isinstance(data, str) and not data.lstrip().startswith("{")):
         try:
+            check_size(os.stat(data).st_size, os.fspath(data))
             text = Path(data).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"cannot read vllm bench result file {os.fspath(data)!r}: {exc}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read vllm bench result file {os.fspath(data)!r}: {exc}") from None
     else:
         text = data
+    check_size(len(text))
     try:
-        objects = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError:
+        objects = [parse_json(line) for line in text.splitlines() if line.strip()]
+    except ValueError:
         try:
-            objects = [json.loads(text)]
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not a vllm bench serve result (invalid JSON): {exc}") from exc
+            objects = [parse_json(text)]
+        except ValueError as exc:
+            reason = str(exc)
+            reason = ("(invalid JSON): " + reason.removeprefix("not valid JSON: ")
+                      if reason.startswith("not valid JSON: ") else ": " + reason)
+            raise ValueError(f"not a vllm bench serve result{' ' if reason[0] == '(' else ''}{reason}") from None
     if not objects or not all(isinstance(o, dict) for o in objects):
         raise ValueError("not a vllm bench serve result: expected one JSON object per line")
     return objects
@@ -351,7 +369,8 @@ def vllm_bench_to_run(data: Mapping[str, Any] | str | os.PathLike[str], *, label
     results = _load_bench(data)
     try:
         points = [_bench_point(r) for r in results]
-        _check_points(points)
+        for i, p in enumerate(points):
+            check_point(p, f"result[{i}]")
         completed = sum(int(p["completed"]) for p in points) or 1
     except (TypeError, AttributeError, IndexError, KeyError) as exc:
         raise ValueError(f"not a valid vllm bench serve result: {type(exc).__name__}: {exc}") from exc

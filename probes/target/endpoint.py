@@ -1,4 +1,8 @@
-"""An already-running OpenAI-compatible endpoint: check it (``/v1/models``), its version, its vocabulary."""
+"""An already-running OpenAI-compatible endpoint: check it (``/v1/models``) and read its version (``/version``).
+
+Which prompt ids it accepts is :mod:`probes.target.vocabulary`'s business: it never sends ids to find out
+(the bisection that did could kill a vLLM 0.26 server with one request whose id equalled the vocabulary size).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import requests
 
 from probes.errors import EndpointError
 
-__all__ = ["EndpointInfo", "attach", "endpoint_vocab_size", "get_version", "headers_for"]
+__all__ = ["EndpointInfo", "attach", "get_version", "headers_for"]
 
 
 @dataclass(frozen=True)
@@ -59,36 +63,3 @@ def attach(base_url: str, *, api_key: str | None = None, timeout_s: float = 10.0
     max_len = data[0].get("max_model_len") if isinstance(data[0], dict) else None
     return EndpointInfo(base_url=url, model=models[0], models=models, vllm_version=get_version(url, api_key),
                         max_model_len=int(max_len) if isinstance(max_len, int) else None)
-
-
-def endpoint_vocab_size(base_url: str, model: str, *, api_key: str | None = None, low: int = 16,
-                        high: int = 1 << 20, timeout_s: float = 60.0) -> int | None:
-    """The number of token ids a server accepts in a prompt, by binary search with 1-token completions.
-
-    A valid id answers 200 (one token generated); an id past the vocabulary answers 400 ("out of
-    vocabulary"). About log2(high) cheap requests. None when the server does not behave that way (the
-    caller then falls back to a safe default).
-    """
-    url = f"{base_url.rstrip('/')}/v1/completions"
-    headers = headers_for(api_key)
-
-    def accepted(token_id: int) -> bool | None:
-        body = {"model": model, "prompt": [token_id], "max_tokens": 1, "temperature": 0}
-        try:
-            r = requests.post(url, json=body, headers=headers, timeout=timeout_s)
-        except requests.RequestException:
-            return None
-        if r.status_code == 200:
-            return True
-        return False if r.status_code == 400 else None
-
-    if accepted(low) is not True or accepted(high - 1) is not False:
-        return None
-    ok, bad = low, high - 1
-    while bad - ok > 1:
-        mid = (ok + bad) // 2
-        got = accepted(mid)
-        if got is None:
-            return None
-        ok, bad = (mid, bad) if got else (ok, mid)
-    return bad

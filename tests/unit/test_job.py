@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -153,3 +154,65 @@ def test_a_tensor_parallel_probe_holds_every_gpu_it_uses(tmp_path: Path) -> None
     assert running_probe(tmp_path, 2) is None
     tp2.release()
     assert running_probe(tmp_path, 0) is None and running_probe(tmp_path, 1) is None
+
+
+def _endpoint(stand_in: str, tmp_path: Path, **env: str) -> Any:
+    from probes.target.server import VllmServer
+
+    s = VllmServer(model="m", vllm_python=stand_in, log_path=str(tmp_path / "endpoint.log"),
+                   env={"FAKE_MODE": "ready", "FAKE_REQUEST_LOG": str(tmp_path / "requests.jsonl"), **env})
+    s.install = VllmInstall(stand_in, "0.0.0", cpu_build=False)
+    return s
+
+
+def test_endpoint_vocabulary_is_learned_from_tokenize_and_recorded(stand_in: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """No generation request before the sweep: the pool comes from /tokenize; the sweep gets a safe bound."""
+    got: dict[str, Any] = {}
+
+    def fake_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model: str, vocab_size: int,
+                   **kw: Any) -> dict[str, Any]:
+        got["vocab_size"] = vocab_size
+        run["status"] = "complete"
+        return run
+
+    monkeypatch.setattr(job, "run_sweep", fake_sweep)
+    with _endpoint(stand_in, tmp_path, FAKE_TOKENIZE=",".join(map(str, range(200, 260))), FAKE_VOCAB="4096") as s:
+        run = execute(ProbeRequest(config=CONFIG, endpoint=s.base_url), settings=_settings(tmp_path))
+    assert run["vocabulary"]["source"] == "tokenize" and run["vocabulary"]["pool_size"] == 60
+    assert got["vocab_size"] == 260  # every id below max(pool) + 1 is one the tokenizer has
+    sent = [json.loads(line)["path"] for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
+    assert sent == ["/tokenize"]
+
+
+def test_endpoint_with_no_known_vocabulary_fails_clearly_without_text_backends(
+        stand_in: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model: str, vocab_size: int,
+                   **kw: Any) -> dict[str, Any]:
+        raise AssertionError("must not sweep with a guessed vocabulary")
+
+    monkeypatch.setattr(job, "run_sweep", fake_sweep)
+    with _endpoint(stand_in, tmp_path, FAKE_VOCAB="4096") as s:  # no /tokenize route: 404
+        run = execute(ProbeRequest(config=CONFIG, endpoint=s.base_url), settings=_settings(tmp_path))
+    assert run["status"] == "failed" and "pass --vocab-size" in run["error"]
+    assert run["vocabulary"]["source"] == "none"
+    assert all(json.loads(x)["path"] == "/tokenize" for x in (tmp_path / "requests.jsonl").read_text().splitlines())
+
+
+def test_sweep_gets_the_pool_and_backend_when_it_takes_them() -> None:
+    from probes.target.vocabulary import Vocabulary
+
+    def new(run: Any, config: Any, *, base_url: str, model: str, vocab_size: int | None = None,
+            token_pool: Any = None, backend: str = "vllm-token-ids") -> None: ...
+
+    assert job.sweep_target_kwargs(Vocabulary("tokenize", None, (20, 30)), sweep=new) == {
+        "backend": "vllm-token-ids", "token_pool": (20, 30)}
+    assert job.sweep_target_kwargs(Vocabulary("none", None, None), sweep=new) == {"backend": "completions"}
+    assert job.sweep_target_kwargs(Vocabulary("config.json", 4096, None), "chat", sweep=new) == {"backend": "chat"}
+    # "auto" (the default of ProbeRequest.backend): ids when known, else text; chat where the target is not vLLM
+    assert job.sweep_target_kwargs(Vocabulary("config.json", 4096, None), "auto", sweep=new) == {
+        "backend": "vllm-token-ids", "vocab_size": 4096}
+    assert job.sweep_target_kwargs(Vocabulary("none", None, None), "auto", is_vllm=False, sweep=new) == {
+        "backend": "chat"}
+    assert "pass --vocab-size" in job.sweep_target_kwargs(Vocabulary("none", None, None), "vllm-token-ids",
+                                                          sweep=new)

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from probes.job import GpuLock
 from probes.observe.gpu import GpuInfo, GpuSnapshot
+from probes.target.server import VllmInstall, detect_install
 from ui import probe_view
 from ui.probe_view import ProbeForm, build_request, parse_serve_args, progress_text
 
@@ -66,6 +67,10 @@ RUN = {"schema": "selfhost-vs-api/probe-run/1", "status": "complete", "error": N
        "points": [_point(1, 40.0), _point(2, 70.0)], "best_point": _point(2, 70.0), "notes": []}
 
 
+def _cpu_install(python: str, timeout_s: float = 30.0) -> VllmInstall:
+    return VllmInstall(python, "0.32.0", cpu_build=True)
+
+
 @pytest.fixture(autouse=True)
 def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("APP__PROBE__DB", str(tmp_path / "results.sqlite"))
@@ -75,7 +80,10 @@ def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     FakeJob.made, FakeJob.finish_with = [], None
     st.cache_data.clear()
     # patched for the whole test: the Start callback is the function of the run that drew the button
-    with mock.patch("probes.observe.gpu.inspect", return_value=NO_GPU), mock.patch("probes.job.ProbeJob", FakeJob):
+    # the app's venv has no vLLM: by default the interpreter is taken for vLLM's CPU build (a machine that can
+    # probe); the tests of a machine that cannot patch this again or leave it out
+    with mock.patch("probes.observe.gpu.inspect", return_value=NO_GPU), mock.patch("probes.job.ProbeJob", FakeJob), \
+            mock.patch("probes.target.readiness.detect_install", side_effect=_cpu_install):
         yield
     st.cache_data.clear()
 
@@ -207,6 +215,57 @@ def test_endpoint_api_key_is_sent_but_not_kept():
     assert at.session_state["probe_api_key"] == ""  # cleared by the Start callback
     assert job.req.api_key is None  # dropped from the finished job too
     assert "sk-secret" not in repr(at.session_state)
+
+
+def _cannot(at: AppTest, reason: str) -> None:
+    """The page says up front that it cannot probe, why, and what can be done; Start is disabled with the reason."""
+    assert any(w.value.startswith("This machine cannot start a managed vLLM") and reason in w.value
+               for w in at.warning), [w.value for w in at.warning]
+    todo = " ".join(m.value for m in at.markdown)
+    assert "Endpoint URL" in todo and "make vllm-env" in todo and "Results page" in todo
+    start = at.button(key="probe_start")
+    assert start.disabled and reason in (start.help or "")
+    assert any(c.value.startswith("Start is disabled") and reason in c.value for c in at.caption)
+
+
+def test_no_vllm_interpreter_disables_start_up_front_and_an_endpoint_still_works(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("VLLM_PYTHON")
+    FakeJob.finish_with = RUN
+    at = _page()
+    _cannot(at, "no vLLM interpreter: VLLM_PYTHON is not set")
+    assert not FakeJob.made
+    at.radio(key="probe_source").set_value("endpoint").run()
+    assert not at.button(key="probe_start").disabled
+    at.text_input(key="probe_endpoint").set_value("http://127.0.0.1:9")
+    _start(at)
+    assert FakeJob.made and FakeJob.made[0].req.endpoint == "http://127.0.0.1:9"
+
+
+def test_entering_a_working_interpreter_enables_start(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("VLLM_PYTHON")
+    at = _page()
+    assert at.button(key="probe_start").disabled
+    at.text_input(key="probe_python").set_value(sys.executable).run()
+    assert not at.exception and not at.button(key="probe_start").disabled
+    assert any("CPU build" in c.value for c in at.caption)
+
+
+def test_a_broken_interpreter_disables_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("VLLM_PYTHON", str(tmp_path / "gone" / "python"))
+    _cannot(_page(), "does not exist")
+
+
+def test_an_interpreter_without_vllm_disables_start():
+    with mock.patch("probes.target.readiness.detect_install", side_effect=detect_install):
+        at = _page()  # the real check: the app's own venv has no vLLM on purpose
+    _cannot(at, "has no vLLM installed")
+
+
+def test_a_gpu_build_without_a_gpu_disables_start():
+    with mock.patch("probes.target.readiness.detect_install",
+                    side_effect=lambda python, timeout_s=30.0: VllmInstall(python, "0.26.0", cpu_build=False)):
+        at = _page()
+    _cannot(at, "no NVIDIA GPU is visible and vLLM 0.26.0")
 
 
 # -- pure helpers -----------------------------------------------------------------------------------------

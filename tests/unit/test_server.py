@@ -27,7 +27,7 @@ from probes.errors import (
     ServerStartError,
     ServerTimeoutError,
 )
-from probes.target.endpoint import attach, endpoint_vocab_size
+from probes.target.endpoint import attach
 from probes.target.server import (
     CPU_ENV_DEFAULTS,
     VllmInstall,
@@ -35,6 +35,7 @@ from probes.target.server import (
     detect_install,
     diagnose_log,
     group_pids,
+    process_start_ticks,
 )
 
 STAND_IN = textwrap.dedent("""\
@@ -76,6 +77,13 @@ STAND_IN = textwrap.dedent("""\
             self._send(404, {{}})
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if os.environ.get("FAKE_REQUEST_LOG"):
+                with open(os.environ["FAKE_REQUEST_LOG"], "a") as log:
+                    log.write(json.dumps({{"path": self.path, "body": body}}) + "\\n")
+            tokenize = os.environ.get("FAKE_TOKENIZE")  # ids /tokenize answers, comma-separated; unset: 404
+            if self.path == "/tokenize" and tokenize is not None:
+                ids = json.loads("[" + tokenize + "]")
+                return self._send(200, {{"count": len(ids), "max_model_len": 512, "tokens": ids}})
             vocab = int(os.environ.get("FAKE_VOCAB", "0"))
             if self.path != "/v1/completions" or not vocab:
                 return self._send(404, {{}})
@@ -259,15 +267,6 @@ def test_attach_errors(stand_in: str, tmp_path: Path) -> None:
         s.stop()
 
 
-@pytest.mark.parametrize(("vocab", "expected"), [("4096", 4096), ("151665", 151665), ("0", None)])
-def test_endpoint_vocab_size_by_binary_search(stand_in: str, tmp_path: Path, vocab: str,
-                                              expected: int | None) -> None:
-    s = VllmServer(model="m", vllm_python=stand_in, env={"FAKE_VOCAB": vocab}, log_path=str(tmp_path / "l"))
-    s.install = INSTALL
-    with s:
-        assert endpoint_vocab_size(s.base_url, "m") == expected  # "0": no completions route -> unknown
-
-
 def test_second_interrupt_during_the_grace_wait_still_kills_the_group(monkeypatch: pytest.MonkeyPatch) -> None:
     """A KeyboardInterrupt raised inside stop()'s grace wait (a second Ctrl-C) must not skip SIGKILL."""
     import signal
@@ -295,3 +294,72 @@ def test_second_interrupt_during_the_grace_wait_still_kills_the_group(monkeypatc
     proc.stdout.close()
     assert proc.poll() == -signal.SIGKILL
     assert s.stop() == -signal.SIGKILL  # idempotent afterwards
+
+
+PARENT = textwrap.dedent("""\
+    import sys
+    from probes.target.server import VllmServer, VllmInstall
+    s = VllmServer(model="m", vllm_python=sys.argv[1], log_path=sys.argv[2], stop_timeout_s=1.0,
+                   env={{"FAKE_MODE": sys.argv[3]}})
+    s.install = VllmInstall("stand-in", "0.0.0", cpu_build=False)
+    s.__enter__()
+    print(s.pid, flush=True)
+    import time
+    time.sleep(600)
+""")
+
+
+def _wait_group_gone(pgid: int, timeout_s: float) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while (left := group_pids(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@pytest.mark.parametrize("mode", ["ready", "stubborn"])
+def test_sigkill_of_the_probe_process_leaves_no_server(stand_in: str, tmp_path: Path, mode: str) -> None:
+    """The probe (here a bare Python process) dies by SIGKILL: no atexit, no finally. The supervisor notices,
+    stops the group (SIGTERM, then SIGKILL after the grace for a server that ignores SIGTERM)."""
+    import subprocess
+
+    parent = subprocess.Popen([sys.executable, "-c", PARENT.format(), stand_in, str(tmp_path / "s.log"), mode],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert parent.stdout is not None
+        pgid = int(parent.stdout.readline())
+        assert len(group_pids(pgid)) >= (3 if mode == "stubborn" else 2)  # supervisor + server (+ grandchild)
+        parent.kill()
+        parent.wait(10)
+        assert _wait_group_gone(pgid, 30.0) == []
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(10)
+        parent.stdout.close()  # type: ignore[union-attr]
+    assert "the probe that started vLLM is gone" in (tmp_path / "s.log").read_text()
+
+
+def test_sigkill_of_the_supervisor_takes_vllm_main_with_it(stand_in: str, tmp_path: Path) -> None:
+    s = _server(stand_in, tmp_path, "ready")
+    with s:
+        pgid = s.pid
+        server_pids = [p for p in group_pids(pgid) if p != pgid]
+        assert server_pids
+        os.kill(pgid, signal.SIGKILL)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 10
+        while any(p in group_pids(pgid) for p in server_pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(p in group_pids(pgid) for p in server_pids)  # PR_SET_PDEATHSIG in the child
+    assert group_pids(pgid) == []
+
+
+def test_identity_names_the_group_its_start_time_and_token(stand_in: str, tmp_path: Path) -> None:
+    s = _server(stand_in, tmp_path, "ready")
+    assert s.identity() is None
+    with s:
+        ident = s.identity()
+        assert ident is not None and ident["pgid"] == ident["pid"] == s.pid
+        assert ident["start_ticks"] == process_start_ticks(s.pid) and ident["start_ticks"]
+        environ = Path(f"/proc/{s.pid}/environ").read_bytes().split(b"\0")
+        assert f"SELFHOST_PROBE_SERVER={ident['token']}".encode() in environ
+    assert process_start_ticks(s.pid) is None  # type: ignore[arg-type]
