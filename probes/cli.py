@@ -110,9 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw prompt token ids below this (default: config.json, else asked from the server)")
     r.add_argument("--api", choices=(AUTO, *BACKEND_NAMES), default=AUTO,
                    help="request kind: vllm-token-ids (token-id prompts, exact lengths), completions (text on "
-                        "/v1/completions) or chat (text on /v1/chat/completions); auto: vllm-token-ids for a "
-                        "managed vLLM, for an endpoint completions when it reports a vLLM /version (text needs "
-                        "no vocabulary), else chat (hosted APIs)")
+                        "/v1/completions) or chat (text on /v1/chat/completions); auto: on a vLLM, token ids when "
+                        "its valid ids are known without sending any (config.json, --vocab-size, its own "
+                        "/tokenize), else completions text; chat on anything else (hosted APIs)")
     r.add_argument("--goodput-ttft-ms", type=_positive_float)
     r.add_argument("--goodput-tpot-ms", type=_positive_float)
     r.add_argument("--saturation-gain", type=_fraction_or_more, default=0.05,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import inspect
 import ipaddress
 import json
 import os
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from probes.errors import ProbeBusyError, ProbeError
-from probes.load.backends import get_backend
+from probes.load.backends import get_backend, resolve_backend_name
 from probes.observe import gpu as gpu_mod
 from probes.observe.vllmlog import parse_startup, startup_notes
 from probes.plan.sweep import SweepConfig, SweepProgress, new_run, run_sweep
@@ -128,7 +127,7 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
         target = sweep_target_kwargs(vocab, getattr(req, "backend", None), is_vllm=info.vllm_version is not None)
         if isinstance(target, str):
             return _failed(run, target, on_point)
-        run["vocabulary"]["backend"] = target.get("backend", TOKEN_IDS_BACKEND)
+        run["vocabulary"]["backend"] = target["backend"].name
         return run_sweep(run, req.config, base_url=info.base_url, model=info.model, **target,
                          api_key=req.api_key, stop=stop, on_progress=on_progress, on_point=on_point,
                          gpu_indices=req.gpu_indices if local else [])
@@ -202,7 +201,7 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
         if isinstance(target, str):
             server.stop()
             return _failed(run, target, on_point)
-        run["vocabulary"]["backend"] = target.get("backend", TOKEN_IDS_BACKEND)
+        run["vocabulary"]["backend"] = target["backend"].name
         return run_sweep(run, req.config, base_url=server.base_url, model=server.model_name, **target,
                          alive=server.is_running,
                          describe_exit=describe_exit, stop=stop, on_progress=on_progress, on_point=on_point,
@@ -225,48 +224,30 @@ def _vocabulary(req: ProbeRequest, run: dict[str, Any], *, base_url: str, model:
     return vocab
 
 
-def sweep_target_kwargs(vocab: Vocabulary, backend: str | None = None, *, is_vllm: bool = True,
-                        sweep: Callable[..., Any] | None = None) -> dict[str, Any] | str:
-    """What :func:`~probes.plan.sweep.run_sweep` receives about the prompts: ``token_pool`` (draw ONLY these
-    ids) when the sweep takes it and the ids came from ``/tokenize``, else ``vocab_size`` (every id below it
-    exists: the known vocabulary, or ``max(token_pool) + 1``); ``backend`` when the sweep takes it (text
-    backends need neither); a message (str) when this sweep cannot probe safely.
+def sweep_target_kwargs(vocab: Vocabulary, backend: str | None = None, *,
+                        is_vllm: bool = True) -> dict[str, Any] | str:
+    """What :func:`~probes.plan.sweep.run_sweep` receives about the prompts: ``backend`` (a
+    :class:`~probes.load.backends.Backend`, chosen by :func:`~probes.load.backends.resolve_backend_name`),
+    and for token ids exactly one of ``token_pool`` (draw ONLY these ids: what ``/tokenize`` returned) or
+    ``vocab_size`` (every id below it exists); a message (str) when this target cannot be probed safely.
 
-    The request kind: the one asked for; for ``auto`` (or none) token ids when the vocabulary is known, else
-    text: ``completions`` on a vLLM, ``chat`` elsewhere (hosted APIs serve current models on chat only).
-
-    Merge seam: the sweep of this branch takes ``vocab_size: int`` only; the one that draws from a pool and
-    sends text takes ``token_pool``/``backend`` too; both get what they can use, and no id at or past the
-    vocabulary either way.
-
-    >>> def old(run, config, *, base_url, model, vocab_size): ...
-    >>> sweep_target_kwargs(Vocabulary("tokenize", None, (20, 30)), sweep=old)
-    {'vocab_size': 31}
-    >>> sweep_target_kwargs(Vocabulary("none", None, None), sweep=old)[:40]
-    'the vocabulary of this server is unknown'
-    >>> sweep_target_kwargs(Vocabulary("none", None, None), "auto", is_vllm=False, sweep=lambda *, backend: 0)
-    {'backend': 'chat'}
+    >>> sorted(sweep_target_kwargs(Vocabulary("tokenize", None, (20, 30))))
+    ['backend', 'token_pool']
+    >>> sweep_target_kwargs(Vocabulary("none", None, None), "auto", is_vllm=False)["backend"].name
+    'chat'
+    >>> sweep_target_kwargs(Vocabulary("none", None, None), "vllm-token-ids")[:40]
+    'token ids were asked for, but this serve'
     """
-    params = inspect.signature(sweep or run_sweep).parameters
-    if backend not in (None, "", AUTO):
-        chosen = backend
-    else:
-        chosen = TOKEN_IDS_BACKEND if vocab.id_bound is not None else ("completions" if is_vllm else "chat")
+    chosen = resolve_backend_name(backend or AUTO, vocab_known=vocab.id_bound is not None, is_vllm=is_vllm)
     if chosen == TOKEN_IDS_BACKEND and vocab.id_bound is None:
         return ("token ids were asked for, but this server's vocabulary is unknown (no --vocab-size, no local "
                 "config.json, no vLLM /tokenize): pass --vocab-size N, or use a text request kind")
-    kwargs: dict[str, Any] = {}
-    if "backend" in params:
-        kwargs["backend"] = chosen
-    elif chosen != TOKEN_IDS_BACKEND:
-        return ("the vocabulary of this server is unknown (no --vocab-size, no local config.json, no vLLM "
-                "/tokenize) and this build cannot send text prompts: pass --vocab-size N (the model's "
-                "config.json vocab_size)")
+    kwargs: dict[str, Any] = {"backend": get_backend(chosen, vllm_extras=is_vllm)}
     if chosen != TOKEN_IDS_BACKEND:
         return kwargs  # text prompts: no ids at all
-    if vocab.token_pool is not None and "token_pool" in params:
+    if vocab.token_pool is not None:
         kwargs["token_pool"] = vocab.token_pool  # exactly one of token_pool / vocab_size reaches the workload
-    elif vocab.id_bound is not None:
+    else:
         kwargs["vocab_size"] = vocab.id_bound
     return kwargs
 

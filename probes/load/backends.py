@@ -201,44 +201,45 @@ def get_backend(name: str, *, vllm_extras: bool = False) -> Backend:
     raise ValueError(f"unknown request kind {name!r}; known: {', '.join(BACKEND_NAMES)}")
 
 
-def resolve_backend_name(requested: str, *, managed: bool, vllm_version: str | None) -> str:
+def resolve_backend_name(requested: str, *, vocab_known: bool, is_vllm: bool) -> str:
     """The kind to use for ``--api requested`` (``auto`` or a name) against a target.
 
-    ``auto``: ``vllm-token-ids`` for a managed vLLM (exact lengths, vocabulary read from the model
-    directory); for an endpoint ``completions`` when it reports a vLLM version (text needs no vocabulary, so
-    no request can depend on the server's input validation; the length is still forced by ``ignore_eos``
-    and works without a chat template) and ``chat`` otherwise (hosted APIs serve current models on chat only).
+    ``auto``: ``vllm-token-ids`` when the target is vLLM and its valid ids are known without sending any
+    (a local config.json, ``--vocab-size``, or ids its own ``/tokenize`` returned: exact input lengths);
+    else text, which needs no vocabulary so no request can depend on the server's input validation:
+    ``completions`` on a vLLM (length still forced by ``ignore_eos``, no chat template needed), ``chat``
+    elsewhere (hosted APIs serve current models on chat only).
 
-    >>> resolve_backend_name("auto", managed=True, vllm_version="0.26.0")
+    >>> resolve_backend_name("auto", vocab_known=True, is_vllm=True)
     'vllm-token-ids'
-    >>> resolve_backend_name("auto", managed=False, vllm_version="0.26.0")
+    >>> resolve_backend_name("auto", vocab_known=False, is_vllm=True)
     'completions'
-    >>> resolve_backend_name("auto", managed=False, vllm_version=None)
+    >>> resolve_backend_name("auto", vocab_known=True, is_vllm=False)
     'chat'
-    >>> resolve_backend_name("chat", managed=True, vllm_version=None)
+    >>> resolve_backend_name("chat", vocab_known=True, is_vllm=True)
     'chat'
     """
     if requested == AUTO:
-        if managed:
-            return "vllm-token-ids"
-        return "completions" if vllm_version is not None else "chat"
+        if is_vllm:
+            return "vllm-token-ids" if vocab_known else "completions"
+        return "chat"
     get_backend(requested)  # ValueError for an unknown name
     return requested
 
 
-def backend_for(requested: str, *, managed: bool, vllm_version: str | None) -> Backend:
+def backend_for(requested: str, *, vocab_known: bool, is_vllm: bool) -> Backend:
     """The :class:`Backend` for ``--api requested`` against a target: the kind from
-    :func:`resolve_backend_name`, with vLLM's fields when the target is a managed vLLM or reports a
-    ``vllm_version`` (an endpoint's ``GET /version``).
+    :func:`resolve_backend_name`, with vLLM's fields when the target is vLLM (managed, or an endpoint whose
+    ``GET /version`` answers).
 
-    >>> b = backend_for("auto", managed=False, vllm_version=None)
+    >>> b = backend_for("auto", vocab_known=False, is_vllm=False)
     >>> b.name, b.path, b.vllm_extras
     ('chat', '/v1/chat/completions', False)
-    >>> backend_for("chat", managed=False, vllm_version="0.32.0").vllm_extras
+    >>> backend_for("chat", vocab_known=False, is_vllm=True).vllm_extras
     True
     """
-    name = resolve_backend_name(requested, managed=managed, vllm_version=vllm_version)
-    return get_backend(name, vllm_extras=managed or vllm_version is not None)
+    name = resolve_backend_name(requested, vocab_known=vocab_known, is_vllm=is_vllm)
+    return get_backend(name, vllm_extras=is_vllm)
 
 
 BACKENDS: dict[str, Backend] = {name: get_backend(name) for name in BACKEND_NAMES}

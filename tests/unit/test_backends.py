@@ -79,26 +79,27 @@ def test_a_text_kind_refuses_a_token_id_request(name):
 
 
 def test_auto_kind_per_target():
-    assert resolve_backend_name(AUTO, managed=True, vllm_version=None) == "vllm-token-ids"
-    assert resolve_backend_name(AUTO, managed=False, vllm_version="0.26.0") == "completions"
-    assert resolve_backend_name(AUTO, managed=False, vllm_version=None) == "chat"
-    assert resolve_backend_name("vllm-token-ids", managed=False, vllm_version="0.32.0") == "vllm-token-ids"
+    assert resolve_backend_name(AUTO, vocab_known=True, is_vllm=True) == "vllm-token-ids"
+    assert resolve_backend_name(AUTO, vocab_known=False, is_vllm=True) == "completions"
+    assert resolve_backend_name(AUTO, vocab_known=True, is_vllm=False) == "chat"
+    assert resolve_backend_name(AUTO, vocab_known=False, is_vllm=False) == "chat"
+    assert resolve_backend_name("vllm-token-ids", vocab_known=False, is_vllm=True) == "vllm-token-ids"
     with pytest.raises(ValueError, match="known: vllm-token-ids"):
-        resolve_backend_name("responses", managed=True, vllm_version=None)
+        resolve_backend_name("responses", vocab_known=True, is_vllm=True)
 
 
 @pytest.mark.parametrize(
-    ("requested", "managed", "version", "expected"),
+    ("requested", "vocab_known", "is_vllm", "expected"),
     [
-        (AUTO, True, None, ("vllm-token-ids", True)),
-        (AUTO, False, "0.26.0", ("completions", True)),
-        (AUTO, False, None, ("chat", False)),
-        ("completions", False, None, ("completions", False)),  # a hosted API: standard fields only
-        ("chat", True, None, ("chat", True)),
+        (AUTO, True, True, ("vllm-token-ids", True)),
+        (AUTO, False, True, ("completions", True)),
+        (AUTO, False, False, ("chat", False)),
+        ("completions", False, False, ("completions", False)),  # a hosted API: standard fields only
+        ("chat", True, True, ("chat", True)),
     ],
 )
-def test_backend_for_a_target(requested, managed, version, expected):
-    b = backend_for(requested, managed=managed, vllm_version=version)
+def test_backend_for_a_target(requested, vocab_known, is_vllm, expected):
+    b = backend_for(requested, vocab_known=vocab_known, is_vllm=is_vllm)
     assert (b.name, b.vllm_extras) == expected
 
 

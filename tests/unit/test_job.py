@@ -167,12 +167,12 @@ def _endpoint(stand_in: str, tmp_path: Path, **env: str) -> Any:
 
 def test_endpoint_vocabulary_is_learned_from_tokenize_and_recorded(stand_in: str, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """No generation request before the sweep: the pool comes from /tokenize; the sweep gets a safe bound."""
+    """No generation request before the sweep: the pool comes from /tokenize and reaches the sweep as is."""
     got: dict[str, Any] = {}
 
-    def fake_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model: str, vocab_size: int,
+    def fake_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model: str,
                    **kw: Any) -> dict[str, Any]:
-        got["vocab_size"] = vocab_size
+        got.update(kw)
         run["status"] = "complete"
         return run
 
@@ -180,39 +180,45 @@ def test_endpoint_vocabulary_is_learned_from_tokenize_and_recorded(stand_in: str
     with _endpoint(stand_in, tmp_path, FAKE_TOKENIZE=",".join(map(str, range(200, 260))), FAKE_VOCAB="4096") as s:
         run = execute(ProbeRequest(config=CONFIG, endpoint=s.base_url), settings=_settings(tmp_path))
     assert run["vocabulary"]["source"] == "tokenize" and run["vocabulary"]["pool_size"] == 60
-    assert got["vocab_size"] == 260  # every id below max(pool) + 1 is one the tokenizer has
+    assert got["token_pool"] == tuple(range(200, 260)) and "vocab_size" not in got  # only ids the server gave
+    assert got["backend"].name == "vllm-token-ids" and run["vocabulary"]["backend"] == "vllm-token-ids"
     sent = [json.loads(line)["path"] for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
     assert sent == ["/tokenize"]
 
 
-def test_endpoint_with_no_known_vocabulary_fails_clearly_without_text_backends(
+def test_endpoint_with_no_known_vocabulary_falls_back_to_text(
         stand_in: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def fake_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model: str, vocab_size: int,
+    got: dict[str, Any] = {}
+
+    def fake_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model: str,
                    **kw: Any) -> dict[str, Any]:
-        raise AssertionError("must not sweep with a guessed vocabulary")
+        got.update(kw)
+        run["status"] = "complete"
+        return run
 
     monkeypatch.setattr(job, "run_sweep", fake_sweep)
     with _endpoint(stand_in, tmp_path, FAKE_VOCAB="4096") as s:  # no /tokenize route: 404
         run = execute(ProbeRequest(config=CONFIG, endpoint=s.base_url), settings=_settings(tmp_path))
-    assert run["status"] == "failed" and "pass --vocab-size" in run["error"]
     assert run["vocabulary"]["source"] == "none"
+    assert "vocab_size" not in got and "token_pool" not in got  # text prompts: no ids at all
+    assert got["backend"].name in ("completions", "chat")
     assert all(json.loads(x)["path"] == "/tokenize" for x in (tmp_path / "requests.jsonl").read_text().splitlines())
 
 
-def test_sweep_gets_the_pool_and_backend_when_it_takes_them() -> None:
+def test_sweep_gets_the_pool_or_bound_and_the_backend() -> None:
     from probes.target.vocabulary import Vocabulary
 
-    def new(run: Any, config: Any, *, base_url: str, model: str, vocab_size: int | None = None,
-            token_pool: Any = None, backend: str = "vllm-token-ids") -> None: ...
+    def names(kw: Any) -> Any:
+        return {k: (v.name if k == "backend" else v) for k, v in kw.items()} if isinstance(kw, dict) else kw
 
-    assert job.sweep_target_kwargs(Vocabulary("tokenize", None, (20, 30)), sweep=new) == {
+    assert names(job.sweep_target_kwargs(Vocabulary("tokenize", None, (20, 30)))) == {
         "backend": "vllm-token-ids", "token_pool": (20, 30)}
-    assert job.sweep_target_kwargs(Vocabulary("none", None, None), sweep=new) == {"backend": "completions"}
-    assert job.sweep_target_kwargs(Vocabulary("config.json", 4096, None), "chat", sweep=new) == {"backend": "chat"}
+    assert names(job.sweep_target_kwargs(Vocabulary("none", None, None))) == {"backend": "completions"}
+    assert names(job.sweep_target_kwargs(Vocabulary("config.json", 4096, None), "chat")) == {"backend": "chat"}
     # "auto" (the default of ProbeRequest.backend): ids when known, else text; chat where the target is not vLLM
-    assert job.sweep_target_kwargs(Vocabulary("config.json", 4096, None), "auto", sweep=new) == {
+    assert names(job.sweep_target_kwargs(Vocabulary("config.json", 4096, None), "auto")) == {
         "backend": "vllm-token-ids", "vocab_size": 4096}
-    assert job.sweep_target_kwargs(Vocabulary("none", None, None), "auto", is_vllm=False, sweep=new) == {
+    assert names(job.sweep_target_kwargs(Vocabulary("none", None, None), "auto", is_vllm=False)) == {
         "backend": "chat"}
-    assert "pass --vocab-size" in job.sweep_target_kwargs(Vocabulary("none", None, None), "vllm-token-ids",
-                                                          sweep=new)
+    assert job.sweep_target_kwargs(Vocabulary("config.json", 4096, None), "chat")["backend"].vllm_extras
+    assert "pass --vocab-size" in job.sweep_target_kwargs(Vocabulary("none", None, None), "vllm-token-ids")

@@ -13,6 +13,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from probes.observe.gpu import GpuSnapshot
+from probes.target.server import VllmInstall
 from ui import search_view
 from ui.probe_view import ProbeForm, build_request
 from ui.search_view import SearchForm, apply_search, build_search, form_from_state, search_points_frame
@@ -63,6 +64,10 @@ RUN = {"schema": "selfhost-vs-api/probe-run/1", "status": "complete", "error": N
        "best_point": None, "notes": [], "operating_point": OP}
 
 
+def _cpu_install(python: str, timeout_s: float = 30.0) -> VllmInstall:
+    return VllmInstall(python, "0.32.0", cpu_build=True)
+
+
 @pytest.fixture(autouse=True)
 def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("APP__PROBE__DB", str(tmp_path / "results.sqlite"))
@@ -71,7 +76,8 @@ def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("APP__PROBE__ENABLED", raising=False)
     FakeJob.made, FakeJob.finish_with = [], None
     st.cache_data.clear()
-    with mock.patch("probes.observe.gpu.inspect", return_value=NO_GPU), mock.patch("probes.job.ProbeJob", FakeJob):
+    with mock.patch("probes.observe.gpu.inspect", return_value=NO_GPU), mock.patch("probes.job.ProbeJob", FakeJob), \
+            mock.patch("probes.target.readiness.detect_install", side_effect=_cpu_install):  # a CPU vLLM "exists"
         yield
     st.cache_data.clear()
 
