@@ -18,6 +18,10 @@ One vLLM server (synthetic weights, prefix caching ON, vLLM's default) is starte
    request warms it), ours with the warm-up caching the same prefix (today's default), and ours with a cold
    prefix (new seed, no warm-up: what every point did when prefixes were salted per point).
 
+3. **No orphans** (``--sigkill``, its own vLLM): ``python -m probes run --synthetic ...`` is started as a
+   user would, SIGKILLed once its vLLM holds GPU memory, and the script polls (bounded) until no process
+   of vLLM remains and the GPU memory is back.
+
 Everything lands in ``--out-dir``: the run JSONs, bench result files, the server log and ``summary.json``.
 """
 
@@ -102,6 +106,62 @@ def _bench(python: str, base_url: str, model: str, tokenizer: str, out: Path, na
                                   "median_tpot_ms", "median_itl_ms", "total_input_tokens")}
 
 
+def _vllm_pids() -> list[int]:
+    pids = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ")
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        if b"vllm" in cmd and b"gpu_probe_trust" not in cmd and stat[stat.rfind(")") + 2] != "Z":
+            pids.append(int(d.name))
+    return pids
+
+
+def _gpu_used_mib() -> int | None:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=30, check=False).stdout
+        return int(out.split()[0])
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return None
+
+
+def sigkill_check(synthetic: str, python: str, out: Path) -> dict[str, Any]:
+    """SIGKILL a probing CLI once its vLLM holds GPU memory; poll until no vLLM process remains."""
+    before = _gpu_used_mib()
+    argv = [sys.executable, "-m", "probes", "run", "--synthetic", synthetic, "--vllm-python", python,
+            "--concurrency", "1", "--requests", "64", "--output-tokens", "512", "--no-store",
+            "--max-model-len", "4096", "--log", str(out / "sigkill-vllm.log")]
+    env = dict(os.environ, APP__PROBE__DATA_DIR=str(out / "data"))
+    with open(out / "sigkill-cli.log", "wb") as log:
+        cli = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+                               start_new_session=True)
+    t0 = time.monotonic()
+    loaded = None
+    while time.monotonic() - t0 < 420 and cli.poll() is None:
+        used = _gpu_used_mib()
+        if used is not None and before is not None and used - before > 8000 and "vLLM ready" in (
+                out / "sigkill-cli.log").read_text(errors="replace"):
+            loaded = used
+            break
+        time.sleep(2)
+    pids = _vllm_pids()
+    res: dict[str, Any] = {"gpu_used_mib_before": before, "gpu_used_mib_loaded": loaded,
+                           "vllm_pids_before_kill": pids, "cli_rc_before_kill": cli.poll()}
+    os.kill(cli.pid, 9)
+    cli.wait(timeout=30)
+    t1 = time.monotonic()
+    while time.monotonic() - t1 < 90 and _vllm_pids():
+        time.sleep(0.5)
+    res["vllm_pids_after"] = _vllm_pids()
+    res["seconds_until_gone"] = round(time.monotonic() - t1, 1)
+    time.sleep(3)
+    res["gpu_used_mib_after"] = _gpu_used_mib()
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--synthetic", default="meta-llama/Llama-3.1-8B-Instruct")
@@ -111,9 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--skip-safety", action="store_true")
     ap.add_argument("--skip-prefix", action="store_true")
+    ap.add_argument("--sigkill", action="store_true", help="only the SIGKILL check (its own vLLM)")
     ns = ap.parse_args(argv)
     out = Path(ns.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if ns.sigkill:
+        res = sigkill_check(ns.synthetic, ns.vllm_python, out)
+        (out / "sigkill.json").write_text(json.dumps(res, indent=1))
+        print("sigkill", json.dumps(res), flush=True)
+        return 0 if not res["vllm_pids_after"] else 1
     model_dir = write_model_dir(ns.synthetic, out / "model")
     name = "llama8b"
     summary: dict[str, Any] = {"synthetic": ns.synthetic, "serve_args": ns.vllm_arg, "safety": {}, "prefix": []}
