@@ -256,7 +256,7 @@ def test_endpoint_mode_sends_nothing_the_server_refuses(vllm_server: Any, tmp_pa
                   settings=ProbeSettings(data_dir=str(tmp_path / "data")))
     assert run["status"] == "complete", run.get("error")
     assert run["vocabulary"]["source"] == "tokenize" and run["vocabulary"]["pool_size"] >= 16
-    assert run["points"][0]["completed"] == 2 and run["points"][0]["failed"] == 0
+    assert run["points"][0]["completed"] == 3 and run["points"][0]["failed"] == 0  # 3 x c floor
     with open(log, "rb") as f:
         f.seek(offset)
         access = [line for line in f.read().decode("utf-8", "replace").splitlines()
