@@ -26,9 +26,10 @@ Prefix-cache hygiene (vLLM hashes the prompt in blocks, each hash chained to the
   starts with prefix ``i % shared_prefix_count`` (reused on purpose: that exercises
   ``--enable-prefix-caching``) and continues with a suffix unique from its first token. The prefixes depend
   on the seed only, not on the salt: the warm-up caches the same system prompts the measured requests use,
-  as in production where a system prompt is hot. (With salted prefixes every point started with a cold
-  cache: on an H200 the first wave of c=32 each prefilled the whole 1,536-token prefix, and our median TTFT
-  read +25 % against ``vllm bench serve``, whose first test request warms its one prefix.)
+  as in production where a system prompt is hot, and as ``vllm bench serve``'s first test request warms
+  its one prefix. (Measured on an H200: a cold prefix costs exactly one prefix computation per point,
+  1,536 of 196,608 prompt tokens at c=32, since vLLM shares the blocks within the first wave; it does not
+  explain a TTFT gap. See benchmarks/README.md.)
 
 Lengths: ``fixed`` gives exactly ``input_tokens``/``output_tokens``; ``uniform`` draws uniformly in
 ``L * (1 - spread) .. L * (1 + spread)``; ``normal`` draws ``N(L, (L * spread)^2)``; both are rounded and
