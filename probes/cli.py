@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--synthetic", metavar="MODEL_ID_OR_CONFIG_JSON",
                      help="catalog id, HF id or config.json: random weights of the real shape")
     src.add_argument("--endpoint", metavar="URL", help="attach to a running OpenAI-compatible server")
-    r.add_argument("--concurrency", default="1,4,16", help="comma-separated list (default 1,4,16)")
+    r.add_argument("--concurrency", default="1,4,16",
+                   help="comma-separated list (default 1,4,16); 'uncapped' with --request-rate: one open-loop "
+                        "point with no cap on in-flight requests (client queue time is reported per request)")
     r.add_argument("--request-rate", type=_positive_float, default=math.inf,
                    help="requests/s, Poisson arrivals (each concurrency then caps in-flight requests)")
     r.add_argument("--burstiness", type=_positive_float, default=1.0)

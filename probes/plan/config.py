@@ -32,15 +32,18 @@ __all__ = ["SweepConfig", "SweepProgress", "parse_int_list", "point_request_coun
 
 
 def parse_int_list(text: str, *, name: str = "concurrency") -> tuple[int, ...]:
-    """``"1,4,16"`` -> ``(1, 4, 16)``; ValueError naming the field otherwise.
+    """``"1,4,16"`` -> ``(1, 4, 16)``; ValueError naming the field otherwise. ``"uncapped"`` -> ``(0,)`` (one
+    open-loop point with no cap on in-flight requests; only meaningful with a request rate).
 
-    >>> parse_int_list("1, 4,16")
-    (1, 4, 16)
+    >>> parse_int_list("1, 4,16"), parse_int_list("uncapped")
+    ((1, 4, 16), (0,))
     >>> parse_int_list("1,x")
     Traceback (most recent call last):
     ...
     ValueError: concurrency must be a comma-separated list of integers >= 1, got '1,x'
     """
+    if text.strip().lower() == "uncapped":
+        return (0,)
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
@@ -52,7 +55,9 @@ def parse_int_list(text: str, *, name: str = "concurrency") -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """How to probe. ``request_rate`` finite = open loop (Poisson) with each concurrency as the cap.
+    """How to probe. ``request_rate`` finite = open loop (Poisson) with each concurrency as the cap; a
+    concurrency of 0 means uncapped (open loop only: every request is sent at its arrival time, as real
+    traffic arrives, and waits for nothing in the client).
 
     ``search`` set: an SLO capacity search (:mod:`probes.plan.search`) instead of the ``concurrencies``
     list. ``warmup_requests``: floor of the warm-up count (raised to the concurrency; 0 = no warm-up).
@@ -78,10 +83,13 @@ class SweepConfig:
     search: SloSearch | None = None
 
     def __post_init__(self) -> None:
-        if not self.concurrencies or any(int(c) < 1 for c in self.concurrencies):
-            raise ValueError(f"concurrencies must be a non-empty list of integers >= 1, got {self.concurrencies!r}")
         if not self.request_rate > 0:
             raise ValueError(f"request_rate must be > 0 (inf = closed loop), got {self.request_rate!r}")
+        if not self.concurrencies or any(int(c) < 0 for c in self.concurrencies):
+            raise ValueError(f"concurrencies must be a non-empty list of integers >= 1, got {self.concurrencies!r}")
+        if 0 in self.concurrencies and not math.isfinite(self.request_rate):
+            raise ValueError("concurrency 0 (uncapped) needs a finite request_rate: a closed loop without a cap "
+                             "would send every request at once")
         if self.warmup_requests < 0:
             raise ValueError(f"warmup_requests must be >= 0, got {self.warmup_requests!r}")
         if self.saturation_gain < 0:

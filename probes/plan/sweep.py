@@ -118,7 +118,7 @@ def next_concurrency(config: SweepConfig, history: Sequence[Mapping[str, Any] | 
                 f"{config.saturation_gain:.0%} over the best earlier point ({best:.1f}); skipped {remaining}"))
     if i >= len(config.concurrencies):
         return Decision(None)
-    return Decision(Load(config.concurrencies[i], config.request_rate))
+    return Decision(Load(config.concurrencies[i] or None, config.request_rate))  # 0 = uncapped open loop
 
 
 def _search_load(search: SloSearch, config: SweepConfig, value: float) -> Load:

@@ -46,7 +46,8 @@ class ScriptedLoad:
         # so the steady window (all of it, here) gives the scripted throughput too
         total_out = sum(r.output_tokens for i, r in enumerate(reqs) if i >= n_fail)
         duration = total_out / self.tps[conc] if total_out else 1.0
-        wave_s = duration / -(-len(reqs) // conc)
+        width = conc or len(reqs)  # uncapped: one wave
+        wave_s = duration / -(-len(reqs) // width)
         for i, r in enumerate(reqs):
             ok = i >= n_fail
             out = r.output_tokens if ok else 0
@@ -54,8 +55,8 @@ class ScriptedLoad:
             res = RequestResult(index=r.index, success=ok, error="" if ok else "HTTP 500 Internal Server Error",
                                 prompt_tokens=r.input_tokens if ok else 0, output_tokens=out,
                                 ttft_s=ttft, itl_s=[(0.9 * wave_s - ttft) / (out - 1)] * (out - 1) if out > 1 else [],
-                                latency_s=wave_s, start_s=(i // conc) * wave_s,
-                                end_s=(i // conc + 1) * wave_s)
+                                latency_s=wave_s, start_s=(i // width) * wave_s,
+                                end_s=(i // width + 1) * wave_s)
             results.append(res)
             if kw.get("on_result"):
                 kw["on_result"](res)
@@ -223,3 +224,18 @@ def test_an_open_loop_point_covers_the_minimum_duration_and_says_why(monkeypatch
     assert len(load.calls[0]["requests"]) == 50 and load.calls[0]["request_rate"] == 5.0
     assert "rate 5 req/s (cap 4): 50 measured requests (at least 10 s of arrivals; 4 requested is a floor)" in (
         run["notes"][0])
+
+
+def test_uncapped_open_loop_point_sends_without_a_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 8 item 5: ``--concurrency uncapped --request-rate R`` runs open loop with no in-flight cap."""
+    load = ScriptedLoad({None: 100.0})
+    run = _run(load, monkeypatch, concurrencies=(0,), config={"request_rate": 50.0})
+    (call,) = load.calls
+    assert call["concurrency"] is None and call["request_rate"] == 50.0
+    (point,) = run["points"]
+    assert point["concurrency"] is None and point["request_rate"] == 50.0 and run["status"] == "complete"
+
+
+def test_uncapped_needs_a_request_rate() -> None:
+    with pytest.raises(ValueError, match="uncapped"):
+        SweepConfig(workload=SPEC, concurrencies=(0,))
