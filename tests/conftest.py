@@ -6,7 +6,8 @@
   examples every time and uses no database: CI goes red only when the code changed, and anyone reproduces a red
   run with ``CI=1``. Exploring new inputs is the developers' runs' job (and ``explore``'s).
 - ``explore``: random, no database, for a fresh-runs loop (``HYPOTHESIS_PROFILE=explore pytest ...``).
-- ``mutation``: deterministic and no database, for ``benchmarks/mutation.py`` (the same test is rerun per mutant).
+- ``mutation``: deterministic, no database, 10 examples, for ``benchmarks/mutation.py`` (every test is rerun
+  per mutant on one core; the goldens and invariants carry most of the killing, 10 examples keep it in minutes).
 
 All of them turn the per-example deadline off: on a busy 2-core machine a scheduler stall can exceed any fixed
 deadline, and a deadline is a timing assertion. ``HYPOTHESIS_PROFILE`` picks one explicitly.
@@ -24,7 +25,7 @@ _COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 settings.register_profile("dev", **_COMMON)
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True, **_COMMON)
 settings.register_profile("explore", database=None, **_COMMON)
-settings.register_profile("mutation", derandomize=True, database=None, **_COMMON)
+settings.register_profile("mutation", derandomize=True, database=None, max_examples=10, **_COMMON)
 
 
 def _profile_name() -> str:

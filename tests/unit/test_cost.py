@@ -86,7 +86,9 @@ def test_breakeven_beyond_min_replicas_golden():
                                            ops_usd_per_month=10_000)
     assert n == 6 and x == pytest.approx(14_380 * 24 / 0.73)
     # at the end of step 5 (x = 5 * 86,400 = 432,000) self-hosting is still dearer: 13,650 > 13,140
-    assert 5 * 730 + 10_000 > 0.001 * 730 / 24 * 432_000
+    assert cost.replicas_needed(432_000, 1.0, peak_to_mean=1.0) == 5
+    assert cost.self_host_usd_per_month(5, 1, 1.0, 10_000) == pytest.approx(13_650)
+    assert cost.api_usd_per_month(432_000, 0, 1000, 0, 0, 0, 1.0) == pytest.approx(13_140)  # $0.001/request
 
 
 def test_breakeven_none_when_a_busy_replica_costs_more_than_its_traffic_at_the_api():
