@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
+from pathlib import Path
 
 import pytest
 
-from probes.results.store import RUN_SCHEMA, ResultStore
+from probes.results.store import RUN_SCHEMA, ResultStore, vllm_bench_to_run
 
 
 def _run(**overrides):
@@ -98,3 +100,128 @@ def test_writers_that_start_together_never_see_database_locked(tmp_path):
     assert {r["model"] for r in runs} == {f"w{w}-{i}" for w in range(WRITERS) for i in range(ROUNDS)}
     assert all(r["status"] == "complete" for r in runs)
 
+
+
+# --- the import of `vllm bench serve --save-result` files: the whole run JSON, field by field ------------------
+
+BENCH_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "vllm_bench_result_cpu.json"
+
+
+def _stats(v, metric):
+    return {stat: v.get(f"{stat}_{metric}_ms") for stat in ("mean", "median", "p90", "p99", "std")}
+
+
+def test_an_imported_bench_result_is_exactly_this_run_json():
+    v = json.loads(BENCH_FIXTURE.read_text())
+    run = vllm_bench_to_run(v)
+    t0 = min(v["start_times"])
+    samples = [{"index": i, "success": True, "error": "", "prompt_tokens": v["input_lens"][i],
+                "output_tokens": v["output_lens"][i], "ttft_ms": v["ttfts"][i] * 1000.0,
+                "latency_ms": v["latencies"][i] * 1000.0, "itl_ms": [x * 1000.0 for x in v["itls"][i]],
+                "start_s": v["start_times"][i] - t0} for i in range(16)]
+    point = {"concurrency": 4, "request_rate": None, "output_tokens_per_s": v["output_throughput"],
+             "requests_per_s": v["request_throughput"], "total_tokens_per_s": v["total_token_throughput"],
+             "goodput_requests_per_s": v["request_goodput"], "ttft_ms": _stats(v, "ttft"),
+             "tpot_ms": _stats(v, "tpot"), "itl_ms": _stats(v, "itl"), "e2el_ms": _stats(v, "e2el"),
+             "completed": 16, "failed": 0, "duration_s": v["duration"], "total_input_tokens": 512,
+             "total_output_tokens": 256, "errors": [], "server_metrics": None, "power": None, "samples": samples}
+    assert run["created_at"].endswith("Z") and len(run["created_at"]) == len("2026-12-01T00:00:00Z")
+    assert {k: val for k, val in run.items() if k != "created_at"} == {
+        "schema": RUN_SCHEMA, "run_id": None, "status": "complete", "error": None, "gpu": None, "model": "tiny",
+        "weights": "unknown", "vllm_version": None, "cold_start_s": None,
+        "server": {"mode": "endpoint", "base_url": None, "argv": [], "serve_args": []},
+        "workload": {"input_tokens": 32, "output_tokens": 16, "num_requests": 16},  # 512 / 16, 256 / 16
+        "settings": {"concurrency": [4], "request_rate": None, "burstiness": 1.0, "backend": "vllm",
+                     "label": "cpu-tiny"},
+        "points": [point],
+        "best_point": {k: val for k, val in point.items() if k != "samples"},
+        "notes": ["imported from `vllm bench serve --save-result` (20261127-235623, label cpu-tiny); GPU, "
+                  "weights and vLLM version were not recorded there"],
+    }
+
+
+def test_a_bench_result_with_failures_counts_and_names_them():
+    v = json.loads(BENCH_FIXTURE.read_text())
+    errors = [""] * 13 + ["Traceback ...\nTimeoutError: read timed out", "boom\nHTTP 500", "boom\nHTTP 500"]
+    v |= {"errors": errors, "failed": None, "num_prompts": 19, "completed": 13, "request_rate": 2.5,
+          "label": None}
+    del v["burstiness"], v["date"]
+    run = vllm_bench_to_run(v, label="mine")
+    (p,) = run["points"]
+    assert p["failed"] == 19 - 13 and p["request_rate"] == 2.5 and run["settings"]["request_rate"] == 2.5
+    assert p["errors"] == ["2× HTTP 500", "1× TimeoutError: read timed out"]  # last line, most frequent first
+    assert [s["success"] for s in p["samples"]] == [True] * 13 + [False] * 3
+    assert p["samples"][15]["error"] == "boom\nHTTP 500"
+    assert run["best_point"] is None  # the only point had failures
+    assert run["settings"]["label"] == "mine" and run["settings"]["burstiness"] is None
+    assert run["notes"][0].startswith("imported from `vllm bench serve --save-result` (undated, label mine)")
+    assert run["workload"] == {"input_tokens": round(512 / 13), "output_tokens": round(256 / 13),
+                               "num_requests": 19}
+
+
+def test_a_bench_result_without_details_has_no_samples_and_failed_from_num_prompts():
+    v = {k: val for k, val in json.loads(BENCH_FIXTURE.read_text()).items()
+         if k not in ("ttfts", "itls", "latencies", "start_times", "input_lens", "output_lens", "errors",
+                      "failed", "label")}
+    run = vllm_bench_to_run(v)
+    (p,) = run["points"]
+    assert p["samples"] == [] and p["errors"] == [] and p["failed"] == 0
+    assert run["notes"][0] == ("imported from `vllm bench serve --save-result` (20261127-235623); GPU, weights "
+                               "and vLLM version were not recorded there")
+    v2 = {k: val for k, val in v.items() if k not in ("num_prompts",)}
+    assert vllm_bench_to_run(v2)["points"][0]["failed"] is None
+
+
+def test_bench_samples_start_at_zero_and_default_missing_lists():
+    v = json.loads(BENCH_FIXTURE.read_text())
+    for key in ("input_lens", "output_lens", "latencies", "itls", "start_times"):
+        v[key] = None
+    (p,) = vllm_bench_to_run(v)["points"]
+    assert [(s["prompt_tokens"], s["output_tokens"], s["latency_ms"], s["itl_ms"], s["start_s"])
+            for s in p["samples"]] == [(0, 0, 0.0, [], 0.0)] * 16
+    v = json.loads(BENCH_FIXTURE.read_text())
+    v["start_times"] = [10.0 + i for i in range(16)]
+    assert [s["start_s"] for s in vllm_bench_to_run(v)["points"][0]["samples"]] == [float(i) for i in range(16)]
+
+
+def test_appended_bench_lines_pick_the_best_point_without_failures(tmp_path):
+    v = json.loads(BENCH_FIXTURE.read_text())
+    lines = [{**v, "max_concurrency": 1, "output_throughput": 100.0},
+             {**v, "max_concurrency": 8, "output_throughput": 900.0, "failed": 1},
+             {**v, "max_concurrency": 4, "output_throughput": 500.0},
+             {**v, "max_concurrency": 16, "output_throughput": 400.0}]
+    path = tmp_path / "appended.jsonl"
+    path.write_text("\n\n".join(json.dumps(x) for x in lines) + "\n")
+    for source in (path, str(path), path.read_text()):
+        run = vllm_bench_to_run(source)
+        assert [p["concurrency"] for p in run["points"]] == [1, 8, 4, 16]
+        assert run["settings"]["concurrency"] == [1, 8, 4, 16]
+        assert run["best_point"]["concurrency"] == 4
+    store = ResultStore(tmp_path / "r.sqlite")
+    rid = store.import_vllm_bench(path)
+    assert store.get_run(rid)["settings"]["label"] == "cpu-tiny"  # the file's own label when none is given
+    assert store.list_runs()[0]["best_output_tokens_per_s"] == 500.0
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ("{}\n[1]", "expected one JSON object per line"),
+    ("{\"completed\": 1", "invalid JSON"),
+    ("[1, 2]", "cannot read vllm bench result file '[1, 2]'"),
+    ({"completed": 1, "duration": 1.0, "output_throughput": 1.0}, "'request_throughput' is missing"),
+    ({"completed": None, "duration": 1.0, "output_throughput": 1.0, "request_throughput": 1.0},
+     "not a valid vllm bench serve result: TypeError"),
+])
+def test_other_files_are_value_errors_that_say_why(data, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        vllm_bench_to_run(data)
+
+
+def test_export_is_indented_strict_json_and_delete_names_the_run(store):
+    rid = store.save_run(_run(cold_start_s=float("inf")))
+    text = store.export_json(rid)
+    assert text == json.dumps(store.get_run(rid), indent=2, allow_nan=False)
+    assert json.loads(text)["cold_start_s"] is None
+    with pytest.raises(ValueError, match=f"run_id 99: no such run in {re.escape(str(store.path))}"):
+        store.delete_run(99)
+    with pytest.raises(ValueError, match=f"run_id 99: no such run in {re.escape(str(store.path))}"):
+        store.get_run(99)
