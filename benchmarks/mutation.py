@@ -10,8 +10,9 @@ ONE core (``taskset``, ``--max-children 1``, one BLAS thread) because the machin
     python benchmarks/mutation.py --module calculators/cost.py     # one module (repeatable)
     python benchmarks/mutation.py --keep /tmp/mut                  # keep the scratch folder (mutmut show ...)
 
-Score = killed / (all mutants - skipped): survivors, mutants no selected test covers ("no tests"),
-timeouts and suspicious ones all count against it. Hypothesis runs the "mutation" profile of
+Score = (killed + timeout) / (all mutants - skipped - not checked): a mutant that hangs is detected (make
+test's pytest-timeout fails it); survivors, mutants no selected test covers ("no tests") and suspicious ones
+count against it. Hypothesis runs the "mutation" profile of
 tests/conftest.py (deterministic, 10 examples per property) so that one core gets through it in minutes. Prints one line per module and every survivor's diff.
 """
 
@@ -58,7 +59,7 @@ def _write_config(work: Path, modules: list[str], tests: list[str]) -> None:
     # no doctest collection of the mutated tree, no cache folder (the Hypothesis profile comes from the env)
     lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -o", "    addopts=",
               "    -o", "    filterwarnings=ignore"]
-    lines += ["timeout_multiplier = 5.0", "timeout_constant = 10.0", ""]
+    lines += ["timeout_multiplier = 3.0", "timeout_constant = 5.0", ""]  # a hung mutant counts as killed
     (work / "setup.cfg").write_text("\n".join(lines))
 
 
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     for mod in modules:
         mine = {k: v for k, v in statuses.items() if _module_of(k, modules) == mod}
         count = {s: sum(1 for v in mine.values() if v == s) for s in set(mine.values())}
-        killed = count.get("killed", 0)
+        killed = count.get("killed", 0) + count.get("timeout", 0)  # a hang fails make test too (pytest-timeout)
         scored = sum(n for s, n in count.items() if s not in ("skipped", "not checked"))
         score = killed / scored if scored else float("nan")
         print(f"{mod:32} {len(mine):7} {killed:7} {count.get('survived', 0):8} {count.get('no tests', 0):8} "
