@@ -73,3 +73,13 @@ def test_targets_must_be_positive(field):
         summarize([_ok(0)], 1.0, **{field: 0})
     with pytest.raises(ValueError, match=r"duration_s must be > 0, got 0"):
         summarize([_ok(0)], 0)
+
+
+def test_a_failure_before_successes_skips_only_itself():
+    m = summarize([RequestResult(index=0, error="x"), _ok(1), _ok(2)], 1.0)
+    assert (m.completed, m.failed, m.total_output_tokens) == (2, 1, 6)
+
+
+def test_two_token_requests_have_a_tpot():
+    m = summarize([_ok(0, out=2, itl=(0.05,), latency=0.15)], 1.0)
+    assert m.tpot_ms.mean == pytest.approx(50.0)  # (0.15 - 0.1) / (2 - 1)

@@ -142,7 +142,8 @@ def test_an_imported_bench_result_is_exactly_this_run_json():
 
 def test_a_bench_result_with_failures_counts_and_names_them():
     v = json.loads(BENCH_FIXTURE.read_text())
-    errors = [""] * 13 + ["Traceback ...\nTimeoutError: read timed out", "boom\nHTTP 500", "boom\nHTTP 500"]
+    errors = [""] * 13 + ["Traceback ...\n  File x\nTimeoutError: read timed out", "boom\n  at y\nHTTP 500",
+                          "boom\n  at y\nHTTP 500"]
     v |= {"errors": errors, "failed": None, "num_prompts": 19, "completed": 13, "request_rate": 2.5,
           "label": None}
     del v["burstiness"], v["date"]
@@ -151,7 +152,7 @@ def test_a_bench_result_with_failures_counts_and_names_them():
     assert p["failed"] == 19 - 13 and p["request_rate"] == 2.5 and run["settings"]["request_rate"] == 2.5
     assert p["errors"] == ["2× HTTP 500", "1× TimeoutError: read timed out"]  # last line, most frequent first
     assert [s["success"] for s in p["samples"]] == [True] * 13 + [False] * 3
-    assert p["samples"][15]["error"] == "boom\nHTTP 500"
+    assert p["samples"][15]["error"] == "boom\n  at y\nHTTP 500"
     assert run["best_point"] is None  # the only point had failures
     assert run["settings"]["label"] == "mine" and run["settings"]["burstiness"] is None
     assert run["notes"][0].startswith("imported from `vllm bench serve --save-result` (undated, label mine)")
@@ -212,8 +213,37 @@ def test_appended_bench_lines_pick_the_best_point_without_failures(tmp_path):
      "not a valid vllm bench serve result: TypeError"),
 ])
 def test_other_files_are_value_errors_that_say_why(data, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
         vllm_bench_to_run(data)
+    assert str(info.value).startswith(("not a vllm bench serve result", "not a valid vllm bench serve result",
+                                       "cannot read"))
+
+
+def test_the_one_object_per_line_message_exactly():
+    with pytest.raises(ValueError) as info:
+        vllm_bench_to_run("{}\n[1]")
+    assert str(info.value) == "not a vllm bench serve result: expected one JSON object per line"
+
+
+def test_json_text_with_leading_whitespace_is_text_not_a_path():
+    v = json.loads(BENCH_FIXTURE.read_text())
+    assert vllm_bench_to_run("\n  " + json.dumps(v))["model"] == "tiny"
+
+
+def test_missing_optional_fields_take_their_defaults():
+    v = json.loads(BENCH_FIXTURE.read_text())
+    del v["errors"], v["request_rate"]
+    (p,) = vllm_bench_to_run(v)["points"]
+    assert p["request_rate"] is None
+    assert all(s["success"] and s["error"] == "" for s in p["samples"])
+    v["ttfts"] = []  # a detailed file of zero requests
+    assert vllm_bench_to_run(v)["points"][0]["samples"] == []
+
+
+def test_import_vllm_bench_passes_the_label_on(store):
+    rid = store.import_vllm_bench(BENCH_FIXTURE, label="cpu-run-7")
+    run = store.get_run(rid)
+    assert run["settings"]["label"] == "cpu-run-7" and "label cpu-run-7)" in run["notes"][0]
 
 
 def test_export_is_indented_strict_json_and_delete_names_the_run(store):

@@ -106,3 +106,46 @@ def test_vocabulary_arguments_are_checked():
                                          r"got reserved_ids=16, vocab_size=17"):
         build_requests(SPEC, vocab_size=17)  # 16 reserved: one id left
     assert {t for r in build_requests(SPEC, vocab_size=18) for t in r.prompt_token_ids} <= {16, 17}
+
+
+def test_more_pinned_prompts_default_salt_and_spread_only_on_outputs():
+    # the default salt is part of the recipe too
+    assert [r.prompt_token_ids for r in build_requests(SPEC, vocab_size=50)] == [
+        tuple(r.prompt_token_ids) for r in build_requests(SPEC, vocab_size=50, salt="")]
+    assert build_requests(SPEC, vocab_size=50)[0].prompt_token_ids != build_requests(
+        SPEC, vocab_size=50, salt="p0")[0].prompt_token_ids
+    # no input spread: input lengths draw nothing, so the output lengths are those of the seed's first draws
+    spec = WorkloadSpec(input_tokens=4, output_tokens=3, num_requests=2, seed=7, distribution="uniform",
+                        output_spread=0.9)
+    assert [r.output_tokens for r in build_requests(spec, vocab_size=50)] == [5, 2]
+
+
+@pytest.mark.parametrize(("vocab_size", "ids"), [
+    # usable ids = vocab - 16; up to 4 x count + 1,000,000 codes: a seeded permutation, beyond: rejection draws
+    (1_000_020, [(605572, 651461, 986580, 897434), (381003, 238908, 122023, 351794)]),
+    (1_000_021, [(980536, 651462, 986581, 897435), (190324, 238908, 122023, 351795)]),
+])
+def test_pinned_heads_on_both_sides_of_the_permutation_limit(vocab_size, ids):
+    reqs = build_requests(WorkloadSpec(input_tokens=4, output_tokens=1, num_requests=2), vocab_size=vocab_size)
+    assert [r.prompt_token_ids for r in reqs] == ids
+
+
+def test_pinned_two_id_heads_when_requests_outnumber_the_ids():
+    # 1,100 usable ids, 1,101 requests: two ids per head, 1,210,000 codes > 4 x 1,101 + 1,000,000: rejection
+    reqs = build_requests(WorkloadSpec(input_tokens=3, output_tokens=1, num_requests=1101), vocab_size=1116)
+    assert (reqs[0].prompt_token_ids, reqs[-1].prompt_token_ids) == ((254, 1052, 941), (1036, 353, 925))
+    assert len({r.prompt_token_ids[:2] for r in reqs}) == 1101
+
+
+def test_zero_reserved_ids_and_prefix_ids_stay_in_range():
+    assert min(t for r in build_requests(SPEC, vocab_size=3, reserved_ids=0) for t in r.prompt_token_ids) >= 0
+    spec = WorkloadSpec(input_tokens=40, output_tokens=1, num_requests=4, shared_prefix_count=2,
+                        shared_prefix_tokens=30)
+    ids = [t for r in build_requests(spec, vocab_size=100, reserved_ids=50) for t in r.prompt_token_ids]
+    assert min(ids) >= 50 and max(ids) < 100
+
+
+@pytest.mark.parametrize("field", ["shared_prefix_count", "shared_prefix_tokens", "seed"])
+def test_booleans_are_not_counts(field):
+    with pytest.raises(ValueError, match=f"{field} must be an integer >= 0, got True"):
+        WorkloadSpec(input_tokens=8, output_tokens=2, num_requests=2, **{field: True})
