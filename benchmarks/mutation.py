@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # (each module's doctests too, through benchmarks/mutation_doctests.py: make test runs them)
 DOCTESTS = "benchmarks/mutation_doctests.py"
 MODULE_TESTS: dict[str, tuple[str, ...]] = {
-    "calculators/cost.py": ("tests/unit/test_cost.py", DOCTESTS),
+    "calculators/cost.py": ("tests/unit/test_cost.py", "tests/unit/test_cost_contracts.py", DOCTESTS),
     "probes/load/metrics.py": ("tests/unit/test_metrics.py", "tests/unit/test_metrics_contracts.py", DOCTESTS),
     "probes/load/workload.py": ("tests/unit/test_workload.py", "tests/unit/test_workload_contracts.py", DOCTESTS),
     "probes/results/store.py": ("tests/unit/test_store.py", "tests/unit/test_store_contracts.py", DOCTESTS),
