@@ -10,10 +10,13 @@ ONE core (``taskset``, ``--max-children 1``, one BLAS thread) because the machin
     python benchmarks/mutation.py --module calculators/cost.py     # one module (repeatable)
     python benchmarks/mutation.py --keep /tmp/mut                  # keep the scratch folder (mutmut show ...)
 
-Score = (killed + timeout) / (all mutants - skipped - not checked): a mutant that hangs is detected (make
-test's pytest-timeout fails it); survivors, mutants no selected test covers ("no tests") and suspicious ones
-count against it. Hypothesis runs the "mutation" profile of
-tests/conftest.py (deterministic, 10 examples per property) so that one core gets through it in minutes. Prints one line per module and every survivor's diff.
+    python benchmarks/mutation.py --keep /tmp/mut --rerun old.json  # after adding tests: rerun the survivors
+
+Prints one line per module, then each survivor's name (``--diffs``: its diff). Score = (killed + timeout) /
+(all - skipped - not checked): a mutant that hangs is detected (make test's pytest-timeout fails it);
+survivors and mutants no selected test covers ("no tests") count against it. Hypothesis runs the "mutation"
+profile of tests/conftest.py (deterministic, 10 examples per property) so that one core gets through it in
+about 25 minutes; each module's doctests run through ``benchmarks/mutation_doctests.py``.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", type=Path, help="scratch folder to use and keep (default: a temp dir, removed)")
     ap.add_argument("--cpu", default="0", help="taskset CPU list for mutmut (default: 0, one core)")
     ap.add_argument("--json", type=Path, help="also write {mutant: status} here")
+    ap.add_argument("--diffs", action="store_true", help="print each survivor's diff (one mutmut call each)")
     ap.add_argument("--rerun", type=Path, metavar="PREV.json",
                     help="rerun only the mutants not killed in a previous --json (after adding tests; use the same "
                          "--keep folder); killed ones keep their verdict, since adding tests cannot revive them")
@@ -129,10 +133,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{mod:32} {len(mine):7} {killed:7} {count.get('survived', 0):8} {count.get('no tests', 0):8} "
               f"{count.get('timeout', 0):7} {score:.1%}  {count}")
     for name, status in sorted(statuses.items()):
-        if status != "killed":
-            diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work,
-                                  capture_output=True, text=True).stdout
-            print(f"\n## {status}\n{diff.strip()}")
+        if status in ("killed", "timeout"):
+            continue
+        if not ns.diffs:
+            print(f"{status}: {name}")
+            continue
+        diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work,
+                              capture_output=True, text=True).stdout
+        print(f"\n## {status}\n{diff.strip()}")
     if ns.keep is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if run.returncode == 0 else 1
