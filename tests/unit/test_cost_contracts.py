@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from calculators import cost
@@ -150,3 +151,72 @@ def test_every_conditional_reason_word_for_word():
     rag = cost.evaluate(load_toml(RAG)).reasons
     assert any(x.startswith("Capacity assumes 1,700 output tokens/s per replica (plus a prefill rate); ")
                for x in rag)
+
+
+# --- every argument's bounds, scalar and elementwise, without relying on which fields Hypothesis happens to draw --
+
+VALID = {
+    cost.api_usd_per_request: {"input_tokens": 100.0, "output_tokens": 10.0, "cached_input_fraction": 0.5,
+                               "input_usd_per_mtok": 1.0, "cached_input_usd_per_mtok": 0.1,
+                               "output_usd_per_mtok": 2.0},
+    cost.api_usd_per_month: {"requests_per_day": 10.0, "input_tokens": 100.0, "output_tokens": 10.0,
+                             "cached_input_fraction": 0.5, "input_usd_per_mtok": 1.0,
+                             "cached_input_usd_per_mtok": 0.1, "output_usd_per_mtok": 2.0},
+    cost.replica_busy_s_per_request: {"output_tokens": 10.0, "output_tokens_per_s": 100.0, "input_tokens": 100.0,
+                                      "cached_input_fraction": 0.5, "prefill_tokens_per_s": 1000.0},
+    cost.replicas_needed: {"requests_per_day": 10.0, "busy_s_per_request": 1.0, "peak_to_mean": 2.0,
+                           "min_replicas": 1, "fallback_fraction": 0.5},
+    cost.self_host_usd_per_month: {"replicas": 2.0, "gpus_per_replica": 1, "gpu_usd_per_hour": 1.0,
+                                   "ops_usd_per_month": 10.0, "fallback_api_usd_per_month": 5.0},
+    cost.usd_per_mtok_output: {"gpu_usd_per_hour": 1.0, "output_tokens_per_s": 100.0, "utilization": 0.5,
+                               "gpus_per_replica": 1},
+    cost.breakeven_requests_per_day: BE | {"ops_usd_per_month": 10.0, "fallback_fraction": 0.5},
+    cost.breakeven_utilization: {"gpu_usd_per_hour": 1.0, "gpus_per_replica": 1, "busy_s_per_request": 1.0,
+                                 "api_usd_per_request": 0.01},
+}
+ELEMENTWISE = list(VALID)[:6]
+BOUNDS = {"replicas": (0, 1e20), "fallback_api_usd_per_month": (0, 1e20), "busy_s_per_request": (0, cost.MAX_BUSY_S),
+          "api_usd_per_request": (0, cost.MAX_API_USD_PER_REQUEST), "utilization": (cost.MIN_UTILIZATION, 1),
+          "cached_input_fraction": (0, 1), "fallback_fraction": (0, 1)}
+
+
+def _bounds(arg: str) -> tuple[float, float]:
+    if arg in BOUNDS:
+        return BOUNDS[arg]
+    (low, high), = [v for k, v in cost.LIMITS.items() if k.endswith("." + arg)]
+    return low, high
+
+
+CASES = [(fn, arg, bad) for fn, kwargs in VALID.items() for arg in kwargs
+         for bad in (_bounds(arg)[0] - 0.5 * max(abs(_bounds(arg)[0]), 1e-6), _bounds(arg)[1] * 1.5)]
+
+
+@pytest.mark.parametrize(("fn", "arg", "bad"), CASES, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_each_argument_outside_its_bounds_is_refused_by_name(fn, arg, bad):
+    assert _message(fn, **VALID[fn] | {arg: bad}).startswith(f"{arg} must be ")
+
+
+@pytest.mark.parametrize(("fn", "arg"), [(fn, arg) for fn in ELEMENTWISE for arg in VALID[fn]],
+                         ids=lambda v: getattr(v, "__name__", str(v)))
+def test_each_argument_is_checked_elementwise_too(fn, arg):
+    good = VALID[fn][arg]
+    low, high = _bounds(arg)
+    below, above = low - 0.5 * max(abs(low), 1e-6), high * 1.5
+
+    def msg(values):
+        return _message(fn, **VALID[fn] | {arg: np.array(values)})
+    assert msg([good, below]) == f"{arg} must be >= {low:g}, got {below:g}"
+    assert msg([good, above]) == f"{arg} must be <= {high:g}, got {above:g}"
+    assert msg([good, np.nan]) == f"{arg} must be finite numbers, got nan"
+    assert msg([True, False]) == f"{arg} must be numbers, got booleans"
+    assert msg(["a", "b"]).startswith(f"{arg} must be numbers, got ")
+    assert np.all(np.isfinite(fn(**VALID[fn] | {arg: np.array([good, good])})))
+
+
+def test_min_replicas_must_be_whole_and_defaults_are_documented():
+    assert _message(cost.replicas_needed, requests_per_day=1.0, busy_s_per_request=1.0, min_replicas=1.5) == (
+        "min_replicas must be a whole number, got 1.5")
+    # defaults: peak_to_mean 2, min 1 replica, no fallback; no prefill term unless a prefill rate is given
+    assert cost.replicas_needed(86_400 / 2 * 3, 1.0) == 3
+    assert cost.replica_busy_s_per_request(10, 100, prefill_tokens_per_s=1000) == pytest.approx(0.1)
+    assert cost.replica_busy_s_per_request(10, 100, 1000, prefill_tokens_per_s=1000) == pytest.approx(1.1)

@@ -255,3 +255,55 @@ def test_export_is_indented_strict_json_and_delete_names_the_run(store):
         store.delete_run(99)
     with pytest.raises(ValueError, match=f"run_id 99: no such run in {re.escape(str(store.path))}"):
         store.get_run(99)
+
+
+# --- save_run's checks and columns, exactly ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("run", "message"), [
+    (["not", "a", "dict"], "run must be a JSON object (dict), got list"),
+    (_run(schema="other/1"), "run.schema must be 'selfhost-vs-api/probe-run/1', got 'other/1'"),
+    (_run(status="done"), "run.status must be one of ('complete', 'partial', 'failed', 'interrupted'), "
+                          "got 'done'"),
+    (_run(weights="fp8"), "run.weights must be one of ('synthetic', 'real', 'unknown'), got 'fp8'"),
+    (_run(points={}), "run.points must be a list of point objects"),
+    (_run(points=[7]), "run.points[0] must be a JSON object, got int"),
+    (_run(run_id=True), "run.run_id must be None or an integer >= 1, got True"),
+    (_run(run_id=0), "run.run_id must be None or an integer >= 1, got 0"),
+])
+def test_invalid_runs_get_exactly_this_message(store, run, message):
+    with pytest.raises(ValueError) as info:
+        store.save_run(run)
+    assert str(info.value) == message
+
+
+def test_optional_keys_take_their_defaults_in_the_listing(tmp_path):
+    store = ResultStore(tmp_path / "nested" / "dirs" / "r.sqlite")  # parent folders are created
+    run = {"schema": RUN_SCHEMA, "status": "failed"}  # no points, no weights, no gpu
+    rid = store.save_run(run)
+    (row,) = store.list_runs()
+    assert (row["weights"], row["points"], row["gpu"], row["best_output_tokens_per_s"]) == ("unknown", 0, None, None)
+    assert store.get_run(rid) == {**run, "created_at": row["created_at"], "run_id": rid}
+
+
+@pytest.mark.parametrize(("gpu", "label"), [
+    ({"name": "NVIDIA H100 80GB HBM3"}, "NVIDIA H100 80GB HBM3"),
+    ({"name": "NVIDIA H100 80GB HBM3", "count": 1}, "NVIDIA H100 80GB HBM3"),
+    ({"name": "NVIDIA H100 80GB HBM3", "count": 4}, "4× NVIDIA H100 80GB HBM3"),
+    ({"name": ""}, None), ({"count": 2}, None), ("H100", None),
+])
+def test_the_gpu_column(store, gpu, label):
+    store.save_run(_run(gpu=gpu))
+    assert store.list_runs()[0]["gpu"] == label
+
+
+def test_a_run_id_that_is_not_stored_yet_is_inserted_under_that_id(store):
+    assert store.save_run(_run(run_id=42)) == 42
+    assert store.get_run(42)["run_id"] == 42 and [r["id"] for r in store.list_runs()] == [42]
+
+
+def test_an_update_stores_exactly_the_run_given(store):
+    run = _run(created_at="2026-12-01T00:00:00Z")
+    run["run_id"] = store.save_run(run)
+    updated = {**run, "status": "partial", "notes": ["second save"]}
+    assert store.save_run(updated) == run["run_id"]
+    assert store.get_run(run["run_id"]) == updated
