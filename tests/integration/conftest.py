@@ -8,6 +8,11 @@ server leaves the pool to restart it for the next user.
 ``VLLM_PYTHON`` names the interpreter of vLLM's environment (``make test`` sets it). Unset or missing:
 the tests skip with the reason, except when ``CI`` is set, where that is a failure.
 
+Order (``pytest_collection_modifyitems`` below): starting the CPU vLLM costs 30-60 s, so the tests run in
+the order that starts the shared server once: first every test that only uses ``vllm_server``, then those that
+consume it (``SHARED_SERVER_CONSUMERS``: they take the running shared server and kill it), then those that
+release it to start a vLLM of their own, then the rest. The terminal summary says how often it started.
+
 No-leftover checks: every server started here (directly or through the CLI) gets ``PROBE_TEST_TAG`` in its
 environment; :func:`tagged_processes` scans ``/proc/*/environ`` for it, so orphans re-parented to init
 are found too, and other people's vLLM servers on the same machine are not.
@@ -15,6 +20,7 @@ are found too, and other people's vLLM servers on the same machine are not.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 import uuid
@@ -26,10 +32,41 @@ import pytest
 from probes.target.server import VllmServer
 from probes.target.synthetic import write_model_dir
 
-__all__ = ["TINY_MAX_MODEL_LEN", "SERVE_ARGS", "ServerPool", "tagged_processes", "wait_gone"]
+__all__ = ["TINY_MAX_MODEL_LEN", "SERVE_ARGS", "SHARED_SERVER_CONSUMERS", "ServerPool", "tagged_processes",
+           "wait_gone"]
 
 TINY_MAX_MODEL_LEN = 512
 SERVE_ARGS = ("--load-format", "dummy", "--max-model-len", str(TINY_MAX_MODEL_LEN), "--enforce-eager")
+
+
+# tests that take the shared server from the pool and kill it: right after the users of the healthy server,
+# before any test releases it (a renamed test only costs one more start, never a wrong result)
+SHARED_SERVER_CONSUMERS = frozenset({"test_hang_then_death_mid_run"})
+_STARTS: list[int] = []
+
+
+def _rank(item: pytest.Item) -> int:
+    fn = getattr(item, "function", None)
+    names = set(inspect.signature(fn).parameters) if fn is not None else set()  # its own arguments only
+    if "vllm_server" in names and "vllm_pool" not in names:
+        return 0
+    if getattr(item, "originalname", item.name) in SHARED_SERVER_CONSUMERS:
+        return 1
+    return 2 if "vllm_pool" in names else 3
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Reorder the integration tests in place (see the module docstring); other tests keep their slots."""
+    here = Path(__file__).parent
+    slots = [i for i, item in enumerate(items) if here in Path(str(item.path)).parents]
+    ordered = sorted((items[i] for i in slots), key=_rank)  # stable: file order within a rank
+    for i, item in zip(slots, ordered, strict=True):
+        items[i] = item
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _STARTS:
+        terminalreporter.write_line(f"integration: the shared vLLM server started {_STARTS[-1]} time(s)")
 
 
 def tagged_processes(tag: str) -> list[int]:
@@ -123,6 +160,7 @@ def vllm_pool(vllm_python: str, tiny_model: Path, test_tag: str,
         yield pool
     finally:
         pool.release()
+        _STARTS.append(pool.starts)
     assert not wait_gone(test_tag), "the shared vLLM server left processes behind"
 
 

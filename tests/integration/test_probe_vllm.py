@@ -14,6 +14,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from probes.load.workload import WorkloadSpec
+from probes.observe import gpu as gpu_mod
 from probes.plan.sweep import SweepConfig, new_run, run_sweep
 from probes.results.store import ResultStore
 from probes.target.server import VllmServer
@@ -77,7 +78,8 @@ def test_cli_run_synthetic_end_to_end(vllm_python: str, vllm_pool: ServerPool, t
     run = json.loads(out.read_text())
     assert run["status"] == "complete" and run["weights"] == "synthetic" and run["model"] == "tiny"
     assert run["vllm_version"] and run["cold_start_s"] > 0
-    assert "gpu" in run
+    snap = gpu_mod.inspect()  # the gpu block is what NVML sees here; no GPU: None, and a note says why
+    assert run["gpu"] == gpu_mod.gpu_summary(snap, [0]) and (snap.available or snap.reason in run["notes"])
     assert [p["concurrency"] for p in run["points"]] == [1, 4]
     for p in run["points"]:
         n = max(8, 3 * p["concurrency"])  # --requests is a floor; a point runs at least 3 waves

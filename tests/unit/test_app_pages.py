@@ -5,13 +5,15 @@ Each test builds the scenario it expects with the calculators and compares what 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from calculators import cost
+from calculators import cost, curves
 from calculators.catalog import gpu
 from calculators.scenario import DEFAULT_SCENARIO, Scenario, loads_toml, replace_field, to_query_params
 from ui.widgets import usd, verdict_headline
@@ -286,3 +288,26 @@ def test_break_even_warns_on_a_bad_url_value_and_on_a_value_its_inputs_must_roun
     s = at.session_state["scenario"]
     assert (s.traffic.requests_per_day, s.traffic.input_tokens) == (20_000, 313)
     _assert_shows(at, s)
+
+
+def test_each_chart_csv_download_serves_the_data_of_its_own_chart(monkeypatch):
+    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", _RecordingStorage)
+    _RecordingStorage.instances.clear()
+    at = _break_even(to_query_params(URL_SCENARIO))
+    served = {}
+    for b in at.get("download_button"):
+        if b.proto.label.endswith("(CSV)"):
+            content = _RecordingStorage.instances[-1].get_file(b.proto.url.rsplit("/", 1)[-1]).content
+            served[b.proto.label] = pd.read_csv(io.BytesIO(content))
+    expected = {"Cost vs volume (CSV)": curves.cost_vs_volume(URL_SCENARIO),
+                "$/M tokens vs utilization (CSV)": curves.usd_per_mtok_vs_utilization(URL_SCENARIO),
+                "Savings heatmap (CSV)": curves.savings_heatmap(URL_SCENARIO)}
+    assert sorted(served) == sorted(expected)
+    for label, df in expected.items():
+        pd.testing.assert_frame_equal(served[label], df, check_exact=False, rtol=1e-12, obj=label)
+    # the heatmap's numbers by its formula: savings = api - (mean_load / u * gpus * $/h * 730 + ops + fb * api)
+    heat, r, h = served["Savings heatmap (CSV)"], cost.evaluate(URL_SCENARIO), URL_SCENARIO.self_host
+    want = r.api.usd_per_month - (r.self_host.mean_load_replicas / heat["utilization"] * h.gpus_per_replica
+                                  * heat["gpu_usd_per_hour"] * 730 + h.ops_usd_per_month)
+    assert h.fallback_fraction == 0 and len(heat) == 40 * 40
+    assert heat["savings_usd_per_month"].to_numpy() == pytest.approx(want.to_numpy(), rel=1e-9)

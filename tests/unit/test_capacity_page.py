@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from unittest import mock
 
+import pytest
 from streamlit.testing.v1 import AppTest
+
+from calculators import catalog, modelspec
+from calculators.roofline import RooflineInput, decode_point, prefill
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "tests" / "fixtures" / "configs"
@@ -40,18 +44,51 @@ def test_default_renders_70b_bf16_does_not_fit_and_the_claims():
     assert at.button(key="cap_use").disabled
 
 
-def test_8b_fits_and_the_button_sends_the_estimate():
-    at = _page()
-    _submit(at, cap_model="meta-llama/Llama-3.1-8B-Instruct")
-    assert "fits" in at.success[0].value
+L8B = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def _roofline_8b(context_tokens: int) -> RooflineInput:
+    return RooflineInput(modelspec.model(L8B), catalog.gpu("h100-sxm"), 1, "bf16", "auto", context_tokens)
+
+
+def _sent(at: AppTest):
     with mock.patch("ui.state.apply_operating_point") as apply:
         at.button(key="cap_use").click().run()
     assert not at.exception, at.exception
-    kwargs = apply.call_args.kwargs
+    return apply.call_args.kwargs
+
+
+def test_8b_fits_and_the_button_sends_the_estimate():
+    at = _page()
+    _submit(at, cap_model=L8B)
+    assert "fits" in at.success[0].value
+    kwargs = _sent(at)
     assert kwargs["gpu"] == "h100-sxm" and kwargs["gpus_per_replica"] == 1
-    assert kwargs["output_tokens_per_s"] > 0 and kwargs["source"].startswith("roofline estimate")
-    # decode-only roofline: the prefill estimate must travel with it (compute-bound, far faster than decode)
+    # defaults: 32 streams of 1,024 tokens fit the KV cache, so the point is c=32; memory-bound, so the estimate
+    # is the bandwidth ceiling (5,266.4 tok/s) times MBU 0.75 = 3,949.8 tok/s: the estimate, not the ceiling
+    point = decode_point(_roofline_8b(1024), 32)
+    assert point.decode_tokens_per_s_est == pytest.approx(0.75 * point.decode_tokens_per_s_max, rel=1e-9)
+    assert kwargs["output_tokens_per_s"] == round(point.decode_tokens_per_s_est, 1) == 3949.8
+    assert kwargs["source"].startswith("roofline estimate") and "c=32," in kwargs["source"]
+    # decode-only roofline: the prefill estimate of the page's 1,024-token prompt travels with it
+    assert kwargs["prefill_tokens_per_s"] == round(prefill(_roofline_8b(1024), 1024).prefill_tokens_per_s_est, 1)
     assert kwargs["prefill_tokens_per_s"] > kwargs["output_tokens_per_s"]
+
+
+def test_concurrency_beyond_the_kv_cache_sends_the_point_that_fits():
+    # 1,024 streams of 4,096 tokens do not fit: the KV cache holds 463,232 tokens (pinned against vLLM's log in
+    # test_vllm_logged_capacity.py), so 463,232 // 4,096 = 113 streams are resident and the estimate is c=113's
+    at = _page()
+    at.selectbox(key="cap_model").set_value(L8B)
+    at.number_input(key="cap_concurrency").set_value(1024)
+    at.number_input(key="cap_context").set_value(4096)
+    at.button(key="cap_submit").click().run()
+    assert not at.exception, at.exception
+    assert any("**3,700 output tokens/s**" in m.value and "113 concurrent streams" in m.value for m in at.markdown)
+    kwargs = _sent(at)
+    assert "c=113," in kwargs["source"]
+    assert kwargs["output_tokens_per_s"] == round(decode_point(_roofline_8b(4096), 113).decode_tokens_per_s_est, 1)
+    assert kwargs["output_tokens_per_s"] == pytest.approx(3700.3, abs=0.05)  # c=1,024 would claim 4,547.1
 
 
 def test_bad_config_upload_shows_an_error():

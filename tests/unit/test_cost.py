@@ -86,7 +86,9 @@ def test_breakeven_beyond_min_replicas_golden():
                                            ops_usd_per_month=10_000)
     assert n == 6 and x == pytest.approx(14_380 * 24 / 0.73)
     # at the end of step 5 (x = 5 * 86,400 = 432,000) self-hosting is still dearer: 13,650 > 13,140
-    assert 5 * 730 + 10_000 > 0.001 * 730 / 24 * 432_000
+    assert cost.replicas_needed(432_000, 1.0, peak_to_mean=1.0) == 5
+    assert cost.self_host_usd_per_month(5, 1, 1.0, 10_000) == pytest.approx(13_650)
+    assert cost.api_usd_per_month(432_000, 0, 1000, 0, 0, 0, 1.0) == pytest.approx(13_140)  # $0.001/request
 
 
 def test_breakeven_none_when_a_busy_replica_costs_more_than_its_traffic_at_the_api():
@@ -260,7 +262,7 @@ def test_self_host_cost_is_constant_between_replica_edges(s, step, where):
 
 
 @FUZZ
-@given(scenarios())
+@given(scenarios(tiny=True))  # subnormal corners too: valid input never raises, whatever its size
 def test_fuzz_evaluate_valid(s):
     r = cost.evaluate(s)
     d = cost.report_to_dict(r)
@@ -276,53 +278,58 @@ def test_fuzz_evaluate_valid(s):
     assert d["verdict"] == r.verdict and r.reasons
 
 
-# function -> {argument: (valid strategy, field name the error must mention)}
-_F = field_values
+# function -> {argument: (valid strategy, field name the error must mention)}; subnormal corners included
+
+
+def _F(dotted):
+    return field_values(dotted, tiny=True)
+
+
 FUNCTIONS = {
     cost.api_usd_per_request: {
         "input_tokens": _F("traffic.input_tokens"), "output_tokens": _F("traffic.output_tokens"),
-        "cached_input_fraction": finite(0, 1), "input_usd_per_mtok": _F("api.input_usd_per_mtok"),
+        "cached_input_fraction": finite(0, 1, tiny=True), "input_usd_per_mtok": _F("api.input_usd_per_mtok"),
         "cached_input_usd_per_mtok": _F("api.cached_input_usd_per_mtok"),
         "output_usd_per_mtok": _F("api.output_usd_per_mtok"),
     },
     cost.api_usd_per_month: {
         "requests_per_day": _F("traffic.requests_per_day"), "input_tokens": _F("traffic.input_tokens"),
-        "output_tokens": _F("traffic.output_tokens"), "cached_input_fraction": finite(0, 1),
+        "output_tokens": _F("traffic.output_tokens"), "cached_input_fraction": finite(0, 1, tiny=True),
         "input_usd_per_mtok": _F("api.input_usd_per_mtok"),
         "cached_input_usd_per_mtok": _F("api.cached_input_usd_per_mtok"),
         "output_usd_per_mtok": _F("api.output_usd_per_mtok"),
     },
     cost.replica_busy_s_per_request: {
         "output_tokens": _F("traffic.output_tokens"), "output_tokens_per_s": _F("self_host.output_tokens_per_s"),
-        "input_tokens": _F("traffic.input_tokens"), "cached_input_fraction": finite(0, 1),
+        "input_tokens": _F("traffic.input_tokens"), "cached_input_fraction": finite(0, 1, tiny=True),
         "prefill_tokens_per_s": _F("self_host.prefill_tokens_per_s"),
     },
     cost.replicas_needed: {
-        "requests_per_day": _F("traffic.requests_per_day"), "busy_s_per_request": finite(0, cost.MAX_BUSY_S),
+        "requests_per_day": _F("traffic.requests_per_day"), "busy_s_per_request": finite(0, cost.MAX_BUSY_S, tiny=True),
         "peak_to_mean": _F("traffic.peak_to_mean"), "min_replicas": _F("self_host.min_replicas"),
-        "fallback_fraction": finite(0, 1),
+        "fallback_fraction": finite(0, 1, tiny=True),
     },
     cost.self_host_usd_per_month: {
-        "replicas": finite(0, 1e20), "gpus_per_replica": _F("self_host.gpus_per_replica"),
+        "replicas": finite(0, 1e20, tiny=True), "gpus_per_replica": _F("self_host.gpus_per_replica"),
         "gpu_usd_per_hour": _F("self_host.gpu_usd_per_hour"), "ops_usd_per_month": _F("self_host.ops_usd_per_month"),
-        "fallback_api_usd_per_month": finite(0, 1e20),
+        "fallback_api_usd_per_month": finite(0, 1e20, tiny=True),
     },
     cost.usd_per_mtok_output: {
         "gpu_usd_per_hour": _F("self_host.gpu_usd_per_hour"),
         "output_tokens_per_s": _F("self_host.output_tokens_per_s"),
-        "utilization": finite(cost.MIN_UTILIZATION, 1), "gpus_per_replica": _F("self_host.gpus_per_replica"),
+        "utilization": finite(cost.MIN_UTILIZATION, 1, tiny=True), "gpus_per_replica": _F("self_host.gpus_per_replica"),
     },
     cost.breakeven_requests_per_day: {
-        "api_usd_per_request": finite(0, cost.MAX_API_USD_PER_REQUEST),
-        "busy_s_per_request": finite(0, cost.MAX_BUSY_S), "peak_to_mean": _F("traffic.peak_to_mean"),
+        "api_usd_per_request": finite(0, cost.MAX_API_USD_PER_REQUEST, tiny=True),
+        "busy_s_per_request": finite(0, cost.MAX_BUSY_S, tiny=True), "peak_to_mean": _F("traffic.peak_to_mean"),
         "min_replicas": _F("self_host.min_replicas"), "gpus_per_replica": _F("self_host.gpus_per_replica"),
         "gpu_usd_per_hour": _F("self_host.gpu_usd_per_hour"), "ops_usd_per_month": _F("self_host.ops_usd_per_month"),
-        "fallback_fraction": finite(0, 1),
+        "fallback_fraction": finite(0, 1, tiny=True),
     },
     cost.breakeven_utilization: {
         "gpu_usd_per_hour": _F("self_host.gpu_usd_per_hour"), "gpus_per_replica": _F("self_host.gpus_per_replica"),
-        "busy_s_per_request": finite(0, cost.MAX_BUSY_S),
-        "api_usd_per_request": finite(0, cost.MAX_API_USD_PER_REQUEST),
+        "busy_s_per_request": finite(0, cost.MAX_BUSY_S, tiny=True),
+        "api_usd_per_request": finite(0, cost.MAX_API_USD_PER_REQUEST, tiny=True),
     },
 }
 # the documented [low, high] of each argument, for the bad-value strategy
@@ -389,3 +396,21 @@ def test_just_past_a_replica_step_self_hosting_can_be_dearer_again():
     assert r.breakeven.requests_per_day == pytest.approx(8_800 / (0.00080625 * 730 / 24))
     assert r.self_host.replicas == 2 and r.verdict == "api"
     assert any("just past a replica step" in reason for reason in r.reasons)
+
+
+def test_rag_breakeven_utilization_counts_both_gpus_of_a_replica():
+    # the RAG example runs 2 GPUs per replica: u* = 2 GPUs * $2.69/h / 3600 * busy / API $ per request, with
+    # busy = 400/1700 + 6000*0.75/11200 = 4/17 + 45/112 = 1213/1904 s and $0.01995 per request:
+    # u* = 5.38 * 1213 / (3600 * 1904 * 0.01995) = 6,525.94 / 136,745.28 = 0.0477233 -> "5%" (1 GPU: "2%")
+    r = cost.evaluate(load_toml(RAG))
+    assert r.self_host.busy_s_per_request == pytest.approx(1213 / 1904, rel=1e-12)
+    assert r.breakeven.utilization == pytest.approx(6_525.94 / 136_745.28, rel=1e-12)
+    assert any("at 5% average utilization" in reason for reason in r.reasons), r.reasons
+
+
+def test_breakeven_utilization_scales_with_gpus_per_replica():
+    # u* = g * 2.0 / 3600 * 1.8 / 0.01 = g * 0.1: one GPU 10%, four GPUs 40%
+    kw = {"gpu_usd_per_hour": 2.0, "busy_s_per_request": 1.8, "api_usd_per_request": 0.01}
+    assert cost.breakeven_utilization(gpus_per_replica=1, **kw) == pytest.approx(0.1, rel=1e-12)
+    assert cost.breakeven_utilization(gpus_per_replica=4, **kw) == pytest.approx(0.4, rel=1e-12)
+    assert cost.breakeven_utilization(gpus_per_replica=4, **(kw | {"api_usd_per_request": 0.0})) is None

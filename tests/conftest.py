@@ -1,0 +1,41 @@
+"""One Hypothesis profile for every property test in the suite.
+
+- ``dev`` (default on a developer's machine): random examples, so each run explores new inputs, and the local
+  example database (``.hypothesis/``, git-ignored) replays a failure until it is fixed.
+- ``ci`` (default when ``CI`` is set, as ``.ci/run`` does): ``derandomize=True``, so a run tests the same
+  examples every time and uses no database: CI goes red only when the code changed, and anyone reproduces a red
+  run with ``CI=1``. Exploring new inputs is the developers' runs' job (and ``explore``'s).
+- ``explore``: random, no database, for a fresh-runs loop (``HYPOTHESIS_PROFILE=explore pytest ...``).
+- ``mutation``: deterministic, no database, 10 examples, for ``benchmarks/mutation.py`` (every test is rerun
+  per mutant on one core; the goldens and invariants carry most of the killing, 10 examples keep it in minutes).
+
+All of them turn the per-example deadline off: on a busy 2-core machine a scheduler stall can exceed any fixed
+deadline, and a deadline is a timing assertion. ``HYPOTHESIS_PROFILE`` picks one explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+from hypothesis.errors import InvalidArgument
+
+_COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+
+settings.register_profile("dev", **_COMMON)
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True, **_COMMON)
+settings.register_profile("explore", database=None, **_COMMON)
+settings.register_profile("mutation", derandomize=True, database=None, max_examples=10, **_COMMON)
+
+
+def _profile_name() -> str:
+    name = os.environ.get("HYPOTHESIS_PROFILE", "")
+    if name:
+        return name
+    return "ci" if os.environ.get("CI") else "dev"
+
+
+try:
+    settings.load_profile(_profile_name())
+except InvalidArgument as exc:  # a typo in HYPOTHESIS_PROFILE: say which names exist
+    raise InvalidArgument(f"{exc}; HYPOTHESIS_PROFILE must be one of dev, ci, explore, mutation") from None
