@@ -121,9 +121,11 @@ def test_more_pinned_prompts_default_salt_and_spread_only_on_outputs():
 
 
 @pytest.mark.parametrize(("vocab_size", "ids"), [
-    # usable ids = vocab - 16; up to 4 x count + 1,000,000 codes: a seeded permutation, beyond: rejection draws
+    # usable ids = vocab - 16; up to 4 x count + 1,000,000 = 1,000,008 codes (2 requests): a seeded permutation,
+    # beyond: rejection draws
     (1_000_020, [(605572, 651461, 986580, 897434), (381003, 238908, 122023, 351794)]),
-    (1_000_021, [(980536, 651462, 986581, 897435), (190324, 238908, 122023, 351795)]),
+    (1_000_024, [(139784, 651464, 986584, 897437), (100885, 238909, 122024, 351796)]),  # 1,000,008: permutation
+    (1_000_025, [(942039, 819538, 762465, 65229), (773099, 232060, 315441, 532381)]),  # 1,000,009: rejection
 ])
 def test_pinned_heads_on_both_sides_of_the_permutation_limit(vocab_size, ids):
     reqs = build_requests(WorkloadSpec(input_tokens=4, output_tokens=1, num_requests=2), vocab_size=vocab_size)
