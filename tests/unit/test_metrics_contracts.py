@@ -18,10 +18,12 @@ def _ok(i: int, out: int = 3, ttft: float = 0.1, itl: tuple[float, ...] = (0.02,
 def test_request_samples_are_these_records_in_ms():
     results = [_ok(4, start=1.25), RequestResult(index=5, error="HTTP 503", start_s=2.5)]
     assert request_samples(results) == [
-        {"index": 4, "success": True, "error": "", "prompt_tokens": 10, "output_tokens": 3, "ttft_ms": 100.0,
-         "latency_ms": 160.0, "itl_ms": [20.0, 40.0], "start_s": 1.25},
+        {"index": 4, "success": True, "error": "", "prompt_tokens": 10, "output_tokens": 3,
+         "requested_output_tokens": 0, "ttft_ms": 100.0, "latency_ms": 160.0, "itl_ms": [20.0, 40.0],
+         "start_s": 1.25, "queue_ms": 0.0},
         {"index": 5, "success": False, "error": "HTTP 503", "prompt_tokens": 0, "output_tokens": 0,
-         "ttft_ms": 0.0, "latency_ms": 0.0, "itl_ms": [], "start_s": 2.5},
+         "requested_output_tokens": 0, "ttft_ms": 0.0, "latency_ms": 0.0, "itl_ms": [], "start_s": 2.5,
+         "queue_ms": 0.0},
     ]
 
 
@@ -30,11 +32,18 @@ def test_metrics_to_dict_is_every_field_with_stats_as_objects():
     d = metrics_to_dict(m)
     flat = {"completed": 1, "failed": 1, "duration_s": 0.5, "total_input_tokens": 10, "total_output_tokens": 3,
             "requests_per_s": 2.0, "output_tokens_per_s": 6.0, "total_tokens_per_s": 26.0,
-            "goodput_requests_per_s": 2.0, "errors": ["1× HTTP 500"]}
+            "goodput_requests_per_s": 2.0, "errors": ["1× HTTP 500"],
+            # output-length check, steady window and client facts (no CPU meter given: None)
+            "output_length_mismatches": 0, "output_length_min_ratio": None, "steady_output_tokens_per_s": 6.0,
+            "ramp_up_s": 0.0, "drain_s": 0.0, "steady_window_s": 0.5,
+            "steady_note": "whole run: never 2 requests in flight", "client_cpu_s": None,
+            "client_cpu_fraction": None, "client_bound": None, "client_workers": None}
     stats = {"ttft_ms": {"mean": 100.0, "median": 100.0, "p90": 100.0, "p99": 100.0, "std": 0.0},
              "tpot_ms": {"mean": 30.0, "median": 30.0, "p90": 30.0, "p99": 30.0, "std": 0.0},
              "itl_ms": {"mean": 30.0, "median": 30.0, "p90": 38.0, "p99": 39.8, "std": 10.0},
-             "e2el_ms": {"mean": 160.0, "median": 160.0, "p90": 160.0, "p99": 160.0, "std": 0.0}}
+             "e2el_ms": {"mean": 160.0, "median": 160.0, "p90": 160.0, "p99": 160.0, "std": 0.0},
+             "queue_ms": {"mean": 0.0, "median": 0.0, "p90": 0.0, "p99": 0.0, "std": 0.0},
+             "e2el_incl_queue_ms": {"mean": 160.0, "median": 160.0, "p90": 160.0, "p99": 160.0, "std": 0.0}}
     assert sorted(d) == sorted(flat | stats)
     assert {k: d[k] for k in flat} == flat and isinstance(d["errors"], list)
     for key, want in stats.items():

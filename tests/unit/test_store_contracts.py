@@ -33,7 +33,9 @@ def store(tmp_path) -> ResultStore:
 @pytest.mark.parametrize("bad", ["12", True, [1], {"v": 1}])
 def test_point_numbers_must_be_numbers_on_save_and_import(store, key, bad):
     point = {**_run()["points"][0], key: bad}
-    with pytest.raises(ValueError, match=rf"run\.points\[0\]\.{key} must be a number or null"):
+    kind = {"completed": "an integer >= 0", "failed": "an integer >= 0", "concurrency": "an integer >= 1"}.get(
+        key, "a finite number")  # the import schema (probes/results/schema.py) names what it expects
+    with pytest.raises(ValueError, match=rf"run\.points\[0\]\.{key} must be {kind} or null, got "):
         store.save_run(_run(points=[point]))
     with pytest.raises(ValueError, match=rf"run\.points\[0\]\.{key}"):
         store.import_json(json.dumps(_run(points=[point])))
@@ -43,7 +45,7 @@ def test_point_numbers_must_be_numbers_on_save_and_import(store, key, bad):
 @pytest.mark.parametrize("key", ["ttft_ms", "tpot_ms", "itl_ms", "e2el_ms"])
 def test_point_statistics_must_be_objects(store, key):
     point = {**_run()["points"][0], key: 12.5}
-    with pytest.raises(ValueError, match=rf"run\.points\[0\]\.{key} must be an object of statistics"):
+    with pytest.raises(ValueError, match=rf"run\.points\[0\]\.{key} must be an object or null, got 12\.5"):
         store.import_json(json.dumps(_run(points=[point])))
     with pytest.raises(ValueError, match=r"run\.points\[1\] must be a JSON object"):
         store.save_run(_run(points=[_run()["points"][0], "x"]))
@@ -266,7 +268,7 @@ def test_export_is_indented_strict_json_and_delete_names_the_run(store):
                           "got 'done'"),
     (_run(weights="fp8"), "run.weights must be one of ('synthetic', 'real', 'unknown'), got 'fp8'"),
     (_run(points={}), "run.points must be a list of point objects"),
-    (_run(points=[7]), "run.points[0] must be a JSON object, got int"),
+    (_run(points=[7]), "run.points[0] must be a JSON object, got 7"),
     (_run(run_id=True), "run.run_id must be None or an integer >= 1, got True"),
     (_run(run_id=0), "run.run_id must be None or an integer >= 1, got 0"),
 ])
@@ -289,11 +291,17 @@ def test_optional_keys_take_their_defaults_in_the_listing(tmp_path):
     ({"name": "NVIDIA H100 80GB HBM3"}, "NVIDIA H100 80GB HBM3"),
     ({"name": "NVIDIA H100 80GB HBM3", "count": 1}, "NVIDIA H100 80GB HBM3"),
     ({"name": "NVIDIA H100 80GB HBM3", "count": 4}, "4× NVIDIA H100 80GB HBM3"),
-    ({"name": ""}, None), ({"count": 2}, None), ("H100", None),
+    ({"name": ""}, None), ({"count": 2}, None),
 ])
 def test_the_gpu_column(store, gpu, label):
     store.save_run(_run(gpu=gpu))
     assert store.list_runs()[0]["gpu"] == label
+
+
+def test_a_gpu_that_is_not_an_object_is_refused(store):
+    with pytest.raises(ValueError, match="run.gpu must be an object or null, got 'H100'"):
+        store.save_run(_run(gpu="H100"))
+    assert store.list_runs() == []
 
 
 def test_a_run_id_that_is_not_stored_yet_is_inserted_under_that_id(store):
