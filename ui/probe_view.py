@@ -180,14 +180,27 @@ def build_request(form: ProbeForm) -> ProbeRequest:
 
 
 def progress_text(progress: Any) -> tuple[float, str]:
-    """Overall fraction done (0..1) and a line like "point 2 of 3 (concurrency 8): 5 of 24 requests"."""
+    """Overall fraction done (0..1) and a line like "point 2 of 3 (concurrency 8): 5 of 24 requests" (open-loop
+    points name their rate instead).
+
+    >>> progress_text({"point_index": 1, "points_total": 3, "concurrency": 8, "done": 6, "total": 24})
+    (0.4166666666666667, 'point 2 of 3 (concurrency 8): 6 of 24 requests')
+    >>> progress_text({"point_index": 0, "points_total": 2, "concurrency": 0, "request_rate": 4.0, "done": 0,
+    ...                "total": 80})[1]
+    'point 1 of 2 (rate 4 req/s, uncapped): 0 of 80 requests'
+    """
     if progress is None:
         return 0.0, "starting vLLM (waiting for /health)"
     p = asdict(progress) if is_dataclass(progress) else dict(progress)
     total_points = max(1, int(p.get("points_total") or 1))
     per_point = (p.get("done") or 0) / p["total"] if p.get("total") else 0.0
     fraction = min(1.0, (int(p.get("point_index") or 0) + per_point) / total_points)
-    text = (f"point {int(p.get('point_index') or 0) + 1} of {total_points} (concurrency {p.get('concurrency')}): "
+    rate, conc = p.get("request_rate"), p.get("concurrency")
+    if rate is not None and rate != float("inf"):  # open loop (a rate search, or --request-rate)
+        load = f"rate {rate:.4g} req/s" + (f", at most {conc} in flight" if conc else ", uncapped")
+    else:
+        load = f"concurrency {conc}"
+    text = (f"point {int(p.get('point_index') or 0) + 1} of {total_points} ({load}): "
             + ("warm-up" if p.get("phase") == "warmup" else f"{p.get('done')} of {p.get('total')} requests"))
     if p.get("failed"):
         text += f", {p['failed']} failed"
