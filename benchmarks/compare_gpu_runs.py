@@ -60,6 +60,7 @@ def compare(folder: Path) -> list[dict]:
                 "ours_ttft": p["ttft_ms"]["median"], "vllm_ttft": b.get("median_ttft_ms"),
                 "ours_tpot": p["tpot_ms"]["median"], "vllm_tpot": b.get("median_tpot_ms"),
                 "ours_ttft_mean": p["ttft_ms"]["mean"], "vllm_ttft_mean": b.get("mean_ttft_ms"),
+                "ours_e2el_mean": p["e2el_ms"]["mean"], "vllm_e2el_mean": b.get("mean_e2el_ms"),
                 "roofline_tps": roof.decode_tokens_per_s_max, "mbu": mbu,
                 "kv_peak": (p.get("server_metrics") or {}).get("kv_cache_usage_peak"),
                 "preemptions": (p.get("server_metrics") or {}).get("preemptions"),
