@@ -7,7 +7,7 @@ the model fits (vLLM would start) and the claim is at or below the decode ceilin
 
 >>> v = check_claim(ARTICLE_CLAIMS["c"])
 >>> v.possible, round(v.ceiling_tokens_per_s, 1), round(v.margin, 1)
-(False, 23.7, 3.6)
+(False, 24.0, 3.5)
 """
 
 from __future__ import annotations

@@ -20,20 +20,117 @@ The image is pinned to ``vllm/vllm-openai:v0.26.0`` (:data:`IMAGE`): the memory 
 ('--tensor-parallel-size', '1', '--max-model-len', '4096')
 >>> p.vllm_serve_argv()[:3]
 ['vllm', 'serve', 'meta-llama/Llama-3.1-8B-Instruct']
+
+Two caps keep the plan from throttling the probe or failing at startup (issue 9):
+
+``--max-num-seqs`` (how many requests vLLM runs at once)::
+
+    request_blocks = ceil(min(input + output, max_model_len) / 16)       # the expected request at its end
+    kv_room        = floor(kv_capacity_tokens / 16) // request_blocks    # requests the KV cache can serve
+    max_num_seqs   = max(1, min(kv_room, vllm_default, max_num_batched_tokens))
+
+vLLM allocates KV pages on demand (16-token blocks), so the room is counted at the EXPECTED request length
+(input + output tokens, default 512 + 256: the shape of the repo's reference H100 runs, benchmarks/README.md),
+never at ``max_model_len``. ``vllm_default`` is vLLM's own (``EngineArgs.get_batch_defaults`` for the OpenAI
+server: 1024 on GPUs of >= 70 GiB that are not A100s, else 256; read in the 0.32 source, and the 0.26 H100 logs
+show the same branch: max_num_batched_tokens=8192, CUDA graphs captured up to min(2 * max_num_seqs, 512) = 512).
+vLLM refuses ``max_num_batched_tokens < max_num_seqs``.
+
+``--gpu-memory-utilization``::
+
+    cap = floor_0.01((free_at_start - cuda_graphs - 0.15 GiB) / total)
+
+vLLM refuses a budget above the memory free at startup, and captures CUDA graphs after sizing the KV cache, outside
+the budget, keeping a 150 MiB profiling buffer (``gpu_worker.py``'s "to fully utilize gpu memory" sum).
+``free_at_start`` is measured when the caller knows it, else total minus the CUDA context vLLM's logs show
+(0.52 GiB at TP=1 on the H100 and H200, 1.54 GiB per GPU at TP=2). The CUDA-graph reserve is
+:func:`cudagraph_reserve_gib`.
+
+>>> p.max_num_seqs, p.gpu_memory_utilization_cap
+(603, 0.97)
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from calculators.catalog import Gpu
 from calculators.memory import VLLM_0_26, FitInput, FitResult, fit
+from calculators.modelspec import ModelArch
 from calculators.roofline import RooflineInput, prefill
-from calculators.validation import require_int
+from calculators.validation import require_finite, require_int
 
-__all__ = ["IMAGE", "LaunchFlag", "LaunchPlan", "plan_launch"]
+__all__ = [
+    "IMAGE",
+    "DEFAULT_INPUT_TOKENS",
+    "DEFAULT_OUTPUT_TOKENS",
+    "LaunchFlag",
+    "LaunchPlan",
+    "cudagraph_reserve_gib",
+    "free_gib_at_start_default",
+    "gpu_memory_utilization_cap",
+    "kv_room_sequences",
+    "plan_launch",
+]
 
 IMAGE = "vllm/vllm-openai:v0.26.0"
+DEFAULT_INPUT_TOKENS = 512  # the repo's reference H100 runs (benchmarks/README.md): 512 in / 256 out
+DEFAULT_OUTPUT_TOKENS = 256
+CUDA_CONTEXT_GIB_TP1 = 0.52  # total - free at startup in vLLM 0.26 logs: H100 79.18 - 78.66, H200 139.80 - 139.29
+CUDA_CONTEXT_GIB_TP = 1.54  # per GPU at TP=2 (H100 log: 79.18 - 77.64); NCCL and custom all-reduce come later
+PROFILE_BUFFER_GIB = 150 / 1024  # vLLM's redundancy_buffer_memory (150 MiB) beside the KV cache
+Gib = float
+
+
+def cudagraph_reserve_gib(arch: ModelArch) -> Gib:
+    """CUDA-graph memory vLLM captures outside the utilization budget, per GPU: 0.353 + 0.0196 * layers GiB.
+
+    A two-point fit to vLLM 0.26.0 H100 logs at TP=1 (Llama-3.1-8B shape, 32 layers: 0.98 GiB; Llama-3.3-70B
+    fp8, 80 layers: 1.92 GiB), 51 graph sizes up to 512; conservative at TP=2 (the 70B bf16 log: 1.51 GiB).
+
+    >>> from calculators.modelspec import model
+    >>> round(cudagraph_reserve_gib(model("meta-llama/Llama-3.1-8B-Instruct")), 2)
+    0.98
+    """
+    return 0.353 + 0.0196 * arch.layers
+
+
+def free_gib_at_start_default(gpu: Gpu, tensor_parallel_size: int = 1) -> Gib:
+    """Free memory per GPU when vLLM starts on an otherwise idle GPU: total less the CUDA context it logs."""
+    return gpu.usable_memory_gib - (CUDA_CONTEXT_GIB_TP1 if tensor_parallel_size == 1 else CUDA_CONTEXT_GIB_TP)
+
+
+def gpu_memory_utilization_cap(arch: ModelArch, gpu: Gpu, tensor_parallel_size: int = 1,
+                               free_gib_at_start: float | None = None) -> float:
+    """Highest ``--gpu-memory-utilization`` that starts and survives CUDA-graph capture (module docstring);
+    0 or less when the free memory does not even hold the graphs.
+
+    >>> from calculators.catalog import gpu
+    >>> from calculators.modelspec import model
+    >>> gpu_memory_utilization_cap(model("meta-llama/Llama-3.3-70B-Instruct"), gpu("h100-sxm"))
+    0.96
+    >>> gpu_memory_utilization_cap(model("meta-llama/Llama-3.1-8B-Instruct"), gpu("h100-sxm"), free_gib_at_start=40)
+    0.49
+    """
+    total = gpu.usable_memory_gib
+    if free_gib_at_start is None:
+        free = free_gib_at_start_default(gpu, tensor_parallel_size)
+    else:
+        free = require_finite("free_gib_at_start", free_gib_at_start, low=0.0, high=total)
+    headroom = free - cudagraph_reserve_gib(arch) - PROFILE_BUFFER_GIB
+    return min(1.0, math.floor(100 * headroom / total + 1e-9) / 100)
+
+
+def kv_room_sequences(kv_capacity_tokens: int, request_tokens: int, block_size: int = VLLM_0_26.block_size) -> int:
+    """Requests of ``request_tokens`` tokens the KV cache holds at once: whole 16-token blocks each.
+
+    >>> kv_room_sequences(8_816, 512 + 256)
+    11
+    """
+    require_int("request_tokens", request_tokens, low=1)
+    return (max(0, kv_capacity_tokens) // block_size) // math.ceil(request_tokens / block_size)
 
 
 @dataclass(frozen=True)
@@ -50,6 +147,9 @@ class LaunchPlan:
     warnings: tuple[str, ...]
     tensor_parallel_size: int = 1
     image: str = IMAGE
+    max_num_seqs: int = 0
+    gpu_memory_utilization_cap: float = 1.0
+    expected_request_tokens: int = DEFAULT_INPUT_TOKENS + DEFAULT_OUTPUT_TOKENS
 
     @property
     def serve_args(self) -> tuple[str, ...]:
@@ -95,24 +195,50 @@ def plan_launch(
     max_lora_rank: int | None = None,
     max_loras: int | None = None,
     prompt_tokens: int = 1024,
+    input_tokens: int = DEFAULT_INPUT_TOKENS,
+    output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+    free_gib_at_start: float | None = None,
 ) -> LaunchPlan:
     """Flags for ``inp`` (a :class:`~calculators.memory.FitInput`), each with a one-line reason, and the
     warnings that apply (the article's failure modes: OOM on long prompts, prefill latency spikes,
     fragmentation; and raising the utilization on large models).
 
-    A ``short-context`` fit gets ``--max-model-len`` lowered to what the KV cache holds; a ``does-not-fit``
-    one still gets a plan, with a first warning that vLLM will fail at startup and the fixes.
+    ``input_tokens + output_tokens`` is the expected request, which sizes ``--max-num-seqs``;
+    ``free_gib_at_start`` is the memory free per GPU when vLLM will start (measured, e.g. by NVML), which caps
+    ``--gpu-memory-utilization`` with the CUDA-graph reserve (module docstring). ``prompt_tokens`` sizes the
+    prefill-latency warning. A ``short-context`` fit gets ``--max-model-len`` lowered to what the KV cache
+    holds; a ``does-not-fit`` one still gets a plan, with a first warning that vLLM will fail at startup and
+    the fixes.
     """
-    r = result or fit(inp)
+    require_int("input_tokens", input_tokens, low=1, high=10**7)
+    require_int("output_tokens", output_tokens, low=1, high=10**7)
     enable_lora = bool(inp.max_loras) if enable_lora is None else enable_lora
     max_lora_rank = inp.max_lora_rank if max_lora_rank is None else max_lora_rank
     max_loras = (inp.max_loras or 1) if max_loras is None else max_loras
     warnings: list[str] = []
     flags: list[LaunchFlag] = []
-    if r.verdict == "does-not-fit":
-        warnings.append("this will fail at startup (weights + activations exceed the budget); fix first: "
-                        + ("; ".join(r.fixes[:3]) or "use a bigger GPU or more GPUs"))
     tp = inp.tensor_parallel_size
+    # utilization: vLLM's default unless asked, never above what starts and survives CUDA-graph capture
+    cap = gpu_memory_utilization_cap(inp.arch, inp.gpu, tp, free_gib_at_start)
+    free = free_gib_at_start if free_gib_at_start is not None else free_gib_at_start_default(inp.gpu, tp)
+    graphs = cudagraph_reserve_gib(inp.arch)
+    cap_text = (f"cap {max(cap, 0):g} = ({free:.2f} GiB free at start"
+                + ("" if free_gib_at_start is not None else " on an idle GPU, assumed")
+                + f" - {graphs:.2f} GiB of CUDA graphs - 0.15 GiB buffer) / {inp.gpu.usable_memory_gib:g} GiB")
+    asked = VLLM_0_26.default_gpu_memory_utilization if inp.gpu_memory_utilization is None else inp.gpu_memory_utilization
+    r = result or fit(inp)
+    if asked > cap:
+        util = max(cap, 0.01)
+        inp = replace(inp, gpu_memory_utilization=util)
+        r = fit(inp)
+        if cap <= 0:
+            warnings.append(f"this will fail at startup: {free:.2f} GiB free per GPU does not hold even the "
+                            f"{graphs:.2f} GiB of CUDA graphs; free the GPU first")
+        warnings.append(f"--gpu-memory-utilization lowered from {asked:g} to {util:g}: vLLM refuses a budget above "
+                        f"the free memory at startup and captures CUDA graphs outside it ({cap_text})")
+    if r.verdict == "does-not-fit":
+        warnings.insert(0, "this will fail at startup (weights + activations exceed the budget); fix first: "
+                        + ("; ".join(r.fixes[:3]) or "use a bigger GPU or more GPUs"))
     flags.append(LaunchFlag("--tensor-parallel-size", str(tp),
                             f"{r.weights_gib:.1f} GiB of weights per GPU across {tp} GPU(s)"))
     max_len = r.max_model_len
@@ -125,12 +251,20 @@ def plan_launch(
                             f"longest prompt + output; the KV cache holds {r.kv_capacity_tokens:,} tokens = "
                             f"{r.max_concurrent_sequences:.1f} sequences of this length"))
     flags.append(LaunchFlag("--gpu-memory-utilization", f"{r.gpu_memory_utilization:g}",
-                            f"{r.budget_gib:.1f} GiB budget per GPU; pinned because the default moved 0.9 -> 0.92"))
+                            f"{r.budget_gib:.1f} GiB budget per GPU; pinned because the default moved 0.9 -> 0.92; "
+                            + cap_text))
+    # concurrency: what the KV cache serves at the expected request length, within vLLM's own default
+    request = min(input_tokens + output_tokens, max_len)
     default_seqs = VLLM_0_26.default_max_num_seqs(inp.gpu)
-    room = max(1, int(r.kv_capacity_tokens // max(1, max_len // 2)))
-    seqs = min(default_seqs, inp.concurrency or default_seqs, room) if r.kv_capacity_tokens else 1
-    flags.append(LaunchFlag("--max-num-seqs", str(seqs),
-                            f"KV room for ~{room} sequences at half of max_model_len; more would only be preempted"))
+    room = kv_room_sequences(r.kv_capacity_tokens, request)
+    seqs = max(1, min(room, default_seqs, r.max_num_batched_tokens))
+    limit = ("the KV room" if seqs == room else f"vLLM's default {default_seqs}" if seqs == default_seqs
+             else f"--max-num-batched-tokens {r.max_num_batched_tokens} (vLLM requires it >= max_num_seqs)")
+    flags.append(LaunchFlag(
+        "--max-num-seqs", str(seqs),
+        f"the KV cache serves {room:,} requests of {request:,} tokens ({input_tokens:,} in + {output_tokens:,} out, "
+        f"pages allocated on demand) at once; vLLM's default is {default_seqs}; set by {limit}; "
+        "shorter requests would fit more, longer ones get preempted"))
     flags.append(LaunchFlag("--max-num-batched-tokens", str(r.max_num_batched_tokens),
                             "prefill chunk size: bounds the activation reserve and each decode stall"))
     flags.append(LaunchFlag("--enable-chunked-prefill", None,
@@ -178,4 +312,5 @@ def plan_launch(
             "run at 0.95 on H100s died of CUDA OOM at concurrency 32 (activations live outside the budget)"
         )
     warnings.append("--num-scheduler-steps (in the article) no longer exists in vLLM's V1 engine: not passed")
-    return LaunchPlan(model=inp.arch.id, flags=tuple(flags), warnings=tuple(warnings), tensor_parallel_size=tp)
+    return LaunchPlan(model=inp.arch.id, flags=tuple(flags), warnings=tuple(warnings), tensor_parallel_size=tp,
+                      max_num_seqs=seqs, gpu_memory_utilization_cap=max(cap, 0.0), expected_request_tokens=request)

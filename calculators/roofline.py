@@ -4,30 +4,37 @@ Decode, one step of a batch of B sequences each holding ``context_tokens`` token
 
     bytes_read   = weights_read(B) / TP + B * context * kv_bytes_per_token_per_gpu
     t_memory     = bytes_read / bandwidth
-    flops        = B * (2 * active_params + 4 * layers * heads * head_dim * context) / TP
+    flops        = B * (2 * matmul_params + 4 * layers * heads * head_dim * context) / TP
     t_compute    = flops / peak_flops          (fp8 peak for fp8 weights on GPUs with fp8 tensor cores)
     tokens/s     = B / max(t_memory, t_compute)      -> bound = "memory" or "compute"
+
+The input-embedding table is a lookup: a step reads only the B rows of the batch's tokens, never the whole
+V x H table; the LM head (output projection, H x V) is a GEMM read in full every step. With tied embeddings the
+one table is read once, as the LM head. ``matmul_params`` = active parameters minus the input-embedding table
+(a lookup does no FLOPs). On Llama-3.1-8B this lifts the H100 c=1 ceiling from 208 to 223 tok/s.
 
 MoE weights: a step reads the shared weights plus every expert that at least one of the B tokens routes to;
 with uniform routing the expected share of experts touched is 1 - (1 - k/E)^B (k of E experts per token), so
 B=1 reads the active parameters and large batches read all experts. Tensor-parallel communication and kernel
 launch gaps are ignored: the ideal numbers are ceilings, never estimates.
 
-The estimate divides each time by an efficiency: ``mbu`` (model bandwidth utilisation, default 0.75:
-calibrated on our own H100 runs of vLLM 0.26.0 (benchmarks/README.md), which measured 73-79 % at
-concurrency 1-32 for Llama-3.1-8B bf16 and Llama-3.3-70B fp8 (58 % at 128, where prefill steps interleave);
+The estimate divides each time by an efficiency: ``mbu`` (model bandwidth utilisation, default 0.73:
+calibrated on our own H100 runs of vLLM 0.26.0 (benchmarks/README.md), which measured 69-77 % (mean 72.9 %)
+at concurrency 1-32 for Llama-3.1-8B bf16 and Llama-3.3-70B fp8 with the bytes counted as above (55 % at 128,
+where prefill steps interleave; counting the whole input-embedding table gave 73-79 % and the old 0.75);
 published stacks reach 60-85 %, a vLLM sweep measured 77 % on an A100, facts README section 4.3)
 and ``mfu`` (default 0.5, an engineering assumption for decode/prefill GEMMs). Calibrate them from probe runs.
 
-Prefill of a P-token prompt: flops = P * (2 * active_params + 2 * layers * heads * head_dim * P) (causal
-attention averages P/2 keys), all experts touched; TTFT floor = max(flops / peak, weights / bandwidth).
+Prefill of a P-token prompt: flops = P * (2 * (matmul_params - lm_head) + 2 * layers * heads * head_dim * P)
++ 2 * lm_head (causal attention averages P/2 keys; vLLM computes logits for the last position only), all
+experts touched; TTFT floor = max(flops / peak, weights_read / bandwidth).
 
 >>> from calculators.catalog import gpu
 >>> from calculators.modelspec import model
 >>> inp = RooflineInput(model("meta-llama/Llama-3.3-70B-Instruct"), gpu("h100-sxm"), context_tokens=0)
 >>> p = decode_point(inp, 1)
 >>> round(p.decode_tokens_per_s_max, 1), p.bound
-(23.7, 'memory')
+(24.1, 'memory')
 """
 
 from __future__ import annotations
@@ -46,13 +53,15 @@ __all__ = [
     "DecodePoint",
     "PrefillPoint",
     "peak_tflops",
+    "input_embedding_params",
+    "matmul_params",
     "weights_read_bytes",
     "decode_point",
     "decode_sweep",
     "prefill",
 ]
 
-DEFAULT_MBU = 0.75  # calibrated: benchmarks/README.md (H100, vLLM 0.26.0)
+DEFAULT_MBU = 0.73  # calibrated: mean of the six c<=32 H100 points, benchmarks/README.md (vLLM 0.26.0)
 DEFAULT_MFU = 0.5
 
 
@@ -105,21 +114,51 @@ def peak_tflops(gpu: Gpu, weight_dtype: str) -> float:
     return gpu.bf16_dense_tflops
 
 
-def weights_read_bytes(arch: ModelArch, weight_dtype: str, batch: int) -> float:
-    """Bytes of weights one decode step reads (whole model): all of a dense model; for MoE the shared part
-    plus the expected share of experts touched, 1 - (1 - k/E)^B.
+def input_embedding_params(arch: ModelArch) -> int:
+    """Parameters of the input-embedding table that a step does NOT read in full: V * H, or 0 when the table
+    is tied to the LM head (then it is read every step, as the LM head).
 
     >>> from calculators.modelspec import model
+    >>> input_embedding_params(model("meta-llama/Llama-3.1-8B-Instruct"))
+    525336576
+    """
+    return 0 if arch.tie_word_embeddings else arch.vocab_size * arch.hidden_size
+
+
+def matmul_params(arch: ModelArch) -> int:
+    """Parameters a token multiplies by (2 FLOPs each): the active parameters less the input-embedding lookup.
+
+    >>> from calculators.modelspec import model
+    >>> round(matmul_params(model("meta-llama/Llama-3.1-8B-Instruct")) / 1e9, 2)
+    7.5
+    """
+    return arch.active_params - input_embedding_params(arch)
+
+
+def weights_read_bytes(arch: ModelArch, weight_dtype: str, batch: int) -> float:
+    """Bytes of weights one step over ``batch`` tokens reads (whole model)::
+
+        read = weight_bytes - 2 * input_embedding_params + 2 * H * min(B, V)      (dense)
+
+    The input-embedding table (16-bit in every precision) is replaced by the B rows looked up; the LM head
+    is read in full. For MoE, the shared part plus the expected share of experts touched, 1 - (1 - k/E)^B.
+
+    >>> from calculators.modelspec import model
+    >>> round(weights_read_bytes(model("meta-llama/Llama-3.1-8B-Instruct"), "bf16", 1) / 1e9, 2)
+    15.01
     >>> m = model("mistralai/Mixtral-8x7B-Instruct-v0.1")
     >>> round(weights_read_bytes(m, "bf16", 1) / 1e9, 1), round(weights_read_bytes(m, "bf16", 64) / 1e9, 1)
-    (25.8, 93.4)
+    (25.5, 93.1)
     """
     total = weight_bytes(arch, weight_dtype)
+    table = input_embedding_params(arch)
+    rows = 2 * arch.hidden_size * min(batch, arch.vocab_size) if table else 0
+    dense = total - 2 * table + rows
     if not arch.is_moe:
-        return float(total)
+        return float(dense)
     expert_bytes = total * arch.expert_params / arch.total_params  # same bytes/param as the other linears
     share = 1.0 - (1.0 - arch.experts_per_token / arch.num_experts) ** batch
-    return total - expert_bytes + expert_bytes * share
+    return dense - expert_bytes + expert_bytes * share
 
 
 def decode_point(inp: RooflineInput, concurrency: int) -> DecodePoint:
@@ -130,7 +169,7 @@ def decode_point(inp: RooflineInput, concurrency: int) -> DecodePoint:
         a, inp.kv_cache_dtype, tp
     )
     t_mem = bytes_read / (inp.gpu.mem_bandwidth_tbps * 1e12)
-    flops_per_token = 2 * a.active_params + 4 * a.layers * a.attention_heads * a.head_dim * inp.context_tokens
+    flops_per_token = 2 * matmul_params(a) + 4 * a.layers * a.attention_heads * a.head_dim * inp.context_tokens
     t_cmp = b * flops_per_token / tp / (peak_tflops(inp.gpu, inp.weight_dtype) * 1e12)
     step = max(t_mem, t_cmp)
     step_est = max(t_mem / inp.mbu, t_cmp / inp.mfu)
@@ -169,11 +208,13 @@ def prefill(inp: RooflineInput, prompt_tokens: int) -> PrefillPoint:
     >>> from calculators.modelspec import model
     >>> inp = RooflineInput(model("meta-llama/Llama-3.3-70B-Instruct"), gpu("h100-sxm"), 2, "fp8")
     >>> round(prefill(inp, 1000).ttft_ms_floor)
-    36
+    35
     """
     p = require_int("prompt_tokens", prompt_tokens, low=1, high=10**7)
     a, tp = inp.arch, inp.tensor_parallel_size
-    flops = p * (2 * a.active_params + 2 * a.layers * a.attention_heads * a.head_dim * p) / tp
+    lm_head = a.vocab_size * a.hidden_size
+    attention = 2 * a.layers * a.attention_heads * a.head_dim * p
+    flops = (p * (2 * (matmul_params(a) - lm_head) + attention) + 2 * lm_head) / tp
     peak = peak_tflops(inp.gpu, inp.weight_dtype) * 1e12
     t_cmp = flops / peak
     t_mem = weights_read_bytes(a, inp.weight_dtype, p) / tp / (inp.gpu.mem_bandwidth_tbps * 1e12)

@@ -38,7 +38,8 @@ def test_flags_follow_the_analysis():
     assert a["--kv-cache-dtype"] == "fp8" and a["--max-lora-rank"] == "32" and a["--max-loras"] == "2"
     assert {"--enable-lora", "--enable-prefix-caching", "--enable-chunked-prefill"} <= set(p.serve_args)
     assert all(f.reason for f in p.flags)
-    assert int(a["--max-num-seqs"]) <= fit(inp).kv_capacity_tokens // (16384 // 2)
+    # the KV room at the expected request (512 + 256 tokens, 48 blocks), within vLLM's default of 1024
+    assert int(a["--max-num-seqs"]) == min(fit(inp).kv_capacity_tokens // 16 // 48, 1024) == p.max_num_seqs
 
 
 def test_short_context_lowers_max_model_len():

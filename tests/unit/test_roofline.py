@@ -17,6 +17,8 @@ from calculators.roofline import (
     RooflineInput,
     decode_point,
     decode_sweep,
+    input_embedding_params,
+    matmul_params,
     peak_tflops,
     prefill,
     weights_read_bytes,
@@ -29,26 +31,48 @@ L70 = model("meta-llama/Llama-3.3-70B-Instruct")
 MEASURED = Path(__file__).resolve().parents[2] / "calculators" / "data" / "measured_throughput.csv"
 
 
+EMB70 = 128_256 * 8192  # Llama-70B input-embedding table: a lookup, only the batch's rows are read
+
+
 def test_single_stream_70b_bandwidth_bound_by_hand():
-    # 3.35 TB/s / 141.1 GB = 23.7 tok/s (facts README 5c)
+    # 3.35 TB/s / (141.1 GB - 2.1 GB of input embeddings + one 16 KB row) = 24.1 tok/s (facts README 5c said
+    # 23.7 with the whole table counted as read)
     p = decode_point(RooflineInput(L70, gpu("h100-sxm"), context_tokens=0), 1)
-    assert p.decode_tokens_per_s_max == pytest.approx(3.35e12 / (2 * L70.total_params))
-    assert p.bound == "memory"
+    assert p.decode_tokens_per_s_max == pytest.approx(3.35e12 / (2 * L70.total_params - 2 * EMB70 + 2 * 8192))
+    assert round(p.decode_tokens_per_s_max, 1) == 24.1 and p.bound == "memory"
     fp8_tp4 = decode_point(RooflineInput(L70, gpu("h100-sxm"), 4, "fp8", context_tokens=0), 1)
-    assert fp8_tp4.decode_tokens_per_s_max == pytest.approx(4 * 3.35e12 / 72.66e9, rel=0.01)
+    assert fp8_tp4.decode_tokens_per_s_max == pytest.approx(4 * 3.35e12 / (72.66e9 - 2 * EMB70), rel=0.01)
+
+
+def test_llama_8b_single_stream_ceiling_skips_the_input_embedding_table():
+    # issue 9: 15.01 GB read per step (16.06 GB of weights less the 1.05 GB input table), 3.35 TB/s -> 223 tok/s,
+    # not the 208 tok/s of reading the whole table every step
+    assert input_embedding_params(L8) == 128_256 * 4096
+    p = decode_point(RooflineInput(L8, gpu("h100-sxm"), context_tokens=0), 1)
+    assert p.bytes_read_per_gpu == 2 * L8.total_params - 2 * 128_256 * 4096 + 2 * 4096
+    assert round(p.decode_tokens_per_s_max) == 223
+
+
+def test_tied_embeddings_are_read_every_step_as_the_lm_head():
+    from dataclasses import replace
+
+    tied = replace(L8, tie_word_embeddings=True)
+    assert input_embedding_params(tied) == 0 and matmul_params(tied) == tied.active_params
+    assert weights_read_bytes(tied, "bf16", 1) == 2 * tied.total_params
 
 
 def test_batch_32_70b_by_hand():
-    # README 5d: 141.1 GB + 32 x 1000 x 320 KiB = 151.6 GB per step -> 707 tok/s on one H100
+    # README 5d: 139.0 GB + 32 rows + 32 x 1000 x 320 KiB = 149.5 GB per step -> 717 tok/s on one H100
     p = decode_point(RooflineInput(L70, gpu("h100-sxm"), context_tokens=1000), 32)
-    assert p.bytes_read_per_gpu == pytest.approx(2 * L70.total_params + 32 * 1000 * 327_680)
-    assert p.decode_tokens_per_s_max == pytest.approx(707, abs=1)
+    assert p.bytes_read_per_gpu == 2 * L70.total_params - 2 * EMB70 + 32 * 2 * 8192 + 32 * 1000 * 327_680
+    assert p.decode_tokens_per_s_max == pytest.approx(717, abs=1)
 
 
 def test_compute_bound_at_large_batch():
     p = decode_point(RooflineInput(L8, gpu("h100-sxm"), context_tokens=0), 8192)
     assert p.bound == "compute"
-    assert p.decode_tokens_per_s_max == pytest.approx(989e12 / (2 * L8.active_params))
+    # the input-embedding lookup does no FLOPs: 2 x (8.03e9 - 0.53e9) per token
+    assert p.decode_tokens_per_s_max == pytest.approx(989e12 / (2 * (L8.active_params - 128_256 * 4096)))
 
 
 def test_estimate_applies_the_efficiencies():
@@ -64,15 +88,17 @@ def test_fp8_uses_fp8_peak_only_where_the_gpu_has_it():
 
 def test_moe_reads_active_experts_at_batch_1_and_all_at_large_batch():
     mx = model("mistralai/Mixtral-8x7B-Instruct-v0.1")
-    assert weights_read_bytes(mx, "bf16", 1) == pytest.approx(2 * mx.active_params)
-    assert weights_read_bytes(mx, "bf16", 512) == pytest.approx(2 * mx.total_params)
+    table = 2 * input_embedding_params(mx)
+    assert weights_read_bytes(mx, "bf16", 1) == pytest.approx(2 * mx.active_params - table + 2 * 4096)
+    assert weights_read_bytes(mx, "bf16", 512) == pytest.approx(2 * mx.total_params - table + 512 * 2 * 4096)
 
 
 def test_prefill_ttft_floor_by_hand():
-    # 2 x 70.55e9 x 4000 FLOPs (+ attention) on one H100's 989 TFLOPS: > 0.57 s (README 5i: 1.14 s at 50 % MFU)
+    # 2 x (70.55e9 - 2 x 1.05e9 of embeddings and LM head) x 4000 FLOPs (+ attention) + the LM head once
+    # (logits of the last position only) on one H100's 989 TFLOPS: > 0.55 s (README 5i: 1.14 s at 50 % MFU)
     pf = prefill(RooflineInput(L70, gpu("h100-sxm")), 4000)
     assert pf.ttft_ms_floor == pytest.approx(
-        1e3 * 4000 * (2 * L70.active_params + 2 * 80 * 64 * 128 * 4000) / 989e12)
+        1e3 * (4000 * (2 * (L70.active_params - 2 * EMB70) + 2 * 80 * 64 * 128 * 4000) + 2 * EMB70) / 989e12)
     assert pf.ttft_ms_est == pytest.approx(2 * pf.ttft_ms_floor)
 
 
@@ -106,7 +132,7 @@ def test_invariants(inp, b):
     assert q.decode_tokens_per_s_max >= p.decode_tokens_per_s_max * (1 - 1e-9)  # throughput never drops with B
     assert q.per_user_tokens_per_s_max <= p.per_user_tokens_per_s_max * (1 + 1e-9)  # per-user never rises
     assert p.decode_tokens_per_s_est <= p.decode_tokens_per_s_max * (1 + 1e-9)
-    compute_cap = inp.tensor_parallel_size * peak_tflops(inp.gpu, inp.weight_dtype) * 1e12 / (2 * inp.arch.active_params)
+    compute_cap = inp.tensor_parallel_size * peak_tflops(inp.gpu, inp.weight_dtype) * 1e12 / (2 * matmul_params(inp.arch))
     assert p.decode_tokens_per_s_max <= compute_cap * (1 + 1e-9)
     pf = prefill(inp, max(1, b))
     assert pf.prefill_tokens_per_s_est <= pf.prefill_tokens_per_s_max * (1 + 1e-9)
@@ -166,7 +192,7 @@ def test_measured_throughput_never_exceeds_the_roofline(row):
         assert measured <= _ceiling(model_id, gpu_id, n, dtype, batch, ctx).decode_tokens_per_s_max
     elif check == "compute":
         arch = model(model_id)
-        assert measured <= n * peak_tflops(gpu(gpu_id), dtype) * 1e12 / (2 * arch.active_params)
+        assert measured <= n * peak_tflops(gpu(gpu_id), dtype) * 1e12 / (2 * matmul_params(arch))
     else:
         ceilings = [_ceiling(model_id, g, k, d, batch, ctx).decode_tokens_per_s_max
                     for g in ("h100-sxm", "h200", "b200", "mi300x") for k in (1, 2, 4, 8) for d in ("bf16", "fp8")]
