@@ -30,7 +30,7 @@ not the 0.9 of older releases. The terms we model (constants in :data:`VLLM_0_26
   memory at startup instead, which vLLM requires to be >= ``utilization * total`` (else it refuses to start).
   Used before the snapshot: 0.52 GiB at TP=1 (CUDA context; H100 and H200 logs), 1.54 GiB at TP=2 (+1.02 GiB
   of NCCL communicators and custom all-reduce buffers, the 2xH100 log; at TP>2 the same, an estimate).
-  See :func:`per_gpu_memory` for the split per GPU and :func:`parallel_layout` for pipeline and data parallel.
+  See :func:`per_gpu_memory` for the split per GPU; pipeline and data parallel: :mod:`calculators.parallel`.
 
 >>> from calculators.catalog import gpu
 >>> from calculators.modelspec import model
@@ -68,8 +68,6 @@ __all__ = [
     "weight_bytes_per_gpu",
     "PerGpuMemory",
     "per_gpu_memory",
-    "ParallelLayout",
-    "parallel_layout",
     "max_startup_utilization",
     "fit",
     "LORA_TARGETS",
@@ -275,57 +273,6 @@ def per_gpu_memory(arch: ModelArch, tp: int, weight_dtype: str, max_num_batched_
         kv_heads_per_gpu=heads,
         kv_heads_replicated=tp > arch.kv_heads,
     )
-
-
-@dataclass(frozen=True)
-class ParallelLayout:
-    """How TP x PP x DP divides one model over GPUs (what each GPU holds relative to TP alone).
-
-    ``layers_per_gpu``: the most decoder layers one pipeline stage holds (vLLM splits layers evenly, the
-    remainder to the last stages); weights and KV bytes per token on a GPU scale with it. ``replicas``: DP
-    copies, each with its own KV cache: per-GPU memory is that of one replica, served tokens multiply.
-    """
-
-    tensor_parallel_size: int
-    pipeline_parallel_size: int
-    data_parallel_size: int
-    gpus: int
-    layers_per_gpu: int
-    replicas: int
-    kv_bytes_per_token_per_gpu: int
-
-
-def parallel_layout(arch: ModelArch, tp: int = 1, pp: int = 1, dp: int = 1, kv_cache_dtype: str = "auto") -> ParallelLayout:
-    """The split of a TP x PP x DP deployment, and what the fit does not model::
-
-        gpus             = TP * PP * DP
-        layers_per_gpu   = ceil(layers / PP)
-        kv_bytes/tok/GPU = 2 * layers_per_gpu * max(1, kv_heads // TP) * head_dim * elem bytes
-        replicas         = DP  (per-GPU memory does not change with DP; KV capacity and throughput add up)
-
-    With PP > 1 a GPU holds ``layers_per_gpu / layers`` of the decoder weights (the embedding on the first
-    stage, the lm_head on the last), the activation peak of its own stage, and pipeline send/receive buffers
-    that are not measured here: :func:`fit` models TP only and the launch plan must not offer PP from it.
-
-    >>> from calculators.modelspec import model
-    >>> p = parallel_layout(model("meta-llama/Llama-3.3-70B-Instruct"), tp=2, pp=2, dp=2)
-    >>> p.gpus, p.layers_per_gpu, p.kv_bytes_per_token_per_gpu, p.replicas
-    (8, 40, 81920, 2)
-    >>> parallel_layout(model("meta-llama/Llama-3.1-8B-Instruct"), pp=64)
-    Traceback (most recent call last):
-    ...
-    ValueError: pipeline parallel size 64 must not exceed the layers (32)
-    """
-    kv_heads = kv_heads_per_gpu(arch, tp)
-    require_int("pipeline_parallel_size", pp, low=1, high=64)
-    require_int("data_parallel_size", dp, low=1, high=4096)
-    if pp > arch.layers:
-        raise ValueError(f"pipeline parallel size {pp} must not exceed the layers ({arch.layers})")
-    if kv_cache_dtype not in KV_CACHE_DTYPES:
-        raise ValueError(f"kv_cache_dtype must be one of {', '.join(KV_CACHE_DTYPES)}, got {kv_cache_dtype!r}")
-    layers = math.ceil(arch.layers / pp)
-    elem = 1 if kv_cache_dtype == "fp8" else 2
-    return ParallelLayout(tp, pp, dp, tp * pp * dp, layers, dp, 2 * layers * kv_heads * arch.head_dim * elem)
 
 
 def check_deployment(arch: ModelArch, tensor_parallel_size: int, weight_dtype: str, kv_cache_dtype: str) -> None:
