@@ -102,6 +102,11 @@ class VllmAccounting:
     # 0.98 GiB, 32 layers; Llama-70B fp8 1.92 GiB, 80 layers); the TP=2 70B bf16 log took 1.51 (this gives 1.92)
     cudagraph_outside_base_gib: float = 0.353
     cudagraph_outside_gib_per_layer: float = 0.0196
+    # Room vLLM 0.26 needs above budget + graphs while serving, as a multiple of the activation peak (the
+    # transient allocations that fragment scale with max_num_batched_tokens). One observation: the 2xH100 TP=2
+    # run at 0.95 had 77.64 - 75.22 - 1.51 = 0.91 GiB there and died of CUDA OOM at concurrency 32 ("Tried to
+    # allocate 448.00 MiB" = one 8192-token gate_up output per GPU, "340.12 MiB is free"); an estimate.
+    runtime_margin_activation_factor: float = 1.0
 
     def default_max_num_batched_tokens(self, gpu: Gpu) -> int:
         """8192 on GPUs of >= 70 GiB that are not A100s, else 2048 (the API server's defaults)."""
@@ -353,7 +358,7 @@ class FitResult:
     startup_free_gib: float = 0.0  # free memory per GPU when vLLM takes its snapshot (estimate)
     utilization_refused: bool = False  # budget > startup_free: vLLM 0.26 raises at startup whatever the verdict
     cudagraph_outside_gib: float = 0.0  # estimate of the CUDA-graph pool captured after the KV cache
-    cudagraph_headroom_short: bool = False  # startup_free - budget < cudagraph_outside: capture may OOM
+    runtime_headroom_short: bool = False  # startup_free - budget < cudagraph_outside + activation: may OOM
 
     def as_dict(self) -> dict[str, object]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -375,7 +380,9 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
     startup_free = total - per_gpu.startup_used_bytes
     refused = budget > startup_free
     graphs = (acc.cudagraph_outside_base_gib + acc.cudagraph_outside_gib_per_layer * inp.arch.layers) * GIB
-    graphs_short = not refused and startup_free - budget < graphs
+    margin = acc.runtime_margin_activation_factor * act
+    needed_above = graphs + margin
+    graphs_short = not refused and startup_free - budget < needed_above
     available = budget - weights - act - non_torch - acc.cudagraph_gib * GIB
     per_tok = kv_bytes_per_token(inp.arch, inp.kv_cache_dtype, tp)
     block = acc.block_size * per_tok
@@ -428,9 +435,10 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
         )
     elif graphs_short:
         reasons.append(
-            f"CUDA graphs (about {g(graphs):.2f} GiB, outside the budget) may not fit in the "
-            f"{g(startup_free - budget):.2f} GiB left above it: capture can run out of memory; lower "
-            f"--gpu-memory-utilization to {math.floor(100 * (startup_free - graphs) / total) / 100:g} or use --enforce-eager"
+            f"little room above the budget: {g(startup_free - budget):.2f} GiB is left for CUDA graphs (about "
+            f"{g(graphs):.2f} GiB, captured after the KV cache) and about {g(margin):.2f} GiB of runtime "
+            f"buffers, so vLLM may run out of memory at capture or under load; use --gpu-memory-utilization "
+            f"{max(0.0, math.floor(100 * (startup_free - needed_above) / total) / 100):g} or --enforce-eager"
         )
     return FitResult(
         verdict=verdict,
@@ -454,7 +462,7 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
         startup_free_gib=g(startup_free),
         utilization_refused=refused,
         cudagraph_outside_gib=g(graphs),
-        cudagraph_headroom_short=graphs_short,
+        runtime_headroom_short=graphs_short,
     )
 
 
@@ -529,8 +537,9 @@ def fit(inp: FitInput, acc: VllmAccounting = VLLM_0_26) -> FitResult:
     ``short-context`` (weights fit but the KV cache holds fewer tokens than ``max_model_len``: vLLM refuses
     to start until ``--max-model-len`` is lowered), ``does-not-fit`` (weights + activations exceed the budget,
     or ``utilization * total`` exceeds the memory free at startup, which vLLM refuses: ``utilization_refused``;
-    the first fix is then :func:`max_startup_utilization`). ``cudagraph_headroom_short`` flags, without
-    changing the verdict, a budget that leaves less above it than the CUDA graphs vLLM captures afterwards.
+    the first fix is then :func:`max_startup_utilization`). ``runtime_headroom_short`` flags, without
+    changing the verdict, a budget that leaves less above it than the CUDA graphs vLLM captures afterwards
+    plus a runtime margin (the shared TP=2 run at 0.95 is flagged: it died of OOM at concurrency 32).
 
     >>> from calculators.catalog import gpu
     >>> from calculators.modelspec import model

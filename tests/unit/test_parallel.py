@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -111,3 +113,16 @@ def test_fuzz_the_largest_accepted_utilization_is_accepted(g, tp):
     assert not r.utilization_refused
     over = min(1.0, u + 0.02)
     assert fit(FitInput(arch, g, tp, gpu_memory_utilization=over, max_model_len=1024)).utilization_refused
+
+
+@FUZZ
+@given(st.sampled_from(list(gpus().values())), st.sampled_from([1, 2, 8]), st.floats(0.3, 1.0))
+def test_fuzz_the_suggested_utilization_clears_the_headroom_flag(g, tp, util):
+    r = fit(FitInput(L70 if tp == 8 else L8, g, tp, gpu_memory_utilization=util, max_model_len=1024))
+    assert not (r.utilization_refused and r.runtime_headroom_short)
+    if r.runtime_headroom_short:
+        suggested = float(re.search(r"--gpu-memory-utilization ([0-9.]+)", r.reasons[-1]).group(1))
+        assume(suggested > 0)
+        assert suggested < util
+        lower = fit(FitInput(L70 if tp == 8 else L8, g, tp, gpu_memory_utilization=suggested, max_model_len=1024))
+        assert not lower.runtime_headroom_short and not lower.utilization_refused
