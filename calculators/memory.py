@@ -11,12 +11,16 @@ vLLM (V1 engine, checked in 0.26.0 and the current source) sizes its KV cache at
     concurrency    = kv_tokens / max_model_len     # logged: "Maximum concurrency for L tokens per request"
 
 CUDA-graph memory is NOT subtracted in 0.26 (measured: the same KV size with and without
-``--enforce-eager``); it comes out of the ``1 - utilization`` headroom, as do sampler buffers.
+``--enforce-eager``); it comes out of the ``1 - utilization`` headroom, as do sampler buffers: the fit flags
+a headroom smaller than the graphs plus one activation peak (``runtime_headroom_short``; the 2xH100 run at
+0.95 died of OOM at concurrency 32), and a utilization above the free memory at startup, which vLLM refuses
+(``utilization_refused``, verdict ``does-not-fit``; ``vllm/v1/worker/utils.py::request_memory``).
 The default ``gpu_memory_utilization`` is **0.92** in vLLM 0.25-0.30 (``vllm/config/cache.py``
 ``Field(default=0.92)``; the 0.26.0 log says "Requested memory: 0.920000 (util)" when the flag is absent),
 not the 0.9 of older releases. The terms we model (constants in :data:`VLLM_0_26`):
 
-- weights: bytes per parameter by precision (:func:`weight_bytes`), divided by TP;
+- weights: bytes per parameter by precision (:func:`weight_bytes`), divided by TP except the replicated
+  norms (:func:`weight_bytes_per_gpu`); KV heads split over TP ranks, one per rank when TP > KV heads;
 - activations: ``max_num_batched_tokens * 2 B * (1.55 * I + 12.5 * H) / TP``, a two-coefficient fit to three
   logged TP=1 profile runs (Llama-8B shape 1.10 GiB and Qwen2.5-7B shape 1.13 GiB on an H200; Llama-70B fp8 on an
   H100, 2.28 GiB implied), divided by TP because the H-wide tensors that dominate (q, attention output) are
