@@ -11,18 +11,30 @@ vLLM (V1 engine, checked in 0.26.0 and the current source) sizes its KV cache at
     concurrency    = kv_tokens / max_model_len     # logged: "Maximum concurrency for L tokens per request"
 
 CUDA-graph memory is NOT subtracted in 0.26 (measured: the same KV size with and without
-``--enforce-eager``); it comes out of the ``1 - utilization`` headroom, as do sampler buffers.
+``--enforce-eager``); it comes out of the ``1 - utilization`` headroom, as do sampler buffers: the fit flags
+a headroom smaller than the graphs plus one activation peak (``runtime_headroom_short``; the 2xH100 run at
+0.95 died of OOM at concurrency 32), and a utilization above the free memory at startup, which vLLM refuses
+(``utilization_refused``, verdict ``does-not-fit``; ``vllm/v1/worker/utils.py::request_memory``).
 The default ``gpu_memory_utilization`` is **0.92** in vLLM 0.25-0.30 (``vllm/config/cache.py``
 ``Field(default=0.92)``; the 0.26.0 log says "Requested memory: 0.920000 (util)" when the flag is absent),
 not the 0.9 of older releases. The terms we model (constants in :data:`VLLM_0_26`):
 
-- weights: bytes per parameter by precision (:func:`weight_bytes`), divided by TP;
-- activations: ``max_num_batched_tokens * 2 B * (1.55 * I/TP + 12.5 * H)``, a two-coefficient fit to three
-  logged profile runs (Llama-8B shape 1.10 GiB and Qwen2.5-7B shape 1.13 GiB on an H200; Llama-70B fp8 on an
-  H100, 2.28 GiB implied); ``max_num_batched_tokens`` defaults to 8192 on >= 70 GiB non-A100 GPUs, else 2048
-  (``vllm/engine/arg_utils.py::get_batch_defaults``);
-- non-torch memory (CUDA context growth, NCCL): 0.22 GiB measured at TP=1; +0.5 GiB per GPU at TP>1
-  (an estimate: NCCL and custom all-reduce buffers, not measured here).
+- weights: bytes per parameter by precision (:func:`weight_bytes`), divided by TP except the replicated
+  norms (:func:`weight_bytes_per_gpu`); KV heads split over TP ranks, one per rank when TP > KV heads;
+- activations: ``max_num_batched_tokens * 2 B * (1.55 * I + 12.5 * H) / TP``, a two-coefficient fit to three
+  logged TP=1 profile runs (Llama-8B shape 1.10 GiB and Qwen2.5-7B shape 1.13 GiB on an H200; Llama-70B fp8 on an
+  H100, 2.28 GiB implied), divided by TP because the H-wide tensors that dominate (q, attention output) are
+  sharded like the MLP: the TP=2 Llama-70B log shows 1.0 GiB per GPU, where a replicated 12.5 * H term alone
+  would be 1.56 GiB (the formula gives 1.12); ``max_num_batched_tokens`` defaults to 8192 on >= 70 GiB
+  non-A100 GPUs, else 2048 (``vllm/engine/arg_utils.py::get_batch_defaults``);
+- non-torch increase during the profile run: 0.22 GiB measured at TP=1, 0.06 GiB per GPU at TP=2 (the
+  shared 2xH100 log);
+- communication buffers: vLLM initialises NCCL (pynccl) and the custom all-reduce IPC buffers **before** its
+  memory snapshot (``gpu_worker.py::init_device``), so they are not in the KV budget; they lower the free
+  memory at startup instead, which vLLM requires to be >= ``utilization * total`` (else it refuses to start).
+  Used before the snapshot: 0.52 GiB at TP=1 (CUDA context; H100 and H200 logs), 1.54 GiB at TP=2 (+1.02 GiB
+  of NCCL communicators and custom all-reduce buffers, the 2xH100 log; at TP>2 the same, an estimate).
+  See :func:`per_gpu_memory` for the split per GPU; pipeline and data parallel: :mod:`calculators.parallel`.
 
 >>> from calculators.catalog import gpu
 >>> from calculators.modelspec import model
@@ -57,6 +69,10 @@ __all__ = [
     "check_deployment",
     "kv_bytes_per_token",
     "activation_bytes",
+    "weight_bytes_per_gpu",
+    "PerGpuMemory",
+    "per_gpu_memory",
+    "max_startup_utilization",
     "fit",
     "LORA_TARGETS",
     "lora_adapter_bytes",
@@ -81,9 +97,20 @@ class VllmAccounting:
     block_size: int = 16
     activation_coef_intermediate: float = 1.55
     activation_coef_hidden: float = 12.5
-    non_torch_gib: float = 0.22
-    non_torch_extra_gib_per_gpu_tp: float = 0.5
-    cudagraph_gib: float = 0.0
+    non_torch_gib: float = 0.22  # non-torch increase of the profile run at TP=1 (measured, H100/H200)
+    non_torch_gib_tp: float = 0.06  # the same per GPU at TP>1 (measured at TP=2, 2xH100 log)
+    startup_used_gib: float = 0.52  # used before vLLM's snapshot at TP=1: the CUDA context (H100, H200 logs)
+    comm_buffers_gib_tp: float = 1.02  # + NCCL communicators and custom all-reduce buffers at TP>1 (2xH100 log)
+    cudagraph_gib: float = 0.0  # subtracted from the KV budget: 0 in 0.26 (graphs sit outside the budget)
+    # CUDA-graph memory outside the budget, a + b * layers through the two TP=1 H100 logs (Llama-8B shape
+    # 0.98 GiB, 32 layers; Llama-70B fp8 1.92 GiB, 80 layers); the TP=2 70B bf16 log took 1.51 (this gives 1.92)
+    cudagraph_outside_base_gib: float = 0.353
+    cudagraph_outside_gib_per_layer: float = 0.0196
+    # Room vLLM 0.26 needs above budget + graphs while serving, as a multiple of the activation peak (the
+    # transient allocations that fragment scale with max_num_batched_tokens). One observation: the 2xH100 TP=2
+    # run at 0.95 had 77.64 - 75.22 - 1.51 = 0.91 GiB there and died of CUDA OOM at concurrency 32 ("Tried to
+    # allocate 448.00 MiB" = one 8192-token gate_up output per GPU, "340.12 MiB is free"); an estimate.
+    runtime_margin_activation_factor: float = 1.0
 
     def default_max_num_batched_tokens(self, gpu: Gpu) -> int:
         """8192 on GPUs of >= 70 GiB that are not A100s, else 2048 (the API server's defaults)."""
@@ -171,17 +198,90 @@ def kv_bytes_per_token(arch: ModelArch, kv_cache_dtype: str = "auto", tp: int = 
 
 
 def activation_bytes(arch: ModelArch, tp: int, max_num_batched_tokens: int, acc: VllmAccounting = VLLM_0_26) -> Bytes:
-    """Peak activation of vLLM's profile run per GPU: T * 2 B * (a * I_active / TP + b * H).
+    """Peak activation of vLLM's profile run per GPU: T * 2 B * (a * I_active + b * H) / TP.
 
-    ``I_active`` is the MLP width a token passes through (``experts_per_token * I`` for MoE).
+    ``I_active`` is the MLP width a token passes through (``experts_per_token * I`` for MoE). Both terms
+    shrink with TP (the 2xH100 Llama-70B log: 1.0 GiB per GPU; this gives 1.12).
 
     >>> from calculators.modelspec import model
     >>> round(activation_bytes(model("meta-llama/Llama-3.1-8B-Instruct"), 1, 8192) / GIB, 2)
     1.12
+    >>> round(activation_bytes(model("meta-llama/Llama-3.3-70B-Instruct"), 2, 8192) / GIB, 2)
+    1.12
     """
     inter = arch.intermediate_size * (arch.experts_per_token if arch.is_moe else 1)
-    per_token = 2 * (acc.activation_coef_intermediate * inter / tp + acc.activation_coef_hidden * arch.hidden_size)
+    per_token = 2 * (acc.activation_coef_intermediate * inter + acc.activation_coef_hidden * arch.hidden_size) / tp
     return int(max_num_batched_tokens * per_token)
+
+
+def weight_bytes_per_gpu(arch: ModelArch, weight_dtype: str, tp: int) -> Bytes:
+    """Weight bytes one GPU holds at TP: (all - replicated) / TP + replicated.
+
+    vLLM shards every linear layer, the input embedding (``VocabParallelEmbedding``) and the lm_head
+    (``ParallelLMHead``) across TP ranks; only the RMSNorm weights (``norm_params_per_layer * layers + H``,
+    16-bit) are replicated on every rank.
+
+    >>> from calculators.modelspec import model
+    >>> round(weight_bytes_per_gpu(model("meta-llama/Llama-3.3-70B-Instruct"), "bf16", 2) / GIB, 2)
+    65.71
+    """
+    require_int("tensor_parallel_size", tp, low=1, high=64)
+    replicated = 2 * (arch.norm_params_per_layer * arch.layers + arch.hidden_size)
+    return math.ceil((weight_bytes(arch, weight_dtype) - replicated) / tp) + replicated
+
+
+@dataclass(frozen=True)
+class PerGpuMemory:
+    """What one TP rank holds, in bytes, split the way vLLM's startup log reports it.
+
+    ``weights + activation + non_torch`` come out of the KV budget (``utilization * total``);
+    ``comm_buffers`` (NCCL communicators, custom all-reduce IPC buffers) are allocated before vLLM's memory
+    snapshot, so they are part of ``startup_used`` (lowering the free memory vLLM checks the budget against),
+    not of the budget.
+    """
+
+    tensor_parallel_size: int
+    weights_bytes: int
+    weights_replicated_bytes: int
+    activation_bytes: int
+    non_torch_bytes: int
+    comm_buffers_bytes: int
+    startup_used_bytes: int
+    kv_heads_per_gpu: int
+    kv_heads_replicated: bool  # TP > num_kv_heads: every KV head is stored on TP / num_kv_heads ranks
+
+
+def per_gpu_memory(arch: ModelArch, tp: int, weight_dtype: str, max_num_batched_tokens: int,
+                   acc: VllmAccounting = VLLM_0_26) -> PerGpuMemory:
+    """Per-GPU accounting for tensor parallelism TP=N, fitted to the 2xH100 Llama-70B bf16 log::
+
+        weights      = (W - W_norms) / N + W_norms              (log: 65.71 GiB)
+        activation   = T * 2 B * (1.55 * I + 12.5 * H) / N      (log: 1.0 GiB; this gives 1.12)
+        non_torch    = 0.22 GiB at N = 1, 0.06 GiB at N > 1     (log: 0.06 GiB)
+        comm_buffers = 0 at N = 1, 1.02 GiB at N > 1            (log: 77.64 of 79.18 GiB free at start)
+        startup_used = 0.52 GiB CUDA context + comm_buffers
+        kv_heads     = max(1, kv_heads // N)                    (replicated when N > kv_heads)
+
+    >>> from calculators.modelspec import model
+    >>> m = per_gpu_memory(model("meta-llama/Llama-3.3-70B-Instruct"), 2, "bf16", 8192)
+    >>> [round(b / GIB, 2) for b in (m.weights_bytes, m.activation_bytes, m.non_torch_bytes, m.startup_used_bytes)]
+    [65.71, 1.12, 0.06, 1.54]
+    >>> per_gpu_memory(model("meta-llama/Llama-3.3-70B-Instruct"), 16, "bf16", 8192).kv_heads_replicated
+    True
+    """
+    heads = kv_heads_per_gpu(arch, tp)
+    comm = acc.comm_buffers_gib_tp * GIB if tp > 1 else 0.0
+    return PerGpuMemory(
+        tensor_parallel_size=tp,
+        weights_bytes=weight_bytes_per_gpu(arch, weight_dtype, tp),
+        weights_replicated_bytes=2 * (arch.norm_params_per_layer * arch.layers + arch.hidden_size),
+        activation_bytes=activation_bytes(arch, tp, max_num_batched_tokens, acc),
+        non_torch_bytes=int((acc.non_torch_gib_tp if tp > 1 else acc.non_torch_gib) * GIB),
+        comm_buffers_bytes=int(comm),
+        startup_used_bytes=int(acc.startup_used_gib * GIB + comm),
+        kv_heads_per_gpu=heads,
+        kv_heads_replicated=tp > arch.kv_heads,
+    )
 
 
 def check_deployment(arch: ModelArch, tensor_parallel_size: int, weight_dtype: str, kv_cache_dtype: str) -> None:
@@ -258,6 +358,11 @@ class FitResult:
     max_num_batched_tokens: int
     reasons: tuple[str, ...]
     fixes: tuple[str, ...] = field(default=())
+    comm_buffers_gib: float = 0.0  # NCCL + custom all-reduce per GPU: outside the budget, inside startup_free
+    startup_free_gib: float = 0.0  # free memory per GPU when vLLM takes its snapshot (estimate)
+    utilization_refused: bool = False  # budget > startup_free: vLLM 0.26 raises at startup whatever the verdict
+    cudagraph_outside_gib: float = 0.0  # estimate of the CUDA-graph pool captured after the KV cache
+    runtime_headroom_short: bool = False  # startup_free - budget < cudagraph_outside + activation: may OOM
 
     def as_dict(self) -> dict[str, object]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -272,9 +377,16 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
     total = inp.gpu.usable_memory_gib * GIB
     budget = util * total
     lora = inp.max_loras * lora_adapter_bytes(inp.arch, inp.max_lora_rank) if inp.max_loras else 0
-    weights = (weight_bytes(inp.arch, inp.weight_dtype) + lora) / tp
-    act = activation_bytes(inp.arch, tp, mnbt, acc)
-    non_torch = (acc.non_torch_gib + (acc.non_torch_extra_gib_per_gpu_tp if tp > 1 else 0.0)) * GIB
+    per_gpu = per_gpu_memory(inp.arch, tp, inp.weight_dtype, mnbt, acc)
+    weights = per_gpu.weights_bytes + lora / tp
+    act = per_gpu.activation_bytes
+    non_torch = per_gpu.non_torch_bytes
+    startup_free = total - per_gpu.startup_used_bytes
+    refused = budget > startup_free
+    graphs = (acc.cudagraph_outside_base_gib + acc.cudagraph_outside_gib_per_layer * inp.arch.layers) * GIB
+    margin = acc.runtime_margin_activation_factor * act
+    needed_above = graphs + margin
+    graphs_short = not refused and startup_free - budget < needed_above
     available = budget - weights - act - non_torch - acc.cudagraph_gib * GIB
     per_tok = kv_bytes_per_token(inp.arch, inp.kv_cache_dtype, tp)
     block = acc.block_size * per_tok
@@ -289,6 +401,12 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
         f"activations {g(act):.2f} GiB (profile run of {mnbt} tokens) + non-torch {g(non_torch):.2f} GiB",
         f"KV cache {g(max(available, 0)):.2f} GiB / {per_tok:,} B per token per GPU = {tokens:,} tokens",
     ]
+    if tp > 1:
+        reasons.insert(3, f"NCCL and custom all-reduce buffers {g(per_gpu.comm_buffers_bytes):.2f} GiB per GPU: "
+                          "allocated before vLLM measures, so outside the budget (less memory free at start)")
+    if per_gpu.kv_heads_replicated:
+        reasons.insert(-1, f"TP {tp} > {inp.arch.kv_heads} KV heads: each GPU stores one KV head, "
+                           f"{tp // inp.arch.kv_heads} copies of every head across the GPUs")
     if available <= 0:
         verdict = "does-not-fit"
         reasons.append(
@@ -309,6 +427,23 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
             f"at concurrency {inp.concurrency} only {tokens / ctx:.1f} full-length sequences fit; "
             "longer requests queue or are preempted"
         )
+    if refused:  # vllm/v1/worker/utils.py::request_memory: free memory at startup < utilization * total
+        if verdict == "fits":
+            reasons[-1] = f"the memory would hold {tokens / ctx:.2f} sequences of {ctx:,} tokens, but:"
+        verdict = "does-not-fit"
+        reasons.append(
+            f"vLLM refuses to start: utilization {util:g} asks for {g(budget):.2f} GiB per GPU, but only about "
+            f"{g(startup_free):.2f} GiB are free when it starts ({g(per_gpu.startup_used_bytes):.2f} GiB of CUDA "
+            f"context{' and NCCL/custom all-reduce buffers' if tp > 1 else ''}); use "
+            f"--gpu-memory-utilization {max_startup_utilization(inp.gpu, tp, acc):g} or less"
+        )
+    elif graphs_short:
+        reasons.append(
+            f"little room above the budget: {g(startup_free - budget):.2f} GiB is left for CUDA graphs (about "
+            f"{g(graphs):.2f} GiB, captured after the KV cache) and about {g(margin):.2f} GiB of runtime "
+            f"buffers, so vLLM may run out of memory at capture or under load; use --gpu-memory-utilization "
+            f"{max(0.0, math.floor(100 * (startup_free - needed_above) / total) / 100):g} or --enforce-eager"
+        )
     return FitResult(
         verdict=verdict,
         fits=verdict == "fits",
@@ -327,7 +462,26 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
         gpu_memory_utilization=util,
         max_num_batched_tokens=mnbt,
         reasons=tuple(reasons),
+        comm_buffers_gib=g(per_gpu.comm_buffers_bytes),
+        startup_free_gib=g(startup_free),
+        utilization_refused=refused,
+        cudagraph_outside_gib=g(graphs),
+        runtime_headroom_short=graphs_short,
     )
+
+
+def max_startup_utilization(gpu: Gpu, tp: int = 1, acc: VllmAccounting = VLLM_0_26) -> float:
+    """The largest ``--gpu-memory-utilization`` (2 decimals, rounded down) vLLM accepts at startup on an
+    otherwise idle GPU: ``floor(100 * (total - startup_used) / total) / 100``, where ``startup_used`` is the
+    CUDA context plus, at TP > 1, the NCCL and custom all-reduce buffers (:func:`per_gpu_memory`).
+
+    >>> from calculators.catalog import gpu
+    >>> max_startup_utilization(gpu("h100-sxm"), 1), max_startup_utilization(gpu("h100-sxm"), 2)
+    (0.99, 0.98)
+    """
+    require_int("tensor_parallel_size", tp, low=1, high=64)
+    used = acc.startup_used_gib + (acc.comm_buffers_gib_tp if tp > 1 else 0.0)
+    return max(0.0, math.floor(100 * (1 - used / gpu.usable_memory_gib)) / 100)
 
 
 def _label(r: FitResult) -> str:
@@ -346,9 +500,20 @@ def _fixes(inp: FitInput, base: FitResult, acc: VllmAccounting) -> tuple[str, ..
             return None
         if r.verdict == "does-not-fit" or (base.verdict == "short-context" and r.verdict != "fits"):
             return None
-        out.append(f"{text}: {r.weights_gib:.1f} GiB of weights, {r.kv_capacity_tokens:,} KV tokens ({_label(r)})")
+        out.append(f"{prefix}{text}: {r.weights_gib:.1f} GiB of weights, {r.kv_capacity_tokens:,} KV tokens "
+                   f"({_label(r)})")
         return r
 
+    prefix = ""
+    if base.utilization_refused:  # first the utilization vLLM accepts; the other fixes then start from it
+        u = max_startup_utilization(inp.gpu, inp.tensor_parallel_size, acc)
+        if u <= 0:
+            return ()
+        if attempt(f"--gpu-memory-utilization {u:g} (the most vLLM accepts at startup)", gpu_memory_utilization=u):
+            return tuple(out)
+        inp = replace(inp, gpu_memory_utilization=u)
+        base = _core(inp, acc)
+        prefix = f"--gpu-memory-utilization {u:g} and "
     if inp.weight_dtype in ("bf16", "fp16"):
         attempt("fp8 weights (--quantization fp8)", weight_dtype="fp8")
     if inp.kv_cache_dtype == "auto":
@@ -359,7 +524,7 @@ def _fixes(inp: FitInput, base: FitResult, acc: VllmAccounting) -> tuple[str, ..
         ):
             break
     if base.verdict == "short-context" and base.max_context_tokens >= 16:
-        out.append(f"shorter context: --max-model-len {base.max_context_tokens} (the most the KV cache holds)")
+        out.append(f"{prefix}shorter context: --max-model-len {base.max_context_tokens} (the most the KV cache holds)")
     for g in sorted(gpus().values(), key=lambda x: x.usable_memory_gib):
         if g.usable_memory_gib > inp.gpu.usable_memory_gib and attempt(f"a bigger GPU: {g.name}", gpu=g):
             break
@@ -374,7 +539,21 @@ def fit(inp: FitInput, acc: VllmAccounting = VLLM_0_26) -> FitResult:
 
     Verdicts: ``fits`` (the KV cache holds at least one ``max_model_len`` sequence: vLLM starts),
     ``short-context`` (weights fit but the KV cache holds fewer tokens than ``max_model_len``: vLLM refuses
-    to start until ``--max-model-len`` is lowered), ``does-not-fit`` (weights + activations exceed the budget).
+    to start until ``--max-model-len`` is lowered), ``does-not-fit`` (weights + activations exceed the budget,
+    or ``utilization * total`` exceeds the memory free at startup, which vLLM refuses: ``utilization_refused``;
+    the first fix is then :func:`max_startup_utilization`). ``runtime_headroom_short`` flags, without
+    changing the verdict, a budget that leaves less above it than the CUDA graphs vLLM captures afterwards
+    plus a runtime margin (the shared TP=2 run at 0.95 is flagged: it died of OOM at concurrency 32).
+
+    >>> from calculators.catalog import gpu
+    >>> from calculators.modelspec import model
+    >>> r = fit(FitInput(model("meta-llama/Llama-3.3-70B-Instruct"), gpu("h100-sxm"), 2, max_model_len=4096,
+    ...                  gpu_memory_utilization=0.95))
+    >>> r.kv_capacity_tokens, r.utilization_refused  # the 2xH100 log: 55,328 tokens
+    (54592, False)
+    >>> r = fit(FitInput(model("meta-llama/Llama-3.1-8B-Instruct"), gpu("h100-sxm"), gpu_memory_utilization=1.0))
+    >>> r.verdict, r.utilization_refused, r.fixes[0][:44]
+    ('does-not-fit', True, '--gpu-memory-utilization 0.99 (the most vLLM')
     """
     base = _core(inp, acc)
     if base.verdict == "fits":
