@@ -122,9 +122,9 @@ def _load_upload() -> None:
     f = st.session_state.get("scn_upload")
     if f is None:
         return
-    try:
-        s = loads_toml(f.getvalue().decode("utf-8"))
-    except ValueError as e:  # tomllib.TOMLDecodeError, ScenarioError and UnicodeDecodeError all are
+    try:  # size, encoding (BOM tolerated), depth and numbers are checked on the raw bytes: one-line errors
+        s = loads_toml(f.getvalue(), what="the file")
+    except ValueError as e:  # ScenarioError, with the file limits of calculators.filelimits
         st.session_state[_IO_MESSAGE_KEY] = ("error", f"{f.name} was not loaded: {e}")
     else:
         state.set_scenario(s)
