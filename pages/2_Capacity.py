@@ -52,7 +52,7 @@ with st.sidebar.form("cap_form"):
     source = st.radio("Model", ["Catalog", "Upload config.json"], key="cap_source", horizontal=True)
     model_id = st.selectbox("Catalog model", model_ids, key="cap_model",
                             index=model_ids.index("meta-llama/Llama-3.3-70B-Instruct"))
-    upload = st.file_uploader("config.json", type=["json"], key="cap_upload")
+    upload = st.file_uploader("config.json", type=["json"], key="cap_upload", max_upload_size=4)  # MiB
     gpu_id = st.selectbox("GPU", gpu_ids, key="cap_gpu", format_func=lambda g: catalog.gpu(g).name)
     n_gpus = st.selectbox("GPUs (tensor parallel)", [1, 2, 4, 8], key="cap_gpus")
     dtype = st.selectbox("Weights", WEIGHT_DTYPES, key="cap_dtype")

@@ -158,7 +158,7 @@ if source == "synthetic":
     plan_model = st.selectbox("Synthetic model (random weights of the real shape, `--load-format dummy`)",
                               ["tiny", *model_ids], key="probe_synthetic")
     st.file_uploader("…or upload a config.json (used instead of the choice above)", type=["json"],
-                     key="probe_upload")
+                     key="probe_upload", max_upload_size=4)  # MiB: MAX_CONFIG_BYTES
 elif source == "model":
     plan_model = st.text_input("Model id or local path (real weights)", key="probe_model",
                                placeholder="meta-llama/Llama-3.1-8B-Instruct")

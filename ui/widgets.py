@@ -141,7 +141,8 @@ def scenario_io_panel(s: Scenario, *, file_stem: str | None = None) -> None:
         key="scn_example",
         on_change=_load_example,
     )
-    st.file_uploader("…or upload a scenario (TOML)", type=["toml"], key="scn_upload", on_change=_load_upload)
+    st.file_uploader("…or upload a scenario (TOML)", type=["toml"], key="scn_upload", on_change=_load_upload,
+                     max_upload_size=1)  # MiB, the browser's cap; ours is MAX_SCENARIO_BYTES (256 KiB)
     message = st.session_state.pop(_IO_MESSAGE_KEY, None)
     if message is not None:
         kind, text = message

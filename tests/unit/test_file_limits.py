@@ -209,3 +209,17 @@ def test_capacity_upload_of_a_400_digit_config_is_a_clear_error():
     at.button(key="cap_submit").click().run()
     assert not at.exception, at.exception
     assert any("400-digit number at hidden_size" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_upload_caps_server_and_browser():
+    import tomllib
+
+    from probes.results.schema import MAX_IMPORT_BYTES
+
+    server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))["server"]
+    assert server["maxUploadSize"] * 2**20 == MAX_IMPORT_BYTES  # the largest of our limits, refused as it streams
+    at = _home()
+    scn_mib = at.file_uploader(key="scn_upload").proto.max_upload_size_mb
+    assert MAX_SCENARIO_BYTES <= scn_mib * 2**20 < MAX_SCENARIO_BYTES + 2**20  # the smallest whole MiB above it
+    at.switch_page("pages/2_Capacity.py").run()
+    assert at.file_uploader(key="cap_upload").proto.max_upload_size_mb * 2**20 == MAX_CONFIG_BYTES
