@@ -9,12 +9,15 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from calculators import cli_capacity, cli_cost, filelimits, modelspec, scenario
 from calculators.filelimits import MAX_CONFIG_BYTES, MAX_SCENARIO_BYTES, FileLimitError, parse_json
 from calculators.scenario import DEFAULT_SCENARIO, ScenarioError, dumps_toml, load_toml, loads_toml
 from calculators.validation import require_finite
+from tests.strategies import FUZZ
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "tests" / "fixtures" / "configs"
@@ -223,3 +226,34 @@ def test_upload_caps_server_and_browser():
     assert MAX_SCENARIO_BYTES <= scn_mib * 2**20 < MAX_SCENARIO_BYTES + 2**20  # the smallest whole MiB above it
     at.switch_page("pages/2_Capacity.py").run()
     assert at.file_uploader(key="cap_upload").proto.max_upload_size_mb * 2**20 == MAX_CONFIG_BYTES
+
+
+# --- any bytes: a Scenario/ModelArch or one line of ValueError, never another exception ----------------------
+
+_fragments = st.sampled_from([
+    "[", "]", "{", "}", "[traffic]\n", "[self_host]\n", "[api]\n", "requests_per_day = ", "a.b.c = ",
+    "9" * 30, "1e400", "nan", "inf", '"', "'''", '"""', "\n", ",", "=", "\ufeff", "#", "\\u0000",
+    '"hidden_size": ', '"num_hidden_layers": ', '"text_config": ', "-", "0", "true", ":",
+])
+_texts = st.lists(_fragments, max_size=60).map("".join)
+_bytes = st.one_of(_texts.map(str.encode), st.binary(max_size=200),
+                   st.tuples(st.sampled_from([b"", b"\xef\xbb\xbf", b"\xff\xfe"]), _texts.map(str.encode))
+                   .map(lambda t: t[0] + t[1]))
+
+
+@FUZZ
+@given(_bytes)
+def test_fuzz_any_scenario_bytes_load_or_fail_in_one_line(data):
+    try:
+        loads_toml(data)
+    except ScenarioError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 400, str(exc)
+
+
+@FUZZ
+@given(_bytes)
+def test_fuzz_any_config_bytes_parse_or_fail_in_one_line(data):
+    try:
+        modelspec.from_config_text(data)
+    except ValueError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 400, str(exc)
