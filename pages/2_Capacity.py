@@ -24,7 +24,7 @@ CONCURRENCIES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _arch_from_upload(data: bytes, name: str) -> modelspec.ModelArch:
-    return modelspec.from_config_text(data, model_id=name)
+    return modelspec.from_config_text(data, model_id=name, where=f"{name}.json")  # errors name the upload
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -207,11 +207,12 @@ def test_capacity_upload_of_a_400_digit_config_is_a_clear_error():
     at.switch_page("pages/2_Capacity.py").run()
     at.radio(key="cap_source").set_value("Upload config.json")
     at.file_uploader(key="cap_upload").set_value(
-        ("config.json", GOOD_CONFIG.replace('"hidden_size": 4096', f'"hidden_size": {BIG_INT}').encode(),
+        ("my-model.json", GOOD_CONFIG.replace('"hidden_size": 4096', f'"hidden_size": {BIG_INT}').encode(),
          "application/json"))
     at.button(key="cap_submit").click().run()
     assert not at.exception, at.exception
-    assert any("400-digit number at hidden_size" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("my-model.json: a 400-digit number at hidden_size" in e.value for e in at.error), [
+        e.value for e in at.error]
 
 
 def test_upload_caps_server_and_browser():
