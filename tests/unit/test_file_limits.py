@@ -258,3 +258,18 @@ def test_fuzz_any_config_bytes_parse_or_fail_in_one_line(data):
         modelspec.from_config_text(data)
     except ValueError as exc:
         assert "\n" not in str(exc) and len(str(exc)) < 400, str(exc)
+
+
+def test_probe_synthetic_config_json_limits(tmp_path):
+    from probes.target.synthetic import write_model_dir
+
+    config = {**json.loads(GOOD_CONFIG), "architectures": ["LlamaForCausalLM"]}
+    path = tmp_path / "config.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(config).encode())
+    out = write_model_dir(path, tmp_path / "out")
+    assert json.loads((out / "config.json").read_text())["vocab_size"] == config["vocab_size"]
+    for content, message in [('{"a": ' + "[" * 100_000, "nested deeper than 32 levels"),
+                             (" " * (MAX_CONFIG_BYTES + 1), "over the 4.0 MiB limit")]:
+        path.write_text(content)
+        with pytest.raises(ValueError, match=message):
+            write_model_dir(path, tmp_path / "out2")
