@@ -302,8 +302,8 @@ def read_vocab_size(model: str | os.PathLike[str]) -> int | None:
     """
     cfg = Path(os.fspath(model)) / "config.json"
     try:
-        value = json.loads(cfg.read_text(encoding="utf-8")).get("vocab_size")
-    except (OSError, ValueError, AttributeError):
+        value = json.loads(cfg.read_text(encoding="utf-8-sig")).get("vocab_size")
+    except (OSError, ValueError, AttributeError, RecursionError):  # unknown, as documented: never a traceback
         return None
     ok = isinstance(value, int) and not isinstance(value, bool) and value > 0  # JSON true is not a size
     return int(value) if ok else None

@@ -273,3 +273,12 @@ def test_probe_synthetic_config_json_limits(tmp_path):
         path.write_text(content)
         with pytest.raises(ValueError, match=message):
             write_model_dir(path, tmp_path / "out2")
+
+
+def test_probe_vocab_size_from_a_local_config_json(tmp_path):
+    from probes.target.synthetic import read_vocab_size
+
+    (tmp_path / "config.json").write_bytes(b"\xef\xbb\xbf" + GOOD_CONFIG.encode())
+    assert read_vocab_size(tmp_path) == json.loads(GOOD_CONFIG)["vocab_size"]
+    (tmp_path / "config.json").write_text('{"a": ' + "[" * 100_000)
+    assert read_vocab_size(tmp_path) is None  # unknown, as its docstring says; not a RecursionError
