@@ -56,6 +56,11 @@ class FileLimitError(ValueError):
     """An untrusted file is too large, not UTF-8, nested too deep or holds an out-of-range number."""
 
 
+def _digits(n: int) -> int:
+    """Decimal digits of ``|n|``; past Python's 4,300-digit str() limit, from its bit length (within 1)."""
+    return len(str(abs(n))) if n.bit_length() < 14_000 else int(n.bit_length() * 0.30103) + 1
+
+
 def short(value: object, limit: int = 60) -> str:
     """``repr(value)`` on one line, at most ``limit`` characters; huge integers by their digit count.
 
@@ -63,7 +68,7 @@ def short(value: object, limit: int = 60) -> str:
     ('a 401-digit number', "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...")
     """
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
-        return f"a {len(str(abs(value))) if value.bit_length() < 14_000 else 'many'}-digit number"
+        return f"a {_digits(value)}-digit number"
     text = repr(value).replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -124,7 +129,7 @@ def _depth_error(what: str) -> FileLimitError:
     return FileLimitError(f"{what} is nested deeper than {MAX_DEPTH} levels of arrays/objects")
 
 
-def _int_error(what: str, where: str, digits: int | str) -> FileLimitError:
+def _int_error(what: str, where: str, digits: int) -> FileLimitError:
     at = f" at {where}" if where else ""
     return FileLimitError(f"{what}: a {digits}-digit number{at}; integers must be within +-{MAX_INT_ABS}")
 
@@ -149,7 +154,7 @@ def check_tree(obj: Any, what: str, limit: int = MAX_DEPTH) -> None:
                 name = f"{where}[{key}]" if isinstance(key, int) else (f"{where}.{key}" if where else str(key))
                 stack.append((child, depth + 1, short(name, 80).strip("'\"")))
         elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_INT_ABS:
-            raise _int_error(what, where, len(str(abs(node))) if node.bit_length() < 14_000 else "many")
+            raise _int_error(what, where, _digits(node))
 
 
 def parse_json(data: bytes | str, *, limit: int, what: str) -> Any:
