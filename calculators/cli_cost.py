@@ -1,7 +1,9 @@
 """``python -m calculators evaluate SCENARIO.toml``: print the break-even report of a scenario as JSON.
 
 ``-`` reads the TOML from stdin. Exit codes: 0 on success, 2 on any bad input (one line on stderr that
-names the field, no traceback). The JSON is ``calculators.cost.report_to_dict`` with indent 2.
+names the file and the field, no traceback). A file over 256 KiB, not UTF-8 (a byte-order mark is fine),
+nested over 32 deep or with an integer beyond 64 bits is refused before it is evaluated
+(``calculators.filelimits``). The JSON is ``calculators.cost.report_to_dict`` with indent 2.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 from typing import NoReturn
 
 from calculators.cost import evaluate, report_to_dict
+from calculators.filelimits import MAX_SCENARIO_BYTES, read_stream_limited
 from calculators.scenario import load_toml, loads_toml
 
 __all__ = ["main", "build_parser"]
@@ -41,10 +44,15 @@ def main(argv: list[str] | None = None) -> int:
         args_in = args_in[1:]
     args = build_parser().parse_args(args_in)
     try:
-        scenario = loads_toml(sys.stdin.read()) if args.scenario == "-" else load_toml(args.scenario)
+        if args.scenario == "-":
+            scenario = loads_toml(read_stream_limited(sys.stdin.buffer, MAX_SCENARIO_BYTES, "stdin"), what="stdin")
+        else:
+            scenario = load_toml(args.scenario)
         report = report_to_dict(evaluate(scenario))
-    except ValueError as e:  # ScenarioError, a calculator's check, or undecodable stdin
-        print(f"error: {args.scenario}: {e}", file=sys.stderr)
+    except ValueError as e:  # ScenarioError (with the file limits) or a calculator's check
+        msg = " ".join(str(e).splitlines())
+        named = repr(args.scenario) in msg or args.scenario == "-" and "stdin" in msg
+        print(f"error: {msg}" if named else f"error: {args.scenario}: {msg}", file=sys.stderr)
         return 2
     indent = args.indent if args.indent > 0 else None
     print(json.dumps(report, indent=indent, allow_nan=False))

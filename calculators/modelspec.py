@@ -24,12 +24,13 @@ ValueError: config.json: missing required field(s): num_attention_heads, interme
 from __future__ import annotations
 
 import csv
-import json
+import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from calculators.catalog import DATA_DIR
+from calculators.filelimits import MAX_CONFIG_BYTES, FileLimitError, parse_json, read_limited, short
 
 __all__ = ["ModelArch", "models", "model", "published_params_b", "from_config", "from_config_text", "load_model"]
 
@@ -37,6 +38,8 @@ Params = int
 
 # Keys that must be in config.json (or its ``text_config``); the rest have Hugging Face defaults.
 _REQUIRED = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")
+# Every size field is a 32-bit count in vLLM/torch; beyond it a value is a typo (or an attack), not a model.
+_MAX_FIELD = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -126,17 +129,25 @@ class ModelArch:
 
 
 def _int(field: str, value: object, *, low: int = 1, where: str = "config.json") -> int:
+    """A whole number in [low, 2**31 - 1]; ints are checked as ints (a 400-digit one is no OverflowError)."""
+    bad = ValueError(f"{where}: {field} must be a whole number >= {low}, got {short(value)}")
     if isinstance(value, bool) or value is None:
-        raise ValueError(f"{where}: {field} must be a whole number >= {low}, got {value!r}")
-    try:
-        f = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: {field} must be a whole number >= {low}, got {value!r}") from None
-    if f != f or f in (float("inf"), float("-inf")) or f != int(f):
-        raise ValueError(f"{where}: {field} must be a whole number >= {low}, got {value!r}")
-    if f < low:
-        raise ValueError(f"{where}: {field} must be >= {low}, got {int(f)}")
-    return int(f)
+        raise bad
+    if isinstance(value, int):
+        n = value
+    else:
+        try:
+            f = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise bad from None
+        if not math.isfinite(f) or f != int(f):
+            raise bad
+        n = int(f)
+    if n < low:
+        raise ValueError(f"{where}: {field} must be >= {low}, got {short(n)}")
+    if n > _MAX_FIELD:
+        raise ValueError(f"{where}: {field} must be <= {_MAX_FIELD:,}, got {short(n)}")
+    return n
 
 
 def _bool(value: object) -> bool:
@@ -190,7 +201,7 @@ def from_config(config: object, *, model_id: str = "custom", where: str = "confi
         head_dim = hidden // heads
     else:
         head_dim = _int("head_dim", hd, where=where)
-    model_type = str(cfg.get("model_type") or "unknown")
+    model_type = str(cfg.get("model_type") or "unknown")[:200]
     experts_raw = cfg.get("num_local_experts", cfg.get("num_experts"))
     experts = 0 if experts_raw in (None, 0, 1) else _int("num_local_experts", experts_raw, low=2, where=where)
     if experts:
@@ -205,7 +216,7 @@ def from_config(config: object, *, model_id: str = "custom", where: str = "confi
     tie_default = model_type.startswith("gemma")
     return ModelArch(
         id=model_id,
-        name=str(cfg.get("_name_or_path") or model_id),
+        name=str(cfg.get("_name_or_path") or model_id)[:200],
         model_type=model_type,
         layers=layers,
         hidden_size=hidden,
@@ -224,8 +235,11 @@ def from_config(config: object, *, model_id: str = "custom", where: str = "confi
     )
 
 
-def from_config_text(text: str | bytes, *, model_id: str = "custom") -> ModelArch:
+def from_config_text(text: str | bytes, *, model_id: str = "custom", where: str = "config.json") -> ModelArch:
     """Parse ``config.json`` text (e.g. an upload); ValueError on bad JSON or bad fields.
+
+    The text is untrusted: at most 4 MiB, UTF-8 (a byte-order mark is fine), nested at most 32 deep,
+    integers within 64 bits, no NaN (see :mod:`calculators.filelimits`). ``where`` names the file in errors.
 
     >>> from_config_text("{not json")
     Traceback (most recent call last):
@@ -233,12 +247,10 @@ def from_config_text(text: str | bytes, *, model_id: str = "custom") -> ModelArc
     ValueError: config.json is not valid JSON: Expecting property name enclosed in double quotes (line 1 column 2)
     """
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-        where = f" (line {exc.lineno} column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise ValueError(f"config.json is not valid JSON: {msg}{where}") from None
-    return from_config(data, model_id=model_id)
+        data = parse_json(text, limit=MAX_CONFIG_BYTES, what=where)
+    except FileLimitError as exc:
+        raise ValueError(str(exc)) from None
+    return from_config(data, model_id=model_id, where=where)
 
 
 @cache
@@ -285,8 +297,10 @@ def load_model(id_or_path: str) -> ModelArch:
     p = Path(id_or_path)
     if p.suffix == ".json" or p.is_file():
         try:
-            text = p.read_text(encoding="utf-8")
+            data = read_limited(p, MAX_CONFIG_BYTES, f"config file {id_or_path!r}")
         except OSError as exc:
-            raise ValueError(f"cannot read config file {id_or_path!r}: {exc.strerror}") from None
-        return from_config_text(text, model_id=p.parent.name or p.stem)
+            raise ValueError(f"cannot read config file {id_or_path!r}: {exc.strerror or exc}") from None
+        except FileLimitError as exc:
+            raise ValueError(str(exc)) from None
+        return from_config_text(data, model_id=p.parent.name or p.stem, where=f"config file {id_or_path!r}")
     return model(id_or_path)

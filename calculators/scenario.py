@@ -10,6 +10,10 @@ Hard limits (beyond them a value is a typo, not a plan): requests_per_day <= 1e1
 output_tokens_per_s and prefill_tokens_per_s in [0.001, 1e7] and [0.001, 1e8]; peak_to_mean in [1, 100];
 gpus_per_replica 1..64; min_replicas 1..1000; ops_usd_per_month <= 1e9; fractions in [0, 1].
 
+Scenario files are untrusted input: at most 256 KiB (``MAX_SCENARIO_BYTES``; the examples are under 2 KB),
+UTF-8 with or without a byte-order mark, tables/arrays nested at most 32 deep, integers within 64 bits
+(TOML's own range); each failure is one ScenarioError line (see ``calculators.filelimits``).
+
 Scenario files are TOML with sections ``[traffic] [api] [self_host] [context]`` (see ``scenario_from_dict``);
 the URL form is a flat dict of short keys (``to_query_params``).
 
@@ -46,6 +50,16 @@ from typing import Any, NamedTuple
 import tomli_w
 
 from calculators import catalog
+from calculators.filelimits import (
+    MAX_DEPTH,
+    MAX_SCENARIO_BYTES,
+    FileLimitError,
+    check_size,
+    check_tree,
+    decode_text,
+    read_limited,
+    short,
+)
 from calculators.validation import require_finite, require_int
 
 __all__ = [
@@ -253,7 +267,7 @@ def _table(d: object, path: str, allowed: Mapping[str, object]) -> dict[str, Any
     for key in d:
         if key not in allowed:
             shown = f"{path}.{key}" if path else str(key)
-            raise ScenarioError(f"unknown key {shown!r}; allowed: {', '.join(allowed)}")
+            raise ScenarioError(f"unknown key {short(shown)}; allowed: {', '.join(allowed)}")
     return dict(d)
 
 
@@ -322,29 +336,50 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
     return out
 
 
-def loads_toml(text: str) -> Scenario:
-    """Parse a scenario TOML text; malformed TOML gives a ScenarioError that says the line.
+def loads_toml(text: str | bytes, *, what: str = "scenario") -> Scenario:
+    """Parse a scenario TOML text (``bytes``: an upload or stdin, decoded as UTF-8 here); malformed TOML gives
+    a ScenarioError that says the line. The input limits of the module docstring apply; ``what`` names the
+    file in their messages.
 
     >>> loads_toml("[traffic\\nx=1")
     Traceback (most recent call last):
     ...
     calculators.scenario.ScenarioError: malformed TOML: Expected ']' at the end of a table declaration (at line 1, column 9)
+    >>> loads_toml("a = " + "[" * 100_000)
+    Traceback (most recent call last):
+    ...
+    calculators.scenario.ScenarioError: scenario is nested deeper than 32 levels of arrays/objects
     """
     try:
-        data = tomllib.loads(text)
+        check_size(len(text), MAX_SCENARIO_BYTES, what)  # characters <= bytes: the cheap check first
+        if isinstance(text, str) and len(text) * 4 > MAX_SCENARIO_BYTES:
+            check_size(len(text.encode("utf-8", "surrogatepass")), MAX_SCENARIO_BYTES, what)
+        data = tomllib.loads(decode_text(text, what))
+        check_tree(data, what, MAX_DEPTH)
+    except FileLimitError as e:
+        raise ScenarioError(str(e)) from None
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"malformed TOML: {e}") from None
+    except RecursionError:  # tomllib recurses per level: stopped at a few hundred, below any limit we'd allow
+        raise ScenarioError(f"{what} is nested deeper than {MAX_DEPTH} levels of arrays/objects") from None
+    except ValueError as e:  # tomllib's int() past Python's 4,300-digit conversion limit
+        if "digits" not in str(e):
+            raise
+        raise ScenarioError(f"{what}: an integer with over 4,300 digits; integers must be within 64 bits") from None
     return scenario_from_dict(data)
 
 
 def load_toml(path: str | Path) -> Scenario:
-    """Read and parse a scenario file; an unreadable file is a ScenarioError too."""
+    """Read and parse a scenario file; an unreadable, oversized or non-UTF-8 file is a ScenarioError too
+    (its size is checked before it is read)."""
+    what = f"scenario file {str(path)!r}"
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise ScenarioError(f"cannot read scenario file {str(path)!r}: {reason}") from None
-    return loads_toml(text)
+        data = read_limited(path, MAX_SCENARIO_BYTES, what)
+    except OSError as e:
+        raise ScenarioError(f"cannot read {what}: {e.strerror or e}") from None
+    except FileLimitError as e:
+        raise ScenarioError(str(e)) from None
+    return loads_toml(data, what=what)
 
 
 def dumps_toml(s: Scenario) -> str:

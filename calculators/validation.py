@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from numbers import Real
 
+from calculators.filelimits import short as _short
+
 __all__ = ["require_finite", "require_int", "require_fraction"]
 
 
@@ -32,8 +34,11 @@ def require_finite(
     ValueError: x must be > 0, got 0
     """
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise ValueError(f"{field} must be a number, got {value!r}")
-    v = float(value)
+        raise ValueError(f"{field} must be a number, got {_short(value)}")
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond a float's range (10**400): too large for any field
+        raise ValueError(f"{field} must be a finite number, got {_short(value)}") from None
     if not math.isfinite(v):
         raise ValueError(f"{field} must be a finite number, got {v}")
     if low is not None:

@@ -24,7 +24,7 @@ CONCURRENCIES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _arch_from_upload(data: bytes, name: str) -> modelspec.ModelArch:
-    return modelspec.from_config_text(data, model_id=name)
+    return modelspec.from_config_text(data, model_id=name, where=f"{name}.json")  # errors name the upload
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -52,7 +52,7 @@ with st.sidebar.form("cap_form"):
     source = st.radio("Model", ["Catalog", "Upload config.json"], key="cap_source", horizontal=True)
     model_id = st.selectbox("Catalog model", model_ids, key="cap_model",
                             index=model_ids.index("meta-llama/Llama-3.3-70B-Instruct"))
-    upload = st.file_uploader("config.json", type=["json"], key="cap_upload")
+    upload = st.file_uploader("config.json", type=["json"], key="cap_upload", max_upload_size=4)  # MiB
     gpu_id = st.selectbox("GPU", gpu_ids, key="cap_gpu", format_func=lambda g: catalog.gpu(g).name)
     n_gpus = st.selectbox("GPUs (tensor parallel)", [1, 2, 4, 8], key="cap_gpus")
     dtype = st.selectbox("Weights", WEIGHT_DTYPES, key="cap_dtype")

@@ -15,13 +15,13 @@ The endpoint API key is read once, by the Start callback, then cleared from the 
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from calculators import catalog, modelspec
+from calculators.filelimits import MAX_CONFIG_BYTES, parse_json
 from calculators.memory import WEIGHT_DTYPES
 from probes.errors import ProbeError
 from probes.job import ProbeJob, running_probe
@@ -61,10 +61,7 @@ def _plan(model_id: str, gpu_id: str, gpus: int, dtype: str) -> tuple[str, pd.Da
 
 def _save_upload(data: bytes, name: str, data_dir: str) -> str:
     """Write an uploaded config.json under the data dir (its folder name becomes the served model name)."""
-    try:
-        config = json.loads(data)
-    except ValueError as exc:
-        raise ValueError(f"{name} is not valid JSON: {exc}") from exc
+    config = parse_json(data, limit=MAX_CONFIG_BYTES, what=name)  # size, depth, numbers: one-line ValueError
     if not isinstance(config, dict) or "vocab_size" not in config:
         raise ValueError(f"{name} is not a model config.json (no vocab_size)")
     stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(name).stem) or "config"
@@ -161,7 +158,7 @@ if source == "synthetic":
     plan_model = st.selectbox("Synthetic model (random weights of the real shape, `--load-format dummy`)",
                               ["tiny", *model_ids], key="probe_synthetic")
     st.file_uploader("…or upload a config.json (used instead of the choice above)", type=["json"],
-                     key="probe_upload")
+                     key="probe_upload", max_upload_size=4)  # MiB: MAX_CONFIG_BYTES
 elif source == "model":
     plan_model = st.text_input("Model id or local path (real weights)", key="probe_model",
                                placeholder="meta-llama/Llama-3.1-8B-Instruct")

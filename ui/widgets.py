@@ -122,9 +122,9 @@ def _load_upload() -> None:
     f = st.session_state.get("scn_upload")
     if f is None:
         return
-    try:
-        s = loads_toml(f.getvalue().decode("utf-8"))
-    except ValueError as e:  # tomllib.TOMLDecodeError, ScenarioError and UnicodeDecodeError all are
+    try:  # size, encoding (BOM tolerated), depth and numbers are checked on the raw bytes: one-line errors
+        s = loads_toml(f.getvalue(), what="the file")
+    except ValueError as e:  # ScenarioError, with the file limits of calculators.filelimits
         st.session_state[_IO_MESSAGE_KEY] = ("error", f"{f.name} was not loaded: {e}")
     else:
         state.set_scenario(s)
@@ -141,7 +141,8 @@ def scenario_io_panel(s: Scenario, *, file_stem: str | None = None) -> None:
         key="scn_example",
         on_change=_load_example,
     )
-    st.file_uploader("…or upload a scenario (TOML)", type=["toml"], key="scn_upload", on_change=_load_upload)
+    st.file_uploader("…or upload a scenario (TOML)", type=["toml"], key="scn_upload", on_change=_load_upload,
+                     max_upload_size=1)  # MiB, the browser's cap; ours is MAX_SCENARIO_BYTES (256 KiB)
     message = st.session_state.pop(_IO_MESSAGE_KEY, None)
     if message is not None:
         kind, text = message

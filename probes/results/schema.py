@@ -4,7 +4,8 @@ the pages and the CLI table read later (so a stored run can never crash them).
 Untrusted input (an imported file, a Results-page upload) goes through :func:`parse_json`:
 
 * at most :data:`MAX_IMPORT_BYTES` (64 MiB; the largest reference run, with every request's samples, is 3.3 MB);
-* strict JSON: ``NaN``/``Infinity`` are refused (our own exports never write them);
+* strict JSON: ``NaN``/``Infinity`` are refused (our own exports never write them), and integers longer
+  than 19 digits (beyond 64 bits) too, before Python converts them;
 * nesting at most :data:`MAX_DEPTH` levels (a run is 6 deep), checked without recursion, so a file nested
   5,000 deep is a ``ValueError``, never a ``RecursionError``;
 
@@ -78,11 +79,17 @@ def check_depth(obj: Any, limit: int = MAX_DEPTH) -> None:
             stack.extend((c, depth + 1) for c in children if isinstance(c, Mapping | list | tuple))
 
 
+def _parse_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > 19:
+        raise ValueError(f"a {len(digits.lstrip('-'))}-digit integer: numbers in a run fit in 64 bits")
+    return int(digits)
+
+
 def parse_json(text: str | bytes, what: str = "the file") -> Any:
     """Untrusted JSON text -> Python object, within the size, strictness and depth limits (ValueError)."""
     check_size(len(text), what)
     try:
-        obj = json.loads(text, parse_constant=_refuse_constant)
+        obj = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int)
     except RecursionError:
         raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels: not a run file") from None
     except json.JSONDecodeError as exc:
@@ -96,7 +103,8 @@ def parse_json(text: str | bytes, what: str = "the file") -> Any:
 def _number(value: Any, where: str, *, count: bool = False) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > 1e300 \
+            or not math.isfinite(value):  # abs() first: math.isfinite(10**400) is an OverflowError
         kind = "an integer >= 0" if count else "a finite number"
         raise ValueError(f"{where} must be {kind} or null, got {_short(value)}")
     if count and (value < 0 or value != int(value)):

@@ -247,9 +247,10 @@ class ResultStore:
         check_size(len(data))
         if isinstance(data, bytes):
             try:
-                data = data.decode("utf-8")
+                data = data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is fine
             except UnicodeDecodeError as exc:
-                raise ValueError(f"the file is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+                raise ValueError(f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                                 f"{exc.start}); save it as UTF-8") from None
         try:
             whole = parse_json(data)
         except ValueError as exc:

@@ -224,11 +224,14 @@ def _arch_config(arch: SyntheticArch, dtype: str) -> dict[str, Any]:
 
 
 def _load_user_config(path: Path) -> dict[str, Any]:
+    from calculators.filelimits import MAX_CONFIG_BYTES, parse_json, read_limited  # noqa: PLC0415
+
     cfg_path = path / "config.json" if path.is_dir() else path
-    try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"config.json {str(cfg_path)!r} cannot be read as JSON: {exc}") from exc
+    what = f"config.json {str(cfg_path)!r}"
+    try:  # untrusted: size, UTF-8 (BOM fine), depth and integer limits, each a one-line ValueError
+        config = parse_json(read_limited(cfg_path, MAX_CONFIG_BYTES, what), limit=MAX_CONFIG_BYTES, what=what)
+    except OSError as exc:
+        raise ValueError(f"{what} cannot be read: {exc.strerror or exc}") from None
     if not isinstance(config, dict):
         raise ValueError(f"config.json {str(cfg_path)!r} must hold a JSON object")
     vocab = config.get("vocab_size")
@@ -299,8 +302,8 @@ def read_vocab_size(model: str | os.PathLike[str]) -> int | None:
     """
     cfg = Path(os.fspath(model)) / "config.json"
     try:
-        value = json.loads(cfg.read_text(encoding="utf-8")).get("vocab_size")
-    except (OSError, ValueError, AttributeError):
+        value = json.loads(cfg.read_text(encoding="utf-8-sig")).get("vocab_size")
+    except (OSError, ValueError, AttributeError, RecursionError):  # unknown, as documented: never a traceback
         return None
     ok = isinstance(value, int) and not isinstance(value, bool) and value > 0  # JSON true is not a size
     return int(value) if ok else None

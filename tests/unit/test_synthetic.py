@@ -77,7 +77,7 @@ def test_user_config_json_is_copied_unchanged(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("{not json", "cannot be read as JSON"),
+    ("{not json", "is not valid JSON"),
     ('{"architectures": ["X"]}', "vocab_size must be an integer >= 64"),
     ('{"vocab_size": 1000}', "'architectures' is required"),
     ("[1, 2]", "must hold a JSON object"),
