@@ -165,9 +165,8 @@ def _endpoint(stand_in: str, tmp_path: Path, **env: str) -> Any:
     return s
 
 
-def test_endpoint_vocabulary_is_learned_from_tokenize_and_recorded(stand_in: str, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """No generation request before the sweep: the pool comes from /tokenize and reaches the sweep as is."""
+def _record_sweep_kwargs(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Replace the sweep by one that completes at once and records what it was given about the prompts."""
     got: dict[str, Any] = {}
 
     def fake_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model: str,
@@ -177,6 +176,13 @@ def test_endpoint_vocabulary_is_learned_from_tokenize_and_recorded(stand_in: str
         return run
 
     monkeypatch.setattr(job, "run_sweep", fake_sweep)
+    return got
+
+
+def test_endpoint_vocabulary_is_learned_from_tokenize_and_recorded(stand_in: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """No generation request before the sweep: the pool comes from /tokenize and reaches the sweep as is."""
+    got = _record_sweep_kwargs(monkeypatch)
     with _endpoint(stand_in, tmp_path, FAKE_TOKENIZE=",".join(map(str, range(200, 260))), FAKE_VOCAB="4096") as s:
         run = execute(ProbeRequest(config=CONFIG, endpoint=s.base_url), settings=_settings(tmp_path))
     assert run["vocabulary"]["source"] == "tokenize" and run["vocabulary"]["pool_size"] == 60
@@ -188,15 +194,7 @@ def test_endpoint_vocabulary_is_learned_from_tokenize_and_recorded(stand_in: str
 
 def test_endpoint_with_no_known_vocabulary_falls_back_to_text(
         stand_in: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    got: dict[str, Any] = {}
-
-    def fake_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model: str,
-                   **kw: Any) -> dict[str, Any]:
-        got.update(kw)
-        run["status"] = "complete"
-        return run
-
-    monkeypatch.setattr(job, "run_sweep", fake_sweep)
+    got = _record_sweep_kwargs(monkeypatch)
     with _endpoint(stand_in, tmp_path, FAKE_VOCAB="4096") as s:  # no /tokenize route: 404
         run = execute(ProbeRequest(config=CONFIG, endpoint=s.base_url), settings=_settings(tmp_path))
     assert run["vocabulary"]["source"] == "none"
