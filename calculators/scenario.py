@@ -106,6 +106,13 @@ _SPECS: dict[str, dict[str, _Spec]] = {
         "output_tokens": _Spec("float", "out", 0.01, MAX_TOKENS),
         "cached_input_fraction": _Spec("float", "cached", 0, 1),
         "peak_to_mean": _Spec("float", "peak", 1, 100),
+        "input_tokens_p50": _Spec("opt_float", "in50", 0, MAX_TOKENS),
+        "input_tokens_p90": _Spec("opt_float", "in90", 0, MAX_TOKENS),
+        "input_tokens_p99": _Spec("opt_float", "in99", 0, MAX_TOKENS),
+        "output_tokens_p50": _Spec("opt_float", "out50", 0, MAX_TOKENS),
+        "output_tokens_p90": _Spec("opt_float", "out90", 0, MAX_TOKENS),
+        "output_tokens_p99": _Spec("opt_float", "out99", 0, MAX_TOKENS),
+        "trace_name": _Spec("str", "trace", high=200),
     },
     "api": {
         "model": _Spec("model", "api"),
@@ -182,13 +189,21 @@ def _validate_section(obj: object, section: str) -> None:
 class Traffic:
     """Mean request shape and volume. ``cached_input_fraction``: share of input tokens billed at the cached
     rate (and, by assumption, skipped by the self-hosted prefix cache). Capacity is sized for
-    ``requests_per_day * peak_to_mean``."""
+    ``requests_per_day * peak_to_mean``. The optional percentiles (``*_p50/p90/p99``) and ``trace_name``
+    describe the shape behind the means when the traffic came from a trace (None / "": typed in)."""
 
     requests_per_day: float
     input_tokens: float
     output_tokens: float
     cached_input_fraction: float = 0.0
     peak_to_mean: float = 2.0
+    input_tokens_p50: float | None = None
+    input_tokens_p90: float | None = None
+    input_tokens_p99: float | None = None
+    output_tokens_p50: float | None = None
+    output_tokens_p90: float | None = None
+    output_tokens_p99: float | None = None
+    trace_name: str = ""
 
     def __post_init__(self) -> None:
         _validate_section(self, "traffic")
@@ -275,7 +290,8 @@ def scenario_from_dict(d: Mapping[str, Any]) -> Scenario:
     """Build a validated Scenario from nested dicts (a parsed TOML file), applying defaults and catalogs.
 
     Sections and defaults: ``[traffic]`` requests_per_day, input_tokens, output_tokens (required),
-    cached_input_fraction (0), peak_to_mean (2.0). ``[api]`` model (catalog id) and/or the three prices;
+    cached_input_fraction (0), peak_to_mean (2.0), input_tokens_p50/p90/p99 and output_tokens_p50/p90/p99
+    (none), trace_name (""). ``[api]`` model (catalog id) and/or the three prices;
     explicit prices override the model's; without a model, input and output prices are required and
     cached defaults to input. ``[self_host]`` gpu and output_tokens_per_s (required), gpus_per_replica (1),
     gpu_usd_per_hour (the catalog's low price for that GPU), prefill_tokens_per_s (none: capacity set by

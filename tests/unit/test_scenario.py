@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from pathlib import Path
 
@@ -115,7 +116,7 @@ NUMERIC_FIELDS = sorted(LIMITS)
 def test_fuzz_every_numeric_field_rejects_bad_values_by_name(dotted, data):
     low, high = LIMITS[dotted]
     bad = bad_numbers(low, high)
-    if dotted == "self_host.prefill_tokens_per_s":  # None means "no prefill term"
+    if dotted == "self_host.prefill_tokens_per_s" or dotted.endswith(("_p50", "_p90", "_p99")):  # None: not given
         bad = bad.filter(lambda v: v is not None)
     value = data.draw(bad)
     with pytest.raises(ScenarioError, match=dotted.replace(".", r"\.")):
@@ -205,3 +206,21 @@ def test_presets():
     assert s.self_host.gpu_usd_per_hour == catalog.gpu("b200").usd_per_gpu_hour_low
     with pytest.raises(ScenarioError, match="api.model: unknown API model"):
         apply_api_model(DEFAULT_SCENARIO, "x")
+
+
+def test_traffic_shape_from_a_trace_round_trips_through_toml_and_url():
+    traffic = dataclasses.replace(
+        DEFAULT_SCENARIO.traffic,
+        input_tokens_p50=900.0,
+        input_tokens_p90=4000.0,
+        input_tokens_p99=12000.0,
+        output_tokens_p99=1500.0,
+        trace_name="azure-conv-2024.csv",
+    )
+    s = dataclasses.replace(DEFAULT_SCENARIO, traffic=traffic)
+    assert loads_toml(dumps_toml(s)) == s
+    back, problems = from_query_params(to_query_params(s))
+    assert problems == [] and back == s
+    assert back.traffic.output_tokens_p50 is None and back.traffic.trace_name == "azure-conv-2024.csv"
+    with pytest.raises(ScenarioError, match=r"traffic\.input_tokens_p99"):
+        replace_field(s, "traffic.input_tokens_p99", 2e7)
