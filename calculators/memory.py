@@ -68,6 +68,7 @@ __all__ = [
     "check_tensor_parallel",
     "check_deployment",
     "kv_bytes_per_token",
+    "kv_bytes_per_sequence",
     "activation_bytes",
     "weight_bytes_per_gpu",
     "PerGpuMemory",
@@ -142,12 +143,7 @@ def weight_bytes(arch: ModelArch, weight_dtype: str) -> Bytes:
         return 2 * arch.total_params
     other = arch.total_params - arch.linear_params
     if weight_dtype == "fp8":
-        out_channels = (
-            (arch.attention_heads + 2 * arch.kv_heads) * arch.head_dim
-            + arch.hidden_size
-            + max(arch.num_experts, 1) * (2 * arch.intermediate_size + arch.hidden_size)
-        ) * arch.layers
-        return arch.linear_params + 4 * out_channels + 2 * other
+        return arch.linear_params + 4 * arch.linear_out_channels + 2 * other
     return math.ceil(_INT4_BYTES_PER_WEIGHT * arch.linear_params) + 2 * other
 
 
@@ -163,6 +159,8 @@ def check_tensor_parallel(arch: ModelArch, tp: int) -> None:
     require_int("tensor_parallel_size", tp, low=1, high=64)
     if arch.attention_heads % tp:
         raise ValueError(f"tensor parallel size {tp} must divide the attention heads ({arch.attention_heads})")
+    if arch.is_mla:  # one latent per token, replicated on every rank: no KV-head rule
+        return
     if tp <= arch.kv_heads and arch.kv_heads % tp:
         raise ValueError(f"tensor parallel size {tp} must divide the KV heads ({arch.kv_heads})")
     if tp > arch.kv_heads and tp % arch.kv_heads:
@@ -178,29 +176,74 @@ def kv_heads_per_gpu(arch: ModelArch, tp: int) -> int:
     1
     """
     check_tensor_parallel(arch, tp)
+    if arch.is_mla:
+        return 1
     return max(1, arch.kv_heads // tp)
 
 
 def kv_bytes_per_token(arch: ModelArch, kv_cache_dtype: str = "auto", tp: int = 1) -> Bytes:
-    """Per-GPU KV bytes one token adds: 2 (K and V) * layers * kv_heads_per_gpu * head_dim * elem bytes.
+    """Per-GPU KV bytes one token adds, every layer counted::
 
+        GQA/MHA:  2 (K and V) * layers * kv_heads_per_gpu * head_dim * elem bytes
+        MLA:      layers * (kv_lora_rank + qk_rope_head_dim) * elem bytes, the same on every TP rank
+
+    MLA (DeepSeek-V2/V3, Kimi K2) caches one latent per token and layer, with no separate V: vLLM's
+    ``MLAAttention`` sets ``head_size = kv_lora_rank + qk_rope_head_dim`` and ``num_kv_heads = 1`` whatever the
+    TP size, and ``MLAAttentionSpec.real_page_size_bytes`` has no factor 2; the latent is not split across GPUs.
     ``auto`` stores KV in the activation dtype (2 B, also for fp8/int4 weights); ``fp8`` uses 1 B.
-    All layers count as full attention (Gemma 2's sliding-window layers make this an overestimate).
+    Sliding-window layers count whole here: vLLM 0.26 logs "GPU KV cache size" that way (its hybrid
+    allocator gives each layer group the same number of blocks); what a sequence needs is
+    :func:`kv_bytes_per_sequence`.
 
     >>> from calculators.modelspec import model
     >>> kv_bytes_per_token(model("meta-llama/Llama-3.1-8B-Instruct"))
     131072
+    >>> ds = model("deepseek-ai/DeepSeek-V2-Lite-Chat")
+    >>> kv_bytes_per_token(ds), kv_bytes_per_token(ds, tp=2)  # 27 * 576 * 2 B, not split by TP
+    (31104, 31104)
     """
     if kv_cache_dtype not in KV_CACHE_DTYPES:
         raise ValueError(f"kv_cache_dtype must be one of {', '.join(KV_CACHE_DTYPES)}, got {kv_cache_dtype!r}")
     elem = 1 if kv_cache_dtype == "fp8" else 2
+    if arch.is_mla:
+        check_tensor_parallel(arch, tp)
+        return arch.layers * arch.kv_elements_per_token_per_layer * elem
     return 2 * arch.layers * kv_heads_per_gpu(arch, tp) * arch.head_dim * elem
+
+
+def kv_bytes_per_sequence(arch: ModelArch, context_tokens: int, kv_cache_dtype: str = "auto", tp: int = 1,
+                          max_num_batched_tokens: int = 8192, block_size: int = 16) -> Bytes:
+    """Per-GPU KV bytes one sequence of ``context_tokens`` holds at most, as vLLM 0.26 sizes it
+    (``FullAttentionSpec``/``SlidingWindowSpec.max_memory_usage_bytes``)::
+
+        full layers:     ceil(context / block) * block tokens
+        window layers:   (ceil(min(window - 1 + max_num_batched_tokens, context) / block) + 1) * block tokens
+
+    times each layer's bytes per token. Without sliding-window layers this is
+    ``ceil(context / block) * block * kv_bytes_per_token``.
+
+    >>> from calculators.modelspec import model
+    >>> g = model("google/gemma-2-9b-it")
+    >>> kv_bytes_per_sequence(g, 8192, max_num_batched_tokens=2048) / kv_bytes_per_token(g)  # (8192 + 6160) / 2
+    7176.0
+    >>> m = model("mistralai/Mistral-7B-v0.1")
+    >>> kv_bytes_per_sequence(m, 32768, max_num_batched_tokens=2048) // kv_bytes_per_token(m)  # 4095+2048 -> 6160
+    6160
+    """
+    per_layer = kv_bytes_per_token(arch, kv_cache_dtype, tp) / arch.layers
+    full = math.ceil(context_tokens / block_size) * block_size
+    if not arch.sliding_window_layers:
+        return int(round(arch.layers * full * per_layer))
+    swa = min(arch.sliding_window - 1 + max_num_batched_tokens, context_tokens)
+    swa_tokens = (math.ceil(swa / block_size) + 1) * block_size
+    return int(round((arch.full_attention_layers * full + arch.sliding_window_layers * swa_tokens) * per_layer))
 
 
 def activation_bytes(arch: ModelArch, tp: int, max_num_batched_tokens: int, acc: VllmAccounting = VLLM_0_26) -> Bytes:
     """Peak activation of vLLM's profile run per GPU: T * 2 B * (a * I_active + b * H) / TP.
 
-    ``I_active`` is the MLP width a token passes through (``experts_per_token * I`` for MoE). Both terms
+    ``I_active`` is the MLP width a token passes through (``experts_per_token * I_expert + I_shared`` for MoE).
+    Both terms
     shrink with TP (the 2xH100 Llama-70B log: 1.0 GiB per GPU; this gives 1.12).
 
     >>> from calculators.modelspec import model
@@ -209,7 +252,8 @@ def activation_bytes(arch: ModelArch, tp: int, max_num_batched_tokens: int, acc:
     >>> round(activation_bytes(model("meta-llama/Llama-3.3-70B-Instruct"), 2, 8192) / GIB, 2)
     1.12
     """
-    inter = arch.intermediate_size * (arch.experts_per_token if arch.is_moe else 1)
+    inter = (arch.experts_per_token * arch.expert_width + arch.shared_expert_intermediate_size) if arch.is_moe \
+        else arch.intermediate_size
     per_token = 2 * (acc.activation_coef_intermediate * inter + acc.activation_coef_hidden * arch.hidden_size) / tp
     return int(max_num_batched_tokens * per_token)
 
@@ -218,15 +262,16 @@ def weight_bytes_per_gpu(arch: ModelArch, weight_dtype: str, tp: int) -> Bytes:
     """Weight bytes one GPU holds at TP: (all - replicated) / TP + replicated.
 
     vLLM shards every linear layer, the input embedding (``VocabParallelEmbedding``) and the lm_head
-    (``ParallelLMHead``) across TP ranks; only the RMSNorm weights (``norm_params_per_layer * layers + H``,
-    16-bit) are replicated on every rank.
+    (``ParallelLMHead``) across TP ranks; the RMSNorm weights (``norm_params_per_layer * layers + H``), and
+    for MLA the ``q_a_proj``/``kv_a_proj_with_mqa`` down-projections and for MoE the routers
+    (:attr:`~calculators.modelspec.ModelArch.replicated_params`, counted at 16-bit) sit whole on every rank.
 
     >>> from calculators.modelspec import model
     >>> round(weight_bytes_per_gpu(model("meta-llama/Llama-3.3-70B-Instruct"), "bf16", 2) / GIB, 2)
     65.71
     """
     require_int("tensor_parallel_size", tp, low=1, high=64)
-    replicated = 2 * (arch.norm_params_per_layer * arch.layers + arch.hidden_size)
+    replicated = 2 * arch.replicated_params
     return math.ceil((weight_bytes(arch, weight_dtype) - replicated) / tp) + replicated
 
 
@@ -248,7 +293,7 @@ class PerGpuMemory:
     comm_buffers_bytes: int
     startup_used_bytes: int
     kv_heads_per_gpu: int
-    kv_heads_replicated: bool  # TP > num_kv_heads: every KV head is stored on TP / num_kv_heads ranks
+    kv_heads_replicated: bool  # TP > num_kv_heads (or MLA at TP > 1): each KV head/latent sits on several ranks
 
 
 def per_gpu_memory(arch: ModelArch, tp: int, weight_dtype: str, max_num_batched_tokens: int,
@@ -274,13 +319,13 @@ def per_gpu_memory(arch: ModelArch, tp: int, weight_dtype: str, max_num_batched_
     return PerGpuMemory(
         tensor_parallel_size=tp,
         weights_bytes=weight_bytes_per_gpu(arch, weight_dtype, tp),
-        weights_replicated_bytes=2 * (arch.norm_params_per_layer * arch.layers + arch.hidden_size),
+        weights_replicated_bytes=2 * arch.replicated_params,
         activation_bytes=activation_bytes(arch, tp, max_num_batched_tokens, acc),
         non_torch_bytes=int((acc.non_torch_gib_tp if tp > 1 else acc.non_torch_gib) * GIB),
         comm_buffers_bytes=int(comm),
         startup_used_bytes=int(acc.startup_used_gib * GIB + comm),
         kv_heads_per_gpu=heads,
-        kv_heads_replicated=tp > arch.kv_heads,
+        kv_heads_replicated=tp > 1 if arch.is_mla else tp > arch.kv_heads,
     )
 
 
@@ -392,7 +437,10 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
     block = acc.block_size * per_tok
     tokens = max(0, math.floor(available / block)) * acc.block_size
     ctx = inp.context_tokens
-    max_ctx = min(tokens, inp.arch.max_position_embeddings)
+    # what one max_model_len sequence needs, in all-layer token units (= ctx without sliding-window layers)
+    seq_tokens = kv_bytes_per_sequence(inp.arch, ctx, inp.kv_cache_dtype, tp, mnbt, acc.block_size) / per_tok \
+        if inp.arch.sliding_window_layers else ctx
+    max_ctx = min(_max_context(inp.arch, tokens, mnbt, acc.block_size), inp.arch.max_position_embeddings)
     g = lambda b: b / GIB  # noqa: E731
     reasons = [
         f"budget {util:g} x {inp.gpu.usable_memory_gib:g} GiB = {g(budget):.2f} GiB per GPU",
@@ -404,7 +452,10 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
     if tp > 1:
         reasons.insert(3, f"NCCL and custom all-reduce buffers {g(per_gpu.comm_buffers_bytes):.2f} GiB per GPU: "
                           "allocated before vLLM measures, so outside the budget (less memory free at start)")
-    if per_gpu.kv_heads_replicated:
+    if per_gpu.kv_heads_replicated and inp.arch.is_mla:
+        reasons.insert(-1, f"MLA: each of the {tp} GPUs stores the whole {inp.arch.kv_elements_per_token_per_layer}-"
+                           "element latent per token and layer (vLLM does not split it across TP ranks)")
+    elif per_gpu.kv_heads_replicated:
         reasons.insert(-1, f"TP {tp} > {inp.arch.kv_heads} KV heads: each GPU stores one KV head, "
                            f"{tp // inp.arch.kv_heads} copies of every head across the GPUs")
     if available <= 0:
@@ -413,7 +464,7 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
             f"does not fit: weights + activations need {g(weights + act + non_torch):.2f} GiB, "
             f"{g(-available):.2f} GiB more than the budget"
         )
-    elif tokens < ctx:
+    elif tokens < seq_tokens:
         verdict = "short-context" if tokens >= acc.block_size else "does-not-fit"
         reasons.append(
             f"the KV cache holds {tokens:,} tokens, fewer than max_model_len {ctx:,}: vLLM refuses to start "
@@ -421,15 +472,17 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
         )
     else:
         verdict = "fits"
-        reasons.append(f"fits: {tokens / ctx:.2f} sequences of {ctx:,} tokens at once")
-    if verdict == "fits" and inp.concurrency and tokens / ctx < inp.concurrency:
+        reasons.append(f"fits: {tokens / seq_tokens:.2f} sequences of {ctx:,} tokens at once" + (
+            f" (its {inp.arch.sliding_window_layers} sliding-window layers keep at most "
+            f"{inp.arch.sliding_window:,} tokens + one prefill chunk)" if inp.arch.sliding_window_layers else ""))
+    if verdict == "fits" and inp.concurrency and tokens / seq_tokens < inp.concurrency:
         reasons.append(
-            f"at concurrency {inp.concurrency} only {tokens / ctx:.1f} full-length sequences fit; "
+            f"at concurrency {inp.concurrency} only {tokens / seq_tokens:.1f} full-length sequences fit; "
             "longer requests queue or are preempted"
         )
     if refused:  # vllm/v1/worker/utils.py::request_memory: free memory at startup < utilization * total
         if verdict == "fits":
-            reasons[-1] = f"the memory would hold {tokens / ctx:.2f} sequences of {ctx:,} tokens, but:"
+            reasons[-1] = f"the memory would hold {tokens / seq_tokens:.2f} sequences of {ctx:,} tokens, but:"
         verdict = "does-not-fit"
         reasons.append(
             f"vLLM refuses to start: utilization {util:g} asks for {g(budget):.2f} GiB per GPU, but only about "
@@ -457,7 +510,7 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
         kv_bytes_per_token_model=kv_bytes_per_token(inp.arch, inp.kv_cache_dtype, 1),
         kv_capacity_tokens=tokens,
         max_model_len=ctx,
-        max_concurrent_sequences=tokens / ctx,
+        max_concurrent_sequences=tokens / seq_tokens,
         max_context_tokens=max_ctx,
         gpu_memory_utilization=util,
         max_num_batched_tokens=mnbt,
@@ -468,6 +521,20 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
         cudagraph_outside_gib=g(graphs),
         runtime_headroom_short=graphs_short,
     )
+
+
+def _max_context(arch: ModelArch, tokens: int, mnbt: int, block: int) -> int:
+    """Largest context whose :func:`kv_bytes_per_sequence` fits in ``tokens`` all-layer token slots."""
+    if not arch.sliding_window_layers:
+        return tokens
+    swa = arch.sliding_window_layers * (math.ceil(min(arch.sliding_window - 1 + mnbt, arch.max_position_embeddings)
+                                                  / block) + 1) * block
+    room = tokens * arch.layers - swa  # token-layer slots left for the full-attention layers
+    if room < 0:
+        return 0
+    if not arch.full_attention_layers:
+        return arch.max_position_embeddings
+    return room // arch.full_attention_layers // block * block
 
 
 def max_startup_utilization(gpu: Gpu, tp: int = 1, acc: VllmAccounting = VLLM_0_26) -> float:

@@ -24,6 +24,7 @@ ValueError: config.json: missing required field(s): num_attention_heads, interme
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import dataclass
 from functools import cache
@@ -32,7 +33,8 @@ from pathlib import Path
 from calculators.catalog import DATA_DIR
 from calculators.filelimits import MAX_CONFIG_BYTES, FileLimitError, parse_json, read_limited, short
 
-__all__ = ["ModelArch", "models", "model", "published_params_b", "from_config", "from_config_text", "load_model"]
+__all__ = ["ModelArch", "SUPPORTED_MODEL_TYPES", "models", "model", "published_params_b", "published_active_params_b",
+           "from_config", "from_config_text", "load_model"]
 
 Params = int
 
@@ -44,7 +46,8 @@ _MAX_FIELD = 2**31 - 1
 
 @dataclass(frozen=True)
 class ModelArch:
-    """A decoder-only transformer's shape. ``num_experts == 0`` means dense."""
+    """A decoder-only transformer's shape. ``num_experts == 0`` means dense, ``kv_lora_rank == 0`` means
+    ordinary (GQA/MHA) attention, ``sliding_window == 0`` means every layer attends to the whole context."""
 
     id: str
     name: str
@@ -54,20 +57,48 @@ class ModelArch:
     attention_heads: int
     kv_heads: int
     head_dim: int
-    intermediate_size: int
+    intermediate_size: int  # the dense MLP's width (for MoE without a separate expert width: the expert's)
     vocab_size: int
     max_position_embeddings: int
-    num_experts: int = 0
-    experts_per_token: int = 0
+    num_experts: int = 0  # routed experts per MoE layer
+    experts_per_token: int = 0  # top-k routing
     tie_word_embeddings: bool = False
     attention_bias: bool = False
     source: str = "user config.json"
     as_of: str = ""
     notes: str = ""
+    # MoE beyond Mixtral: expert width when it differs from intermediate_size, always-on shared experts
+    # (summed width; Qwen2-MoE adds an H x 1 sigmoid gate), and layers that keep a dense MLP
+    expert_intermediate_size: int = 0
+    shared_expert_intermediate_size: int = 0
+    shared_expert_gate: bool = False
+    dense_mlp_layers: int = 0
+    # Multi-head latent attention (DeepSeek-V2/V3, Kimi K2): 0 = not MLA
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    # Sliding-window attention: window tokens and how many of the layers use it (Mistral v0.1: all;
+    # Gemma 2: every other; Gemma 3: 5 of 6)
+    sliding_window: int = 0
+    sliding_window_layers: int = 0
 
     @property
     def is_moe(self) -> bool:
         return self.num_experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def moe_layers(self) -> int:
+        return self.layers - self.dense_mlp_layers if self.is_moe else 0
+
+    @property
+    def full_attention_layers(self) -> int:
+        return self.layers - self.sliding_window_layers
 
     @property
     def embedding_params(self) -> Params:
@@ -76,56 +107,161 @@ class ModelArch:
 
     @property
     def attention_params_per_layer(self) -> Params:
-        h, d = self.hidden_size, self.head_dim
-        q_out, kv_out = self.attention_heads * d, self.kv_heads * d
+        """Linear weights of one attention block.
+
+        GQA: H*(n_h*d) [q] + 2*H*(n_kv*d) [k, v] + (n_h*d)*H [o] (+ (n_h + 2*n_kv)*d bias).
+        MLA: q = H*q_lora + q_lora*n_h*(nope+rope) (or H*n_h*(nope+rope) without q_lora),
+        kv_a = H*(kv_lora+rope), kv_b = kv_lora*n_h*(nope+v), o = n_h*v*H.
+        """
+        h, n = self.hidden_size, self.attention_heads
+        if self.is_mla:
+            qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+            q = (h * self.q_lora_rank + self.q_lora_rank * n * qk) if self.q_lora_rank else h * n * qk
+            kv_a = h * (self.kv_lora_rank + self.qk_rope_head_dim)
+            kv_b = self.kv_lora_rank * n * (self.qk_nope_head_dim + self.v_head_dim)
+            return q + kv_a + kv_b + n * self.v_head_dim * h
+        d = self.head_dim
+        q_out, kv_out = n * d, self.kv_heads * d
         bias = (q_out + 2 * kv_out) if self.attention_bias else 0
         return h * q_out + 2 * h * kv_out + q_out * h + bias
 
     @property
+    def expert_width(self) -> int:
+        return self.expert_intermediate_size or self.intermediate_size
+
+    @property
     def expert_params_per_layer(self) -> Params:
-        """One expert's (or the dense MLP's) gate, up and down projections: 3*H*I."""
-        return 3 * self.hidden_size * self.intermediate_size
+        """One routed expert's (or the dense MLP's) gate, up and down projections: 3*H*I."""
+        return 3 * self.hidden_size * (self.expert_width if self.is_moe else self.intermediate_size)
+
+    @property
+    def shared_expert_params_per_layer(self) -> Params:
+        """The always-active shared experts of one MoE layer: 3*H*I_shared (+ H for Qwen2-MoE's gate)."""
+        gate = self.hidden_size if self.shared_expert_gate else 0
+        return 3 * self.hidden_size * self.shared_expert_intermediate_size + gate
 
     @property
     def mlp_params_per_layer(self) -> Params:
+        """One MoE layer's MLP (routed experts + H*E router + shared experts), or the dense MLP."""
         if not self.is_moe:
             return self.expert_params_per_layer
-        return self.num_experts * self.expert_params_per_layer + self.hidden_size * self.num_experts
+        return (self.num_experts * self.expert_params_per_layer + self.hidden_size * self.num_experts
+                + self.shared_expert_params_per_layer)
+
+    @property
+    def mlp_params(self) -> Params:
+        """All layers' MLPs: dense layers at 3*H*I, MoE layers at :attr:`mlp_params_per_layer`."""
+        if not self.is_moe:
+            return self.layers * self.expert_params_per_layer
+        return self.dense_mlp_layers * 3 * self.hidden_size * self.intermediate_size + \
+            self.moe_layers * self.mlp_params_per_layer
 
     @property
     def norm_params_per_layer(self) -> Params:
-        return (4 if self.model_type.startswith("gemma") else 2) * self.hidden_size
+        """RMSNorm weights of one layer: 2*H (Gemma 2/3: 4*H), plus MLA's q_a and kv_a norms."""
+        mla = (self.kv_lora_rank + self.q_lora_rank) if self.is_mla else 0
+        return (4 if self.model_type.startswith("gemma") and self.model_type != "gemma" else 2) * \
+            self.hidden_size + mla
 
     @property
     def linear_params(self) -> Params:
         """Parameters inside the transformer layers' linear projections (what fp8/int4 quantize)."""
-        return self.layers * (self.attention_params_per_layer + self.mlp_params_per_layer)
+        return self.layers * self.attention_params_per_layer + self.mlp_params
 
     @property
     def total_params(self) -> Params:
-        per_layer = self.attention_params_per_layer + self.mlp_params_per_layer + self.norm_params_per_layer
-        return self.layers * per_layer + self.embedding_params + self.hidden_size
+        return self.linear_params + self.layers * self.norm_params_per_layer + self.embedding_params + \
+            self.hidden_size
 
     @property
     def active_params(self) -> Params:
-        """Parameters used per token: for MoE only ``experts_per_token`` of ``num_experts`` experts run."""
+        """Parameters used per token: for MoE only ``experts_per_token`` of ``num_experts`` routed experts run
+        (shared experts and dense layers always do)."""
         if not self.is_moe:
             return self.total_params
-        idle = (self.num_experts - self.experts_per_token) * self.expert_params_per_layer * self.layers
+        idle = (self.num_experts - self.experts_per_token) * self.expert_params_per_layer * self.moe_layers
         return self.total_params - idle
 
     @property
     def expert_params(self) -> Params:
-        """All experts' parameters (0 for dense): the part of the weights that MoE decode reads sparsely."""
-        return self.num_experts * self.expert_params_per_layer * self.layers if self.is_moe else 0
+        """All routed experts' parameters (0 for dense): the part of the weights that MoE decode reads sparsely."""
+        return self.num_experts * self.expert_params_per_layer * self.moe_layers if self.is_moe else 0
+
+    @property
+    def replicated_params(self) -> Params:
+        """Parameters every tensor-parallel rank holds whole (vLLM): the norms, and MLA's down-projections
+        (``q_a_proj``, ``kv_a_proj_with_mqa``: ``ReplicatedLinear``) and the MoE routers (``gate``)."""
+        norms = self.norm_params_per_layer * self.layers + self.hidden_size
+        mla = self.layers * self.hidden_size * (self.kv_lora_rank + self.qk_rope_head_dim + self.q_lora_rank) \
+            if self.is_mla else 0
+        return norms + mla + self.moe_layers * self.hidden_size * self.num_experts
+
+    @property
+    def linear_out_channels(self) -> int:
+        """Output channels of every linear weight (fp8 keeps one fp32 scale per output channel)."""
+        h, n = self.hidden_size, self.attention_heads
+        if self.is_mla:
+            qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+            attn = (self.q_lora_rank + n * qk) + (self.kv_lora_rank + self.qk_rope_head_dim) + \
+                n * (self.qk_nope_head_dim + self.v_head_dim) + h
+        else:
+            attn = (n + 2 * self.kv_heads) * self.head_dim + h
+        dense_mlp = 2 * self.intermediate_size + h
+        if not self.is_moe:
+            return self.layers * (attn + dense_mlp)
+        moe = self.num_experts * (2 * self.expert_width + h) + self.num_experts + \
+            (2 * self.shared_expert_intermediate_size + h if self.shared_expert_intermediate_size else 0)
+        return self.layers * attn + self.dense_mlp_layers * dense_mlp + self.moe_layers * moe
+
+    @property
+    def kv_elements_per_token_per_layer(self) -> int:
+        """Cache elements one token adds to one layer: 2 * n_kv * d (K and V), or MLA's one latent
+        kv_lora_rank + qk_rope_head_dim (vLLM ``MLAAttention``: ``num_kv_heads = 1``, no separate V)."""
+        if self.is_mla:
+            return self.kv_lora_rank + self.qk_rope_head_dim
+        return 2 * self.kv_heads * self.head_dim
 
     def kv_elements_per_token(self) -> int:
-        """K and V elements one token adds to the cache: 2 * layers * kv_heads * head_dim.
+        """KV elements one token adds to the cache over all layers (sliding-window layers counted whole, as
+        vLLM's logged token capacity does): 2 * layers * kv_heads * head_dim, MLA: layers * (r_kv + r_rope).
 
         >>> model("meta-llama/Llama-3.3-70B-Instruct").kv_elements_per_token() * 2 // 1024
         320
+        >>> model("deepseek-ai/DeepSeek-V2-Lite-Chat").kv_elements_per_token() * 2  # 27 * 576 * 2 B
+        31104
         """
-        return 2 * self.layers * self.kv_heads * self.head_dim
+        return self.layers * self.kv_elements_per_token_per_layer
+
+    def attention_layers_reading(self, context_tokens: int) -> float:
+        """Layer-equivalents of KV a decode step reads at ``context_tokens``: full layers read the whole
+        context, sliding-window layers min(context, window)::
+
+            read_tokens = full_layers * context + window_layers * min(context, window)
+
+        returned as ``read_tokens / context`` (0 context: the layer count).
+
+        >>> model("google/gemma-2-9b-it").attention_layers_reading(8192)  # 21 full + 21 * 4096/8192
+        31.5
+        """
+        if context_tokens <= 0 or not self.sliding_window_layers:
+            return float(self.layers)
+        window = min(context_tokens, self.sliding_window)
+        return self.full_attention_layers + self.sliding_window_layers * window / context_tokens
+
+    @property
+    def decode_attention_dims(self) -> tuple[int, int]:
+        """(q.k width, v width) per head a decode step multiplies against each cached token: (d, d), or for
+        MLA's absorbed decode (vLLM ``forward_mqa``) (kv_lora + rope, kv_lora)."""
+        if self.is_mla:
+            return self.kv_lora_rank + self.qk_rope_head_dim, self.kv_lora_rank
+        return self.head_dim, self.head_dim
+
+    @property
+    def prefill_attention_dims(self) -> tuple[int, int]:
+        """(q.k width, v width) per head in prefill: (d, d), or MLA's (nope + rope, v_head_dim)."""
+        if self.is_mla:
+            return self.qk_nope_head_dim + self.qk_rope_head_dim, self.v_head_dim
+        return self.head_dim, self.head_dim
 
 
 def _int(field: str, value: object, *, low: int = 1, where: str = "config.json") -> int:
@@ -156,13 +292,146 @@ def _bool(value: object) -> bool:
     return bool(value)
 
 
-def from_config(config: object, *, model_id: str = "custom", where: str = "config.json") -> ModelArch:
-    """Build a :class:`ModelArch` from a parsed Hugging Face ``config.json``.
+# model_type -> what the parser models. Anything else is refused by name rather than guessed.
+SUPPORTED_MODEL_TYPES = {
+    "llama": "dense GQA", "mistral": "dense GQA, optional sliding window on every layer",
+    "mixtral": "MoE top-k", "qwen2": "dense GQA, QKV bias", "qwen3": "dense GQA",
+    "qwen2_moe": "MoE top-k + gated shared expert", "qwen3_moe": "MoE top-k",
+    "gemma": "dense", "gemma2": "dense, sliding window on every other layer",
+    "gemma3_text": "dense, sliding window on 5 of 6 layers", "phi3": "dense GQA",
+    "deepseek_v2": "MLA + MoE with shared experts", "deepseek_v3": "MLA + MoE with shared experts",
+    "kimi_k2": "MLA + MoE with shared experts (DeepSeek-V3 layout)",
+}
+# Multimodal wrappers whose ``text_config`` holds the language model (vision tower weights are not counted).
+_WRAPPER_TYPES = ("llava", "llava_next", "gemma3", "mistral3")
 
-    Reads ``text_config`` when present (multimodal wrappers). Defaults follow transformers:
-    ``num_key_value_heads`` = ``num_attention_heads``, ``head_dim`` = hidden / heads, untied embeddings
-    (Gemma: tied), QKV bias for ``qwen2``. MoE keys: ``num_local_experts`` (Mixtral) or ``num_experts``
-    (Qwen-MoE, with ``moe_intermediate_size``), and ``num_experts_per_tok``.
+# Keys the parser reads: they set the shape.
+_SHAPE_KEYS = frozenset({
+    "model_type", "num_hidden_layers", "hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim",
+    "intermediate_size", "vocab_size", "max_position_embeddings", "tie_word_embeddings", "attention_bias",
+    "num_local_experts", "num_experts", "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size",
+    "shared_expert_intermediate_size", "n_shared_experts", "first_k_dense_replace", "moe_layer_freq",
+    "decoder_sparse_step", "mlp_only_layers", "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim",
+    "qk_rope_head_dim", "v_head_dim", "sliding_window", "use_sliding_window", "max_window_layers",
+    "sliding_window_pattern", "layer_types", "mlp_bias", "text_config",
+})
+# Keys known not to change weight bytes, KV bytes or bytes read per step: token ids, dtypes, init and training
+# settings, rotary and softcap settings, routing details (which experts, not how many), norms' epsilons.
+_HARMLESS_KEYS = frozenset({
+    "architectures", "auto_map", "_name_or_path", "name_or_path", "transformers_version", "torch_dtype", "dtype",
+    "bos_token_id", "eos_token_id", "pad_token_id", "sep_token_id", "unk_token_id", "decoder_start_token_id",
+    "initializer_range", "initializer_factor", "use_cache", "hidden_act", "hidden_activation", "rms_norm_eps",
+    "layer_norm_eps", "layer_norm_epsilon", "rope_theta", "rope_scaling", "rope_parameters",
+    "rope_local_base_freq", "rope_interleave", "partial_rotary_factor", "original_max_position_embeddings",
+    "attention_dropout", "hidden_dropout", "embd_pdrop", "resid_pdrop", "dropout", "pretraining_tp",
+    "output_router_logits", "router_aux_loss_coef", "router_jitter_noise", "aux_loss_alpha", "seq_aux",
+    "norm_topk_prob", "routed_scaling_factor", "scoring_func", "topk_method", "n_group", "topk_group",
+    "ep_size", "num_nextn_predict_layers", "query_pre_attn_scalar", "attn_logit_softcapping",
+    "final_logit_softcapping", "cache_implementation", "quantization_config", "model_max_length",
+    "is_decoder", "return_dict", "output_attentions", "output_hidden_states", "torchscript", "use_bfloat16",
+    "tokenizer_class", "chat_template", "bos_token", "eos_token", "max_length", "tie_encoder_decoder",
+    "problem_type", "id2label", "label2id", "task_specific_params", "finetuning_task", "prefix",
+    "vision_config", "image_token_index", "image_token_id", "boi_token_index", "eoi_token_index",
+    "mm_tokens_per_image", "projector_hidden_act", "vision_feature_layer", "vision_feature_select_strategy",
+    "multimodal_projector_bias", "spatial_merge_size", "image_seq_length", "ignore_index", "use_return_dict",
+    "unsloth_fixed", "use_flash_attention_2", "_attn_implementation", "attn_implementation",
+})
+
+
+def _refuse_unknown(cfg: dict, where: str) -> None:
+    unknown = sorted(k for k in cfg if k not in _SHAPE_KEYS and k not in _HARMLESS_KEYS)
+    if unknown:
+        names = ", ".join(short(k, 60) for k in unknown[:12]) + (" ..." if len(unknown) > 12 else "")
+        raise ValueError(f"{where}: unknown keys that change the math: {names}; supported architectures: "
+                         f"{', '.join(SUPPORTED_MODEL_TYPES)}")
+
+
+def _opt_int(cfg: dict, key: str, where: str, *, low: int = 0) -> int:
+    v = cfg.get(key)
+    return 0 if v is None else _int(key, v, low=low, where=where)
+
+
+def _moe_fields(cfg: dict, model_type: str, layers: int, hidden: int, where: str) -> dict:
+    raw = cfg.get("num_local_experts", cfg.get("num_experts", cfg.get("n_routed_experts")))
+    experts = 0 if raw in (None, 0, 1) else _int("num_experts", raw, low=2, where=where)
+    if not experts:
+        return {}
+    per_tok = _int("num_experts_per_tok", cfg.get("num_experts_per_tok"), where=where)
+    if per_tok > experts:
+        raise ValueError(f"{where}: num_experts_per_tok ({per_tok}) must be <= the number of experts ({experts})")
+    width = _opt_int(cfg, "moe_intermediate_size", where, low=1)
+    shared = _opt_int(cfg, "shared_expert_intermediate_size", where)
+    n_shared = _opt_int(cfg, "n_shared_experts", where)
+    if n_shared:  # DeepSeek: n_shared_experts experts of the routed width, fused into one MLP
+        shared += n_shared * (width or _int("intermediate_size", cfg["intermediate_size"], where=where))
+    # Which layers keep a dense MLP: DeepSeek first_k_dense_replace + moe_layer_freq; Qwen decoder_sparse_step
+    # + mlp_only_layers (transformers: layer i is MoE when i not in mlp_only_layers and (i+1) % step == 0).
+    first_dense = _opt_int(cfg, "first_k_dense_replace", where)
+    freq = _opt_int(cfg, "moe_layer_freq", where, low=1) or 1
+    step = _opt_int(cfg, "decoder_sparse_step", where, low=1) or 1
+    only = cfg.get("mlp_only_layers") or []
+    if not isinstance(only, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in only):
+        raise ValueError(f"{where}: mlp_only_layers must be a list of layer numbers, got {short(only)}")
+    moe = sum(1 for i in range(layers) if i >= first_dense and i % freq == 0 and (i + 1) % step == 0
+              and i not in only)
+    if first_dense > layers:
+        raise ValueError(f"{where}: first_k_dense_replace ({first_dense}) must be <= num_hidden_layers ({layers})")
+    return {
+        "num_experts": experts, "experts_per_token": per_tok, "expert_intermediate_size": width,
+        "shared_expert_intermediate_size": shared, "shared_expert_gate": model_type == "qwen2_moe" and shared > 0,
+        "dense_mlp_layers": layers - moe,
+    }
+
+
+def _mla_fields(cfg: dict, where: str) -> dict:
+    rank = cfg.get("kv_lora_rank")
+    if rank in (None, 0):
+        return {}
+    out = {"kv_lora_rank": _int("kv_lora_rank", rank, where=where), "q_lora_rank": _opt_int(cfg, "q_lora_rank", where)}
+    for k in ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
+        out[k] = _int(k, cfg.get(k), where=where)
+    return out
+
+
+def _sliding_fields(cfg: dict, model_type: str, layers: int, where: str) -> dict:
+    """Window size and how many layers use it, the way transformers and vLLM read each family's keys."""
+    window = cfg.get("sliding_window")
+    if window in (None, 0, False) or cfg.get("use_sliding_window") is False:
+        return {}  # Qwen2/3 ship sliding_window with use_sliding_window false: every layer is full attention
+    w = _int("sliding_window", window, where=where)
+    types = cfg.get("layer_types")
+    if isinstance(types, list) and types:
+        if len(types) != layers or any(t not in ("sliding_attention", "full_attention") for t in types):
+            raise ValueError(f"{where}: layer_types must list 'sliding_attention'/'full_attention' for each of "
+                             f"the {layers} layers")
+        n = sum(t == "sliding_attention" for t in types)
+    elif model_type == "gemma2":
+        n = (layers + 1) // 2  # layers 0, 2, 4, ... slide
+    elif model_type == "gemma3_text":
+        pattern = _opt_int(cfg, "sliding_window_pattern", where, low=1) or 6
+        n = sum(1 for i in range(layers) if (i + 1) % pattern)
+    elif cfg.get("use_sliding_window"):  # Qwen2: layers from max_window_layers on use the window
+        n = max(0, layers - _opt_int(cfg, "max_window_layers", where))
+    else:
+        n = layers  # Mistral v0.1 style: every layer
+    return {"sliding_window": w, "sliding_window_layers": n} if n else {}
+
+
+def from_config(config: object, *, model_id: str = "custom", where: str = "config.json") -> ModelArch:
+    """Build a :class:`ModelArch` from a parsed Hugging Face ``config.json``; refuse what it does not model.
+
+    Reads ``text_config`` when present (multimodal wrappers; the vision tower is not counted). Defaults follow
+    transformers: ``num_key_value_heads`` = ``num_attention_heads``, ``head_dim`` = hidden / heads, untied
+    embeddings (Gemma: tied), QKV bias for ``qwen2``/``qwen2_moe``. MoE: ``num_local_experts`` (Mixtral),
+    ``num_experts`` (Qwen-MoE) or ``n_routed_experts`` (DeepSeek), ``num_experts_per_tok``,
+    ``moe_intermediate_size``, shared experts (``shared_expert_intermediate_size`` or ``n_shared_experts``)
+    and dense layers (``first_k_dense_replace``/``moe_layer_freq``, ``decoder_sparse_step``/
+    ``mlp_only_layers``). MLA: ``kv_lora_rank``, ``q_lora_rank``, ``qk_nope_head_dim``, ``qk_rope_head_dim``,
+    ``v_head_dim``. Sliding window: ``sliding_window`` with ``layer_types``, Gemma's alternation,
+    ``sliding_window_pattern`` or Qwen's ``use_sliding_window``/``max_window_layers``.
+
+    Refused with a one-line ``ValueError``: a ``model_type`` outside :data:`SUPPORTED_MODEL_TYPES`, and any key
+    neither read nor known to be harmless (token ids, dtypes, rotary, routing details, ...).
 
     >>> cfg = {"model_type": "llama", "num_hidden_layers": 32, "hidden_size": 4096,
     ...        "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
@@ -173,15 +442,41 @@ def from_config(config: object, *, model_id: str = "custom", where: str = "confi
     Traceback (most recent call last):
     ...
     ValueError: config.json: num_attention_heads (32) must be divisible by num_key_value_heads (7)
+    >>> from_config({**cfg, "foo_experts": 4, "bar_window": 9})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: config.json: unknown keys that change the math: 'bar_window', 'foo_experts'; supported architectures: llama, ...
+    >>> from_config({**cfg, "model_type": "mamba"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: config.json: model_type 'mamba' is not modelled; supported architectures: llama, mistral, ...
     """
     if not isinstance(config, dict):
         raise ValueError(f"{where}: expected a JSON object, got {type(config).__name__}")
     cfg = dict(config)
-    if isinstance(cfg.get("text_config"), dict):
-        cfg = {**cfg, **cfg["text_config"]}
+    inner = cfg.get("text_config")
+    if isinstance(inner, dict):
+        outer_type = str(cfg.get("model_type") or "")[:200]
+        if outer_type and outer_type not in _WRAPPER_TYPES and outer_type not in SUPPORTED_MODEL_TYPES:
+            raise ValueError(f"{where}: model_type {short(outer_type, 60)} is not modelled; supported "
+                             f"architectures: {', '.join(SUPPORTED_MODEL_TYPES)} (or a {'/'.join(_WRAPPER_TYPES)} "
+                             "wrapper around one)")
+        _refuse_unknown(cfg, where)
+        inner = dict(inner)
+        if outer_type == "gemma3" and not inner.get("model_type"):
+            inner["model_type"] = "gemma3_text"
+        cfg = {**{k: v for k, v in cfg.items() if k in _SHAPE_KEYS and k != "model_type"}, **inner}
+        cfg.pop("text_config", None)
     missing = [k for k in _REQUIRED if cfg.get(k) is None]
     if missing:
         raise ValueError(f"{where}: missing required field(s): {', '.join(missing)}")
+    model_type = str(cfg.get("model_type") or "")[:200]
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        what = f"model_type {short(model_type, 60)} is not modelled" if model_type else "model_type is missing"
+        raise ValueError(f"{where}: {what}; supported architectures: {', '.join(SUPPORTED_MODEL_TYPES)}")
+    _refuse_unknown(cfg, where)
+    if _bool(cfg.get("mlp_bias", False)):
+        raise ValueError(f"{where}: mlp_bias true is not modelled (MLP biases)")
     layers = _int("num_hidden_layers", cfg["num_hidden_layers"], where=where)
     hidden = _int("hidden_size", cfg["hidden_size"], where=where)
     heads = _int("num_attention_heads", cfg["num_attention_heads"], where=where)
@@ -191,8 +486,11 @@ def from_config(config: object, *, model_id: str = "custom", where: str = "confi
         raise ValueError(
             f"{where}: num_attention_heads ({heads}) must be divisible by num_key_value_heads ({kv_heads})"
         )
+    mla = _mla_fields(cfg, where)
     hd = cfg.get("head_dim")
-    if hd is None:
+    if mla:
+        head_dim = mla["qk_nope_head_dim"] + mla["qk_rope_head_dim"]  # head_dim in MLA configs is not the cache's
+    elif hd is None:
         if hidden % heads:
             raise ValueError(
                 f"{where}: hidden_size ({hidden}) must be divisible by num_attention_heads ({heads}) "
@@ -201,18 +499,8 @@ def from_config(config: object, *, model_id: str = "custom", where: str = "confi
         head_dim = hidden // heads
     else:
         head_dim = _int("head_dim", hd, where=where)
-    model_type = str(cfg.get("model_type") or "unknown")[:200]
-    experts_raw = cfg.get("num_local_experts", cfg.get("num_experts"))
-    experts = 0 if experts_raw in (None, 0, 1) else _int("num_local_experts", experts_raw, low=2, where=where)
-    if experts:
-        per_tok = _int("num_experts_per_tok", cfg.get("num_experts_per_tok"), where=where)
-        if per_tok > experts:
-            raise ValueError(
-                f"{where}: num_experts_per_tok ({per_tok}) must be <= the number of experts ({experts})"
-            )
-        inter_raw = cfg.get("moe_intermediate_size") or cfg["intermediate_size"]
-    else:
-        per_tok, inter_raw = 0, cfg["intermediate_size"]
+    moe = _moe_fields(cfg, model_type, layers, hidden, where)
+    sliding = _sliding_fields(cfg, model_type, layers, where)
     tie_default = model_type.startswith("gemma")
     return ModelArch(
         id=model_id,
@@ -223,15 +511,16 @@ def from_config(config: object, *, model_id: str = "custom", where: str = "confi
         attention_heads=heads,
         kv_heads=kv_heads,
         head_dim=head_dim,
-        intermediate_size=_int("intermediate_size", inter_raw, where=where),
+        intermediate_size=_int("intermediate_size", cfg["intermediate_size"], where=where),
         vocab_size=_int("vocab_size", cfg["vocab_size"], where=where),
         max_position_embeddings=_int(
             "max_position_embeddings", cfg.get("max_position_embeddings") or 4096, where=where
         ),
-        num_experts=experts,
-        experts_per_token=per_tok,
         tie_word_embeddings=_bool(cfg.get("tie_word_embeddings", tie_default)),
-        attention_bias=_bool(cfg.get("attention_bias", model_type == "qwen2")),
+        attention_bias=_bool(cfg.get("attention_bias", model_type in ("qwen2", "qwen2_moe"))),
+        **moe,
+        **mla,
+        **sliding,
     )
 
 
@@ -253,6 +542,9 @@ def from_config_text(text: str | bytes, *, model_id: str = "custom", where: str 
     return from_config(data, model_id=model_id, where=where)
 
 
+_CSV_META = frozenset({"id", "name", "published_params_b", "published_active_params_b", "notes", "source", "as_of"})
+
+
 @cache
 def models() -> dict[str, ModelArch]:
     """The catalog (``data/models.csv``) by Hugging Face repo id, in file order."""
@@ -261,7 +553,10 @@ def models() -> dict[str, ModelArch]:
         for r in csv.DictReader(f):
             if not r.get("source") or not r.get("as_of"):
                 raise ValueError(f"models.csv: row {r.get('id')!r} lacks source or as_of")
-            cfg = {k: (v if v != "" else None) for k, v in r.items()}
+            cfg = {k: v for k, v in r.items() if v not in ("", None) and k not in _CSV_META}
+            extra = cfg.pop("config_extra", None)
+            if extra:  # MoE/MLA/sliding-window keys of the model's config.json, as a JSON object
+                cfg.update(json.loads(extra))
             arch = from_config(cfg, model_id=r["id"], where=f"models.csv row {r['id']}")
             out[r["id"]] = ModelArch(
                 **{
@@ -280,6 +575,14 @@ def published_params_b() -> dict[str, float]:
     """The parameter counts the sources publish (billions), to cross-check the computed ones."""
     with open(DATA_DIR / "models.csv", newline="", encoding="utf-8") as f:
         return {r["id"]: float(r["published_params_b"]) for r in csv.DictReader(f)}
+
+
+@cache
+def published_active_params_b() -> dict[str, float]:
+    """Active parameters per token the sources publish (billions), for the MoE rows that state them."""
+    with open(DATA_DIR / "models.csv", newline="", encoding="utf-8") as f:
+        return {r["id"]: float(r["published_active_params_b"]) for r in csv.DictReader(f)
+                if r.get("published_active_params_b")}
 
 
 def model(model_id: str) -> ModelArch:

@@ -2,9 +2,11 @@
 
 Decode, one step of a batch of B sequences each holding ``context_tokens`` tokens, per GPU of a TP group::
 
-    bytes_read   = weights_read(B) / TP + B * context * kv_bytes_per_token_per_gpu
+    kv_read      = B * kv_bytes_per_token_per_layer * (full_layers * C + window_layers * min(C, window))
+    bytes_read   = weights_read(B) / TP + kv_read
     t_memory     = bytes_read / bandwidth
-    flops        = B * (2 * matmul_params + 4 * layers * heads * head_dim * context) / TP
+    flops        = B * (2 * matmul_params + 2 * heads * (d_qk + d_v) * (full_layers * C + window_layers
+                   * min(C, window))) / TP       (d_qk = d_v = head_dim; MLA decode: kv_lora + rope, kv_lora)
     t_compute    = flops / peak_flops          (fp8 peak for fp8 weights on GPUs with fp8 tensor cores)
     tokens/s     = B / max(t_memory, t_compute)      -> bound = "memory" or "compute"
 
@@ -13,8 +15,12 @@ V x H table; the LM head (output projection, H x V) is a GEMM read in full every
 one table is read once, as the LM head. ``matmul_params`` = active parameters minus the input-embedding table
 (a lookup does no FLOPs). On Llama-3.1-8B this lifts the H100 c=1 ceiling from 208 to 223 tok/s.
 
-MoE weights: a step reads the shared weights plus every expert that at least one of the B tokens routes to;
-with uniform routing the expected share of experts touched is 1 - (1 - k/E)^B (k of E experts per token), so
+Sliding-window layers (Mistral v0.1, Gemma 2/3) attend to the last ``window`` tokens only, so they read
+min(context, window) tokens of KV. MLA's cache (one latent per token and layer) is read whole by every TP rank.
+
+MoE weights: a step reads the shared weights (attention, shared experts, dense layers, routers) plus every
+routed expert that at least one of the B tokens routes to; with uniform routing the expected number of
+distinct experts touched per MoE layer is E * (1 - (1 - k/E)^B) (:func:`expected_experts_touched`), so
 B=1 reads the active parameters and large batches read all experts. Tensor-parallel communication and kernel
 launch gaps are ignored: the ideal numbers are ceilings, never estimates.
 
@@ -42,7 +48,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from calculators.catalog import Gpu
-from calculators.memory import check_deployment, kv_bytes_per_token, weight_bytes
+from calculators.memory import check_deployment, kv_bytes_per_token, weight_bytes, weight_bytes_per_gpu
 from calculators.modelspec import ModelArch
 from calculators.validation import require_finite, require_int
 
@@ -55,6 +61,8 @@ __all__ = [
     "peak_tflops",
     "input_embedding_params",
     "matmul_params",
+    "expected_experts_touched",
+    "kv_read_bytes",
     "weights_read_bytes",
     "decode_point",
     "decode_sweep",
@@ -135,13 +143,53 @@ def matmul_params(arch: ModelArch) -> int:
     return arch.active_params - input_embedding_params(arch)
 
 
+def expected_experts_touched(num_experts: int, experts_per_token: int, batch: int) -> float:
+    """Expected distinct experts a batch of B tokens routes to in one MoE layer, k of E per token uniformly::
+
+        touched = E * (1 - (1 - k/E)^B)
+
+    B=1 touches k; as B grows it approaches E (all experts' weights are read every step).
+
+    >>> expected_experts_touched(64, 6, 1), round(expected_experts_touched(64, 6, 32), 1)
+    (6.0, 61.3)
+    >>> round(expected_experts_touched(8, 2, 4), 2), round(expected_experts_touched(256, 8, 1024), 1)
+    (5.47, 256.0)
+    """
+    if num_experts <= 0:
+        return 0.0
+    return num_experts * (1.0 - (1.0 - experts_per_token / num_experts) ** batch)
+
+
+def kv_read_bytes(arch: ModelArch, context_tokens: int, kv_cache_dtype: str = "auto", tp: int = 1) -> float:
+    """KV bytes one GPU reads per sequence in a decode step at ``context_tokens``::
+
+        kv_read = kv_bytes_per_token_per_gpu / layers * (full_layers * C + window_layers * min(C, window))
+
+    >>> from calculators.modelspec import model
+    >>> g = model("google/gemma-2-9b-it")
+    >>> kv_read_bytes(g, 8192) / (kv_bytes_per_token(g) * 8192)  # half the layers read 4096 of 8192
+    0.75
+    >>> kv_read_bytes(model("deepseek-ai/DeepSeek-V2-Lite-Chat"), 1000, tp=2)  # MLA: 31,104 B/token, every GPU
+    31104000.0
+    """
+    layers_read = arch.attention_layers_reading(context_tokens)
+    return kv_bytes_per_token(arch, kv_cache_dtype, tp) * layers_read / arch.layers * context_tokens
+
+
+def _attention_flops_per_token(arch: ModelArch, context_tokens: int) -> float:
+    """2 * heads * (d_qk + d_v) * KV tokens attended, summed over layers (decode)."""
+    d_qk, d_v = arch.decode_attention_dims
+    return 2 * arch.attention_heads * (d_qk + d_v) * arch.attention_layers_reading(context_tokens) * context_tokens
+
+
 def weights_read_bytes(arch: ModelArch, weight_dtype: str, batch: int) -> float:
     """Bytes of weights one step over ``batch`` tokens reads (whole model)::
 
         read = weight_bytes - 2 * input_embedding_params + 2 * H * min(B, V)      (dense)
 
     The input-embedding table (16-bit in every precision) is replaced by the B rows looked up; the LM head
-    is read in full. For MoE, the shared part plus the expected share of experts touched, 1 - (1 - k/E)^B.
+    is read in full. For MoE, everything but the routed experts, plus the routed experts' bytes times the
+    expected share touched, 1 - (1 - k/E)^B (:func:`expected_experts_touched` / E).
 
     >>> from calculators.modelspec import model
     >>> round(weights_read_bytes(model("meta-llama/Llama-3.1-8B-Instruct"), "bf16", 1) / 1e9, 2)
@@ -149,6 +197,9 @@ def weights_read_bytes(arch: ModelArch, weight_dtype: str, batch: int) -> float:
     >>> m = model("mistralai/Mixtral-8x7B-Instruct-v0.1")
     >>> round(weights_read_bytes(m, "bf16", 1) / 1e9, 1), round(weights_read_bytes(m, "bf16", 64) / 1e9, 1)
     (25.5, 93.1)
+    >>> ds = model("deepseek-ai/DeepSeek-V2-Lite-Chat")  # 2 x 2.66B active - 0.21B table at B=1
+    >>> round(weights_read_bytes(ds, "bf16", 1) / 1e9, 2), round(weights_read_bytes(ds, "bf16", 256) / 1e9, 1)
+    (4.9, 31.0)
     """
     total = weight_bytes(arch, weight_dtype)
     table = input_embedding_params(arch)
@@ -157,19 +208,26 @@ def weights_read_bytes(arch: ModelArch, weight_dtype: str, batch: int) -> float:
     if not arch.is_moe:
         return float(dense)
     expert_bytes = total * arch.expert_params / arch.total_params  # same bytes/param as the other linears
-    share = 1.0 - (1.0 - arch.experts_per_token / arch.num_experts) ** batch
+    share = expected_experts_touched(arch.num_experts, arch.experts_per_token, batch) / arch.num_experts
     return dense - expert_bytes + expert_bytes * share
+
+
+def _per_gpu_share(arch: ModelArch, weight_dtype: str, tp: int) -> float:
+    """The fraction of the weights one TP rank holds (and reads): 1/TP, a little more for the replicated
+    norms, MLA down-projections and MoE routers (:func:`calculators.memory.weight_bytes_per_gpu`)."""
+    if tp == 1:
+        return 1.0
+    return weight_bytes_per_gpu(arch, weight_dtype, tp) / weight_bytes(arch, weight_dtype)
 
 
 def decode_point(inp: RooflineInput, concurrency: int) -> DecodePoint:
     """Ceiling and estimate of decode throughput at ``concurrency`` sequences (see the module docstring)."""
     b = require_int("concurrency", concurrency, low=1, high=10**6)
     a, tp = inp.arch, inp.tensor_parallel_size
-    bytes_read = weights_read_bytes(a, inp.weight_dtype, b) / tp + b * inp.context_tokens * kv_bytes_per_token(
-        a, inp.kv_cache_dtype, tp
-    )
+    bytes_read = weights_read_bytes(a, inp.weight_dtype, b) * _per_gpu_share(a, inp.weight_dtype, tp) + \
+        b * kv_read_bytes(a, inp.context_tokens, inp.kv_cache_dtype, tp)
     t_mem = bytes_read / (inp.gpu.mem_bandwidth_tbps * 1e12)
-    flops_per_token = 2 * matmul_params(a) + 4 * a.layers * a.attention_heads * a.head_dim * inp.context_tokens
+    flops_per_token = 2 * matmul_params(a) + _attention_flops_per_token(a, inp.context_tokens)
     t_cmp = b * flops_per_token / tp / (peak_tflops(inp.gpu, inp.weight_dtype) * 1e12)
     step = max(t_mem, t_cmp)
     step_est = max(t_mem / inp.mbu, t_cmp / inp.mfu)
@@ -213,11 +271,13 @@ def prefill(inp: RooflineInput, prompt_tokens: int) -> PrefillPoint:
     p = require_int("prompt_tokens", prompt_tokens, low=1, high=10**7)
     a, tp = inp.arch, inp.tensor_parallel_size
     lm_head = a.vocab_size * a.hidden_size
-    attention = 2 * a.layers * a.attention_heads * a.head_dim * p
+    d_qk, d_v = a.prefill_attention_dims  # causal: a prompt token attends to P/2 keys on average
+    attention = 2 * a.attention_heads * (d_qk + d_v) * a.attention_layers_reading(p // 2) * (p / 2)
     flops = (p * (2 * (matmul_params(a) - lm_head) + attention) + 2 * lm_head) / tp
     peak = peak_tflops(inp.gpu, inp.weight_dtype) * 1e12
     t_cmp = flops / peak
-    t_mem = weights_read_bytes(a, inp.weight_dtype, p) / tp / (inp.gpu.mem_bandwidth_tbps * 1e12)
+    t_mem = weights_read_bytes(a, inp.weight_dtype, p) * _per_gpu_share(a, inp.weight_dtype, tp) / (
+        inp.gpu.mem_bandwidth_tbps * 1e12)
     t = max(t_cmp, t_mem)
     t_est = max(t_cmp / inp.mfu, t_mem / inp.mbu)
     return PrefillPoint(
