@@ -38,6 +38,7 @@ __all__ = ["ModelArch", "SUPPORTED_MODEL_TYPES", "models", "model", "published_p
 
 Params = int
 
+_QK_NORM_TYPES = ("qwen3", "qwen3_moe", "gemma3_text")
 # Keys that must be in config.json (or its ``text_config``); the rest have Hugging Face defaults.
 _REQUIRED = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")
 # Every size field is a 32-bit count in vLLM/torch; beyond it a value is a typo (or an attack), not a model.
@@ -158,10 +159,12 @@ class ModelArch:
 
     @property
     def norm_params_per_layer(self) -> Params:
-        """RMSNorm weights of one layer: 2*H (Gemma 2/3: 4*H), plus MLA's q_a and kv_a norms."""
+        """RMSNorm weights of one layer: 2*H (Gemma 2/3: 4*H), plus MLA's q_a and kv_a norms, plus the per-head
+        q and k norms of Qwen3 and Gemma 3 (2*d)."""
         mla = (self.kv_lora_rank + self.q_lora_rank) if self.is_mla else 0
+        qk_norm = 2 * self.head_dim if self.model_type in _QK_NORM_TYPES else 0
         return (4 if self.model_type.startswith("gemma") and self.model_type != "gemma" else 2) * \
-            self.hidden_size + mla
+            self.hidden_size + mla + qk_norm
 
     @property
     def linear_params(self) -> Params:
