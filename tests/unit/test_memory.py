@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 from hypothesis import assume, given
@@ -18,10 +19,12 @@ from calculators.memory import (
     activation_bytes,
     check_tensor_parallel,
     fit,
+    kv_bytes_per_sequence,
     kv_bytes_per_token,
     kv_heads_per_gpu,
     lora_adapter_bytes,
     weight_bytes,
+    weight_bytes_per_gpu,
 )
 from calculators.modelspec import model, models
 from tests.strategies import FUZZ
@@ -203,3 +206,75 @@ def test_lora_slots_count_as_weights():
     with_lora = fit(FitInput(L8, gpu("h100-sxm"), max_model_len=4096, max_loras=4, max_lora_rank=64))
     assert (with_lora.weights_gib - base.weights_gib) * GIB == pytest.approx(4 * lora_adapter_bytes(L8, 64))
     assert with_lora.kv_capacity_tokens < base.kv_capacity_tokens
+
+
+# --- MLA, MoE and sliding-window memory (issue 9 item 2) ----------------------------------------------------------
+
+DS_LITE = model("deepseek-ai/DeepSeek-V2-Lite-Chat")
+
+
+def test_deepseek_v2_lite_on_an_l4_is_refused_with_its_real_weights_and_mla_kv():
+    # the issue's done-when: >= 28 GiB of weights and MLA-sized KV (~31 KB/token bf16), or refused by name.
+    # Before: 5.0 GiB of weights and 221 KB/token, and it "fit".
+    r = fit(FitInput(DS_LITE, gpu("l4"), max_model_len=4096))
+    assert r.weights_gib >= 28 and r.weights_gib == pytest.approx(15_706_484_224 * 2 / GIB)  # 29.26
+    assert r.kv_bytes_per_token == 27 * (512 + 64) * 2 == 31_104
+    assert r.verdict == "does-not-fit" and not r.fits
+
+
+def test_deepseek_v2_lite_fits_on_an_h100_with_mla_kv():
+    r = fit(FitInput(DS_LITE, gpu("h100-sxm"), max_model_len=4096))
+    assert r.fits and r.weights_gib >= 28 and r.kv_bytes_per_token == 31_104
+    assert r.kv_capacity_tokens == pytest.approx(r.kv_cache_gib * GIB / 31_104, abs=16)
+
+
+def test_mla_latent_is_not_split_across_tensor_parallel_ranks():
+    # vLLM MLAAttention: num_kv_heads = 1, head_size = kv_lora_rank + qk_rope_head_dim on every rank
+    assert [kv_bytes_per_token(DS_LITE, "auto", tp) for tp in (1, 2, 4, 8)] == [31_104] * 4
+    assert kv_bytes_per_token(DS_LITE, "fp8") == 15_552
+    check_tensor_parallel(DS_LITE, 16)  # 16 heads; the 16 "KV heads" of the config play no part
+    with pytest.raises(ValueError, match="must divide the attention heads"):
+        check_tensor_parallel(DS_LITE, 3)
+    r = fit(FitInput(DS_LITE, gpu("h100-sxm"), 2, max_model_len=4096))
+    assert r.kv_bytes_per_token == r.kv_bytes_per_token_model == 31_104
+    assert any("MLA" in line and "does not split" in line for line in r.reasons)
+
+
+def test_mla_replicated_down_projections_and_moe_routers_per_gpu():
+    # q_a/kv_a projections (ReplicatedLinear) and routers sit whole on every rank; the rest is split
+    w1 = weight_bytes(DS_LITE, "bf16")
+    w2 = weight_bytes_per_gpu(DS_LITE, "bf16", 2)
+    replicated = 2 * (27 * 2048 * 576 + 26 * 2048 * 64 + 27 * (2 * 2048 + 512) + 2048)
+    assert w2 == math.ceil((w1 - replicated) / 2) + replicated
+
+
+def test_moe_activation_width_counts_shared_experts():
+    q = model("Qwen/Qwen1.5-MoE-A2.7B-Chat")
+    per_tok = 2 * (VLLM_0_26.activation_coef_intermediate * (4 * 1408 + 5632) + VLLM_0_26.activation_coef_hidden * 2048)
+    assert activation_bytes(q, 1, 8192) == int(8192 * per_tok)
+
+
+def test_gemma2_kv_capacity_is_logged_as_if_every_layer_were_full():
+    # vLLM 0.26 hybrid allocator: two groups of 21 layers share one pool; "GPU KV cache size" =
+    # num_blocks // 2 groups * 16, num_blocks = available // (21 layers * page): the all-layer count
+    g = model("google/gemma-2-9b-it")
+    assert kv_bytes_per_token(g) == 2 * 42 * 8 * 256 * 2
+    r = fit(FitInput(g, gpu("h100-sxm"), max_model_len=8192))
+    avail = int(r.kv_cache_gib * GIB)
+    page = 16 * 2 * 8 * 256 * 2  # one layer's block
+    assert r.kv_capacity_tokens == pytest.approx(avail // (21 * page) // 2 * 16, abs=16)
+
+
+def test_sliding_window_sequences_need_less_than_their_context():
+    g = model("google/gemma-2-9b-it")
+    short = fit(FitInput(g, gpu("h100-sxm"), max_model_len=4096))
+    long = fit(FitInput(g, gpu("h100-sxm"), max_model_len=8192))
+    # vLLM's "Maximum concurrency": window layers hold min(4095 + 8192, context) + a block per sequence
+    assert long.max_concurrent_sequences == pytest.approx(
+        long.kv_capacity_tokens / kv_bytes_per_sequence(g, 8192) * kv_bytes_per_token(g))
+    assert short.kv_capacity_tokens == long.kv_capacity_tokens
+    m = model("mistralai/Mistral-7B-v0.1")  # every layer slides: a 32k sequence needs 6160 tokens' worth at 2048
+    assert kv_bytes_per_sequence(m, 32768, max_num_batched_tokens=2048) == 6160 * kv_bytes_per_token(m)
+    r = fit(FitInput(m, gpu("l4"), max_model_len=32768))
+    assert r.fits and r.max_context_tokens == 32768
+    assert r.max_concurrent_sequences == pytest.approx(r.kv_capacity_tokens / 6160)

@@ -11,13 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from calculators.catalog import gpu, gpus
-from calculators.memory import WEIGHT_DTYPES
+from calculators.memory import WEIGHT_DTYPES, kv_bytes_per_token, weight_bytes
 from calculators.modelspec import model, models
 from calculators.roofline import (
     RooflineInput,
     decode_point,
     decode_sweep,
+    expected_experts_touched,
     input_embedding_params,
+    kv_read_bytes,
     matmul_params,
     peak_tflops,
     prefill,
@@ -200,3 +202,61 @@ def test_measured_throughput_never_exceeds_the_roofline(row):
         # and it rules out the article's setup: one H100 in bf16 cannot reach it at c=1
         if batch == 1:
             assert measured > _ceiling(model_id, "h100-sxm", 1, "bf16", 1, ctx).decode_tokens_per_s_max
+
+
+# --- MoE, MLA and sliding-window reads (issue 9 item 2) -----------------------------------------------------------
+
+
+@FUZZ
+@given(st.integers(2, 512), st.data())
+def test_expected_experts_touched_grows_from_k_to_e(e, data):
+    k = data.draw(st.integers(1, e))
+    b = data.draw(st.integers(1, 4096))
+    touched = expected_experts_touched(e, k, b)
+    assert expected_experts_touched(e, k, 1) == pytest.approx(k)
+    assert k - 1e-9 <= touched <= e + 1e-9
+    assert expected_experts_touched(e, k, b + 1) >= touched - 1e-9
+
+
+def test_qwen_moe_decode_reads_its_shared_expert():
+    # the shared expert (3 x 2048 x 5632 + a 2048 gate, x 24 layers) is read every step; the old parse lost it
+    # (the issue: 13.5B/1.9B instead of 14.3B/2.7B, a decode ceiling ~45 % too high)
+    q = model("Qwen/Qwen1.5-MoE-A2.7B-Chat")
+    table = 2 * input_embedding_params(q)
+    assert q.active_params == 2_689_173_504
+    assert weights_read_bytes(q, "bf16", 1) == pytest.approx(2 * 2_689_173_504 - 2 * 151_936 * 2048 + 2 * 2048)
+    without_shared = 2 * (q.active_params - 24 * q.shared_expert_params_per_layer) - table + 2 * 2048
+    assert weights_read_bytes(q, "bf16", 1) / without_shared == pytest.approx(1.54, abs=0.01)
+
+
+def test_moe_bytes_at_batch_follow_expected_experts():
+    ds = model("deepseek-ai/DeepSeek-V2-Lite-Chat")
+    routed = 2 * ds.expert_params
+    for b in (1, 4, 32, 256):
+        share = expected_experts_touched(64, 6, b) / 64
+        rows = 2 * 2048 * b
+        assert weights_read_bytes(ds, "bf16", b) == pytest.approx(
+            weight_bytes(ds, "bf16") - routed + routed * share - 2 * 102_400 * 2048 + rows)
+
+
+def test_sliding_window_layers_read_only_the_window():
+    g = model("google/gemma-2-9b-it")
+    per_tok = kv_bytes_per_token(g)
+    assert kv_read_bytes(g, 4096) == per_tok * 4096  # inside the window: every layer reads all
+    assert kv_read_bytes(g, 8192) == per_tok / 2 * 8192 + per_tok / 2 * 4096
+    m = model("mistralai/Mistral-7B-v0.1")
+    assert kv_read_bytes(m, 32768) == kv_bytes_per_token(m) * 4096
+    full = decode_point(RooflineInput(model("mistralai/Mistral-7B-Instruct-v0.2"), gpu("h100-sxm"),
+                                      context_tokens=32768), 32)
+    swa = decode_point(RooflineInput(m, gpu("h100-sxm"), context_tokens=32768), 32)
+    assert swa.bytes_read_per_gpu < full.bytes_read_per_gpu / 3
+    assert swa.decode_tokens_per_s_max > 2.5 * full.decode_tokens_per_s_max
+
+
+def test_mla_decode_reads_the_whole_latent_on_every_rank():
+    ds = model("deepseek-ai/DeepSeek-V2-Lite-Chat")
+    one = decode_point(RooflineInput(ds, gpu("h100-sxm"), context_tokens=4096), 64)
+    two = decode_point(RooflineInput(ds, gpu("h100-sxm"), 2, context_tokens=4096), 64)
+    kv = 64 * 4096 * 31_104
+    assert two.bytes_read_per_gpu - kv == pytest.approx((one.bytes_read_per_gpu - kv) / 2, rel=0.02)
+    assert kv_read_bytes(ds, 4096, tp=2) == 4096 * 31_104
