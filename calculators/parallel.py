@@ -25,7 +25,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from calculators.memory import GIB, KV_CACHE_DTYPES, kv_heads_per_gpu, weight_bytes, weight_bytes_per_gpu
+from calculators.memory import (
+    GIB,
+    KV_CACHE_DTYPES,
+    kv_bytes_per_token,
+    kv_heads_per_gpu,
+    weight_bytes,
+    weight_bytes_per_gpu,
+)
 from calculators.modelspec import ModelArch
 from calculators.validation import require_int
 
@@ -73,6 +80,7 @@ def parallel_layout(arch: ModelArch, tp: int = 1, pp: int = 1, dp: int = 1, weig
                               + 2 B * V * H on the first stage + 2 B * (V * H + H) on the last
         weights per GPU     = max over stages / TP     (PP = 1: calculators.memory.weight_bytes_per_gpu)
         kv_bytes/token/GPU  = 2 * max(layers_i) * max(1, kv_heads // TP) * head_dim * elem bytes
+                              (MLA: max(layers_i) * (kv_lora_rank + qk_rope_head_dim) * elem bytes, whole on each GPU)
         per-GPU memory does not change with DP; replicas = DP
 
     Embeddings and lm_head are 16-bit in every weight dtype (as :func:`calculators.memory.weight_bytes`).
@@ -101,7 +109,6 @@ def parallel_layout(arch: ModelArch, tp: int = 1, pp: int = 1, dp: int = 1, weig
         stage_bytes[0] += embed
         stage_bytes[-1] += head
         per_gpu = math.ceil(max(stage_bytes) / tp)
-    elem = 1 if kv_cache_dtype == "fp8" else 2
     return ParallelLayout(
         tensor_parallel_size=tp,
         pipeline_parallel_size=pp,
@@ -110,7 +117,7 @@ def parallel_layout(arch: ModelArch, tp: int = 1, pp: int = 1, dp: int = 1, weig
         replicas=dp,
         layers_per_stage=stages,
         weights_bytes_per_gpu=per_gpu,
-        kv_bytes_per_token_per_gpu=2 * max(stages) * heads * arch.head_dim * elem,
+        kv_bytes_per_token_per_gpu=kv_bytes_per_token(arch, kv_cache_dtype, tp) // arch.layers * max(stages),
         kv_heads_per_gpu=heads,
     )
 

@@ -132,6 +132,8 @@ def _from_modelspec(model_id: str) -> SyntheticArch | None:
         arch = modelspec.model(model_id)
     except (ImportError, ValueError, KeyError):
         return None
+    if arch.is_mla or arch.shared_expert_intermediate_size or arch.expert_intermediate_size or arch.dense_mlp_layers:
+        return None  # MLA / DeepSeek- or Qwen-style MoE: a Llama/Mixtral stand-in would be another model
     model_type = str(arch.model_type)
     return SyntheticArch(
         architecture=_ARCHITECTURES.get(model_type, "LlamaForCausalLM"),

@@ -278,3 +278,10 @@ def test_sliding_window_sequences_need_less_than_their_context():
     r = fit(FitInput(m, gpu("l4"), max_model_len=32768))
     assert r.fits and r.max_context_tokens == 32768
     assert r.max_concurrent_sequences == pytest.approx(r.kv_capacity_tokens / 6160)
+
+
+def test_pipeline_stage_kv_for_mla_is_the_stage_layers_latent():
+    from calculators.parallel import parallel_layout  # noqa: PLC0415
+
+    p = parallel_layout(DS_LITE, tp=2, pp=3)
+    assert p.layers_per_stage == (9, 9, 9) and p.kv_bytes_per_token_per_gpu == 9 * 576 * 2

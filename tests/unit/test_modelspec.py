@@ -263,3 +263,12 @@ def test_cli_refuses_an_unknown_config_with_one_line_and_exit_2(capsys, tmp_path
     out, err = capsys.readouterr()
     assert rc == 2 and out == "" and err.count("\n") == 1
     assert "unknown keys that change the math: 'foo_experts'" in err
+
+
+def test_probe_synthetic_models_do_not_stand_in_a_llama_for_mla_or_shared_expert_moe():
+    from probes.target.synthetic import resolve_arch  # noqa: PLC0415 - the probe's use of this catalog
+
+    for model_id in ("deepseek-ai/DeepSeek-V2-Lite-Chat", "Qwen/Qwen1.5-MoE-A2.7B-Chat", "deepseek-ai/DeepSeek-V3"):
+        with pytest.raises(ValueError, match="or a path to a config.json"):
+            resolve_arch(model_id)
+    assert resolve_arch("mistralai/Mixtral-8x7B-Instruct-v0.1").architecture == "MixtralForCausalLM"
