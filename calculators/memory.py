@@ -69,6 +69,7 @@ __all__ = [
     "check_deployment",
     "kv_bytes_per_token",
     "kv_bytes_per_sequence",
+    "kv_layer_groups",
     "activation_bytes",
     "weight_bytes_per_gpu",
     "PerGpuMemory",
@@ -236,7 +237,35 @@ def kv_bytes_per_sequence(arch: ModelArch, context_tokens: int, kv_cache_dtype: 
         return int(round(arch.layers * full * per_layer))
     swa = min(arch.sliding_window - 1 + max_num_batched_tokens, context_tokens)
     swa_tokens = (math.ceil(swa / block_size) + 1) * block_size
-    return int(round((arch.full_attention_layers * full + arch.sliding_window_layers * swa_tokens) * per_layer))
+    full_layers, window_layers = kv_layer_groups(arch)
+    return int(round((full_layers * full + window_layers * swa_tokens) * per_layer))
+
+
+def kv_layer_groups(arch: ModelArch) -> tuple[int, int]:
+    """(full, window) layer counts as vLLM 0.26's hybrid KV-cache manager allocates them, padding included.
+
+    With both kinds present, layers go into groups of ``g`` that share one block pool
+    (``vllm/v1/core/kv_cache_utils.py::_get_kv_cache_groups_uniform_page_size``): ``g`` = the smaller count, or the
+    larger when it is under 1.5x the smaller; each kind is padded up to a multiple of ``g``. The logged
+    "GPU KV cache size" is ``num_blocks // groups * block`` with ``num_blocks = available // (g * page)``, i.e.
+    available memory over the padded layer count. One kind only: no padding.
+
+    >>> from calculators.modelspec import model
+    >>> kv_layer_groups(model("google/gemma-2-9b-it")), kv_layer_groups(model("meta-llama/Llama-3.1-8B-Instruct"))
+    ((21, 21), (32, 0))
+    >>> from calculators.modelspec import from_config
+    >>> g3 = {"model_type": "gemma3_text", "num_hidden_layers": 26, "hidden_size": 1152, "num_attention_heads": 4,
+    ...       "num_key_value_heads": 1, "head_dim": 256, "intermediate_size": 6912, "vocab_size": 262144,
+    ...       "sliding_window": 512, "sliding_window_pattern": 6}
+    >>> kv_layer_groups(from_config(g3))  # 4 full + 22 window -> groups of 4: 1 full, 6 window (2 padding layers)
+    (4, 24)
+    """
+    n_win, n_full = arch.sliding_window_layers, arch.full_attention_layers
+    if not n_win or not n_full:
+        return n_full, n_win
+    small, large = min(n_win, n_full), max(n_win, n_full)
+    g = large if large < 1.5 * small else small
+    return math.ceil(n_full / g) * g, math.ceil(n_win / g) * g
 
 
 def activation_bytes(arch: ModelArch, tp: int, max_num_batched_tokens: int, acc: VllmAccounting = VLLM_0_26) -> Bytes:
@@ -434,12 +463,13 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
     graphs_short = not refused and startup_free - budget < needed_above
     available = budget - weights - act - non_torch - acc.cudagraph_gib * GIB
     per_tok = kv_bytes_per_token(inp.arch, inp.kv_cache_dtype, tp)
-    block = acc.block_size * per_tok
+    padded = sum(kv_layer_groups(inp.arch))  # hybrid sliding/full models: vLLM pads the layer groups
+    block = acc.block_size * per_tok * padded / inp.arch.layers
     tokens = max(0, math.floor(available / block)) * acc.block_size
     ctx = inp.context_tokens
     # what one max_model_len sequence needs, in all-layer token units (= ctx without sliding-window layers)
-    seq_tokens = kv_bytes_per_sequence(inp.arch, ctx, inp.kv_cache_dtype, tp, mnbt, acc.block_size) / per_tok \
-        if inp.arch.sliding_window_layers else ctx
+    seq_tokens = kv_bytes_per_sequence(inp.arch, ctx, inp.kv_cache_dtype, tp, mnbt, acc.block_size) / (
+        per_tok * padded / inp.arch.layers) if inp.arch.sliding_window_layers else ctx
     max_ctx = min(_max_context(inp.arch, tokens, mnbt, acc.block_size), inp.arch.max_position_embeddings)
     g = lambda b: b / GIB  # noqa: E731
     reasons = [
@@ -447,7 +477,8 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
         f"weights {g(weight_bytes(inp.arch, inp.weight_dtype)):.2f} GiB {inp.weight_dtype} / TP {tp} = "
         f"{g(weights):.2f} GiB per GPU",
         f"activations {g(act):.2f} GiB (profile run of {mnbt} tokens) + non-torch {g(non_torch):.2f} GiB",
-        f"KV cache {g(max(available, 0)):.2f} GiB / {per_tok:,} B per token per GPU = {tokens:,} tokens",
+        f"KV cache {g(max(available, 0)):.2f} GiB / {per_tok:,} B per token per GPU = {tokens:,} tokens"
+        + (f" (vLLM pads its sliding/full layer groups to {padded} layers)" if padded != inp.arch.layers else ""),
     ]
     if tp > 1:
         reasons.insert(3, f"NCCL and custom all-reduce buffers {g(per_gpu.comm_buffers_bytes):.2f} GiB per GPU: "
@@ -524,17 +555,18 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
 
 
 def _max_context(arch: ModelArch, tokens: int, mnbt: int, block: int) -> int:
-    """Largest context whose :func:`kv_bytes_per_sequence` fits in ``tokens`` all-layer token slots."""
+    """Largest context whose :func:`kv_bytes_per_sequence` fits in ``tokens`` (padded) all-layer token slots."""
     if not arch.sliding_window_layers:
         return tokens
-    swa = arch.sliding_window_layers * (math.ceil(min(arch.sliding_window - 1 + mnbt, arch.max_position_embeddings)
-                                                  / block) + 1) * block
-    room = tokens * arch.layers - swa  # token-layer slots left for the full-attention layers
+    full_layers, window_layers = kv_layer_groups(arch)
+    swa = window_layers * (math.ceil(min(arch.sliding_window - 1 + mnbt, arch.max_position_embeddings) / block)
+                           + 1) * block
+    room = tokens * (full_layers + window_layers) - swa  # token-layer slots left for the full-attention layers
     if room < 0:
         return 0
-    if not arch.full_attention_layers:
+    if not full_layers:
         return arch.max_position_embeddings
-    return room // arch.full_attention_layers // block * block
+    return room // full_layers // block * block
 
 
 def max_startup_utilization(gpu: Gpu, tp: int = 1, acc: VllmAccounting = VLLM_0_26) -> float:

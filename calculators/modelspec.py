@@ -316,8 +316,11 @@ _SHAPE_KEYS = frozenset({
     "shared_expert_intermediate_size", "n_shared_experts", "first_k_dense_replace", "moe_layer_freq",
     "decoder_sparse_step", "mlp_only_layers", "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim",
     "qk_rope_head_dim", "v_head_dim", "sliding_window", "use_sliding_window", "max_window_layers",
-    "sliding_window_pattern", "layer_types", "mlp_bias", "text_config",
+    "sliding_window_pattern", "sliding_window_size", "layer_types", "text_config",
 })
+# Keys understood only at their default: anything else changes the model in a way the parser does not model.
+_DEFAULT_ONLY = {"mlp_bias": False, "use_bidirectional_attention": False, "is_encoder_decoder": False,
+                 "add_cross_attention": False}
 # Keys known not to change weight bytes, KV bytes or bytes read per step: token ids, dtypes, init and training
 # settings, rotary and softcap settings, routing details (which experts, not how many), norms' epsilons.
 _HARMLESS_KEYS = frozenset({
@@ -334,15 +337,19 @@ _HARMLESS_KEYS = frozenset({
     "is_decoder", "return_dict", "output_attentions", "output_hidden_states", "torchscript", "use_bfloat16",
     "tokenizer_class", "chat_template", "bos_token", "eos_token", "max_length", "tie_encoder_decoder",
     "problem_type", "id2label", "label2id", "task_specific_params", "finetuning_task", "prefix",
-    "vision_config", "image_token_index", "image_token_id", "boi_token_index", "eoi_token_index",
-    "mm_tokens_per_image", "projector_hidden_act", "vision_feature_layer", "vision_feature_select_strategy",
-    "multimodal_projector_bias", "spatial_merge_size", "image_seq_length", "ignore_index", "use_return_dict",
-    "unsloth_fixed", "use_flash_attention_2", "_attn_implementation", "attn_implementation",
+    "image_token_index", "image_token_id", "ignore_index", "use_return_dict", "unsloth_fixed", "use_flash_attention_2", "_attn_implementation", "attn_implementation",
 })
 
 
 def _refuse_unknown(cfg: dict, where: str) -> None:
-    unknown = sorted(k for k in cfg if k not in _SHAPE_KEYS and k not in _HARMLESS_KEYS)
+    for key, default in _DEFAULT_ONLY.items():
+        if cfg.get(key) not in (None, default):
+            raise ValueError(f"{where}: {key} {short(cfg[key])} is not modelled (only {json.dumps(default)})")
+    for key in ("vision_config", "audio_config"):
+        if cfg.get(key) is not None:
+            raise ValueError(f"{where}: {key}: the {key.split('_')[0]} tower's weights are not modelled; give the "
+                             "language model's text_config as a config.json of its own")
+    unknown = sorted(k for k in cfg if k not in _SHAPE_KEYS and k not in _HARMLESS_KEYS and k not in _DEFAULT_ONLY)
     if unknown:
         names = ", ".join(short(k, 60) for k in unknown[:12]) + (" ..." if len(unknown) > 12 else "")
         raise ValueError(f"{where}: unknown keys that change the math: {names}; supported architectures: "
@@ -398,7 +405,7 @@ def _mla_fields(cfg: dict, where: str) -> dict:
 
 def _sliding_fields(cfg: dict, model_type: str, layers: int, where: str) -> dict:
     """Window size and how many layers use it, the way transformers and vLLM read each family's keys."""
-    window = cfg.get("sliding_window")
+    window = cfg.get("sliding_window", cfg.get("sliding_window_size"))  # early Gemma 2 files carry both
     if window in (None, 0, False) or cfg.get("use_sliding_window") is False:
         return {}  # Qwen2/3 ship sliding_window with use_sliding_window false: every layer is full attention
     w = _int("sliding_window", window, where=where)
@@ -478,8 +485,6 @@ def from_config(config: object, *, model_id: str = "custom", where: str = "confi
         what = f"model_type {short(model_type, 60)} is not modelled" if model_type else "model_type is missing"
         raise ValueError(f"{where}: {what}; supported architectures: {', '.join(SUPPORTED_MODEL_TYPES)}")
     _refuse_unknown(cfg, where)
-    if _bool(cfg.get("mlp_bias", False)):
-        raise ValueError(f"{where}: mlp_bias true is not modelled (MLP biases)")
     layers = _int("num_hidden_layers", cfg["num_hidden_layers"], where=where)
     hidden = _int("hidden_size", cfg["hidden_size"], where=where)
     heads = _int("num_attention_heads", cfg["num_attention_heads"], where=where)

@@ -22,6 +22,7 @@ from calculators.memory import (
     kv_bytes_per_sequence,
     kv_bytes_per_token,
     kv_heads_per_gpu,
+    kv_layer_groups,
     lora_adapter_bytes,
     weight_bytes,
     weight_bytes_per_gpu,
@@ -285,3 +286,19 @@ def test_pipeline_stage_kv_for_mla_is_the_stage_layers_latent():
 
     p = parallel_layout(DS_LITE, tp=2, pp=3)
     assert p.layers_per_stage == (9, 9, 9) and p.kv_bytes_per_token_per_gpu == 9 * 576 * 2
+
+
+def test_gemma3_hybrid_groups_are_padded_as_vllm_logs_them():
+    # 22 window + 4 full layers: groups of 4 (1 full, 6 window incl. 2 padding layers) share one pool;
+    # vLLM logs num_blocks // 7 groups * 16 with num_blocks = available // (4 layers * page)
+    from pathlib import Path  # noqa: PLC0415
+
+    from calculators.modelspec import load_model  # noqa: PLC0415
+
+    g3 = load_model(str(Path(__file__).parents[1] / "fixtures" / "configs" / "gemma-3-1b-it.json"))
+    assert kv_layer_groups(g3) == (4, 24)
+    r = fit(FitInput(g3, gpu("l4"), max_model_len=32768))
+    page = 16 * 1 * 256 * 2 * 2  # one layer's block: 16 tokens x 1 KV head x 256 x (K, V) x 2 B
+    assert r.kv_capacity_tokens == pytest.approx(int(r.kv_cache_gib * GIB) // (4 * page) // 7 * 16, abs=16)
+    assert r.kv_capacity_tokens < r.kv_cache_gib * GIB / kv_bytes_per_token(g3)  # 28 padded layers, not 26
+    assert any("pads its sliding/full layer groups to 28 layers" in line for line in r.reasons)

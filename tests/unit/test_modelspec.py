@@ -226,7 +226,8 @@ def test_moe_dense_layer_keys():
      "config.json: unknown keys that change the math: 'bar_window', 'foo_experts'; supported architectures: llama"),
     ({"model_type": "jamba"}, "config.json: model_type 'jamba' is not modelled; supported architectures: llama"),
     ({"model_type": None}, "config.json: model_type is missing; supported architectures: llama"),
-    ({"mlp_bias": True}, "config.json: mlp_bias true is not modelled"),
+    ({"mlp_bias": True}, "config.json: mlp_bias True is not modelled (only false)"),
+    ({"use_bidirectional_attention": True}, "config.json: use_bidirectional_attention True is not modelled"),
     ({"layer_types": ["sliding_attention"] * 3, "sliding_window": 8}, "config.json: layer_types must list"),
     ({"num_local_experts": 8}, "config.json: num_experts_per_tok must be a whole number"),
 ])
@@ -246,6 +247,8 @@ def test_unknown_wrapper_and_unknown_inner_keys_are_refused():
         from_config({"model_type": "llava", "text_config": inner, "audio_experts": 3})
     with pytest.raises(ValueError, match="unknown keys that change the math: 'linear_num_key_heads'"):
         from_config({"model_type": "llava", "text_config": {**inner, "linear_num_key_heads": 4}})
+    with pytest.raises(ValueError, match="vision_config: the vision tower's weights are not modelled"):
+        from_config({"model_type": "gemma3", "text_config": inner, "vision_config": {"hidden_size": 1152}})
 
 
 def test_every_supported_type_has_a_description():
