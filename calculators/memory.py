@@ -19,6 +19,8 @@ The default ``gpu_memory_utilization`` is **0.92** in vLLM 0.25-0.30 (``vllm/con
 ``Field(default=0.92)``; the 0.26.0 log says "Requested memory: 0.920000 (util)" when the flag is absent),
 not the 0.9 of older releases. The terms we model (constants in :data:`VLLM_0_26`):
 
+- KV cache: bytes per token and per sequence, MLA and sliding-window layers (:mod:`calculators.kvcache`,
+  re-exported here);
 - weights: bytes per parameter by precision (:func:`weight_bytes`), divided by TP except the replicated
   norms (:func:`weight_bytes_per_gpu`); KV heads split over TP ranks, one per rank when TP > KV heads;
 - activations: ``max_num_batched_tokens * 2 B * (1.55 * I + 12.5 * H) / TP``, a two-coefficient fit to three
@@ -52,6 +54,15 @@ import math
 from dataclasses import dataclass, field, replace
 
 from calculators.catalog import Gpu, gpus
+from calculators.kvcache import (
+    KV_CACHE_DTYPES,
+    check_tensor_parallel,
+    kv_bytes_per_sequence,
+    kv_bytes_per_token,
+    kv_heads_per_gpu,
+    kv_layer_groups,
+    max_context_tokens,
+)
 from calculators.modelspec import ModelArch
 from calculators.validation import require_finite, require_int
 
@@ -84,7 +95,6 @@ GIB = 2**30
 Bytes = int
 
 WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "int4-awq", "int4-gptq")
-KV_CACHE_DTYPES = ("auto", "fp8")
 # int4 (AWQ/GPTQ, group size 128): 4-bit weights + one fp16 scale and one 4-bit zero point per 128 weights
 # = 0.5 + (2 + 0.5) / 128 bytes per weight. Embeddings, lm_head and norms stay 16-bit.
 _INT4_BYTES_PER_WEIGHT = 0.5 + 2.5 / 128
@@ -146,126 +156,6 @@ def weight_bytes(arch: ModelArch, weight_dtype: str) -> Bytes:
     if weight_dtype == "fp8":
         return arch.linear_params + 4 * arch.linear_out_channels + 2 * other
     return math.ceil(_INT4_BYTES_PER_WEIGHT * arch.linear_params) + 2 * other
-
-
-def check_tensor_parallel(arch: ModelArch, tp: int) -> None:
-    """vLLM's rules: attention heads divisible by TP; KV heads divisible by TP, or TP a multiple of them.
-
-    >>> from calculators.modelspec import model
-    >>> check_tensor_parallel(model("microsoft/phi-4"), 3)
-    Traceback (most recent call last):
-    ...
-    ValueError: tensor parallel size 3 must divide the attention heads (40)
-    """
-    require_int("tensor_parallel_size", tp, low=1, high=64)
-    if arch.attention_heads % tp:
-        raise ValueError(f"tensor parallel size {tp} must divide the attention heads ({arch.attention_heads})")
-    if arch.is_mla:  # one latent per token, replicated on every rank: no KV-head rule
-        return
-    if tp <= arch.kv_heads and arch.kv_heads % tp:
-        raise ValueError(f"tensor parallel size {tp} must divide the KV heads ({arch.kv_heads})")
-    if tp > arch.kv_heads and tp % arch.kv_heads:
-        raise ValueError(f"tensor parallel size {tp} must be a multiple of the KV heads ({arch.kv_heads})")
-
-
-def kv_heads_per_gpu(arch: ModelArch, tp: int) -> int:
-    """KV heads each GPU stores: kv_heads / TP, or 1 (a replica) when TP > kv_heads (vLLM's
-    ``max(1, total_num_kv_heads // tp)``).
-
-    >>> from calculators.modelspec import model
-    >>> kv_heads_per_gpu(model("meta-llama/Llama-3.3-70B-Instruct"), 16)
-    1
-    """
-    check_tensor_parallel(arch, tp)
-    if arch.is_mla:
-        return 1
-    return max(1, arch.kv_heads // tp)
-
-
-def kv_bytes_per_token(arch: ModelArch, kv_cache_dtype: str = "auto", tp: int = 1) -> Bytes:
-    """Per-GPU KV bytes one token adds, every layer counted::
-
-        GQA/MHA:  2 (K and V) * layers * kv_heads_per_gpu * head_dim * elem bytes
-        MLA:      layers * (kv_lora_rank + qk_rope_head_dim) * elem bytes, the same on every TP rank
-
-    MLA (DeepSeek-V2/V3, Kimi K2) caches one latent per token and layer, with no separate V: vLLM's
-    ``MLAAttention`` sets ``head_size = kv_lora_rank + qk_rope_head_dim`` and ``num_kv_heads = 1`` whatever the
-    TP size, and ``MLAAttentionSpec.real_page_size_bytes`` has no factor 2; the latent is not split across GPUs.
-    ``auto`` stores KV in the activation dtype (2 B, also for fp8/int4 weights); ``fp8`` uses 1 B.
-    Sliding-window layers count whole here: vLLM 0.26 logs "GPU KV cache size" that way (its hybrid
-    allocator gives each layer group the same number of blocks); what a sequence needs is
-    :func:`kv_bytes_per_sequence`.
-
-    >>> from calculators.modelspec import model
-    >>> kv_bytes_per_token(model("meta-llama/Llama-3.1-8B-Instruct"))
-    131072
-    >>> ds = model("deepseek-ai/DeepSeek-V2-Lite-Chat")
-    >>> kv_bytes_per_token(ds), kv_bytes_per_token(ds, tp=2)  # 27 * 576 * 2 B, not split by TP
-    (31104, 31104)
-    """
-    if kv_cache_dtype not in KV_CACHE_DTYPES:
-        raise ValueError(f"kv_cache_dtype must be one of {', '.join(KV_CACHE_DTYPES)}, got {kv_cache_dtype!r}")
-    elem = 1 if kv_cache_dtype == "fp8" else 2
-    if arch.is_mla:
-        check_tensor_parallel(arch, tp)
-        return arch.layers * arch.kv_elements_per_token_per_layer * elem
-    return 2 * arch.layers * kv_heads_per_gpu(arch, tp) * arch.head_dim * elem
-
-
-def kv_bytes_per_sequence(arch: ModelArch, context_tokens: int, kv_cache_dtype: str = "auto", tp: int = 1,
-                          max_num_batched_tokens: int = 8192, block_size: int = 16) -> Bytes:
-    """Per-GPU KV bytes one sequence of ``context_tokens`` holds at most, as vLLM 0.26 sizes it
-    (``FullAttentionSpec``/``SlidingWindowSpec.max_memory_usage_bytes``)::
-
-        full layers:     ceil(context / block) * block tokens
-        window layers:   (ceil(min(window - 1 + max_num_batched_tokens, context) / block) + 1) * block tokens
-
-    times each layer's bytes per token. Without sliding-window layers this is
-    ``ceil(context / block) * block * kv_bytes_per_token``.
-
-    >>> from calculators.modelspec import model
-    >>> g = model("google/gemma-2-9b-it")
-    >>> kv_bytes_per_sequence(g, 8192, max_num_batched_tokens=2048) / kv_bytes_per_token(g)  # (8192 + 6160) / 2
-    7176.0
-    >>> m = model("mistralai/Mistral-7B-v0.1")
-    >>> kv_bytes_per_sequence(m, 32768, max_num_batched_tokens=2048) // kv_bytes_per_token(m)  # 4095+2048 -> 6160
-    6160
-    """
-    per_layer = kv_bytes_per_token(arch, kv_cache_dtype, tp) / arch.layers
-    full = math.ceil(context_tokens / block_size) * block_size
-    if not arch.sliding_window_layers:
-        return int(round(arch.layers * full * per_layer))
-    swa = min(arch.sliding_window - 1 + max_num_batched_tokens, context_tokens)
-    swa_tokens = (math.ceil(swa / block_size) + 1) * block_size
-    full_layers, window_layers = kv_layer_groups(arch)
-    return int(round((full_layers * full + window_layers * swa_tokens) * per_layer))
-
-
-def kv_layer_groups(arch: ModelArch) -> tuple[int, int]:
-    """(full, window) layer counts as vLLM 0.26's hybrid KV-cache manager allocates them, padding included.
-
-    With both kinds present, layers go into groups of ``g`` that share one block pool
-    (``vllm/v1/core/kv_cache_utils.py::_get_kv_cache_groups_uniform_page_size``): ``g`` = the smaller count, or the
-    larger when it is under 1.5x the smaller; each kind is padded up to a multiple of ``g``. The logged
-    "GPU KV cache size" is ``num_blocks // groups * block`` with ``num_blocks = available // (g * page)``, i.e.
-    available memory over the padded layer count. One kind only: no padding.
-
-    >>> from calculators.modelspec import model
-    >>> kv_layer_groups(model("google/gemma-2-9b-it")), kv_layer_groups(model("meta-llama/Llama-3.1-8B-Instruct"))
-    ((21, 21), (32, 0))
-    >>> from calculators.modelspec import from_config
-    >>> g3 = {"model_type": "gemma3_text", "num_hidden_layers": 26, "hidden_size": 1152, "num_attention_heads": 4,
-    ...       "num_key_value_heads": 1, "head_dim": 256, "intermediate_size": 6912, "vocab_size": 262144,
-    ...       "sliding_window": 512, "sliding_window_pattern": 6}
-    >>> kv_layer_groups(from_config(g3))  # 4 full + 22 window -> groups of 4: 1 full, 6 window (2 padding layers)
-    (4, 24)
-    """
-    n_win, n_full = arch.sliding_window_layers, arch.full_attention_layers
-    if not n_win or not n_full:
-        return n_full, n_win
-    small, large = min(n_win, n_full), max(n_win, n_full)
-    g = large if large < 1.5 * small else small
-    return math.ceil(n_full / g) * g, math.ceil(n_win / g) * g
 
 
 def activation_bytes(arch: ModelArch, tp: int, max_num_batched_tokens: int, acc: VllmAccounting = VLLM_0_26) -> Bytes:
@@ -470,7 +360,7 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
     # what one max_model_len sequence needs, in all-layer token units (= ctx without sliding-window layers)
     seq_tokens = kv_bytes_per_sequence(inp.arch, ctx, inp.kv_cache_dtype, tp, mnbt, acc.block_size) / (
         per_tok * padded / inp.arch.layers) if inp.arch.sliding_window_layers else ctx
-    max_ctx = min(_max_context(inp.arch, tokens, mnbt, acc.block_size), inp.arch.max_position_embeddings)
+    max_ctx = min(max_context_tokens(inp.arch, tokens, mnbt, acc.block_size), inp.arch.max_position_embeddings)
     g = lambda b: b / GIB  # noqa: E731
     reasons = [
         f"budget {util:g} x {inp.gpu.usable_memory_gib:g} GiB = {g(budget):.2f} GiB per GPU",
@@ -552,21 +442,6 @@ def _core(inp: FitInput, acc: VllmAccounting) -> FitResult:
         cudagraph_outside_gib=g(graphs),
         runtime_headroom_short=graphs_short,
     )
-
-
-def _max_context(arch: ModelArch, tokens: int, mnbt: int, block: int) -> int:
-    """Largest context whose :func:`kv_bytes_per_sequence` fits in ``tokens`` (padded) all-layer token slots."""
-    if not arch.sliding_window_layers:
-        return tokens
-    full_layers, window_layers = kv_layer_groups(arch)
-    swa = window_layers * (math.ceil(min(arch.sliding_window - 1 + mnbt, arch.max_position_embeddings) / block)
-                           + 1) * block
-    room = tokens * (full_layers + window_layers) - swa  # token-layer slots left for the full-attention layers
-    if room < 0:
-        return 0
-    if not full_layers:
-        return arch.max_position_embeddings
-    return room // full_layers // block * block
 
 
 def max_startup_utilization(gpu: Gpu, tp: int = 1, acc: VllmAccounting = VLLM_0_26) -> float:
