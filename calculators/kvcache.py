@@ -89,8 +89,10 @@ def kv_bytes_per_sequence(arch: ModelArch, context_tokens: int, kv_cache_dtype: 
         full layers:     ceil(context / block) * block tokens
         window layers:   (ceil(min(window - 1 + max_num_batched_tokens, context) / block) + 1) * block tokens
 
-    times each layer's bytes per token. Without sliding-window layers this is
-    ``ceil(context / block) * block * kv_bytes_per_token``.
+    times each layer's bytes per token (hybrid models: the padded layer counts of :func:`kv_layer_groups`).
+    Without sliding-window layers this is ``ceil(context / block) * block * kv_bytes_per_token``. This assumes
+    vLLM's hybrid KV-cache manager, on by default in 0.26; with ``--disable-hybrid-kv-cache-manager`` (or a KV
+    connector that turns it off) window layers keep the whole context and the plain formula applies.
 
     >>> from calculators.modelspec import model
     >>> g = model("google/gemma-2-9b-it")
