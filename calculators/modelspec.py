@@ -375,7 +375,8 @@ def model(model_id: str) -> ModelArch:
 
 
 def load_model(id_or_path: str) -> ModelArch:
-    """A catalog id, or a path to a ``config.json`` file (its parent folder name becomes the id)."""
+    """A catalog id, or a path to a ``config.json`` file: the id is its folder's name (``Model/config.json``) or
+    the file's stem (``deepseek-v2-lite-chat.json``)."""
     if id_or_path in models():
         return models()[id_or_path]
     p = Path(id_or_path)
@@ -386,5 +387,6 @@ def load_model(id_or_path: str) -> ModelArch:
             raise ValueError(f"cannot read config file {id_or_path!r}: {exc.strerror or exc}") from None
         except FileLimitError as exc:
             raise ValueError(str(exc)) from None
-        return from_config_text(data, model_id=p.parent.name or p.stem, where=f"config file {id_or_path!r}")
+        name = p.stem if p.stem != "config" else (p.parent.name or p.stem)  # .../Model-Name/config.json
+        return from_config_text(data, model_id=name, where=f"config file {id_or_path!r}")
     return model(id_or_path)

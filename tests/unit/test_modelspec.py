@@ -275,3 +275,10 @@ def test_probe_synthetic_models_do_not_stand_in_a_llama_for_mla_or_shared_expert
         with pytest.raises(ValueError, match="or a path to a config.json"):
             resolve_arch(model_id)
     assert resolve_arch("mistralai/Mixtral-8x7B-Instruct-v0.1").architecture == "MixtralForCausalLM"
+
+
+def test_config_file_ids_name_the_model(tmp_path):
+    assert load_model(str(CONFIGS / "deepseek-v2-lite-chat.json")).id == "deepseek-v2-lite-chat"
+    (tmp_path / "Mixtral-8x7B").mkdir()
+    (tmp_path / "Mixtral-8x7B" / "config.json").write_bytes((CONFIGS / "mixtral-8x7b.json").read_bytes())
+    assert load_model(str(tmp_path / "Mixtral-8x7B" / "config.json")).id == "Mixtral-8x7B"
