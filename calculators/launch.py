@@ -147,8 +147,8 @@ def free_gib_at_start_measured(gpu: Gpu, tensor_parallel_size: int,
     context = CUDA_CONTEXT_GIB_TP1 if tp == 1 else CUDA_CONTEXT_GIB_TP
     free = round(max(0.0, min(free_gib_at_start_default(gpu, tp), nvml_free - context)), 2)
     where = "the GPU" if tp == 1 else f"the least free of {tp} GPUs"
-    return free, (f"measured now (NVML): {nvml_free:.2f} GiB free on {where}, less {context:.2f} GiB that vLLM's "
-                  f"CUDA context{' and NCCL buffers' if tp > 1 else ''} take = {free:.2f} GiB")
+    return free, (f"measured now (NVML): {nvml_free:.2f} GiB free on {where}, less {context:.2f} GiB for vLLM's "
+                  f"CUDA context{' and NCCL buffers' if tp > 1 else ''} = {free:.2f} GiB")
 
 
 def gpu_memory_utilization_cap(arch: ModelArch, gpu: Gpu, tensor_parallel_size: int = 1,
