@@ -333,3 +333,20 @@ def test_each_chart_csv_download_serves_the_data_of_its_own_chart(monkeypatch):
                                   * heat["gpu_usd_per_hour"] * 730 + h.ops_usd_per_month)
     assert h.fallback_fraction == 0 and len(heat) == 40 * 40
     assert heat["savings_usd_per_month"].to_numpy() == pytest.approx(want.to_numpy(), rel=1e-9)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b'name = "caf\xe9"\n', "s.toml was not loaded: the file is not UTF-8 text (byte 0xe9 at offset 11); "
+                            "save it as UTF-8"),
+    (b"\xff\xfen\x00a\x00", "s.toml was not loaded: the file is UTF-16 text; save it as UTF-8"),
+    (b"#" * (300 * 1024), "s.toml was not loaded: the file is 300 KiB, over the 256 KiB limit"),
+    (b"[traffic]\nrequests_per_day = 5\n", "s.toml was not loaded: traffic.input_tokens is required"),
+])
+def test_scenario_upload_errors_say_what_is_wrong_with_the_file(data, message):
+    at = _break_even()
+    at.file_uploader(key="scn_upload").set_value(("s.toml", data, "text/plain"))
+    at.run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert errors == [message], errors  # one line, about the file; no codec or parser internals
+    assert at.session_state["scenario"] == DEFAULT_SCENARIO

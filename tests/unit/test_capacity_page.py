@@ -251,3 +251,74 @@ def test_an_absurd_config_is_refused_in_words_not_digits():
     (error,) = [e.value for e in at.error]
     assert "29.8 million GiB of weights per GPU" in error and "no deployment holds this" in error
     assert not at.metric and not at.get("plotly_chart")
+
+
+# --- pure helpers: formatters, the label map, fixes as changes, chart axes ----------------------------------
+
+def test_gib_and_count_formatters():
+    from ui.widgets import count_text, gib_text
+
+    assert [gib_text(x) for x in (0.0, 0.984, 9.999, 131.42, 9_999.4, 12_345.6, 6_333_031_132.8)] == [
+        "0.00 GiB", "0.98 GiB", "10.00 GiB", "131.4 GiB", "9,999.4 GiB", "12,346 GiB", "6.3 billion GiB"]
+    assert [count_text(x) for x in (0, 4, 17.6, 463_232, 2_500_000, 4.2e12)] == [
+        "0", "4", "17.6", "463,232", "2.5 million", "4.2 trillion"]
+    assert "e+" not in gib_text(1e30) and gib_text(1e30).endswith("trillion GiB")
+
+
+def test_every_scenario_field_and_capacity_input_has_a_label():
+    from calculators.scenario import LIMITS
+    from ui import capacity_view, inputs
+
+    assert set(LIMITS) - {"traffic.input_tokens_p50", "traffic.input_tokens_p90", "traffic.input_tokens_p99",
+                          "traffic.output_tokens_p50", "traffic.output_tokens_p90",
+                          "traffic.output_tokens_p99"} <= set(inputs.LABELS)
+    assert inputs.LABELS["traffic.output_tokens"] == "Output tokens per request"
+    assert capacity_view.LABELS["max_model_len"] == "Max model length (--max-model-len)"
+    for message, expected in [
+        ("traffic.output_tokens must be >= 0.01, got 0", "Output tokens per request must be at least 0.01, got 0"),
+        ("self_host.gpus_per_replica must be <= 64, got 65", "GPUs per replica must be at most 64, got 65"),
+        ("gpu_memory_utilization must be > 0, got 0", "GPU memory utilization must be more than 0, got 0"),
+        ("max_model_len must be <= 8192, got 9000", "Max model length (--max-model-len) must be at most 8192, got 9000"),
+    ]:
+        assert capacity_view.human_error(message) == expected
+    # a name inside another word or path is left alone
+    assert capacity_view.human_error("xmax_model_len and self_host.gpu_usd_per_hour") == (
+        "xmax_model_len and $ per GPU-hour")
+
+
+def test_each_fix_of_the_fit_becomes_widget_changes_that_fit():
+    from ui import capacity_view
+
+    base = FitInput(modelspec.model(L70), catalog.gpu("h100-sxm"), max_model_len=4096)
+    fixes = fit(base).fixes
+    assert len(fixes) >= 3
+    fields = {"gpu": "gpu", "tensor_parallel_size": "tensor_parallel_size", "weight_dtype": "weight_dtype",
+              "kv_cache_dtype": "kv_cache_dtype", "max_model_len": "max_model_len",
+              "gpu_memory_utilization": "gpu_memory_utilization"}
+    for fix in fixes:
+        changes = capacity_view.fix_changes(fix)
+        assert changes, fix
+        kw = {fields[k]: (catalog.gpu(v) if k == "gpu" else v) for k, v in changes.items()}
+        from dataclasses import replace
+
+        assert fit(replace(base, **kw)).verdict != "does-not-fit", (fix, changes)
+        assert set(capacity_view.fix_widget_values(changes)) <= {k for k, _ in capacity_view.WIDGETS.values()}
+    assert capacity_view.fix_changes("buy a better datacentre") is None
+
+
+def test_the_throughput_chart_stays_in_range_with_readable_ticks():
+    import pandas as pd
+
+    from ui.charts import CONCURRENCIES, throughput_figure
+
+    df = pd.DataFrame({"concurrency": CONCURRENCIES, "estimate": [153.0 * c ** 0.8 for c in CONCURRENCIES],
+                       "ceiling": [222.0 * c ** 0.8 for c in CONCURRENCIES],
+                       "per_stream": [153.0 / c ** 0.2 for c in CONCURRENCIES]})
+    fig = throughput_figure(df, kv_streams=10**9)  # a KV cache far beyond the chart: said, not drawn at 1e9
+    assert 0.8 < 10 ** fig.layout.xaxis.range[0] < 1 and 1024 < 10 ** fig.layout.xaxis.range[1] < 1.2 * 1024
+    assert not fig.layout.shapes and "holds 1,000,000,000 streams" in fig.layout.title.text
+    for axis in (fig.layout.yaxis, fig.layout.yaxis2):
+        assert axis.ticktext and all("e+" not in t and len(t) <= 7 for t in axis.ticktext), axis.ticktext
+        assert len(set(axis.ticktext)) == len(axis.ticktext)  # no repeated "2"
+    inside = throughput_figure(df, kv_streams=64, operating_point=(32, 4000.0))
+    assert [s.x0 for s in inside.layout.shapes] == [64]
