@@ -143,13 +143,14 @@ if r.weights_gib > ABSURD_FACTOR * r.total_gib:
     st.stop()
 
 headline = f"**{arch.name}** on {tp} x {g.name}, {inp.weight_dtype} weights, KV {inp.kv_cache_dtype}: "
-if plan.will_not_start:
-    st.error(headline + f"will not start: {plan.will_not_start}")
-else:
-    show = {"fits": st.success, "short-context": st.warning, "does-not-fit": st.error}[r.verdict]
-    show(headline + {"fits": "fits", "short-context": "fits with a short context only",
-                     "does-not-fit": f"vLLM refuses utilization {r.gpu_memory_utilization:g} at startup; the "
-                                     "launch plan below lowers it"}[r.verdict])
+with st.container(key="cap_verdict"):
+    if plan.will_not_start:
+        st.error(headline + f"will not start: {plan.will_not_start}")
+    else:
+        show = {"fits": st.success, "short-context": st.warning, "does-not-fit": st.error}[r.verdict]
+        show(headline + {"fits": "fits", "short-context": "fits with a short context only",
+                         "does-not-fit": f"vLLM refuses utilization {r.gpu_memory_utilization:g} at startup; the "
+                                         "launch plan below lowers it"}[r.verdict])
 fixes = r.fixes or plan.fixes
 if fixes:
     st.markdown("**What would fit** (click to apply):")
