@@ -67,12 +67,21 @@ W = {field: key for field, (key, _label) in capacity_view.WIDGETS.items()}
 L = {field: label for field, (_key, label) in capacity_view.WIDGETS.items()}
 gpu_ids = list(catalog.gpus())
 model_ids = list(modelspec.models())
+# defaults through session state, not value=: a fix button may then set any widget without a Streamlit warning.
+# The GPU and GPU count start as the scenario's.
+tp0 = scenario.self_host.gpus_per_replica
+for key, default in {"cap_model": "meta-llama/Llama-3.3-70B-Instruct",
+                     W["gpu"]: scenario.self_host.gpu if scenario.self_host.gpu in gpu_ids else gpu_ids[0],
+                     W["tensor_parallel_size"]: tp0 if tp0 in capacity_view.TP_OPTIONS else 1, W["weight_dtype"]: "bf16", W["kv_cache_dtype"]: "auto",
+                     W["max_model_len"]: 4096, W["gpu_memory_utilization"]: VLLM_0_26.default_gpu_memory_utilization,
+                     W["concurrency"]: 32, W["max_loras"]: 0, W["max_lora_rank"]: 16, W["mbu"]: DEFAULT_MBU,
+                     W["mfu"]: DEFAULT_MFU}.items():
+    st.session_state.setdefault(key, default)
 with st.sidebar:
     st.subheader("Deployment")
     source = st.radio("Model", ["Catalog", "Upload config.json"], key="cap_source", horizontal=True)
     if source == "Catalog":
-        model_id = st.selectbox("Catalog model", model_ids, key="cap_model",
-                                index=model_ids.index("meta-llama/Llama-3.3-70B-Instruct"))
+        model_id = st.selectbox("Catalog model", model_ids, key="cap_model")
         upload = None
     else:
         upload = st.file_uploader("config.json", type=["json"], key="cap_upload", max_upload_size=4)  # MiB
@@ -80,19 +89,18 @@ with st.sidebar:
     st.selectbox(L["tensor_parallel_size"], capacity_view.TP_OPTIONS, key=W["tensor_parallel_size"])
     st.selectbox(L["weight_dtype"], WEIGHT_DTYPES, key=W["weight_dtype"])
     st.selectbox(L["kv_cache_dtype"], KV_CACHE_DTYPES, key=W["kv_cache_dtype"])
-    st.number_input(L["max_model_len"], min_value=16, max_value=10_000_000, value=4096, step=1024,
-                    key=W["max_model_len"])
-    st.number_input(L["gpu_memory_utilization"], min_value=0.05, max_value=1.0,
-                    value=VLLM_0_26.default_gpu_memory_utilization, step=0.01, key=W["gpu_memory_utilization"])
+    st.number_input(L["max_model_len"], min_value=16, max_value=10_000_000, step=1024, key=W["max_model_len"])
+    st.number_input(L["gpu_memory_utilization"], min_value=0.05, max_value=1.0, step=0.01,
+                    key=W["gpu_memory_utilization"])
     st.subheader("Requests (the scenario's)")
     inputs.number_inputs(capacity_view.SHAPE)
-    st.number_input(L["concurrency"], min_value=1, max_value=100_000, value=32, key=W["concurrency"],
+    st.number_input(L["concurrency"], min_value=1, max_value=100_000, key=W["concurrency"],
                     help="streams sending requests back to back; capped by what the KV cache holds")
     with st.expander("LoRA and efficiencies"):
-        st.number_input(L["max_loras"], min_value=0, max_value=64, value=0, key=W["max_loras"])
-        st.selectbox(L["max_lora_rank"], [8, 16, 32, 64, 128], index=1, key=W["max_lora_rank"])
-        st.number_input(L["mbu"], 0.05, 1.0, DEFAULT_MBU, 0.05, key=W["mbu"])
-        st.number_input(L["mfu"], 0.05, 1.0, DEFAULT_MFU, 0.05, key=W["mfu"])
+        st.number_input(L["max_loras"], min_value=0, max_value=64, key=W["max_loras"])
+        st.selectbox(L["max_lora_rank"], [8, 16, 32, 64, 128], key=W["max_lora_rank"])
+        st.number_input(L["mbu"], min_value=0.05, max_value=1.0, step=0.05, key=W["mbu"])
+        st.number_input(L["mfu"], min_value=0.05, max_value=1.0, step=0.05, key=W["mfu"])
 
 new_scenario, shape_errors = capacity_view.read_shape(scenario)
 for error in shape_errors:
