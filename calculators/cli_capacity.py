@@ -1,7 +1,11 @@
 """Headless capacity commands: ``python -m calculators fit|roofline|claim ...``.
 
 - ``fit --model ID_OR_CONFIG_JSON --gpu GPU_ID [--gpus N] [--dtype D] [--kv-cache-dtype auto|fp8]
-  [--max-model-len L] [--gpu-memory-utilization U] [--json]``: the memory verdict, the fixes and the launch plan;
+  [--max-model-len L] [--gpu-memory-utilization U] [--input-tokens I --output-tokens O] [--free-gib auto|idle|G]
+  [--json]``: the memory verdict, the fixes and the launch plan (``--max-num-seqs`` sized for requests of I + O
+  tokens; ``--gpu-memory-utilization`` capped by the free memory per GPU at start: measured through NVML with
+  ``auto``, the default, where this machine has the planned GPU; an idle GPU otherwise or with ``idle``);
+  a deployment that will not start prints "will not start: ..." and no command;
 - ``roofline --model ... --gpu ... --concurrency 1,8,32 [--context-tokens C] [--prompt-tokens P] [--json]``;
 - ``claim --article a|b|c|d|e|f|all`` or ``claim --model ... --gpu ... --concurrency N --claimed-tokens-per-s X``.
 
@@ -16,11 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from calculators.catalog import gpu
 from calculators.claims import ARTICLE_CLAIMS, Claim, check_claim
-from calculators.launch import plan_launch
+from calculators.launch import (
+    DEFAULT_INPUT_TOKENS,
+    DEFAULT_OUTPUT_TOKENS,
+    free_gib_at_start_measured,
+    plan_launch,
+)
 from calculators.memory import KV_CACHE_DTYPES, WEIGHT_DTYPES, FitInput, fit
 from calculators.modelspec import load_model
 from calculators.roofline import DEFAULT_MBU, DEFAULT_MFU, RooflineInput, decode_sweep, prefill
@@ -54,6 +64,12 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
         p.add_argument("--gpu-memory-utilization", type=float, default=None)
         p.add_argument("--max-num-batched-tokens", type=int, default=None)
         p.add_argument("--concurrency", type=int, default=None)
+        p.add_argument("--input-tokens", type=int, default=DEFAULT_INPUT_TOKENS,
+                       help="expected prompt tokens per request (sizes --max-num-seqs)")
+        p.add_argument("--output-tokens", type=int, default=DEFAULT_OUTPUT_TOKENS,
+                       help="expected output tokens per request (sizes --max-num-seqs)")
+        p.add_argument("--free-gib", default="auto",
+                       help="free GiB per GPU before vLLM starts: auto (NVML, default), idle, or a number")
     elif cmd == "roofline":
         _common(p)
         p.add_argument("--concurrency", default="1,8,32", help="comma-separated, e.g. 1,8,32")
@@ -85,17 +101,46 @@ def _concurrencies(text: str) -> list[int]:
     return vals
 
 
+def _nvml_devices() -> list[tuple[str | None, float | None]]:
+    """(catalog GPU id, free MiB) of each GPU NVML sees here; [] without a GPU (probes.observe.gpu never raises)."""
+    from probes.observe.gpu import inspect  # noqa: PLC0415 - only for --free-gib auto
+    from probes.results.reference import gpu_catalog_id  # noqa: PLC0415
+
+    snap = inspect()
+    return [(gpu_catalog_id(g.name), None if g.memory_total_mib is None or g.memory_used_mib is None
+             else float(g.memory_total_mib - g.memory_used_mib)) for g in snap.gpus] if snap.available else []
+
+
+def _free_gib(a: argparse.Namespace, g, tp: int) -> tuple[float | None, str]:
+    if a.free_gib == "idle":
+        return None, "an idle GPU assumed (--free-gib idle)"
+    if a.free_gib == "auto":
+        return free_gib_at_start_measured(g, tp, _nvml_devices())
+    try:
+        value = float(a.free_gib)
+    except ValueError:
+        raise ValueError(f"--free-gib must be auto, idle or a number of GiB, got {a.free_gib!r}") from None
+    return value, f"--free-gib {value:g}"
+
+
 def _fit(a: argparse.Namespace) -> tuple[dict, str]:
     inp = FitInput(load_model(a.model), gpu(a.gpu), a.gpus, a.dtype, a.kv_cache_dtype, a.max_model_len,
                    a.gpu_memory_utilization, a.max_num_batched_tokens, a.concurrency)
     r = fit(inp)
-    plan = plan_launch(inp, r)
-    d = {"model": inp.arch.id, "gpu": inp.gpu.id, "gpus": a.gpus, **r.as_dict(),
-         "launch": {"serve_args": list(plan.serve_args), "vllm_serve_argv": plan.vllm_serve_argv(),
-                    "warnings": list(plan.warnings)}}
-    text = "\n".join([f"{inp.arch.id} on {a.gpus} x {inp.gpu.id} ({a.dtype}): {r.verdict}", *r.reasons,
-                      *("fix: " + f for f in r.fixes)])
-    return d, text
+    free, free_note = _free_gib(a, inp.gpu, a.gpus)
+    plan = plan_launch(inp, r, input_tokens=a.input_tokens, output_tokens=a.output_tokens, free_gib_at_start=free)
+    launch = {"will_not_start": plan.will_not_start or None, "free_gib_at_start": free,
+              "free_memory_source": free_note, "caps": list(plan.caps), "serve_args": list(plan.serve_args),
+              "vllm_serve_argv": None if plan.will_not_start else plan.vllm_serve_argv(),
+              "warnings": list(plan.warnings)}
+    d = {"model": inp.arch.id, "gpu": inp.gpu.id, "gpus": a.gpus, **r.as_dict(), "launch": launch}
+    lines = [f"{inp.arch.id} on {a.gpus} x {inp.gpu.id} ({a.dtype}): {r.verdict}", *r.reasons,
+             *("fix: " + f for f in r.fixes), f"free memory at start: {free_note}"]
+    if plan.will_not_start:
+        lines.append(f"will not start: {plan.will_not_start}")
+    else:
+        lines += [*("cap: " + c for c in plan.caps), "launch: " + shlex.join(plan.vllm_serve_argv())]
+    return d, "\n".join(lines)
 
 
 def _roofline(a: argparse.Namespace) -> tuple[dict, str]:

@@ -48,11 +48,20 @@ the budget, keeping a 150 MiB profiling buffer (``gpu_worker.py``'s "to fully ut
 
 >>> p.max_num_seqs, p.gpu_memory_utilization_cap
 (603, 0.97)
+
+A deployment that vLLM would refuse or that dies at startup gets no command: ``will_not_start`` says why (weights
+and activations over the budget, or a GPU too full to hold even the CUDA graphs), ``fixes`` what would fit, and
+``flags`` is empty (:meth:`LaunchPlan.vllm_serve_argv` raises).
+
+>>> bad = plan_launch(FitInput(model("meta-llama/Llama-3.3-70B-Instruct"), gpu("h100-sxm"), max_model_len=4096))
+>>> bad.will_not_start[:60], bad.flags
+('weights + activations need 133.9 GiB per GPU, more than the ', ())
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -70,6 +79,7 @@ __all__ = [
     "LaunchPlan",
     "cudagraph_reserve_gib",
     "free_gib_at_start_default",
+    "free_gib_at_start_measured",
     "gpu_memory_utilization_cap",
     "kv_room_sequences",
     "plan_launch",
@@ -100,6 +110,45 @@ def cudagraph_reserve_gib(arch: ModelArch) -> Gib:
 def free_gib_at_start_default(gpu: Gpu, tensor_parallel_size: int = 1) -> Gib:
     """Free memory per GPU when vLLM starts on an otherwise idle GPU: total less the CUDA context it logs."""
     return gpu.usable_memory_gib - (CUDA_CONTEXT_GIB_TP1 if tensor_parallel_size == 1 else CUDA_CONTEXT_GIB_TP)
+
+
+def free_gib_at_start_measured(gpu: Gpu, tensor_parallel_size: int,
+                               devices: Sequence[tuple[str | None, float | None]]) -> tuple[Gib | None, str]:
+    """Free memory per GPU when vLLM starts, from what NVML measures now, and a line saying where it came from.
+
+    ``devices``: (catalog GPU id or None, NVML free MiB or None) for each GPU this machine sees, in index order
+    (the caller reads them through ``probes.observe.gpu``). The first ``tensor_parallel_size`` GPUs of the
+    planned type count; the least free one sets the value::
+
+        free_at_start = min(min_i(free_mib_i) / 1024 - cuda_context, free on an idle GPU)
+
+    where ``cuda_context`` is what vLLM itself adds before it checks (0.52 GiB at TP=1, 1.54 GiB per GPU at
+    TP>1, :func:`free_gib_at_start_default`). None (with the reason) when this machine has no such GPU, too few
+    of them, or NVML could not read one: the caller then assumes an idle GPU.
+
+    >>> from calculators.catalog import gpu
+    >>> free_gib_at_start_measured(gpu("h100-sxm"), 1, [("h100-sxm", 40_960.0)])[0]
+    39.48
+    >>> free_gib_at_start_measured(gpu("h100-sxm"), 2, [("h100-sxm", 80_000.0)])
+    (None, 'this machine has 1 NVIDIA H100 SXM 80GB, fewer than the 2 planned: assumed idle GPUs')
+    >>> free_gib_at_start_measured(gpu("h100-sxm"), 1, [])[1]
+    'no NVIDIA GPU visible here: assumed an idle GPU'
+    """
+    tp = require_int("tensor_parallel_size", tensor_parallel_size, low=1, high=64)
+    if not devices:
+        return None, "no NVIDIA GPU visible here: assumed an idle GPU"
+    frees = [free for gpu_id, free in devices if gpu_id == gpu.id][:tp]
+    if len(frees) < tp:
+        have = f"{len(frees)} {gpu.name}" if frees else f"no {gpu.name}"
+        return None, f"this machine has {have}, fewer than the {tp} planned: assumed idle GPUs"
+    if any(f is None for f in frees):
+        return None, f"NVML could not read the free memory of every {gpu.name} here: assumed idle GPUs"
+    nvml_free = min(float(f) for f in frees) / 1024  # type: ignore[arg-type]
+    context = CUDA_CONTEXT_GIB_TP1 if tp == 1 else CUDA_CONTEXT_GIB_TP
+    free = round(max(0.0, min(free_gib_at_start_default(gpu, tp), nvml_free - context)), 2)
+    where = "the GPU" if tp == 1 else f"the least free of {tp} GPUs"
+    return free, (f"measured now (NVML): {nvml_free:.2f} GiB free on {where}, less {context:.2f} GiB for vLLM's "
+                  f"CUDA context{' and NCCL buffers' if tp > 1 else ''} = {free:.2f} GiB")
 
 
 def gpu_memory_utilization_cap(arch: ModelArch, gpu: Gpu, tensor_parallel_size: int = 1,
@@ -150,6 +199,13 @@ class LaunchPlan:
     max_num_seqs: int = 0
     gpu_memory_utilization_cap: float = 1.0
     expected_request_tokens: int = DEFAULT_INPUT_TOKENS + DEFAULT_OUTPUT_TOKENS
+    will_not_start: str = ""  # non-empty: vLLM would refuse or die at startup; then flags is empty
+    fixes: tuple[str, ...] = ()  # what would start instead (calculators.memory's fixes), when it will not start
+    caps: tuple[str, ...] = ()  # each flag the plan lowered or bounded, with its reason
+
+    def _require_startable(self) -> None:
+        if self.will_not_start:
+            raise ValueError(f"will not start: {self.will_not_start}")
 
     @property
     def serve_args(self) -> tuple[str, ...]:
@@ -166,6 +222,7 @@ class LaunchPlan:
 
         Before exposing it, put it behind a proxy or add ``--api-key`` (read from an env var, never typed).
         """
+        self._require_startable()
         require_int("port", port, low=1, high=65535)
         return ["vllm", "serve", model or self.model, *self.serve_args, "--host", host, "--port", str(port)]
 
@@ -175,6 +232,7 @@ class LaunchPlan:
         ``--gpus`` carries literal double quotes (docker parses ``"device=0,1"`` as one CSV field);
         ``hf_cache`` defaults to ``~/.cache/huggingface`` expanded (argv is never passed through a shell).
         """
+        self._require_startable()
         require_int("port", port, low=1, high=65535)
         cache = hf_cache or str(Path.home() / ".cache" / "huggingface")
         devices = ",".join(str(i) for i in range(self.tensor_parallel_size))
@@ -207,8 +265,9 @@ def plan_launch(
     ``free_gib_at_start`` is the memory free per GPU when vLLM will start (measured, e.g. by NVML), which caps
     ``--gpu-memory-utilization`` with the CUDA-graph reserve (module docstring). ``prompt_tokens`` sizes the
     prefill-latency warning. A ``short-context`` fit gets ``--max-model-len`` lowered to what the KV cache
-    holds; a ``does-not-fit`` one still gets a plan, with a first warning that vLLM will fail at startup and
-    the fixes.
+    holds. A deployment that will not start (weights and activations over the budget even at the capped
+    utilization, or too little free memory for the CUDA graphs) gets no flags: ``will_not_start`` says why and
+    ``fixes`` what would fit. ``caps`` lists each flag the plan lowered or bounded, with the reason.
     """
     require_int("input_tokens", input_tokens, low=1, high=10**7)
     require_int("output_tokens", output_tokens, low=1, high=10**7)
@@ -217,36 +276,53 @@ def plan_launch(
     max_loras = (inp.max_loras or 1) if max_loras is None else max_loras
     warnings: list[str] = []
     flags: list[LaunchFlag] = []
+    caps: list[str] = []
     tp = inp.tensor_parallel_size
     # utilization: vLLM's default unless asked, never above what starts and survives CUDA-graph capture
     cap = gpu_memory_utilization_cap(inp.arch, inp.gpu, tp, free_gib_at_start)
     free = free_gib_at_start if free_gib_at_start is not None else free_gib_at_start_default(inp.gpu, tp)
     graphs = cudagraph_reserve_gib(inp.arch)
     cap_text = (f"cap {max(cap, 0):g} = ({free:.2f} GiB free at start"
-                + ("" if free_gib_at_start is not None else " on an idle GPU, assumed")
+                + (" (measured)" if free_gib_at_start is not None else " on an idle GPU, assumed")
                 + f" - {graphs:.2f} GiB of CUDA graphs - 0.15 GiB buffer) / {inp.gpu.usable_memory_gib:g} GiB")
     asked = VLLM_0_26.default_gpu_memory_utilization if inp.gpu_memory_utilization is None else inp.gpu_memory_utilization
     r = result or fit(inp)
+    if cap <= 0:
+        return LaunchPlan(
+            model=inp.arch.id, flags=(), warnings=(), tensor_parallel_size=tp, gpu_memory_utilization_cap=0.0,
+            will_not_start=(f"{free:.2f} GiB free per GPU at start does not hold even the {graphs:.2f} GiB of "
+                            "CUDA graphs vLLM captures; free the GPU first (another process holds its memory)"),
+            fixes=("free the GPU's memory (stop the other process), or plan on another GPU",))
     if asked > cap:
-        util = max(cap, 0.01)
-        inp = replace(inp, gpu_memory_utilization=util)
+        inp = replace(inp, gpu_memory_utilization=cap)
         r = fit(inp)
-        if cap <= 0:
-            warnings.append(f"this will fail at startup: {free:.2f} GiB free per GPU does not hold even the "
-                            f"{graphs:.2f} GiB of CUDA graphs; free the GPU first")
-        warnings.append(f"--gpu-memory-utilization lowered from {asked:g} to {util:g}: vLLM refuses a budget above "
+        caps.append(f"--gpu-memory-utilization {cap:g} (asked {asked:g}): vLLM refuses a budget above the free "
+                    f"memory at startup and captures CUDA graphs outside it ({cap_text})")
+        warnings.append(f"--gpu-memory-utilization lowered from {asked:g} to {cap:g}: vLLM refuses a budget above "
                         f"the free memory at startup and captures CUDA graphs outside it ({cap_text})")
     if r.verdict == "does-not-fit":
-        warnings.insert(0, "this will fail at startup (weights + activations exceed the budget); fix first: "
-                        + ("; ".join(r.fixes[:3]) or "use a bigger GPU or more GPUs"))
+        need = r.weights_gib + r.activation_gib + r.non_torch_gib
+        if need >= r.budget_gib:
+            why = (f"weights + activations need {need:.1f} GiB per GPU, more than the {r.budget_gib:.1f} GiB "
+                   f"budget at --gpu-memory-utilization {r.gpu_memory_utilization:g}")
+        elif r.kv_capacity_tokens < VLLM_0_26.block_size:
+            why = (f"the KV cache would hold only {r.kv_capacity_tokens:,} tokens, less than one "
+                   f"{VLLM_0_26.block_size}-token block")
+        else:
+            why = f"vLLM would refuse these settings: {r.reasons[-1]}"
+        return LaunchPlan(model=inp.arch.id, flags=(), warnings=(), tensor_parallel_size=tp,
+                          gpu_memory_utilization_cap=cap, will_not_start=why, fixes=r.fixes, caps=tuple(caps))
     flags.append(LaunchFlag("--tensor-parallel-size", str(tp),
                             f"{r.weights_gib:.1f} GiB of weights per GPU across {tp} GPU(s)"))
     max_len = r.max_model_len
     if r.verdict == "short-context":
+        asked_len = max_len
         max_len = max(16, r.max_context_tokens)
         inp = replace(inp, max_model_len=max_len)
         r = fit(inp)
         warnings.append(f"max_model_len lowered to {max_len:,}: the KV cache holds only that many tokens")
+        caps.append(f"--max-model-len {max_len:,} (asked {asked_len:,}): the KV cache holds only that many tokens; "
+                    "vLLM refuses to start with a longer one")
     flags.append(LaunchFlag("--max-model-len", str(max_len),
                             f"longest prompt + output; the KV cache holds {r.kv_capacity_tokens:,} tokens = "
                             f"{r.max_concurrent_sequences:.1f} sequences of this length"))
@@ -265,6 +341,8 @@ def plan_launch(
         f"the KV cache serves {room:,} requests of {request:,} tokens ({input_tokens:,} in + {output_tokens:,} out, "
         f"pages allocated on demand) at once; vLLM's default is {default_seqs}; set by {limit}; "
         "shorter requests would fit more, longer ones get preempted"))
+    caps.append(f"--max-num-seqs {seqs:,}: set by {limit} (the KV cache serves {room:,} requests of {request:,} "
+                f"tokens at once; vLLM's default is {default_seqs:,})")
     flags.append(LaunchFlag("--max-num-batched-tokens", str(r.max_num_batched_tokens),
                             "prefill chunk size: bounds the activation reserve and each decode stall"))
     flags.append(LaunchFlag("--enable-chunked-prefill", None,
@@ -312,5 +390,8 @@ def plan_launch(
             "run at 0.95 on H100s died of CUDA OOM at concurrency 32 (activations live outside the budget)"
         )
     warnings.append("--num-scheduler-steps (in the article) no longer exists in vLLM's V1 engine: not passed")
+    if asked <= cap:
+        caps.insert(0, f"--gpu-memory-utilization {r.gpu_memory_utilization:g}: within the {cap_text}")
     return LaunchPlan(model=inp.arch.id, flags=tuple(flags), warnings=tuple(warnings), tensor_parallel_size=tp,
-                      max_num_seqs=seqs, gpu_memory_utilization_cap=max(cap, 0.0), expected_request_tokens=request)
+                      max_num_seqs=seqs, gpu_memory_utilization_cap=max(cap, 0.0), expected_request_tokens=request,
+                      caps=tuple(caps))

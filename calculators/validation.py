@@ -11,11 +11,13 @@ ValueError: requests_per_day must be a finite number, got nan
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 from numbers import Real
 
 from calculators.filelimits import short as _short
 
-__all__ = ["require_finite", "require_int", "require_fraction"]
+__all__ = ["require_finite", "require_int", "require_fraction", "relabel"]
 
 
 def require_finite(
@@ -76,3 +78,30 @@ def require_fraction(field: str, value: object) -> float:
     ValueError: cached_input_fraction must be <= 1, got 1.2
     """
     return require_finite(field, value, low=0.0, high=1.0)
+
+
+_OPERATORS = ((">=", "at least"), ("<=", "at most"), (">", "more than"), ("<", "less than"))
+
+
+def relabel(message: str, labels: Mapping[str, str]) -> str:
+    """``message`` (a ValueError of these checks) for a person: each field name in ``labels`` (a dotted path
+    such as ``traffic.output_tokens``, or a bare one such as ``max_model_len``) becomes its widget label, and
+    ``must be >= x`` becomes ``must be at least x``. Longest names first, whole words only; the validators
+    keep naming code paths (the CLI and the files use them), the UI shows labels.
+
+    >>> labels = {"traffic.output_tokens": "Output tokens per request", "max_model_len": "Max model length"}
+    >>> relabel("traffic.output_tokens must be >= 0.01, got 0", labels)
+    'Output tokens per request must be at least 0.01, got 0'
+    >>> relabel("max_model_len must be <= 131072, got 200000", labels)
+    'Max model length must be at most 131072, got 200000'
+    >>> relabel("mbu must be > 0, got 0", {})
+    'mbu must be more than 0, got 0'
+    """
+    out = message
+    names = sorted(labels, key=len, reverse=True)
+    if names:
+        pattern = re.compile(r"(?<![\w.])(" + "|".join(re.escape(n) for n in names) + r")(?![\w])")
+        out = pattern.sub(lambda m: labels[m.group(1)], out)
+    for op, words in _OPERATORS:
+        out = re.sub(rf"\bmust be {re.escape(op)} ", f"must be {words} ", out)
+    return out

@@ -1,25 +1,30 @@
-"""Capacity page: will the model fit, how fast can it be, how to launch vLLM, and the article's claims.
+"""Capacity page: will the model fit, how fast for the scenario's requests, how to launch vLLM, the article's claims.
 
-Thin page: sidebar form (keys ``cap_``) -> ``FitInput`` / ``RooflineInput`` -> cached calculators
-(``calculators.memory``, ``roofline``, ``launch``, ``claims``) -> Plotly. Bad input (a config.json missing
-fields, zero heads, TP not dividing the heads) shows ``st.error`` and stops; never a traceback.
+Thin page, live (no Analyse button: every widget change reruns it, the calculators are cached): sidebar widgets
+(keys ``cap_``) -> ``ui.capacity_view.build_inputs`` (a rejected value keeps its last good one and is named by
+its label) -> cached ``fit`` / ``plan_launch`` / ``shape_estimate`` -> Plotly (``ui.charts``). The request
+shape is the scenario's (input/output tokens, shared with Break-even). Each "what would fit" line is a button
+that applies its change; a deployment that will not start says why instead of printing a command. The launch
+plan's utilization is capped by this machine's free GPU memory (NVML) when it has the planned GPU.
 """
 
 import shlex
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from calculators import catalog, modelspec
 from calculators.claims import ARTICLE_CLAIMS, check_claim
-from calculators.launch import plan_launch
+from calculators.launch import kv_room_sequences, plan_launch
 from calculators.memory import KV_CACHE_DTYPES, VLLM_0_26, WEIGHT_DTYPES, FitInput, fit
-from calculators.roofline import DEFAULT_MBU, DEFAULT_MFU, RooflineInput, decode_point, prefill
+from calculators.roofline import DEFAULT_MBU, DEFAULT_MFU, RooflineInput, prefill
+from ui import cached, capacity_view, charts, inputs, state
+from ui.widgets import count_text, gib_text
 
 st.set_page_config(page_title="Capacity · Self-host or API?", page_icon="🧮", layout="wide")
 
-CONCURRENCIES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+LAST_GOOD = "cap_last_good"
+ABSURD_FACTOR = 1000  # weights per GPU beyond 1,000x the GPU's memory: a broken config, not a deployment
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -28,11 +33,16 @@ def _arch_from_upload(data: bytes, name: str) -> modelspec.ModelArch:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _analyse(inp: FitInput, rin: RooflineInput, prompt_tokens: int):
+def _analyse(inp: FitInput, rin: RooflineInput, input_tokens: int, output_tokens: int, free_gib: float | None):
     r = fit(inp)
-    plan = plan_launch(inp, r, prompt_tokens=prompt_tokens)
-    points = [decode_point(rin, c) for c in CONCURRENCIES]
-    return r, plan, points, prefill(rin, prompt_tokens)
+    plan = plan_launch(inp, r, prompt_tokens=input_tokens, input_tokens=input_tokens, output_tokens=output_tokens,
+                       free_gib_at_start=free_gib)
+    request = min(input_tokens + output_tokens, r.max_model_len)
+    running = max(1, min(kv_room_sequences(r.kv_capacity_tokens, request), plan.max_num_seqs or 1))
+    # beyond what vLLM runs at once the extra streams queue: the point stays that of `running` streams
+    points = [capacity_view.shape_estimate(rin, input_tokens, output_tokens, min(c, running))
+              for c in charts.CONCURRENCIES]
+    return r, plan, points, prefill(rin, input_tokens)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -40,134 +50,200 @@ def _claims():
     return {k: check_claim(c) for k, c in ARTICLE_CLAIMS.items()}
 
 
+def _apply(values: dict) -> None:
+    """A fix button's callback: put its values into the widgets (before they are drawn on the rerun)."""
+    st.session_state.update(values)
+
+
+scenario = state.get_scenario()
 st.title("Capacity")
 st.caption(
-    f"Memory fit as vLLM {VLLM_0_26.version} sizes its KV cache at startup, roofline ceilings from memory "
-    "bandwidth and compute, and a launch plan. Estimates, not measurements: run the probe to measure."
+    f"Memory fit as vLLM {VLLM_0_26.version} sizes its KV cache at startup, a throughput estimate for the "
+    "scenario's requests, and a launch plan. Estimates, not measurements: run the probe to measure. "
+    "Every change applies at once."
 )
-
+capacity_view.seed_shape(scenario)
+W = {field: key for field, (key, _label) in capacity_view.WIDGETS.items()}
+L = {field: label for field, (_key, label) in capacity_view.WIDGETS.items()}
 gpu_ids = list(catalog.gpus())
 model_ids = list(modelspec.models())
-with st.sidebar.form("cap_form"):
+# defaults through session state, not value=: a fix button may then set any widget without a Streamlit warning.
+# The GPU and GPU count start as the scenario's.
+tp0 = scenario.self_host.gpus_per_replica
+for key, default in {"cap_model": "meta-llama/Llama-3.3-70B-Instruct",
+                     W["gpu"]: scenario.self_host.gpu if scenario.self_host.gpu in gpu_ids else gpu_ids[0],
+                     W["tensor_parallel_size"]: tp0 if tp0 in capacity_view.TP_OPTIONS else 1, W["weight_dtype"]: "bf16", W["kv_cache_dtype"]: "auto",
+                     W["max_model_len"]: 4096, W["gpu_memory_utilization"]: VLLM_0_26.default_gpu_memory_utilization,
+                     W["concurrency"]: 32, W["max_loras"]: 0, W["max_lora_rank"]: 16, W["mbu"]: DEFAULT_MBU,
+                     W["mfu"]: DEFAULT_MFU}.items():
+    st.session_state.setdefault(key, default)
+with st.sidebar:
+    st.subheader("Deployment")
     source = st.radio("Model", ["Catalog", "Upload config.json"], key="cap_source", horizontal=True)
-    model_id = st.selectbox("Catalog model", model_ids, key="cap_model",
-                            index=model_ids.index("meta-llama/Llama-3.3-70B-Instruct"))
-    upload = st.file_uploader("config.json", type=["json"], key="cap_upload", max_upload_size=4)  # MiB
-    gpu_id = st.selectbox("GPU", gpu_ids, key="cap_gpu", format_func=lambda g: catalog.gpu(g).name)
-    n_gpus = st.selectbox("GPUs (tensor parallel)", [1, 2, 4, 8], key="cap_gpus")
-    dtype = st.selectbox("Weights", WEIGHT_DTYPES, key="cap_dtype")
-    kv_dtype = st.selectbox("KV cache dtype", KV_CACHE_DTYPES, key="cap_kv_dtype")
-    max_len = st.number_input("max_model_len", min_value=16, value=4096, step=1024, key="cap_max_len")
-    util = st.number_input("gpu_memory_utilization", min_value=0.05, max_value=1.0,
-                           value=VLLM_0_26.default_gpu_memory_utilization, step=0.01, key="cap_util")
-    concurrency = st.number_input("Concurrency (streams)", min_value=1, value=32, key="cap_concurrency")
-    context = st.number_input("Context per stream (tokens)", min_value=0, value=1024, step=256, key="cap_context")
-    loras = st.number_input("LoRA slots (--max-loras; 0 = off)", min_value=0, max_value=64, value=0, key="cap_loras")
-    lora_rank = st.selectbox("LoRA max rank", [8, 16, 32, 64, 128], index=1, key="cap_lora_rank")
-    prompt = st.number_input("Prompt tokens (TTFT)", min_value=1, value=1024, step=256, key="cap_prompt")
-    mbu = st.number_input("MBU (bandwidth efficiency)", 0.05, 1.0, DEFAULT_MBU, 0.05, key="cap_mbu")
-    mfu = st.number_input("MFU (compute efficiency)", 0.05, 1.0, DEFAULT_MFU, 0.05, key="cap_mfu")
-    st.form_submit_button("Analyse", key="cap_submit")
-
-try:
-    if source == "Upload config.json":
-        if upload is None:
-            st.info("Upload a model's config.json in the sidebar (or pick Catalog).")
-            st.stop()
-        arch = _arch_from_upload(upload.getvalue(), upload.name.removesuffix(".json"))
+    if source == "Catalog":
+        model_id = st.selectbox("Catalog model", model_ids, key="cap_model")
+        upload = None
     else:
-        arch = modelspec.model(model_id)
-    g = catalog.gpu(gpu_id)
-    inp = FitInput(arch, g, int(n_gpus), dtype, kv_dtype, min(int(max_len), arch.max_position_embeddings),
-                   float(util), concurrency=int(concurrency), max_loras=int(loras), max_lora_rank=int(lora_rank))
-    rin = RooflineInput(arch, g, int(n_gpus), dtype, kv_dtype, int(context), float(mbu), float(mfu))
-    r, plan, points, pf = _analyse(inp, rin, int(prompt))
+        upload = st.file_uploader("config.json", type=["json"], key="cap_upload", max_upload_size=4)  # MiB
+    st.selectbox(L["gpu"], gpu_ids, key=W["gpu"], format_func=lambda g: catalog.gpu(g).name)
+    st.selectbox(L["tensor_parallel_size"], capacity_view.TP_OPTIONS, key=W["tensor_parallel_size"])
+    st.selectbox(L["weight_dtype"], WEIGHT_DTYPES, key=W["weight_dtype"])
+    st.selectbox(L["kv_cache_dtype"], KV_CACHE_DTYPES, key=W["kv_cache_dtype"])
+    st.number_input(L["max_model_len"], min_value=16, max_value=10_000_000, step=1024, key=W["max_model_len"])
+    st.number_input(L["gpu_memory_utilization"], min_value=0.05, max_value=1.0, step=0.01,
+                    key=W["gpu_memory_utilization"])
+    st.subheader("Requests (the scenario's)")
+    inputs.number_inputs(capacity_view.SHAPE)
+    st.number_input(L["concurrency"], min_value=1, max_value=100_000, key=W["concurrency"],
+                    help="streams sending requests back to back; capped by what the KV cache holds")
+    with st.expander("LoRA and efficiencies"):
+        st.number_input(L["max_loras"], min_value=0, max_value=64, key=W["max_loras"])
+        st.selectbox(L["max_lora_rank"], [8, 16, 32, 64, 128], key=W["max_lora_rank"])
+        st.number_input(L["mbu"], min_value=0.05, max_value=1.0, step=0.05, key=W["mbu"])
+        st.number_input(L["mfu"], min_value=0.05, max_value=1.0, step=0.05, key=W["mfu"])
+
+new_scenario, shape_errors = capacity_view.read_shape(scenario)
+for error in shape_errors:
+    st.error(f"Not applied: {error}.")
+if new_scenario != scenario:
+    state.set_scenario(new_scenario)  # the Break-even page sees the new request shape
+    scenario = new_scenario
+input_tokens, output_tokens = capacity_view.request_shape(scenario)
+
+if source == "Upload config.json":
+    if upload is None:
+        st.info("Upload a model's config.json in the sidebar (or pick Catalog).")
+        st.stop()
+    try:
+        arch = _arch_from_upload(upload.getvalue(), upload.name.removesuffix(".json"))
+    except ValueError as exc:
+        st.error(f"{upload.name} was not loaded: {exc}")
+        st.stop()
+else:
+    arch = modelspec.model(model_id)
+
+values = {field: st.session_state[key] for field, key in W.items()}
+try:
+    inp, rin, used, field_errors = capacity_view.build_inputs(arch, values, st.session_state.get(LAST_GOOD))
 except ValueError as exc:
     st.error(f"Cannot analyse this input: {exc}")
     st.stop()
+st.session_state[LAST_GOOD] = used
+for e in field_errors:
+    cols = st.columns([4, 1])
+    cols[0].error(f"Not applied: {e.message}. Showing {e.label} = {e.used} instead.")
+    cols[1].button(f"Use {e.used}", key=f"cap_use_{e.field}", on_click=_apply, args=({e.key: e.used},))
+if int(used["max_model_len"]) > arch.max_position_embeddings:
+    st.warning(f"{L['max_model_len']} capped at the model's limit, {arch.max_position_embeddings:,} tokens.")
 
-if int(max_len) > arch.max_position_embeddings:
-    st.warning(f"max_model_len capped at the model's limit, {arch.max_position_embeddings:,} tokens.")
-label = {"fits": st.success, "short-context": st.warning, "does-not-fit": st.error}[r.verdict]
-label(f"**{arch.name}** on {n_gpus} x {g.name}, {dtype} weights: "
-      + {"fits": "fits", "short-context": "fits with a short context only", "does-not-fit": "does not fit"}[r.verdict])
+measured, free_note = cached.free_gib_at_start(inp.gpu.id, inp.tensor_parallel_size)
+use_measured = measured is not None and st.sidebar.toggle(
+    "Cap by this machine's free GPU memory", value=True, key="cap_use_measured",
+    help="NVML sees this GPU here: the launch plan's utilization is capped by its free memory now")
+free_gib = measured if use_measured else None
+r, plan, points, pf = _analyse(inp, rin, input_tokens, output_tokens, free_gib)
+g, tp = inp.gpu, inp.tensor_parallel_size
+
+if r.weights_gib > ABSURD_FACTOR * r.total_gib:
+    st.error(f"**{arch.name}** needs {gib_text(r.weights_gib)} of weights per GPU, more than {ABSURD_FACTOR:,} "
+             f"times a {g.name}'s {gib_text(r.total_gib)}: no deployment holds this. Check the config.json "
+             f"(hidden_size {arch.hidden_size:,}, {arch.layers:,} layers, vocab {arch.vocab_size:,}).")
+    st.stop()
+
+headline = f"**{arch.name}** on {tp} x {g.name}, {inp.weight_dtype} weights, KV {inp.kv_cache_dtype}: "
+with st.container(key="cap_verdict"):
+    if plan.will_not_start:
+        st.error(headline + f"will not start: {plan.will_not_start}")
+    else:
+        show = {"fits": st.success, "short-context": st.warning, "does-not-fit": st.error}[r.verdict]
+        show(headline + {"fits": "fits", "short-context": "fits with a short context only",
+                         "does-not-fit": f"vLLM refuses utilization {r.gpu_memory_utilization:g} at startup; the "
+                                         "launch plan below lowers it"}[r.verdict])
+fixes = r.fixes or plan.fixes
+if fixes:
+    st.markdown("**What would fit** (click to apply):")
+    for i, fix in enumerate(fixes):
+        what, gives = capacity_view.split_fix(fix)
+        changes = capacity_view.fix_changes(fix)
+        cols = st.columns([2, 3])
+        if changes:
+            cols[0].button(what, key=f"cap_fix_{i}", on_click=_apply,
+                           args=(capacity_view.fix_widget_values(changes),), use_container_width=True)
+        else:
+            cols[0].markdown(what)
+        cols[1].caption(gives)
+
+request_tokens = min(input_tokens + output_tokens, r.max_model_len)
+kv_streams = kv_room_sequences(r.kv_capacity_tokens, request_tokens)
 cols = st.columns(4)
-cols[0].metric("Weights per GPU", f"{r.weights_gib:.1f} GiB")
-cols[1].metric("KV cache per GPU", f"{r.kv_cache_gib:.1f} GiB")
-cols[2].metric("KV capacity", f"{r.kv_capacity_tokens:,} tokens")
-cols[3].metric(f"Sequences of {r.max_model_len:,}", f"{r.max_concurrent_sequences:.1f}")
-st.markdown("\n".join(f"- {line}" for line in r.reasons))
-if r.fixes:
-    st.markdown("**What would fit:**\n" + "\n".join(f"- {f}" for f in r.fixes))
+cols[0].metric("Weights per GPU", gib_text(r.weights_gib))
+cols[1].metric("KV cache per GPU", gib_text(r.kv_cache_gib))
+cols[2].metric("KV capacity", f"{count_text(r.kv_capacity_tokens)} tokens")
+cols[3].metric(f"Requests of {input_tokens:,} + {output_tokens:,} tokens at once", count_text(kv_streams),
+               help=f"{r.max_concurrent_sequences:,.1f} sequences of the full {r.max_model_len:,} tokens")
+with st.expander("How the memory is counted"):
+    st.markdown("\n".join(f"- {line}" for line in r.reasons))
 
 left, right = st.columns(2)
 with left:
     st.subheader("Memory per GPU")
     parts = [("weights", r.weights_gib), ("activations", r.activation_gib), ("non-torch", r.non_torch_gib),
              ("KV cache", r.kv_cache_gib), ("headroom (1 - utilization)", max(r.total_gib - r.budget_gib, 0.0))]
-    fig = go.Figure([go.Bar(name=n, x=[v], y=["GPU"], orientation="h") for n, v in parts])
-    fig.add_vline(x=r.total_gib, line_dash="dash", annotation_text=f"{r.total_gib:g} GiB usable")
-    fig.update_layout(barmode="stack", height=260, xaxis_title="GiB", margin=dict(t=30, b=30))
-    st.plotly_chart(fig, key="cap_chart_memory")
+    st.plotly_chart(charts.memory_figure(parts, r.total_gib, r.budget_gib), key="cap_chart_memory")
+resident = max(1, min(int(used["concurrency"]), kv_streams or 1, plan.max_num_seqs or 1))
+point = capacity_view.shape_estimate(rin, input_tokens, output_tokens, resident)
 with right:
-    st.subheader("Throughput vs concurrency")
-    df = pd.DataFrame([{
-        "concurrency": p.concurrency,
-        "memory ceiling": p.concurrency / p.step_ms_memory * 1e3,
-        "compute ceiling": p.concurrency / p.step_ms_compute * 1e3,
-        "roofline": p.decode_tokens_per_s_max,
-        "estimate": p.decode_tokens_per_s_est,
-        "per-user (roofline)": p.per_user_tokens_per_s_max,
-        "per-user (estimate)": p.per_user_tokens_per_s_est,
-    } for p in points])
-    fig = go.Figure()
-    for col, dash in (("memory ceiling", "dot"), ("compute ceiling", "dot"), ("roofline", "solid"), ("estimate", "dash")):
-        fig.add_scatter(x=df["concurrency"], y=df[col], name=col, line=dict(dash=dash))
-    for col in ("per-user (roofline)", "per-user (estimate)"):
-        fig.add_scatter(x=df["concurrency"], y=df[col], name=col, yaxis="y2", line=dict(dash="dashdot"))
-    if r.kv_capacity_tokens and context:
-        fig.add_vline(x=max(1, r.kv_capacity_tokens / int(context)), line_dash="dash",
-                      annotation_text="KV cache full")
-    fig.update_layout(xaxis=dict(type="log", title="concurrent streams"), yaxis=dict(type="log", title="tokens/s"),
-                      yaxis2=dict(type="log", title="tokens/s per user", overlaying="y", side="right"),
-                      height=360, margin=dict(t=30, b=30), legend=dict(orientation="h", y=-0.25))
-    st.plotly_chart(fig, key="cap_chart_roofline")
-    st.caption(f"Prefill of {pf.prompt_tokens:,} tokens: TTFT >= {pf.ttft_ms_floor:,.0f} ms "
-               f"(~{pf.ttft_ms_est:,.0f} ms at {mfu:.0%} MFU), on an idle server.")
+    st.subheader("Throughput for the scenario's requests")
+    if plan.will_not_start or not r.kv_capacity_tokens:
+        st.info("No throughput: this deployment does not start. Apply a fix above.")
+    else:
+        df = pd.DataFrame([{"concurrency": c, "estimate": p.output_tokens_per_s_est,
+                            "ceiling": p.output_tokens_per_s_max, "per_stream": 1e3 / p.tpot_ms_est}
+                           for c, p in zip(charts.CONCURRENCIES, points, strict=True)])
+        st.plotly_chart(charts.throughput_figure(df, kv_streams, (resident, point.output_tokens_per_s_est)),
+                        key="cap_chart_roofline")
+        st.caption(f"Requests of {input_tokens:,} in + {output_tokens:,} out (the scenario's means), back to "
+                   f"back, prefill included. TTFT of one prompt on an idle server >= {pf.ttft_ms_floor:,.0f} ms "
+                   f"(~{pf.ttft_ms_est:,.0f} ms at {rin.mfu:.0%} MFU). vLLM runs at most "
+                   f"{min(kv_streams, plan.max_num_seqs):,} of these at once (KV cache and --max-num-seqs); "
+                   "more streams wait in its queue, so the curves stay flat past that.")
 
-resident = max(1, min(int(concurrency), r.kv_capacity_tokens // max(1, int(context)) or 1))
-point = decode_point(rin, resident)
 st.subheader("Use in the break-even")
-st.write(f"Estimate at {resident} concurrent streams ({context:,} tokens of context): "
-         f"**{point.decode_tokens_per_s_est:,.0f} output tokens/s** per replica "
-         f"(ceiling {point.decode_tokens_per_s_max:,.0f}).")
-if st.button("Use this estimate in the break-even", key="cap_use", disabled=not r.fits):
-    from ui.state import apply_operating_point
-
+if plan.will_not_start or not r.kv_capacity_tokens:
+    st.write("Nothing to use: this deployment does not start.")
+else:
+    st.write(f"Estimate at {resident:,} concurrent streams of {input_tokens:,} + {output_tokens:,}-token requests: "
+             f"**{point.output_tokens_per_s_est:,.0f} output tokens/s** per replica, TPOT "
+             f"{point.tpot_ms_est:,.1f} ms (ceiling {point.output_tokens_per_s_max:,.0f} tok/s).")
+if st.button("Use this estimate in the break-even", key="cap_use",
+             disabled=bool(plan.will_not_start) or not r.kv_capacity_tokens):
     try:
-        apply_operating_point(
-            output_tokens_per_s=round(point.decode_tokens_per_s_est, 1),
-            source=f"roofline estimate ({arch.name}, {n_gpus}x {gpu_id}, {dtype}, c={resident}, "
-                   f"MBU {mbu:.0%}, MFU {mfu:.0%})",
-            gpu=gpu_id,
-            gpus_per_replica=int(n_gpus),
-            # a decode roofline excludes prompt processing: send the prefill estimate too, so the cost model
-            # charges each request its prefill time (a measured probe point already includes it)
-            prefill_tokens_per_s=round(pf.prefill_tokens_per_s_est, 1),
+        state.apply_operating_point(
+            output_tokens_per_s=round(point.output_tokens_per_s_est, 1),
+            source=f"roofline estimate ({arch.name}, {tp}x {g.id}, {inp.weight_dtype}, c={resident}, "
+                   f"{input_tokens} in / {output_tokens} out, MBU {rin.mbu:.0%}, MFU {rin.mfu:.0%})",
+            gpu=g.id,
+            gpus_per_replica=tp,
+            prefill_tokens_per_s=None,  # the estimate already includes each request's prefill
         )
     except ValueError as exc:
-        st.error(f"Not applied: {exc}")
+        st.error(f"Not applied: {capacity_view.human_error(exc)}")
     else:
-        st.success("Applied: the Break-even page now uses this decode and prefill throughput (marked as a "
-                   "roofline estimate) and this GPU at its catalog low price.")
+        st.success("Applied: the Break-even page now uses this throughput (marked as a roofline estimate, "
+                   "prefill included) and this GPU at its catalog low price.")
 
 st.subheader("Launch plan")
-st.code(shlex.join(plan.vllm_serve_argv()), language="bash")
-st.code(shlex.join(plan.docker_argv()), language="bash")
-st.dataframe(pd.DataFrame([{"flag": f.name, "value": f.value or "", "why": f.reason} for f in plan.flags]),
-             hide_index=True)
-for w in plan.warnings:
-    st.warning(w)
+st.caption(f"Free memory at start: {free_note if use_measured or measured is None else 'an idle GPU assumed'}.")
+if plan.will_not_start:
+    st.error(f"Will not start: {plan.will_not_start}. No command is given; apply a fix above.")
+else:
+    st.code(shlex.join(plan.vllm_serve_argv()), language="bash")
+    st.code(shlex.join(plan.docker_argv()), language="bash")
+    st.markdown("**Caps**\n" + "\n".join(f"- {c}" for c in plan.caps))
+    st.dataframe(pd.DataFrame([{"flag": f.name, "value": f.value or "", "why": f.reason} for f in plan.flags]),
+                 hide_index=True)
+    for w in plan.warnings:
+        st.warning(w)
 
 st.subheader("The article's claims, checked")
 for key, v in _claims().items():

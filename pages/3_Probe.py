@@ -30,7 +30,7 @@ from probes.results.reference import gpu_catalog_id
 from probes.results.store import ResultStore
 from probes.settings import load_settings
 from probes.target.readiness import WHAT_CAN_BE_DONE, ManagedReadiness, managed_readiness
-from ui import probe_view, results_view, search_view, state
+from ui import cached, probe_view, results_view, search_view, state
 
 st.set_page_config(page_title="Probe · Self-host or API?", page_icon="🔬", layout="wide")
 
@@ -51,12 +51,17 @@ def _readiness(python: str, gpu_available: bool) -> ManagedReadiness:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _plan(model_id: str, gpu_id: str, gpus: int, dtype: str) -> tuple[str, pd.DataFrame, tuple[str, ...]]:
-    plan = probe_view.launch_plan(model_id, gpu_id, gpus, dtype)
+def _plan(model_id: str, gpu_id: str, gpus: int, dtype: str, input_tokens: int, output_tokens: int,
+          free_gib: float | None) -> tuple[str, pd.DataFrame, tuple[str, ...], str, tuple[str, ...]]:
+    """(flags text, flag table, warnings, will-not-start reason, caps) of the launch plan for the scenario's
+    request shape and the free memory measured here."""
+    plan = probe_view.launch_plan(model_id, gpu_id, gpus, dtype, input_tokens=input_tokens,
+                                  output_tokens=output_tokens, free_gib_at_start=free_gib)
     if plan is None:
-        return "", pd.DataFrame(columns=["flag", "value", "why"]), ()
-    rows = pd.DataFrame([{"flag": f.name, "value": f.value or "", "why": f.reason} for f in plan.flags])
-    return probe_view.flags_text(plan), rows, plan.warnings
+        return "", pd.DataFrame(columns=["flag", "value", "why"]), (), "", ()
+    rows = pd.DataFrame([{"flag": f.name, "value": f.value or "", "why": f.reason} for f in plan.flags],
+                        columns=["flag", "value", "why"])
+    return probe_view.flags_text(plan), rows, plan.warnings, plan.will_not_start, plan.caps
 
 
 def _save_upload(data: bytes, name: str, data_dir: str) -> str:
@@ -111,7 +116,7 @@ def _stop() -> None:
         job.stop(timeout_s=60.0)
 
 
-state.get_scenario()  # keep the scenario (and its URL) across page switches
+scenario = state.get_scenario()  # keep the scenario (and its URL) across page switches
 st.title("Probe")
 st.caption("Measure throughput and latency of vLLM on this machine's GPU (or of an endpoint) with the same "
            "metrics as `vllm bench serve`; results go to the Results page and can feed the break-even.")
@@ -175,12 +180,19 @@ if source != "endpoint":
                             index=gpu_ids.index(detected or "h100-sxm"), format_func=lambda g: catalog.gpu(g).name)
     gpus = c[1].selectbox("GPUs (tensor parallel)", [1, 2, 4, 8], key="probe_gpus")
     dtype = c[2].selectbox("Weights", WEIGHT_DTYPES, key="probe_dtype")
+    # the plan is sized for the scenario's requests and capped by this GPU's free memory (NVML), when measured
+    shape = (max(1, round(scenario.traffic.input_tokens)), max(1, round(scenario.traffic.output_tokens)))
+    free_gib, free_note = cached.free_gib_at_start(gpu_id, int(gpus), cached.devices_from_snapshot(snapshot))
     try:
-        flags, flag_rows, warnings = _plan(plan_model or "", gpu_id, int(gpus), dtype)
+        flags, flag_rows, warnings, will_not_start, caps = _plan(plan_model or "", gpu_id, int(gpus), dtype,
+                                                                 *shape, free_gib)
     except ValueError as exc:
         st.error(f"No launch plan: {exc}")
-        flags, flag_rows, warnings = "", pd.DataFrame(), ()
-    signature = (plan_model, gpu_id, gpus, dtype)
+        flags, flag_rows, warnings, will_not_start, caps = "", pd.DataFrame(), (), "", ()
+    if will_not_start:
+        st.error(f"The launch plan says vLLM will not start: {will_not_start}. No flags are prefilled; see the "
+                 "Capacity page for what would fit.")
+    signature = (plan_model, gpu_id, gpus, dtype, shape, free_gib)
     if st.session_state.get(PLAN_KEY) != signature or "probe_flags" not in st.session_state:
         # a new model/GPU (or the box was hidden): prefill the flags from its launch plan
         st.session_state[PLAN_KEY] = signature
@@ -213,12 +225,16 @@ with st.form("probe_form"):
     if blocked:
         st.caption(f"Start is disabled: {blocked}. Attaching to an endpoint still works.")
 
-if source != "endpoint":
+if source != "endpoint" and not will_not_start:
     if flag_rows.empty:
         st.caption("No launch plan for this model (not in the model catalog): vLLM's defaults apply, plus "
                    "the flags above.")
     else:
         with st.expander("Why these flags (launch plan)"):
+            st.caption(f"Sized for the scenario's requests ({shape[0]:,} in + {shape[1]:,} out). Free memory at "
+                       f"start: {free_note}.")
+            for cap in caps:
+                st.caption(f"Cap: {cap}")
             st.dataframe(flag_rows, hide_index=True, key="probe_flag_table")
             for w in warnings:
                 st.caption(f"⚠ {w}")

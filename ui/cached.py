@@ -1,4 +1,5 @@
-"""``st.cache_data`` wrappers around the pure calculators, keyed on the frozen ``Scenario`` (hashable).
+"""``st.cache_data`` wrappers around the pure calculators, keyed on the frozen ``Scenario`` (hashable), and the
+one cached NVML reading the launch plans use (``free_gib_at_start``).
 
 Every cache has ``max_entries`` (STYLE.md rule 8). Results are treated as copies: never mutated.
 """
@@ -8,10 +9,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from calculators import cost, curves
+from calculators import catalog, cost, curves
+from calculators.launch import free_gib_at_start_measured
 from calculators.scenario import Scenario
 
-__all__ = ["evaluate", "cost_vs_volume", "usd_per_mtok_vs_utilization", "savings_heatmap"]
+__all__ = ["evaluate", "cost_vs_volume", "usd_per_mtok_vs_utilization", "savings_heatmap", "nvml_devices",
+           "devices_from_snapshot", "free_gib_at_start"]
 
 _MAX = 64
 
@@ -38,3 +41,32 @@ def usd_per_mtok_vs_utilization(s: Scenario) -> pd.DataFrame:
 def savings_heatmap(s: Scenario) -> pd.DataFrame:
     """``calculators.curves.savings_heatmap(s)``, cached."""
     return curves.savings_heatmap(s)
+
+
+def devices_from_snapshot(snapshot: dict) -> list[tuple[str | None, float | None]]:
+    """(catalog GPU id, free MiB) per GPU of a ``probes.observe.gpu.snapshot_to_dict`` snapshot; [] without GPUs."""
+    from probes.results.reference import gpu_catalog_id  # noqa: PLC0415 - light: json/re only
+
+    if not snapshot.get("available"):
+        return []
+    out: list[tuple[str | None, float | None]] = []
+    for g in snapshot.get("gpus") or []:
+        total, used = g.get("memory_total_mib"), g.get("memory_used_mib")
+        out.append((gpu_catalog_id(g.get("name")), None if total is None or used is None else float(total - used)))
+    return out
+
+
+@st.cache_data(ttl=30, max_entries=1, show_spinner=False)
+def nvml_devices() -> list[tuple[str | None, float | None]]:
+    """What NVML sees now (``probes.observe.gpu``, the one pynvml adapter), re-read at most every 30 s."""
+    from probes.observe import gpu as gpu_mod  # noqa: PLC0415
+
+    return devices_from_snapshot(gpu_mod.snapshot_to_dict(gpu_mod.inspect()))
+
+
+def free_gib_at_start(gpu_id: str, tensor_parallel_size: int,
+                      devices: list[tuple[str | None, float | None]] | None = None) -> tuple[float | None, str]:
+    """Free GiB per GPU at vLLM's start for a plan on ``gpu_id`` x TP, measured here when this machine has
+    that GPU (None and the reason otherwise: the plan then assumes an idle GPU)."""
+    devices = nvml_devices() if devices is None else devices
+    return free_gib_at_start_measured(catalog.gpu(gpu_id), tensor_parallel_size, devices)

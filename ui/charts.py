@@ -1,6 +1,8 @@
-"""Plotly figures of the Break-even page, built from the curve DataFrames of ``calculators.curves``.
+"""Plotly figures of the Break-even page (curve DataFrames of ``calculators.curves``) and of the Capacity page
+(memory per GPU, throughput against concurrency).
 
-Pure functions of (DataFrame, Scenario, Report): no streamlit, so they are cheap to test.
+Pure functions of their data: no streamlit, so they are cheap to test. Log axes get explicit 1-2-5 ticks
+(:func:`ticks_125`) and a number format, never plotly's own minor labels ("2", "5" repeated, "10.95223").
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import plotly.graph_objects as go
 from calculators.cost import Report, usd_per_mtok_output
 from calculators.scenario import Scenario
 
-__all__ = ["cost_vs_volume_figure", "usd_per_mtok_figure", "savings_heatmap_figure", "ticks_125"]
+__all__ = ["cost_vs_volume_figure", "usd_per_mtok_figure", "savings_heatmap_figure", "ticks_125", "tick_text",
+           "memory_figure", "throughput_figure", "CONCURRENCIES"]
 
 _API = "#1f77b4"
 _SELF = "#d62728"
@@ -35,6 +38,20 @@ def ticks_125(values: list[float]) -> list[float]:
     above = [x for x in ticks if x >= max(pos)]
     first, last = (below[-1] if below else ticks[0]), (above[0] if above else ticks[-1])
     return [x for x in ticks if first <= x <= last]
+
+
+def tick_text(v: float) -> str:
+    """A tick label: separators from 1,000, no exponent.
+
+    >>> [tick_text(v) for v in (0.2, 5.0, 2000.0, 1e6)]
+    ['0.2', '5', '2,000', '1,000,000']
+    """
+    return f"{v:,.0f}" if v >= 1 else f"{v:g}"
+
+
+def _log_ticks(values: list[float]) -> dict:
+    ticks = ticks_125(values)
+    return {"tickvals": ticks, "ticktext": [tick_text(t) for t in ticks]}
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
@@ -182,4 +199,65 @@ def savings_heatmap_figure(df: pd.DataFrame, s: Scenario, report: Report) -> go.
     fig = _layout(fig, "Savings over GPU price × utilization", "$ per GPU-hour", "average GPU utilization")
     fig.update_yaxes(tickformat=".0%")
     fig.update_layout(hovermode="closest")
+    return fig
+
+
+CONCURRENCIES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+def memory_figure(parts: list[tuple[str, float]], usable_gib: float, budget_gib: float) -> go.Figure:
+    """One GPU's memory as a stacked bar: ``parts`` (name, GiB) in order, the usable memory and the budget as
+    dashed lines. The axis ends just past the larger of the stack and the GPU."""
+    fig = go.Figure([go.Bar(name=n, x=[max(v, 0.0)], y=["per GPU"], orientation="h",
+                            hovertemplate=f"{n}: %{{x:,.2f}} GiB<extra></extra>") for n, v in parts])
+    top = max(usable_gib, sum(max(v, 0.0) for _, v in parts))
+    fig.add_vline(x=usable_gib, line={"dash": "dash", "color": "black"})
+    fig.add_annotation(x=usable_gib, y=1.0, yref="paper", text=f"{usable_gib:,.1f} GiB on the GPU", showarrow=False,
+                       xanchor="right", yanchor="bottom", font={"size": 11})
+    fig.add_vline(x=budget_gib, line={"dash": "dot", "color": "grey"})
+    fig.update_layout(barmode="stack", height=240, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      xaxis={"title": "GiB", "range": [0, top * 1.05], "tickformat": ",.0f"},
+                      legend={"orientation": "h", "y": -0.45}, showlegend=True)
+    return fig
+
+
+def throughput_figure(df: pd.DataFrame, kv_streams: int | None,
+                      operating_point: tuple[int, float] | None = None) -> go.Figure:
+    """Output tokens/s per replica (left) and per stream (right) against concurrent streams (1 to 1,024).
+
+    The caller computes the points at ``min(streams, what vLLM runs at once)``: beyond that the extra requests
+    wait in vLLM's queue and the curves stay flat. ``df`` columns: ``concurrency``, ``estimate``, ``ceiling`` (replica tok/s), ``per_stream`` (estimate,
+    tok/s per stream). ``kv_streams`` (how many requests of the shape the KV cache holds) is a dashed line when
+    it falls inside the chart, else said in the title; ``operating_point`` (streams, tok/s) a marker.
+    """
+    fig = go.Figure()
+    fig.add_scatter(x=df["concurrency"], y=df["ceiling"], name="ceiling (roofline)", mode="lines",
+                    line={"dash": "dot", "color": "grey"})
+    fig.add_scatter(x=df["concurrency"], y=df["estimate"], name="estimate, all streams", mode="lines+markers",
+                    line={"color": _SELF})
+    fig.add_scatter(x=df["concurrency"], y=df["per_stream"], name="estimate, per stream (right axis)",
+                    mode="lines+markers", yaxis="y2", line={"color": _API, "dash": "dash"})
+    lo, hi = float(df["concurrency"].min()), float(df["concurrency"].max())
+    title = "Output tokens/s vs concurrent streams"
+    if kv_streams is not None and kv_streams >= 1:
+        if lo <= kv_streams <= hi:
+            _vline(fig, kv_streams, f"KV cache full: {kv_streams:,}", "black", "dash", log_x=True)
+        elif kv_streams > hi:
+            title += f" (the KV cache holds {kv_streams:,} streams: beyond the chart)"
+    if operating_point is not None:
+        c, tok_s = operating_point
+        fig.add_scatter(x=[c], y=[tok_s], mode="markers", name=f"your point: {c:,} streams",
+                        marker={"color": _MARK, "size": 13, "symbol": "diamond"})
+    left = [*df["estimate"], *df["ceiling"]]
+    right = list(df["per_stream"])
+    xt = [c for c in CONCURRENCIES if lo <= c <= hi]
+    fig.update_layout(
+        title=title, height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10}, hovermode="x unified",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0.0},
+        xaxis={"type": "log", "title": "concurrent streams", "tickvals": xt, "ticktext": [f"{c:,}" for c in xt],
+               "range": [math.log10(lo) - 0.05, math.log10(hi) + 0.05]},
+        yaxis={"type": "log", "title": "output tokens/s (replica)", **_log_ticks(left)},
+        yaxis2={"type": "log", "title": "tokens/s per stream", "overlaying": "y", "side": "right",
+                "showgrid": False, **_log_ticks(right)},
+    )
     return fig

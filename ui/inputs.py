@@ -4,7 +4,8 @@ Widgets are keyed only (no ``value=``); their session-state values are (re)seede
 whenever the scenario changed outside the widgets (page switch, example loaded, file uploaded, an
 operating point applied from the Capacity or Probe page). Reading them back goes through
 ``calculators.scenario.replace_field``, which validates and names the field; a rejected value is
-reported and the last good scenario is kept.
+reported (naming the field by its label, ``LABELS``) and that field keeps its last good value, while the
+other edits of the same rerun still apply.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import streamlit as st
 
 from calculators import catalog
 from calculators.scenario import LIMITS, Scenario, replace_field
+from calculators.validation import relabel
 
 __all__ = [
     "NumberSpec",
@@ -26,6 +28,8 @@ __all__ = [
     "OPS",
     "CONTEXT",
     "CUSTOM",
+    "LABELS",
+    "human_error",
     "get_path",
     "seed_widgets",
     "number_inputs",
@@ -143,7 +147,24 @@ CONTEXT = (
 )
 _NUMBERS = TRAFFIC + API_PRICES + SELF_HOST + OPS
 # A lower bound the calculators exclude (output_tokens > 0, throughput >= 0.001) can be typed in as 0:
-# replace_field then rejects it with a message naming the field, and the page shows it.
+# replace_field then rejects it with a message naming the field, and the page shows it by its label.
+LABELS: dict[str, str] = {
+    **{spec.path: spec.label for spec in _NUMBERS},
+    **{path: label for _key, path, label in CONTEXT},
+    "api.model": "API model",
+    "self_host.gpu": "GPU",
+    "self_host.throughput_source": "Throughput source",
+}
+"""Dotted scenario field -> the label of the widget that edits it (for error messages a person can act on)."""
+
+
+def human_error(message: object) -> str:
+    """A scenario error with the field named by its widget label (``calculators.validation.relabel``).
+
+    >>> human_error("traffic.output_tokens must be >= 0.01, got 0")
+    'Output tokens per request must be at least 0.01, got 0'
+    """
+    return relabel(str(message), LABELS)
 
 
 def get_path(s: Scenario, path: str) -> object:
@@ -176,7 +197,7 @@ def seed_widgets(s: Scenario) -> list[str]:
         st.session_state[spec.key] = v
         if clamped:
             notes.append(
-                f"{spec.path} = {get_path(s, spec.path)!r} does not fit this input "
+                f"{spec.label} = {get_path(s, spec.path)!r} does not fit this input "
                 f"({'whole numbers ' if spec.integer else ''}{spec.min_value:g} to {spec.max_value:g}); "
                 f"it is shown, and will be used, as {v}"
             )
@@ -281,9 +302,10 @@ def context_checkboxes() -> None:
 
 
 def read_widgets(s: Scenario) -> tuple[Scenario, list[str]]:
-    """``s`` with every widget value that differs from it applied; the errors of the values rejected.
+    """``s`` with every valid widget value that differs from it applied; the errors of the values rejected.
 
-    On any error the caller keeps ``s`` (the last good scenario). A typed-in throughput sets
+    A rejected value leaves its field at its value in ``s`` (the last good one) and is reported naming the
+    widget's label and that kept value; the other edits still apply. A typed-in throughput sets
     ``throughput_source`` to "user input".
     """
     new, errors = s, []
@@ -297,15 +319,15 @@ def read_widgets(s: Scenario) -> tuple[Scenario, list[str]]:
             continue
         try:
             new = replace_field(new, path, value)
-        except ValueError as e:  # ScenarioError names the field
-            errors.append(str(e))
-    if errors:
-        return s, errors
+        except ValueError as e:  # ScenarioError names the field: shown by its label, with the value kept
+            kept = get_path(new, path)
+            number = isinstance(kept, int | float) and not isinstance(kept, bool)
+            errors.append(f"{human_error(e)} (kept at {kept:,g})" if number else human_error(e))
     if new.self_host.output_tokens_per_s != s.self_host.output_tokens_per_s:
         new = dataclasses.replace(
             new, self_host=dataclasses.replace(new.self_host, throughput_source="user input")
         )
-    return new, []
+    return new, errors
 
 
 def mark_synced(s: Scenario) -> None:

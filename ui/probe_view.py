@@ -94,11 +94,17 @@ def parse_serve_args(text: str) -> tuple[str, ...]:
 
 
 def launch_plan(model_id: str, gpu_id: str, gpus: int = 1, weight_dtype: str = "bf16",
-                max_model_len: int = 4096) -> Any:
+                max_model_len: int = 4096, *, input_tokens: int | None = None, output_tokens: int | None = None,
+                free_gib_at_start: float | None = None) -> Any:
     """The Capacity page's launch plan (:func:`calculators.launch.plan_launch`) for a catalog model on a
-    catalog GPU; None when the model is not in the model catalog (e.g. "tiny", an unknown HF id)."""
+    catalog GPU; None when the model is not in the model catalog (e.g. "tiny", an unknown HF id).
+
+    ``input_tokens + output_tokens`` (the scenario's request) size ``--max-num-seqs``; ``free_gib_at_start``
+    (measured on this machine's GPU, ``ui.cached.free_gib_at_start``) caps ``--gpu-memory-utilization``. None:
+    the plan's defaults (512 + 256 tokens, an idle GPU). A plan that will not start has no flags and says why.
+    """
     from calculators import catalog, modelspec  # noqa: PLC0415 - only when a plan is asked for
-    from calculators.launch import plan_launch  # noqa: PLC0415
+    from calculators.launch import DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS, plan_launch  # noqa: PLC0415
     from calculators.memory import FitInput  # noqa: PLC0415
 
     try:
@@ -107,7 +113,8 @@ def launch_plan(model_id: str, gpu_id: str, gpus: int = 1, weight_dtype: str = "
         return None
     inp = FitInput(arch, catalog.gpu(gpu_id), int(gpus), weight_dtype,
                    max_model_len=min(int(max_model_len), arch.max_position_embeddings))
-    return plan_launch(inp)
+    return plan_launch(inp, input_tokens=input_tokens or DEFAULT_INPUT_TOKENS,
+                       output_tokens=output_tokens or DEFAULT_OUTPUT_TOKENS, free_gib_at_start=free_gib_at_start)
 
 
 def flags_text(plan: Any) -> str:

@@ -10,6 +10,10 @@ Formatting helpers are pure and doctested:
 'never'
 >>> requests_per_day_text(12345.6)
 '12,346'
+>>> gib_text(131.42), gib_text(0.984), gib_text(12345.6), gib_text(6333031132.8)
+('131.4 GiB', '0.98 GiB', '12,346 GiB', '6.3 billion GiB')
+>>> count_text(463232), count_text(4.2e12), count_text(17.6)
+('463,232', '4.2 trillion', '17.6')
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ import streamlit as st
 
 from calculators.scenario import Scenario, dumps_toml, load_toml, loads_toml
 from ui import cached, state
+from ui.inputs import human_error
 
 __all__ = [
     "SCENARIOS_DIR",
     "usd",
+    "gib_text",
+    "count_text",
     "requests_per_day_text",
     "verdict_headline",
     "example_scenarios",
@@ -42,6 +49,32 @@ def usd(x: float) -> str:
     sign = "−" if x < 0 else ""
     a = abs(x)
     return f"{sign}${a:,.0f}" if a >= 100 else f"{sign}${a:,.2f}"
+
+
+_WORDS = ((1e12, "trillion"), (1e9, "billion"), (1e6, "million"))
+
+
+def count_text(x: float) -> str:
+    """A count a person reads at a glance: thousands separators, words from a million up (no 1e+09), one
+    decimal below 100 when it is not whole."""
+    a = abs(x)
+    for scale, word in _WORDS:
+        if a >= scale:
+            return f"{x / scale:,.1f} {word}"
+    if a >= 100 or float(x).is_integer():
+        return f"{x:,.0f}"
+    return f"{x:.1f}"
+
+
+def gib_text(gib: float) -> str:
+    """Memory in GiB for a metric or a chart label: 2 decimals below 10, 1 below 10,000, then whole GiB
+    with separators, and words from a million GiB (a config.json with absurd sizes reads "6.3 billion GiB")."""
+    a = abs(gib)
+    if a >= 1e6:
+        return f"{count_text(gib)} GiB"
+    if a >= 10_000:
+        return f"{gib:,.0f} GiB"
+    return f"{gib:.2f} GiB" if a < 10 else f"{gib:,.1f} GiB"
 
 
 def requests_per_day_text(rpd: float | None) -> str:
@@ -70,9 +103,10 @@ def example_scenarios() -> dict[str, Path]:
 
 
 def show_url_problems() -> None:
-    """One ``st.warning`` per bad URL value this session was opened with (shown once)."""
+    """One ``st.warning`` per bad URL value this session was opened with (shown once), naming the field by
+    its label."""
     for problem in state.pop_url_problems():
-        st.warning(f"The link had a bad value: {problem}.")
+        st.warning(f"The link had a bad value: {human_error(problem)}.")
 
 
 def verdict_panel(s: Scenario) -> None:

@@ -98,7 +98,7 @@ def test_a_bad_url_value_warns_naming_the_field_and_falls_back(bad):
     at = _home({"rpd": bad, "otps": "2500"})
     assert not at.exception, at.exception
     warnings = " ".join(w.value for w in at.warning)
-    assert "traffic.requests_per_day" in warnings
+    assert "Requests per day must be" in warnings and "traffic.requests_per_day" not in warnings  # the label
     expected = replace_field(DEFAULT_SCENARIO, "self_host.output_tokens_per_s", 2500.0)
     assert at.session_state["scenario"] == expected  # the good parameter still applies
     _assert_shows(at, expected)
@@ -137,9 +137,31 @@ def test_a_rejected_value_shows_an_error_naming_the_field_and_keeps_the_last_goo
     at.number_input(key="be_output_tokens_per_s").set_value(0.0).run()
     assert not at.exception, at.exception
     errors = " ".join(e.value for e in at.error)
-    assert "self_host.output_tokens_per_s" in errors
+    # the widget's label and the value kept, not the code path
+    assert "Output tokens/s per replica must be at least 0.001, got 0 (kept at 3,400)" in errors, errors
+    assert "self_host." not in errors
     assert at.session_state["scenario"] == DEFAULT_SCENARIO
     _assert_shows(at, DEFAULT_SCENARIO)
+    assert at.number_input(key="be_output_tokens_per_s").value == 0.0  # what was typed is not thrown away
+
+
+def test_one_bad_field_does_not_block_the_other_edits():
+    at = _break_even()
+    at.number_input(key="be_output_tokens").set_value(0)  # rejected: a request has output tokens
+    at.number_input(key="be_requests_per_day").set_value(10)
+    at.number_input(key="be_gpu_usd_per_hour").set_value(1.5)
+    at.run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "Output tokens per request must be at least 0.01, got 0" in errors[0], errors
+    expected = replace_field(replace_field(DEFAULT_SCENARIO, "traffic.requests_per_day", 10),
+                             "self_host.gpu_usd_per_hour", 1.5)
+    assert at.session_state["scenario"] == expected  # the two valid edits applied
+    _assert_shows(at, expected)
+    # fixing the bad field later applies it too
+    at.number_input(key="be_output_tokens").set_value(400).run()
+    assert not at.error
+    assert at.session_state["scenario"] == replace_field(expected, "traffic.output_tokens", 400)
 
 
 def test_choosing_presets_fills_prices_and_a_typed_throughput_is_labelled():
@@ -283,8 +305,8 @@ def test_ui_doctests():
 def test_break_even_warns_on_a_bad_url_value_and_on_a_value_its_inputs_must_round():
     at = _break_even({"rpd": "-5", "in": "312.7"})
     warnings = " ".join(w.value for w in at.warning)
-    assert "traffic.requests_per_day must be >= 0" in warnings
-    assert "traffic.input_tokens" in warnings and "313" in warnings
+    assert "Requests per day must be at least 0" in warnings
+    assert "Input tokens per request" in warnings and "313" in warnings
     s = at.session_state["scenario"]
     assert (s.traffic.requests_per_day, s.traffic.input_tokens) == (20_000, 313)
     _assert_shows(at, s)
@@ -311,3 +333,20 @@ def test_each_chart_csv_download_serves_the_data_of_its_own_chart(monkeypatch):
                                   * heat["gpu_usd_per_hour"] * 730 + h.ops_usd_per_month)
     assert h.fallback_fraction == 0 and len(heat) == 40 * 40
     assert heat["savings_usd_per_month"].to_numpy() == pytest.approx(want.to_numpy(), rel=1e-9)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b'name = "caf\xe9"\n', "s.toml was not loaded: the file is not UTF-8 text (byte 0xe9 at offset 11); "
+                            "save it as UTF-8"),
+    (b"\xff\xfen\x00a\x00", "s.toml was not loaded: the file is UTF-16 text; save it as UTF-8"),
+    (b"#" * (300 * 1024), "s.toml was not loaded: the file is 300 KiB, over the 256 KiB limit"),
+    (b"[traffic]\nrequests_per_day = 5\n", "s.toml was not loaded: traffic.input_tokens is required"),
+])
+def test_scenario_upload_errors_say_what_is_wrong_with_the_file(data, message):
+    at = _break_even()
+    at.file_uploader(key="scn_upload").set_value(("s.toml", data, "text/plain"))
+    at.run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert errors == [message], errors  # one line, about the file; no codec or parser internals
+    assert at.session_state["scenario"] == DEFAULT_SCENARIO

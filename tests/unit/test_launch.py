@@ -55,7 +55,13 @@ def test_warnings_cover_the_failure_modes():
     for phrase in ("OOM", "prefill latency", "fragmentation", "0.95", "--num-scheduler-steps"):
         assert phrase in text
     bad = plan_launch(FitInput(L70, gpu("h100-sxm"), max_model_len=4096))
-    assert bad.warnings[0].startswith("this will fail at startup")
+    # bf16 70B on one H100: no command at all, the reason and what would fit instead (issue 9)
+    assert bad.flags == () and bad.will_not_start.startswith("weights + activations need 133.9 GiB per GPU")
+    assert "72.8 GiB budget" in bad.will_not_start and any("fp8" in f for f in bad.fixes)
+    with pytest.raises(ValueError, match="will not start: weights"):
+        bad.vllm_serve_argv()
+    with pytest.raises(ValueError, match="will not start"):
+        bad.docker_argv()
 
 
 def test_bad_lora_settings():

@@ -98,7 +98,30 @@ def test_utilization_past_the_free_memory_is_lowered_with_a_reason():
     assert _args(idle)["--gpu-memory-utilization"] == "0.92" and "cap 0.97" in reason and "CUDA graphs" in reason
 
 
-def test_no_free_memory_says_it_will_fail():
+def test_no_free_memory_says_it_will_not_start():
     p = plan_launch(FitInput(L8, H100, max_model_len=4096), free_gib_at_start=0.5)
-    assert p.warnings[0].startswith("this will fail at startup")
-    assert all(f.reason for f in p.flags)
+    assert p.flags == () and p.gpu_memory_utilization_cap == 0.0
+    assert p.will_not_start.startswith("0.50 GiB free per GPU at start does not hold even the 0.98 GiB of CUDA graphs")
+
+
+def test_a_busy_gpu_that_leaves_too_little_for_the_weights_will_not_start():
+    # the 8B needs 14.96 GiB of weights + 1.12 of activations + 0.22 non-torch = 16.3 GiB in the budget.
+    # 20 GiB free: cap floor((20 - 0.98 - 0.15) / 79.18) = 0.23, an 18.2 GiB budget: it starts.
+    # 16 GiB free: cap 0.18, a 14.3 GiB budget: it will not start, and the plan says so instead of a command.
+    fits = plan_launch(FitInput(L8, H100, max_model_len=4096), free_gib_at_start=20.0)
+    assert not fits.will_not_start and _args(fits)["--gpu-memory-utilization"] == "0.23"
+    p = plan_launch(FitInput(L8, H100, max_model_len=4096), free_gib_at_start=16.0)
+    assert p.flags == () and p.will_not_start.startswith("weights + activations need 16.3 GiB per GPU")
+    assert "at --gpu-memory-utilization 0.18" in p.will_not_start
+    assert any("asked 0.92" in c for c in p.caps)  # the cap that made it not start is named
+
+
+def test_every_cap_is_listed_with_its_reason():
+    p = plan_launch(FitInput(L70, H100, weight_dtype="fp8", max_model_len=32768, gpu_memory_utilization=1.0))
+    text = "\n".join(p.caps)
+    assert "--gpu-memory-utilization 0.96 (asked 1)" in text
+    assert "--max-model-len" in text and "(asked 32,768)" in text
+    assert f"--max-num-seqs {p.max_num_seqs:,}: set by the KV room" in text
+    idle = plan_launch(FitInput(L8, H100, max_model_len=4096))
+    assert idle.caps[0].startswith("--gpu-memory-utilization 0.92: within the cap 0.97")
+    assert idle.caps[-1].startswith("--max-num-seqs 603: set by the KV room") and "vLLM's default is 1,024" in idle.caps[-1]

@@ -1,0 +1,288 @@
+"""The Capacity page's logic outside the page: widget values -> fit and roofline inputs (a bad value falls back to
+its last good one, named by its label), the scenario's request shape, the one-click fixes, and the estimate.
+
+- :func:`build_inputs` turns the widget values into ``FitInput`` / ``RooflineInput``. A value the calculators
+  reject is reported by its widget label (``calculators.validation.relabel``) and replaced by its last good value
+  (or, for the GPU count, the largest that divides the heads), so the other edits still apply.
+- :func:`fix_changes` reads the widget changes out of a "what would fit" line of ``calculators.memory``'s fixes
+  (each names its vLLM flag), so each fix is a button that applies them.
+- :func:`shape_estimate` is THE scenario-shaped throughput estimate of the page: output tokens/s and TPOT of a
+  closed loop of ``concurrency`` streams of the scenario's requests (prefill included). Swap its body for
+  ``calculators.closedloop`` when that lands; nothing else on the page computes an estimate.
+- :func:`seed_shape` / :func:`read_shape`: the scenario's input/output tokens per request as Capacity widgets
+  (keys ``cap_input_tokens``, ``cap_output_tokens``), shared with the Break-even page through ``ui.state``.
+
+>>> fix_changes("fp8 weights (--quantization fp8): 67.7 GiB of weights, 8,816 KV tokens (fits)")
+{'weight_dtype': 'fp8'}
+>>> fix_changes("--gpu-memory-utilization 0.99 and TP=2 (--tensor-parallel-size 2): 65.7 GiB of weights, 1 KV tokens (fits)")
+{'gpu_memory_utilization': 0.99, 'tensor_parallel_size': 2}
+>>> split_fix("a bigger GPU: NVIDIA B200 (HGX 1000 W): 131.4 GiB of weights, 99,120 KV tokens (fits)")
+('a bigger GPU: NVIDIA B200 (HGX 1000 W)', '131.4 GiB of weights, 99,120 KV tokens (fits)')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import streamlit as st
+
+from calculators import catalog
+from calculators.memory import FitInput
+from calculators.modelspec import ModelArch
+from calculators.roofline import RooflineInput, decode_point, prefill
+from calculators.scenario import MAX_TOKENS, Scenario, replace_field
+from calculators.validation import relabel
+from ui import inputs
+
+__all__ = [
+    "WIDGETS",
+    "LABELS",
+    "TP_OPTIONS",
+    "human_error",
+    "FieldError",
+    "build_inputs",
+    "fix_changes",
+    "split_fix",
+    "fix_widget_values",
+    "ShapePoint",
+    "shape_estimate",
+    "request_shape",
+    "seed_shape",
+    "read_shape",
+]
+
+TP_OPTIONS = (1, 2, 4, 8)
+# FitInput / RooflineInput field -> (widget key, widget label)
+WIDGETS: dict[str, tuple[str, str]] = {
+    "gpu": ("cap_gpu", "GPU"),
+    "tensor_parallel_size": ("cap_gpus", "GPUs (tensor parallel)"),
+    "weight_dtype": ("cap_dtype", "Weights"),
+    "kv_cache_dtype": ("cap_kv_dtype", "KV cache dtype"),
+    "max_model_len": ("cap_max_len", "Max model length (--max-model-len)"),
+    "gpu_memory_utilization": ("cap_util", "GPU memory utilization"),
+    "concurrency": ("cap_concurrency", "Concurrency (streams)"),
+    "max_loras": ("cap_loras", "LoRA slots (--max-loras; 0 = off)"),
+    "max_lora_rank": ("cap_lora_rank", "LoRA max rank"),
+    "mbu": ("cap_mbu", "MBU (bandwidth efficiency)"),
+    "mfu": ("cap_mfu", "MFU (compute efficiency)"),
+}
+LABELS: dict[str, str] = {
+    **inputs.LABELS,
+    **{field: label for field, (_key, label) in WIDGETS.items()},
+    "tensor parallel size": WIDGETS["tensor_parallel_size"][1],
+}
+"""Field name as the calculators' messages say it -> the Capacity widget's label."""
+
+
+def human_error(message: object) -> str:
+    """A calculator's error with the field named by its Capacity widget label.
+
+    >>> human_error("tensor parallel size 8 must divide the attention heads (28)")
+    'GPUs (tensor parallel) 8 must divide the attention heads (28)'
+    >>> human_error("traffic.output_tokens must be >= 0.01, got 0")
+    'Output tokens per request must be at least 0.01, got 0'
+    """
+    return relabel(str(message), LABELS)
+
+
+def _field_of(message: str) -> str | None:
+    """Which input a calculator's message is about (it starts with the field's name), else None."""
+    for name in sorted(LABELS, key=len, reverse=True):
+        if message.startswith(name) and name in WIDGETS | {"tensor parallel size": None}:
+            return "tensor_parallel_size" if name == "tensor parallel size" else name
+    return None
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """A widget value the calculators rejected: the field, the message (by label), the value used instead."""
+
+    field: str
+    message: str
+    used: Any
+
+    @property
+    def key(self) -> str:
+        return WIDGETS[self.field][0]
+
+    @property
+    def label(self) -> str:
+        return WIDGETS[self.field][1]
+
+
+def _make(arch: ModelArch, v: Mapping[str, Any]) -> tuple[FitInput, RooflineInput]:
+    g = catalog.gpu(v["gpu"])
+    tp = int(v["tensor_parallel_size"])
+    fit_in = FitInput(arch, g, tp, v["weight_dtype"], v["kv_cache_dtype"],
+                      min(int(v["max_model_len"]), arch.max_position_embeddings), float(v["gpu_memory_utilization"]),
+                      concurrency=int(v["concurrency"]), max_loras=int(v["max_loras"]),
+                      max_lora_rank=int(v["max_lora_rank"]))
+    rin = RooflineInput(arch, g, tp, v["weight_dtype"], v["kv_cache_dtype"], mbu=float(v["mbu"]), mfu=float(v["mfu"]))
+    return fit_in, rin
+
+
+def build_inputs(arch: ModelArch, values: Mapping[str, Any], last_good: Mapping[str, Any] | None = None
+                 ) -> tuple[FitInput, RooflineInput, dict[str, Any], list[FieldError]]:
+    """The calculators' inputs for ``values`` (field -> widget value), the values used, and the rejected ones.
+
+    A rejected value is replaced by its ``last_good`` one (for the GPU count: else the largest of
+    :data:`TP_OPTIONS` below it that the model takes) and reported; ``ValueError`` (by label) when no
+    replacement works, e.g. a model that no GPU count divides.
+
+    >>> from calculators.modelspec import model
+    >>> v = {"gpu": "h100-sxm", "tensor_parallel_size": 8, "weight_dtype": "bf16", "kv_cache_dtype": "auto",
+    ...      "max_model_len": 4096, "gpu_memory_utilization": 0.92, "concurrency": 32, "max_loras": 0,
+    ...      "max_lora_rank": 16, "mbu": 0.73, "mfu": 0.5}
+    >>> fit_in, _, used, errors = build_inputs(model("Qwen/Qwen2.5-7B-Instruct"), v)
+    >>> fit_in.tensor_parallel_size, errors[0].message
+    (4, 'GPUs (tensor parallel) 8 must divide the attention heads (28)')
+    """
+    v = dict(values)
+    errors: list[FieldError] = []
+    for _ in range(len(WIDGETS) + 4):
+        try:
+            fit_in, rin = _make(arch, v)
+            return fit_in, rin, v, errors
+        except ValueError as exc:
+            field = _field_of(str(exc))
+            if field is None or any(e.field == field for e in errors) and field != "tensor_parallel_size":
+                raise ValueError(human_error(exc)) from None
+            tried = {e.used for e in errors if e.field == field} | {values[field]}
+            candidates = [last_good[field]] if last_good and field in last_good else []
+            if field == "tensor_parallel_size":
+                candidates += [t for t in sorted(TP_OPTIONS, reverse=True) if t < int(values[field])]
+            fallback = next((c for c in candidates if c not in tried), None)
+            if fallback is None:
+                raise ValueError(human_error(exc)) from None
+            if not any(e.field == field for e in errors):
+                errors.append(FieldError(field, human_error(exc), fallback))
+            else:  # the first fallback was rejected too: keep the first message, report the value now used
+                errors = [replace(e, used=fallback) if e.field == field else e for e in errors]
+            v[field] = fallback
+    raise ValueError("these inputs could not be made valid; reset them")  # pragma: no cover - loop bound
+
+
+_RESULT = re.compile(r"^(.*?): ([\d,.]+ GiB of weights.*)$")
+
+
+def split_fix(fix: str) -> tuple[str, str]:
+    """A fix line -> (what to change, what it gives)."""
+    m = _RESULT.match(fix)
+    return (m.group(1), m.group(2)) if m else (fix, "")
+
+
+def fix_changes(fix: str) -> dict[str, Any] | None:
+    """The input changes a "what would fit" line asks for (by the vLLM flags it names), or None when it names
+    none this page can apply (then it is shown as text)."""
+    what = split_fix(fix)[0]
+    out: dict[str, Any] = {}
+    if m := re.search(r"--gpu-memory-utilization ([0-9.]+)", what):
+        out["gpu_memory_utilization"] = float(m.group(1))
+    if "--quantization fp8" in what:
+        out["weight_dtype"] = "fp8"
+    if "int4 weights" in what:
+        out["weight_dtype"] = "int4-awq"
+    if "--kv-cache-dtype fp8" in what:
+        out["kv_cache_dtype"] = "fp8"
+    if (m := re.search(r"--tensor-parallel-size (\d+)", what)) and int(m.group(1)) in TP_OPTIONS:
+        out["tensor_parallel_size"] = int(m.group(1))
+    if m := re.search(r"--max-model-len (\d+)", what):
+        out["max_model_len"] = int(m.group(1))
+    if m := re.search(r"a bigger GPU: (.+)$", what):
+        gpu_id = next((g.id for g in catalog.gpus().values() if g.name == m.group(1).strip()), None)
+        if gpu_id is None:
+            return None
+        out["gpu"] = gpu_id
+    return out or None
+
+
+def fix_widget_values(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Input changes -> {widget key: value} for ``st.session_state``."""
+    return {WIDGETS[field][0]: value for field, value in changes.items()}
+
+
+@dataclass(frozen=True)
+class ShapePoint:
+    """The estimate at one concurrency for the scenario's request shape."""
+
+    concurrency: int
+    output_tokens_per_s_est: float
+    tpot_ms_est: float
+    output_tokens_per_s_max: float  # the same closed loop at the roofline ceilings (no efficiency losses)
+
+
+def shape_estimate(rin: RooflineInput, input_tokens: int, output_tokens: int, concurrency: int) -> ShapePoint:
+    """Closed-loop estimate for ``concurrency`` streams, each sending requests of ``input_tokens`` in and
+    ``output_tokens`` out back to back (prefill included). THE estimate of the Capacity page.
+
+    Stand-in until ``calculators.closedloop`` lands (switch the body to it; keep the signature)::
+
+        step     = decode step of the batch at the mean context  input + output / 2   (roofline.decode_point)
+        prefill  = one prompt of input_tokens                                         (roofline.prefill)
+        cycle    = output * step + concurrency * prefill      # every stream's prompt stalls the batch once
+        tok/s    = concurrency * output / cycle
+        TPOT     = (cycle - prefill) / output                  # a stream's own prompt is its TTFT, not TPOT
+
+    >>> from calculators.catalog import gpu
+    >>> from calculators.modelspec import model
+    >>> rin = RooflineInput(model("meta-llama/Llama-3.1-8B-Instruct"), gpu("h100-sxm"))
+    >>> p = shape_estimate(rin, 512, 256, 32)
+    >>> round(p.output_tokens_per_s_est), round(p.tpot_ms_est, 1), round(p.output_tokens_per_s_max)
+    (3532, 9.0, 5166)
+    """
+    context = input_tokens + output_tokens // 2
+    r = replace(rin, context_tokens=context)
+    d = decode_point(r, concurrency)
+    pf = prefill(r, max(1, input_tokens))
+    out = []
+    for tok_s, ttft_ms in ((d.decode_tokens_per_s_est, pf.ttft_ms_est), (d.decode_tokens_per_s_max, pf.ttft_ms_floor)):
+        step_s = concurrency / tok_s
+        prefill_s = ttft_ms / 1e3
+        cycle_s = output_tokens * step_s + concurrency * prefill_s
+        out.append((concurrency * output_tokens / cycle_s, (cycle_s - prefill_s) / output_tokens * 1e3))
+    return ShapePoint(concurrency, out[0][0], out[0][1], out[1][0])
+
+
+def request_shape(s: Scenario) -> tuple[int, int]:
+    """The scenario's mean request as whole tokens: (input >= 1, output >= 1)."""
+    return max(1, round(s.traffic.input_tokens)), max(1, round(s.traffic.output_tokens))
+
+
+SHAPE = (
+    inputs.NumberSpec("cap_input_tokens", "traffic.input_tokens", inputs.LABELS["traffic.input_tokens"],
+                      0, MAX_TOKENS, 128, integer=True, help="shared with the Break-even page (the scenario)"),
+    inputs.NumberSpec("cap_output_tokens", "traffic.output_tokens", inputs.LABELS["traffic.output_tokens"],
+                      0, MAX_TOKENS, 64, integer=True, help="shared with the Break-even page (the scenario)"),
+)
+_SEEDED_KEY = "cap_shape_seeded"  # (scenario, {key: value the widget was seeded with})
+
+
+def seed_shape(s: Scenario) -> None:
+    """Put the scenario's request shape into the Capacity widgets when the scenario changed elsewhere."""
+    seeded = st.session_state.get(_SEEDED_KEY)
+    if seeded is not None and seeded[0] == s and all(spec.key in st.session_state for spec in SHAPE):
+        return
+    values = {spec.key: round(float(inputs.get_path(s, spec.path))) for spec in SHAPE}  # type: ignore[arg-type]
+    st.session_state.update(values)
+    st.session_state[_SEEDED_KEY] = (s, values)
+
+
+def read_shape(s: Scenario) -> tuple[Scenario, list[str]]:
+    """``s`` with the shape widgets the user changed applied (a mean such as 312.7 shown as 313 is not rewritten
+    unless edited); errors by label, the field keeping its value."""
+    _, seeded = st.session_state[_SEEDED_KEY]
+    new, errors = s, []
+    for spec in SHAPE:
+        value = st.session_state[spec.key]
+        if value == seeded[spec.key]:
+            continue
+        try:
+            new = replace_field(new, spec.path, value)
+        except ValueError as exc:
+            errors.append(f"{human_error(exc)} (kept at {inputs.get_path(s, spec.path):,g})")
+    if new != s:
+        st.session_state[_SEEDED_KEY] = (new, {spec.key: st.session_state[spec.key] for spec in SHAPE})
+    return new, errors
