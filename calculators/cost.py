@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from calculators import apirates, catalog
-from calculators.scenario import LIMITS, Scenario, scenario_to_dict
+from calculators.scenario import LIMITS, PRICE_FIELDS, Scenario, scenario_to_dict
 from calculators.validation import require_finite, require_int
 
 __all__ = [
@@ -562,5 +562,7 @@ def report_to_dict(r: Report) -> dict[str, Any]:
         "verdict": r.verdict,
         "reasons": list(r.reasons),
         "api_rates": None if r.rates is None else {k: _clean(v) for k, v in vars(r.rates).items()}
-        | {"explanation": list(r.rates.explanation)},
+        | {"explanation": list(r.rates.explanation),
+           "listed_usd_per_mtok": {k.removesuffix("_usd_per_mtok"): getattr(r.scenario.api, k)
+                                   for k in PRICE_FIELDS}},
     }
