@@ -274,11 +274,27 @@ def _rates(price: Any, pick: Any) -> Rates | None:
 
 
 def _find(model: str, provider: str) -> tuple[Any, Any]:
+    """(provider, model). With a provider: that provider's model of this exact id, else its matchers.
+    Without: genai-prices' matchers (the vendor whose names match, e.g. "gpt-" -> openai), else the first
+    provider that lists this exact id."""
     snap, _info_ = _state()
-    try:
-        return snap.find_provider_model(model, None, provider or None, None)
-    except LookupError:
-        pass
+
+    def exact(only: str) -> tuple[Any, Any] | None:
+        for p in snap.providers:
+            if not only or p.id == only:
+                for m in p.models:
+                    if m.id == model:
+                        return p, m
+        return None
+
+    found = exact(provider) if provider else None
+    if found is None:
+        try:
+            found = snap.find_provider_model(model, None, provider or None, None)
+        except LookupError:
+            found = None if provider else exact("")
+    if found is not None:
+        return found
     where = f"provider {provider!r}" if provider else "any provider whose model names match it"
     hint = "" if provider else "; set api.provider (python -m calculators prices --search TEXT lists them)"
     raise PriceDataError(f"model {model!r} is not in the price data ({data_info().label}) for {where}{hint}")
@@ -359,9 +375,9 @@ def diff(old: list[Any], new: list[Any], when: datetime | None = None) -> tuple[
     """Models added, removed, or whose input/cache/output prices differ, between two provider lists."""
     when = when or datetime.now(tz=UTC)
     a, b = _price_map(old, when), _price_map(new, when)
-    out = [Change("added", k, b[k]) for k in b if k not in a]
+    out = [Change("changed", k, f"{a[k]} -> {b[k]}") for k in b if k in a and a[k] != b[k]]
+    out += [Change("added", k, b[k]) for k in b if k not in a]
     out += [Change("removed", k, a[k]) for k in a if k not in b]
-    out += [Change("changed", k, f"{a[k]} -> {b[k]}") for k in b if k in a and a[k] != b[k]]
     return tuple(out)
 
 

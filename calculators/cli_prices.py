@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# updated: {len(changes)} change(s); stored in {update['stored']}")
         for c in changes[:200]:
             print(f"#   {c['kind']:<8} {c['key']}: {c['detail']}")
+        if len(changes) > 200:
+            print(f"#   ... {len(changes) - 200} more (--json lists all)")
     for row in rows:
         print(_text(row))
     return 0
