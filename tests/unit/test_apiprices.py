@@ -216,3 +216,17 @@ def test_gpu_prices_have_sources_and_gpus_csv_low_high_match_the_on_demand_rows(
         assert gpuprices.default_usd_per_hour(g.id) == round(statistics.median(r.usd_per_gpu_hour for r in rows), 4)
     h200 = gpuprices.prices("h200", "on-demand")
     assert max(r.usd_per_gpu_hour for r in h200) == 6.305  # CoreWeave 8x H200 / 8
+
+
+def test_support_bot_today_golden():
+    from calculators.scenario import DEFAULT_SCENARIO
+
+    r = evaluate(DEFAULT_SCENARIO)
+    # gpt-6-luna (genai-prices 0.2.3): 750*0.10 + 750*0.01 + 300*0.50 = 232.5 / 1e6 per request
+    assert r.api.usd_per_request == pytest.approx(232.5e-6)
+    assert r.api.usd_per_month == pytest.approx(20_000 * 730 / 24 * 232.5e-6)  # $141.44
+    # H100 SXM on-demand median 5.2225 * 730 + ops 1,500 = $5,312.43
+    assert r.self_host.usd_per_month == pytest.approx(5.2225 * 730 + 1500)
+    # a fully busy replica serves 86,400 / (300/3,400 s) / 2 (peak) = 489,600 req/day = $3,462/month at the
+    # API, less than the replica's $3,812: self-hosting never breaks even against gpt-6-luna
+    assert r.breakeven.requests_per_day is None and r.verdict == "api"
