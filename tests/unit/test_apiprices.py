@@ -7,7 +7,6 @@ nothing here touches the network.
 from __future__ import annotations
 
 import http.server
-import json
 import statistics
 import threading
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from calculators import apiprices, catalog, cli_prices, gpuprices
 from calculators.cost import evaluate, report_to_dict
 from calculators.scenario import loads_toml
+from tests.unit.conftest import PriceDataHandler
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,48 +126,6 @@ def test_cache_writes_are_billed_at_the_write_rate():
     assert r.api.usd_per_request == pytest.approx((10000 * (0.6 + 0.5 + 0.05) + 5000) / 1e6)
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    body = b""
-
-    def do_GET(self):  # noqa: N802
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args):
-        pass
-
-
-# A genai-prices v2 data file (a JSON array of providers) in which claude-sonnet-5-5's input went to $2.2
-# and a model was added; the other providers are left out (the diff reports them removed).
-NEW_DATA = [{
-    "id": "anthropic", "name": "Anthropic", "api_pattern": "https://api\\.anthropic\\.com",
-    "model_match": {"contains": "claude"},
-    "models": [
-        {"id": "claude-sonnet-5-5", "match": {"equals": "claude-sonnet-5-5"}, "name": "Claude Sonnet 5.5",
-         "prices": {"input_mtok": 2.2, "cache_write_mtok": 2.5, "cache_read_mtok": 0.1, "output_mtok": 10}},
-        {"id": "claude-sonnet-6", "match": {"equals": "claude-sonnet-6"}, "name": "Claude Sonnet 6",
-         "prices": {"input_mtok": 3, "output_mtok": 12}},
-    ],
-}]
-
-
-@pytest.fixture
-def data_server(tmp_path, monkeypatch):
-    """A real HTTP server on 127.0.0.1 serving NEW_DATA; the fetched data goes to a temporary cache dir."""
-    monkeypatch.setenv(apiprices.DIR_ENV, str(tmp_path / "cache"))
-    apiprices.reload()
-    handler = type("H", (_Handler,), {"body": json.dumps(NEW_DATA).encode()})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/data.json"
-    server.shutdown()
-    server.server_close()
-    apiprices.reload()
-
-
 def test_update_fetches_reports_changes_stores_and_is_used(data_server, monkeypatch, capsys):
     monkeypatch.setenv(apiprices.URL_ENV, data_server)
     assert cli_prices.main(["prices", "--update", "--search", "anthropic claude-sonnet-5-5", "--limit", "1"]) == 0
@@ -195,7 +153,7 @@ def test_update_offline_keeps_the_pinned_data(tmp_path, monkeypatch, capsys):
 
 def test_update_rejects_a_file_that_is_not_price_data(tmp_path, monkeypatch):
     monkeypatch.setenv(apiprices.DIR_ENV, str(tmp_path))
-    handler = type("H", (_Handler,), {"body": b'{"not": "a list"}'})
+    handler = type("H", (PriceDataHandler,), {"body": b'{"not": "a list"}'})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -18,7 +18,6 @@ from calculators import apiprices, cost, curves
 from calculators.gpuprices import default_usd_per_hour
 from calculators.scenario import DEFAULT_SCENARIO, Scenario, loads_toml, replace_field, to_query_params
 from tests.pinned import SUPPORT_BOT
-from tests.unit.test_apiprices import data_server  # noqa: F401  (a fixture)
 from ui.widgets import usd, verdict_headline
 
 ROOT = Path(__file__).resolve().parents[2]
