@@ -31,13 +31,10 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +174,8 @@ def cache_dir() -> Path:
 
 
 def _version() -> str:
+    from importlib import metadata  # noqa: PLC0415
+
     try:
         return metadata.version("genai-prices")
     except metadata.PackageNotFoundError:  # pragma: no cover - requirements.txt installs it
@@ -388,6 +387,9 @@ def update(url: str | None = None, timeout_s: float = 20.0) -> UpdateResult:
     (naming the URL) when offline, on an HTTP error or when the file is not price data; the data in use
     is then unchanged.
     """
+    import urllib.error  # noqa: PLC0415  (http.client and ssl: only when fetching)
+    import urllib.request  # noqa: PLC0415
+
     url = url or os.environ.get(URL_ENV) or DEFAULT_UPDATE_URL
     if not url.startswith(("https://", "http://")):
         raise PriceDataError(f"price data URL must be http(s), got {url!r}")
