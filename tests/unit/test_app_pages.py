@@ -6,6 +6,7 @@ Each test builds the scenario it expects with the calculators and compares what 
 from __future__ import annotations
 
 import io
+import re
 import socket
 from pathlib import Path
 
@@ -184,7 +185,7 @@ def test_batch_box_takes_batch_rates_and_a_retiring_model_is_flagged():
     assert any("batch rates from genai-prices" in c.value for c in at.caption)
     _assert_shows(at, at.session_state["scenario"])
     at.selectbox(key="be_api_model").set_value("gpt-5-mini").run()
-    assert any("gpt-5-mini shuts down on 2026-12-11" in w.value for w in at.warning)
+    assert any(re.search(r"gpt-5-mini (shuts down|was shut down) on 2026-12-11", w.value) for w in at.warning)
 
 
 class _RecordingStorage(MemoryMediaFileStorage):
