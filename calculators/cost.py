@@ -344,6 +344,8 @@ def api_rates(s: Scenario, today: str | None = None) -> ApiRates:
         typed_note = f" (typed: {', '.join(f.removesuffix('_usd_per_mtok') for f in a.typed)})" if a.typed else ""
         source = f"{q.data.label}{typed_note}"
         notes.append(f"{q.provider_name} {q.model_name} ({q.model_id}) {mode} rates from {q.data.label}.")
+        if q.deprecated:
+            notes.append(f"Warning: the price data marks {q.model_id} at {q.provider_name} deprecated by its vendor.")
         if a.batch and not q.batch_available:
             mode = "interactive"
             notes.append("batch asked, but the price data has no batch rates for this model: interactive rates.")

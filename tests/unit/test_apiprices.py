@@ -188,3 +188,10 @@ def test_support_bot_today_golden():
     # a fully busy replica serves 86,400 / (300/3,400 s) / 2 (peak) = 489,600 req/day = $3,462/month at the
     # API, less than the replica's $3,812: self-hosting never breaks even against gpt-6-luna
     assert r.breakeven.requests_per_day is None and r.verdict == "api"
+
+
+def test_a_model_the_data_marks_deprecated_is_flagged():
+    api = 'model = "Meta-Llama-3.1-70B-Instruct"\nprovider = "avian"'
+    r = evaluate(loads_toml(_scenario(api)))
+    assert r.rates.provider == "avian"
+    assert any("marks Meta-Llama-3.1-70B-Instruct at Avian deprecated" in x for x in r.reasons)
