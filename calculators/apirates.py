@@ -71,8 +71,11 @@ def effective_rates(base: tuple[float, float, float | None, float], long: tuple[
     def mix(i: int, share: float) -> float:
         b = base[i] if base[i] is not None else base[0]
         t = lg[i] if lg[i] is not None else lg[0]
-        return (1 - share) * float(b) + share * float(t)  # type: ignore[arg-type]
+        lo, hi = sorted((float(b), float(t)))  # type: ignore[arg-type]
+        return min(hi, max(lo, (1 - share) * float(b) + share * float(t)))  # type: ignore[arg-type]  (no round-off past either rate)
 
     p_in, p_c, p_w, p_out = mix(0, token_share), mix(1, token_share), mix(2, token_share), mix(3, request_share)
-    p_in_eff = p_in if c >= 1 else (max(0.0, 1 - c - w) * p_in + w * p_w) / (1 - c)
-    return p_in_eff, p_c, p_out
+    if c >= 1 or w == 0:
+        return p_in, p_c, p_out
+    p_in_eff = (max(0.0, 1 - c - w) * p_in + w * p_w) / (1 - c)
+    return min(max(p_in, p_w), max(min(p_in, p_w), p_in_eff)), p_c, p_out

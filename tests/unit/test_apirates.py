@@ -58,3 +58,13 @@ def test_share_falls_as_the_threshold_rises(t1, dt, p50, dp90, dp99):
     lo = apirates.long_context_share(t1, mean=1, p50=p50, p90=p90, p99=p99)
     hi = apirates.long_context_share(t1 + dt, mean=1, p50=p50, p90=p90, p99=p99)
     assert hi[0] <= lo[0] and hi[1] <= lo[1] + 1e-12
+
+
+def test_no_round_off_past_the_price_limit():
+    # (1 - c) * p / (1 - c) came out as 1000.0000000000001 (over the $1,000/M limit) before
+    rates = apirates.effective_rates((1000.0, 0.0, None, 0.0), None, 0.0, 0.0, cached_fraction=0.8032186726155306,
+                                     cache_write_fraction=0.0)
+    assert rates == (1000.0, 0.0, 0.0)
+    rates = apirates.effective_rates((1000.0, 0.0, 1000.0, 0.0), None, 0.0, 0.0, cached_fraction=0.3,
+                                     cache_write_fraction=0.1)
+    assert rates[0] == 1000.0
