@@ -1,7 +1,8 @@
 """``python -m calculators SUBCOMMAND ...``: the calculators, headless.
 
 Subcommands: ``evaluate`` (break-even report for a scenario TOML), ``fit`` (will the model fit),
-``roofline`` (throughput ceilings), ``claim`` (is a claimed tokens/s physically possible).
+``roofline`` (throughput ceilings), ``claim`` (is a claimed tokens/s physically possible), ``prices``
+(API prices from genai-prices: list, search, update).
 Each prints JSON (or text) on stdout; bad input exits 2 with a message naming the field.
 """
 
@@ -16,6 +17,7 @@ _COMMANDS = {
     "fit": ("calculators.cli_capacity", "fit: will a model fit on a GPU (memory, KV cache)"),
     "roofline": ("calculators.cli_capacity", "roofline: decode/prefill throughput ceilings"),
     "claim": ("calculators.cli_capacity", "claim: is a claimed tokens/s physically possible"),
+    "prices": ("calculators.cli_prices", "prices: API model prices (genai-prices): list, search, --update"),
 }
 
 

@@ -1,15 +1,17 @@
 """Catalogs shipped as CSV data files (calculators/data/), each row with ``source`` and ``as_of``.
 
-- ``gpus.csv``: memory (marketing GB and the GiB CUDA really exposes), bandwidth, dense TFLOPS, TDP and a
-  low/high on-demand $/GPU-hour. ``estimate`` lists the columns of that row that are estimates.
-- ``api_models.csv``: $/M input, cached-input and output tokens. An empty cached price means the provider
-  has no cache discount: cached input is billed at the input price. ``status`` is official, transcribed,
-  estimate or unverified.
+- ``gpus.csv``: memory (marketing GB and the GiB CUDA really exposes), bandwidth, dense TFLOPS, TDP and the
+  low/high on-demand $/GPU-hour (the cheapest and dearest on-demand rows of ``gpu_prices.csv``, see
+  ``calculators.gpuprices``). ``estimate`` lists the columns of that row that are estimates.
+- ``api_models.csv``: NOT prices (those come from genai-prices, ``calculators.apiprices``) but our overlay on
+  them: an id we accept (our old catalog ids are aliases), the genai-prices provider and model it maps to
+  (empty: the database lacks it), a tier (frontier | mid | small | open-weight), the shutdown date and
+  successor of a retired or retiring model, a source check (``check``), notes, source and as_of.
 
 >>> gpu("h100-sxm").mem_bandwidth_tbps
 3.35
->>> api_model("gpt-5-mini").output_usd_per_mtok
-2.0
+>>> api_overlay()["gpt-5-mini"].retires
+'2026-12-11'
 >>> gpu("h100")
 Traceback (most recent call last):
 ...
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-__all__ = ["DATA_DIR", "Gpu", "ApiModel", "gpus", "gpu", "api_models", "api_model"]
+__all__ = ["DATA_DIR", "Gpu", "ApiOverlay", "gpus", "gpu", "api_overlay", "overlay_for"]
 
 DATA_DIR = Path(__file__).with_name("data")
 
@@ -47,23 +49,23 @@ class Gpu:
 
 
 @dataclass(frozen=True)
-class ApiModel:
+class ApiOverlay:
+    """Our note on one API model; ``provider``/``model`` are genai-prices ids ("" when it lacks the model)."""
+
     id: str
     provider: str
     model: str
     tier: str  # frontier | mid | small | open-weight
-    input_usd_per_mtok: float
-    cached_input_usd_per_mtok: float
-    output_usd_per_mtok: float
-    status: str
+    retires: str  # ISO date the vendor shuts it down ("" if none announced)
+    successor: str  # the vendor's named successor ("" if none named)
+    check: str  # matches | alias | not in data | "" (no check of ours)
     notes: str
     source: str
     as_of: str
 
     @property
-    def label(self) -> str:
-        flag = "" if self.status in ("official", "transcribed") else f" [{self.status}]"
-        return f"{self.provider} {self.model}{flag}"
+    def in_data(self) -> bool:
+        return bool(self.model)
 
 
 def _opt(s: str) -> float | None:
@@ -112,31 +114,14 @@ def gpu(gpu_id: str) -> Gpu:
 
 
 @cache
-def api_models() -> dict[str, ApiModel]:
-    """All API models by id, in file order."""
-    out: dict[str, ApiModel] = {}
-    for r in _rows("api_models.csv"):
-        inp = float(r["input_usd_per_mtok"])
-        cached = _opt(r["cached_input_usd_per_mtok"])
-        out[r["id"]] = ApiModel(
-            id=r["id"],
-            provider=r["provider"],
-            model=r["model"],
-            tier=r["tier"],
-            input_usd_per_mtok=inp,
-            cached_input_usd_per_mtok=inp if cached is None else cached,
-            output_usd_per_mtok=float(r["output_usd_per_mtok"]),
-            status=r["status"],
-            notes=r["notes"],
-            source=r["source"],
-            as_of=r["as_of"],
-        )
-    return out
+def api_overlay() -> dict[str, ApiOverlay]:
+    """All overlay rows by id, in file order."""
+    fields = [f for f in ApiOverlay.__dataclass_fields__]
+    return {r["id"]: ApiOverlay(**{f: r[f] for f in fields}) for r in _rows("api_models.csv")}
 
 
-def api_model(model_id: str) -> ApiModel:
-    """One API model by id; ValueError listing the known ids otherwise."""
-    table = api_models()
-    if model_id not in table:
-        raise ValueError(f"unknown API model {model_id!r}; known: {', '.join(table)}")
-    return table[model_id]
+def overlay_for(provider: str, model: str) -> ApiOverlay | None:
+    """The overlay row of a genai-prices (provider, model), if we have one (an id row first, then an alias)."""
+    rows = [r for r in api_overlay().values() if r.provider == provider and r.model == model]
+    rows.sort(key=lambda r: r.id != r.model)
+    return rows[0] if rows else None

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # ScenarioError (with the file limits) or a calculator's check
         msg = " ".join(str(e).splitlines())
         named = repr(args.scenario) in msg or args.scenario == "-" and "stdin" in msg
-        print(f"error: {msg}" if named else f"error: {args.scenario}: {msg}", file=sys.stderr)
+        where = "stdin" if args.scenario == "-" else args.scenario
+        print(f"error: {msg}" if named else f"error: {where}: {msg}", file=sys.stderr)
         return 2
     indent = args.indent if args.indent > 0 else None
     print(json.dumps(report, indent=indent, allow_nan=False))

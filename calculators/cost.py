@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from calculators import catalog
-from calculators.scenario import LIMITS, Scenario, scenario_to_dict
+from calculators import apirates, catalog
+from calculators.scenario import LIMITS, PRICE_FIELDS, Scenario, scenario_to_dict
 from calculators.validation import require_finite, require_int
 
 __all__ = [
@@ -55,7 +55,9 @@ __all__ = [
     "usd_per_mtok_output",
     "breakeven_requests_per_day",
     "breakeven_utilization",
+    "ApiRates",
     "ApiResult",
+    "api_rates",
     "SelfHostResult",
     "Breakeven",
     "Report",
@@ -295,6 +297,96 @@ def breakeven_utilization(*, gpu_usd_per_hour: float, gpus_per_replica: int, bus
 
 
 @dataclass(frozen=True)
+class ApiRates:
+    """The API rates the cost used and why. ``*_usd_per_mtok``: the effective rates (long-context tier and
+    cache writes folded in, ``calculators.apirates``); ``source``: "typed", or the price data's label with
+    "(typed: ...)" for the prices typed over it; ``retires``/``successor``: from our overlay."""
+
+    model: str | None
+    provider: str  # the genai-prices provider id the rates came from ("" when typed)
+    mode: str  # "batch" | "interactive"
+    input_usd_per_mtok: float
+    cached_input_usd_per_mtok: float
+    output_usd_per_mtok: float
+    source: str
+    long_context_tokens: int | None
+    long_request_share: float
+    long_input_token_share: float
+    explanation: tuple[str, ...]
+    retires: str
+    successor: str
+    retired: bool  # the shutdown date is on or before the evaluation day
+
+
+def api_rates(s: Scenario, today: str | None = None) -> ApiRates:
+    """The rates for the scenario's request shape (see ``ApiRates``). The price data is consulted (lazy
+    import of genai-prices) only for a model whose prices are not all typed.
+
+    >>> from calculators.scenario import DEFAULT_SCENARIO
+    >>> r = api_rates(DEFAULT_SCENARIO)
+    >>> r.mode, r.source.startswith("genai-prices 0.2.3"), r.long_request_share
+    ('interactive', True, 0.0)
+    """
+    import datetime as _dt  # noqa: PLC0415
+
+    t, a = s.traffic, s.api
+    today = today or _dt.datetime.now(tz=_dt.UTC).date().isoformat()
+    base = (a.input_usd_per_mtok, a.cached_input_usd_per_mtok, a.cache_write_usd_per_mtok, a.output_usd_per_mtok)
+    long, threshold, provider, notes = None, None, "", []
+    untyped = [f for f in ("input_usd_per_mtok", "cached_input_usd_per_mtok", "cache_write_usd_per_mtok",
+                           "output_usd_per_mtok") if f not in a.typed]
+    mode = "batch" if a.batch else "interactive"
+    if a.model is not None and untyped:
+        from calculators import apiprices  # noqa: PLC0415
+
+        q = apiprices.lookup(a.model, a.provider, a.batch)
+        provider = q.provider_id
+        typed_note = f" (typed: {', '.join(f.removesuffix('_usd_per_mtok') for f in a.typed)})" if a.typed else ""
+        source = f"{q.data.label}{typed_note}"
+        notes.append(f"{q.provider_name} {q.model_name} ({q.model_id}) {mode} rates from {q.data.label}.")
+        if q.deprecated:
+            notes.append(f"Warning: the price data marks {q.model_id} at {q.provider_name} deprecated by its vendor.")
+        if a.batch and not q.batch_available:
+            mode = "interactive"
+            notes.append("batch asked, but the price data has no batch rates for this model: interactive rates.")
+        if q.long is not None and q.long_context_tokens is not None:
+            threshold = q.long_context_tokens
+            lr = q.long
+            tier = (lr.input_usd_per_mtok, lr.cached_input_usd_per_mtok, lr.cache_write_usd_per_mtok,
+                    lr.output_usd_per_mtok)
+            long = tuple(tier[i] if f in untyped else base[i] for i, f in enumerate(
+                ("input_usd_per_mtok", "cached_input_usd_per_mtok", "cache_write_usd_per_mtok",
+                 "output_usd_per_mtok")))
+    else:
+        source = "typed"
+    req = tok = 0.0
+    if threshold is not None:
+        req, tok, basis = apirates.long_context_share(
+            threshold, mean=t.input_tokens, p50=t.input_tokens_p50, p90=t.input_tokens_p90, p99=t.input_tokens_p99)
+        notes.append(f"Long-context tier over {threshold:,} input tokens: {req:.1%} of requests "
+                     f"({tok:.1%} of input tokens) at the tier rates, from the {basis}.")
+    if a.cache_write_fraction > 0:
+        write = "the input rate" if a.cache_write_usd_per_mtok is None else f"${a.cache_write_usd_per_mtok:g}/M"
+        notes.append(f"{a.cache_write_fraction:.0%} of input tokens are cache writes at {write}.")
+    p_in, p_c, p_out = apirates.effective_rates(base, long, req, tok, cached_fraction=t.cached_input_fraction,
+                                                cache_write_fraction=a.cache_write_fraction)
+    ov = None
+    if a.model is not None:
+        ov = catalog.api_overlay().get(a.model)
+        if ov is None and provider:
+            ov = catalog.overlay_for(provider, a.model)
+    retires = ov.retires if ov is not None else ""
+    successor = ov.successor if ov is not None else ""
+    retired = bool(retires) and retires <= today
+    if retires:
+        state = "was shut down" if retired else "shuts down"
+        notes.append(f"Warning: {a.model} {state} on {retires}" + (f"; successor: {successor}." if successor
+                     else "; compare against a current model."))
+    return ApiRates(a.model, provider, mode, p_in, p_c, p_out, source, threshold, req, tok, tuple(notes),
+                    retires, successor, retired)
+
+
+@dataclass(frozen=True)
 class ApiResult:
     usd_per_month: float
     usd_per_request: float
@@ -335,6 +427,7 @@ class Report:
     savings_usd_per_month: float  # api - self_host
     verdict: str  # "api" | "self_host"
     reasons: tuple[str, ...]
+    rates: ApiRates | None = None  # the API rates applied and why (always set by ``evaluate``)
 
 
 def evaluate(s: Scenario) -> Report:
@@ -345,14 +438,15 @@ def evaluate(s: Scenario) -> Report:
 
     >>> from calculators.scenario import DEFAULT_SCENARIO
     >>> r = evaluate(DEFAULT_SCENARIO)
-    >>> r.verdict, r.self_host.replicas, round(r.api.usd_per_month, 2), round(r.self_host.usd_per_month, 2)
-    ('api', 1, 490.47, 3463.7)
+    >>> r.verdict, r.self_host.replicas, round(r.api.usd_per_month, 2), round(r.self_host.usd_per_month, 2)  # 608,333 req x $0.0002325; 5.2225 x 730 + 1500
+    ('api', 1, 141.44, 5312.43)
     """
     if not isinstance(s, Scenario):
         raise ValueError(f"evaluate expects a Scenario, got {type(s).__name__}")
-    t, a, h = s.traffic, s.api, s.self_host
+    t, h = s.traffic, s.self_host
+    rates = api_rates(s)
     per_req = api_usd_per_request(t.input_tokens, t.output_tokens, t.cached_input_fraction,
-                                  a.input_usd_per_mtok, a.cached_input_usd_per_mtok, a.output_usd_per_mtok)
+                                  rates.input_usd_per_mtok, rates.cached_input_usd_per_mtok, rates.output_usd_per_mtok)
     req_month = t.requests_per_day * _DAYS_PER_MONTH
     api_month = req_month * per_req
     out_month = req_month * t.output_tokens
@@ -381,7 +475,8 @@ def evaluate(s: Scenario) -> Report:
                                           api_usd_per_request=per_req))
     savings = api_month - self_month
     verdict = "self_host" if savings >= 0 else "api"
-    return Report(s, api, host, breakeven, savings, verdict, _reasons(s, api, host, breakeven, verdict))
+    reasons = _reasons(s, api, host, breakeven, verdict) + rates.explanation
+    return Report(s, api, host, breakeven, savings, verdict, reasons, rates)
 
 
 def _per_mtok(usd: float, tokens: float) -> float | None:
@@ -430,7 +525,7 @@ def _reasons(s: Scenario, api: ApiResult, host: SelfHostResult, be: Breakeven, v
     if t.requests_per_day < LOW_VOLUME_REQUESTS_PER_DAY:
         out.append("Consideration: under 1,000 requests/day the article's rule of thumb is that the API is "
                    "cheaper, simpler and more reliable.")
-    model = catalog.api_models().get(s.api.model or "")
+    model = catalog.api_overlay().get(s.api.model or "")
     if ctx.needs_frontier_quality or (model is not None and model.tier == "frontier"):
         out.append("Consideration: frontier quality is not self-hostable; no open-weight model matches "
                    "frontier APIs on hard reasoning, so this compares against a model you could not replace "
@@ -468,4 +563,8 @@ def report_to_dict(r: Report) -> dict[str, Any]:
         "savings_usd_per_month": r.savings_usd_per_month,
         "verdict": r.verdict,
         "reasons": list(r.reasons),
+        "api_rates": None if r.rates is None else {k: _clean(v) for k, v in vars(r.rates).items()}
+        | {"explanation": list(r.rates.explanation),
+           "listed_usd_per_mtok": {k.removesuffix("_usd_per_mtok"): getattr(r.scenario.api, k)
+                                   for k in PRICE_FIELDS}},
     }

@@ -6,8 +6,8 @@
 
 Each returns a pandas DataFrame (tidy: one row per point) and reuses ``calculators.cost``'s formulas.
 
->>> from calculators.scenario import DEFAULT_SCENARIO
->>> df = cost_vs_volume(DEFAULT_SCENARIO)
+>>> from calculators.scenario import DEFAULT_SCENARIO, apply_api_model
+>>> df = cost_vs_volume(apply_api_model(DEFAULT_SCENARIO, "gpt-6-sol"))   # gpt-6-luna never breaks even
 >>> bool(df["is_breakeven"].any()), list(df.columns)[:4]
 (True, ['requests_per_day', 'replicas', 'api_usd_per_month', 'self_host_usd_per_month'])
 """
@@ -58,12 +58,12 @@ def cost_vs_volume(s: Scenario, n: int = 200) -> pd.DataFrame:
     >>> df = cost_vs_volume(DEFAULT_SCENARIO, n=50)
     >>> row = df[df.is_current].iloc[0]
     >>> int(row.replicas), float(row.self_host_usd_per_month)
-    (1, 3463.7)
+    (1, 5312.425)
     """
     s = _check(s)
     n = require_int("n", n, low=2, high=100_000)
     r = evaluate(s)
-    t, a, h = s.traffic, s.api, s.self_host
+    t, h, rt = s.traffic, s.self_host, r.rates  # the API rates evaluate applied (tier, batch, cache writes)
     be = r.breakeven.requests_per_day
     hi = min(_MAX_RPD, max(10 * t.requests_per_day, 3 * (be or 0.0), 1e4))
     lo = max(1.0, hi * 1e-5)
@@ -79,7 +79,7 @@ def cost_vs_volume(s: Scenario, n: int = 200) -> pd.DataFrame:
     extra = [x for x in (t.requests_per_day, be) if x is not None and x > 0]
     x = np.unique(np.clip(np.concatenate(parts + [np.array(extra)]), 0.0, _MAX_RPD))
     api = api_usd_per_month(x, t.input_tokens, t.output_tokens, t.cached_input_fraction,
-                            a.input_usd_per_mtok, a.cached_input_usd_per_mtok, a.output_usd_per_mtok)
+                            rt.input_usd_per_mtok, rt.cached_input_usd_per_mtok, rt.output_usd_per_mtok)
     reps = replicas_needed(x, r.self_host.busy_s_per_request, t.peak_to_mean, h.min_replicas,
                            h.fallback_fraction)
     gpu = self_host_usd_per_month(reps, h.gpus_per_replica, h.gpu_usd_per_hour)
@@ -107,8 +107,8 @@ def usd_per_mtok_vs_utilization(s: Scenario, n: int = 96) -> pd.DataFrame:
 
     >>> from calculators.scenario import DEFAULT_SCENARIO
     >>> df = usd_per_mtok_vs_utilization(DEFAULT_SCENARIO, n=20)
-    >>> round(float(df.self_host_usd_per_mtok_output.iloc[-1]), 4), float(df.api_usd_per_mtok_output_equiv[0])
-    (0.2198, 2.6875)
+    >>> round(float(df.self_host_usd_per_mtok_output.iloc[-1]), 4), round(float(df.api_usd_per_mtok_output_equiv[0]), 4)
+    (0.4267, 0.775)
     """
     s = _check(s)
     n = require_int("n", n, low=2, high=100_000)

@@ -23,13 +23,13 @@ the URL form is a flat dict of short keys (``to_query_params``).
 ... input_tokens = 500
 ... output_tokens = 200
 ... [api]
-... model = "gpt-5-mini"
+... model = "gpt-6-luna"
 ... [self_host]
 ... gpu = "l40s"
 ... output_tokens_per_s = 900
 ... ''')
 >>> s.api.output_usd_per_mtok, s.self_host.gpu_usd_per_hour, s.traffic.peak_to_mean
-(2.0, 0.79, 2.0)
+(0.5, 1.55, 2.0)
 >>> loads_toml(dumps_toml(s)) == s
 True
 >>> replace_field(s, "traffic.requests_per_day", -5)
@@ -49,7 +49,7 @@ from typing import Any, NamedTuple
 
 import tomli_w
 
-from calculators import catalog
+from calculators import catalog, gpuprices
 from calculators.filelimits import (
     MAX_DEPTH,
     MAX_SCENARIO_BYTES,
@@ -82,6 +82,8 @@ __all__ = [
     "replace_field",
     "apply_api_model",
     "apply_gpu",
+    "reprice_api",
+    "PRICE_FIELDS",
 ]
 
 
@@ -116,9 +118,13 @@ _SPECS: dict[str, dict[str, _Spec]] = {
     },
     "api": {
         "model": _Spec("model", "api"),
+        "provider": _Spec("str", "api_prov", high=100),
+        "batch": _Spec("bool", "batch"),
         "input_usd_per_mtok": _Spec("float", "api_in", 0, 1000),
         "cached_input_usd_per_mtok": _Spec("float", "api_cached", 0, 1000),
         "output_usd_per_mtok": _Spec("float", "api_out", 0, 1000),
+        "cache_write_usd_per_mtok": _Spec("opt_float", "api_cw", 0, 1000),
+        "cache_write_fraction": _Spec("float", "cw", 0, 1),
     },
     "self_host": {
         "gpu": _Spec("gpu", "gpu"),
@@ -169,9 +175,13 @@ def _check(path: str, spec: _Spec, value: object) -> Any:
             return value
         if spec.kind == "model" and value is None:
             return None
+        if spec.kind == "model":  # resolved against the price data where prices are taken from it
+            if not isinstance(value, str) or not value.strip() or len(value) > 200:
+                raise ValueError(f"{path} must be a model id (text of 1 to 200 characters), got {value!r:.60}")
+            return value
         if not isinstance(value, str):
             raise ValueError(f"{path} must be a catalog id (text), got {value!r}")
-        (catalog.gpu if spec.kind == "gpu" else catalog.api_model)(value)
+        catalog.gpu(value)
         return value
     except ScenarioError:
         raise
@@ -209,17 +219,39 @@ class Traffic:
         _validate_section(self, "traffic")
 
 
+PRICE_FIELDS = ("input_usd_per_mtok", "cached_input_usd_per_mtok", "output_usd_per_mtok", "cache_write_usd_per_mtok")
+"""The API prices a user may type; ``ApiPricing.typed`` says which were typed."""
+
+
 @dataclass(frozen=True)
 class ApiPricing:
-    """API prices in $ per million tokens; ``model`` is the catalog id they came from, if any."""
+    """API prices in $ per million tokens (the short-context rates; batch rates when ``batch``).
+
+    ``model``: a genai-prices model id (or one of our overlay ids, ``calculators/data/api_models.csv``),
+    sold by ``provider`` (a genai-prices provider id; "" lets the price data pick by the model's name).
+    ``typed``: the prices the user typed (they win, and are labelled "typed"); the others were taken from
+    the price data for (model, provider, batch). Without a model every price is typed.
+    ``cache_write_usd_per_mtok``: None bills cache writes as input; ``cache_write_fraction``: the share of
+    input tokens written to the vendor's prompt cache (the rest of the request shape is in ``Traffic``).
+    """
 
     input_usd_per_mtok: float
     cached_input_usd_per_mtok: float
     output_usd_per_mtok: float
     model: str | None = None
+    provider: str = ""
+    batch: bool = False
+    cache_write_usd_per_mtok: float | None = None
+    cache_write_fraction: float = 0.0
+    typed: tuple[str, ...] = PRICE_FIELDS
 
     def __post_init__(self) -> None:
         _validate_section(self, "api")
+        typed = tuple(self.typed) if isinstance(self.typed, tuple | list | frozenset | set) else None
+        if typed is None or any(f not in PRICE_FIELDS for f in typed):
+            raise ScenarioError(f"api.typed must name prices among {', '.join(PRICE_FIELDS)}, got {self.typed!r}")
+        all_typed = self.model is None or all(f in typed for f in PRICE_FIELDS[:3])
+        object.__setattr__(self, "typed", PRICE_FIELDS if all_typed else tuple(f for f in PRICE_FIELDS if f in typed))
 
 
 @dataclass(frozen=True)
@@ -268,6 +300,10 @@ class Scenario:
             if not isinstance(getattr(self, attr), cls):
                 raise ScenarioError(f"{attr} must be a {cls.__name__}, got {type(getattr(self, attr)).__name__}")
         _validate_section(self, "")
+        c, w = self.traffic.cached_input_fraction, self.api.cache_write_fraction
+        if c + w > 1:
+            raise ScenarioError(f"api.cache_write_fraction + traffic.cached_input_fraction must be <= 1, "
+                                f"got {w:g} + {c:g}")
 
 
 _REQUIRED = {
@@ -291,10 +327,13 @@ def scenario_from_dict(d: Mapping[str, Any]) -> Scenario:
 
     Sections and defaults: ``[traffic]`` requests_per_day, input_tokens, output_tokens (required),
     cached_input_fraction (0), peak_to_mean (2.0), input_tokens_p50/p90/p99 and output_tokens_p50/p90/p99
-    (none), trace_name (""). ``[api]`` model (catalog id) and/or the three prices;
-    explicit prices override the model's; without a model, input and output prices are required and
-    cached defaults to input. ``[self_host]`` gpu and output_tokens_per_s (required), gpus_per_replica (1),
-    gpu_usd_per_hour (the catalog's low price for that GPU), prefill_tokens_per_s (none: capacity set by
+    (none), trace_name (""). ``[api]`` model (a genai-prices model id such as "gpt-6-sol", or an id of
+    calculators/data/api_models.csv), provider ("" : the price data picks by the model name), batch (false),
+    and/or the prices input/cached_input/output/cache_write_usd_per_mtok, cache_write_fraction (0);
+    typed prices win over the model's (taken from the price data for model, provider and batch); with all
+    three of input/cached/output typed the model is only a label; without a model, input and output prices
+    are required and cached defaults to input. ``[self_host]`` gpu and output_tokens_per_s (required),
+    gpus_per_replica (1), gpu_usd_per_hour (the median of that GPU's on-demand rows, ``calculators.gpuprices``), prefill_tokens_per_s (none: capacity set by
     output tokens alone), min_replicas (1), ops_usd_per_month (0), fallback_fraction (0),
     throughput_source ("user input"). ``[context]`` needs_frontier_quality (false), fine_tuned_model
     (false), has_gpu_expertise (true). Optional top-level ``name`` and ``description``.
@@ -313,31 +352,50 @@ def scenario_from_dict(d: Mapping[str, Any]) -> Scenario:
         for key in _REQUIRED.get(sec, ()):
             if key not in sections[sec]:
                 raise ScenarioError(f"{sec}.{key} is required")
-    api = sections["api"]
-    model = _check("api.model", _SPECS["api"]["model"], api.pop("model", None))
-    if model is not None:
-        m = catalog.api_model(model)
-        api = {
-            "input_usd_per_mtok": m.input_usd_per_mtok,
-            "cached_input_usd_per_mtok": m.cached_input_usd_per_mtok,
-            "output_usd_per_mtok": m.output_usd_per_mtok,
-        } | api
-    else:
-        for key in ("input_usd_per_mtok", "output_usd_per_mtok"):
-            if key not in api:
-                raise ScenarioError(f"api.{key} is required when api.model is not given")
-        api.setdefault("cached_input_usd_per_mtok", api["input_usd_per_mtok"])
+    api = _api_section(sections["api"])
     host = sections["self_host"]
     host["gpu"] = _check("self_host.gpu", _SPECS["self_host"]["gpu"], host["gpu"])
-    host.setdefault("gpu_usd_per_hour", catalog.gpu(host["gpu"]).usd_per_gpu_hour_low)
+    host.setdefault("gpu_usd_per_hour", gpuprices.default_usd_per_hour(host["gpu"]))
     return Scenario(
         traffic=Traffic(**sections["traffic"]),
-        api=ApiPricing(model=model, **api),
+        api=api,
         self_host=SelfHost(**host),
         context=Context(**sections["context"]),
         name=top.get("name", ""),
         description=top.get("description", ""),
     )
+
+
+def _db_prices(model: str, provider: str, batch: bool) -> dict[str, Any]:
+    """The model's prices from the price data (lazy import), as ApiPricing fields; ScenarioError naming
+    api.model otherwise (an overlay row without a database model says why in its note)."""
+    from calculators import apiprices  # noqa: PLC0415  (imports genai-prices)
+
+    try:
+        q = apiprices.lookup(model, provider, batch)
+    except ValueError as e:
+        raise ScenarioError(f"api.model: {e}") from None
+    b = q.base
+    return {"input_usd_per_mtok": b.input_usd_per_mtok, "cached_input_usd_per_mtok": b.cached_input_usd_per_mtok,
+            "output_usd_per_mtok": b.output_usd_per_mtok, "cache_write_usd_per_mtok": b.cache_write_usd_per_mtok}
+
+
+def _api_section(api: dict[str, Any]) -> ApiPricing:
+    """ApiPricing from an ``[api]`` table: typed prices win, the rest come from the model's price data."""
+    api = dict(api)
+    model = _check("api.model", _SPECS["api"]["model"], api.pop("model", None))
+    api.pop("typed", None)
+    typed = tuple(k for k in PRICE_FIELDS if k in api)
+    if model is None:
+        for key in ("input_usd_per_mtok", "output_usd_per_mtok"):
+            if key not in api:
+                raise ScenarioError(f"api.{key} is required when api.model is not given")
+        api.setdefault("cached_input_usd_per_mtok", api["input_usd_per_mtok"])
+    elif any(k not in api for k in PRICE_FIELDS[:3]):  # all three typed: the model is only a label
+        provider = _check("api.provider", _SPECS["api"]["provider"], api.get("provider", ""))
+        batch = _check("api.batch", _SPECS["api"]["batch"], api.get("batch", False))
+        api = _db_prices(model, provider, batch) | api
+    return ApiPricing(model=model, typed=typed, **api)
 
 
 def scenario_to_dict(s: Scenario) -> dict[str, Any]:
@@ -349,6 +407,9 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
     for sec in ("traffic", "api", "self_host", "context"):
         obj = getattr(s, sec)
         out[sec] = {k: getattr(obj, k) for k in _SPECS[sec] if getattr(obj, k) is not None}
+    for k in PRICE_FIELDS:  # prices taken from the price data are looked up again when read back
+        if k not in s.api.typed:
+            out["api"].pop(k, None)
     return out
 
 
@@ -415,31 +476,45 @@ def replace_field(s: Scenario, dotted: str, value: object) -> Scenario:
     """A copy of ``s`` with one field set (validated), e.g. ``"self_host.output_tokens_per_s"``.
 
     A pure set: changing ``api.model`` or ``self_host.gpu`` does not touch prices (see ``apply_api_model``
-    and ``apply_gpu`` for that).
+    and ``apply_gpu`` for that). Setting an API price marks it typed (``ApiPricing.typed``).
 
     >>> replace_field(DEFAULT_SCENARIO, "self_host.output_tokens_per_s", 3000.0).self_host.output_tokens_per_s
     3000.0
+    >>> replace_field(DEFAULT_SCENARIO, "api.output_usd_per_mtok", 0.6).api.typed
+    ('output_usd_per_mtok',)
     """
     sec, key, _spec = _fields(dotted)
     if not sec:
         return dataclasses.replace(s, **{key: value})
-    return dataclasses.replace(s, **{sec: dataclasses.replace(getattr(s, sec), **{key: value})})
+    extra: dict[str, Any] = {}
+    if sec == "api" and key in PRICE_FIELDS:
+        extra["typed"] = (*s.api.typed, key)
+    return dataclasses.replace(s, **{sec: dataclasses.replace(getattr(s, sec), **{key: value}, **extra)})
 
 
-def apply_api_model(s: Scenario, model: str) -> Scenario:
-    """Select a catalog API model and take its three prices (a UI preset)."""
-    m = catalog.api_model(_check("api.model", _SPECS["api"]["model"], model))
-    return dataclasses.replace(
-        s, api=ApiPricing(m.input_usd_per_mtok, m.cached_input_usd_per_mtok, m.output_usd_per_mtok, model=m.id)
-    )
+def apply_api_model(s: Scenario, model: str, provider: str = "", batch: bool | None = None) -> Scenario:
+    """Select an API model (genai-prices id or overlay id) and take all its prices from the price data
+    (a UI preset: typed prices are dropped). ``batch`` None keeps the scenario's."""
+    batch = s.api.batch if batch is None else batch
+    api = _api_section({"model": model, "provider": provider, "batch": batch,
+                        "cache_write_fraction": s.api.cache_write_fraction})
+    return dataclasses.replace(s, api=api)
+
+
+def reprice_api(s: Scenario) -> Scenario:
+    """Re-take the untyped API prices from the price data (after a change of provider or batch)."""
+    if s.api.model is None:
+        return s
+    d = scenario_to_dict(s)["api"]
+    return dataclasses.replace(s, api=_api_section(d))
 
 
 def apply_gpu(s: Scenario, gpu: str) -> Scenario:
-    """Select a catalog GPU and take its low $/GPU-hour (a UI preset)."""
+    """Select a catalog GPU and take its default $/GPU-hour: the median of its on-demand rows
+    (``calculators.gpuprices.DEFAULT_STATISTIC``), a UI preset."""
     g = catalog.gpu(_check("self_host.gpu", _SPECS["self_host"]["gpu"], gpu))
-    return dataclasses.replace(
-        s, self_host=dataclasses.replace(s.self_host, gpu=g.id, gpu_usd_per_hour=g.usd_per_gpu_hour_low)
-    )
+    price = gpuprices.default_usd_per_hour(g.id)
+    return dataclasses.replace(s, self_host=dataclasses.replace(s.self_host, gpu=g.id, gpu_usd_per_hour=price))
 
 
 def _fmt(value: object) -> str:
@@ -454,14 +529,16 @@ def _fmt(value: object) -> str:
 
 def to_query_params(s: Scenario) -> dict[str, str]:
     """Every field under its short URL key (``QUERY_KEYS``); ``from_query_params`` reads it back exactly.
+    An API price taken from the price data is written empty (it is looked up again when read).
 
     >>> to_query_params(DEFAULT_SCENARIO)["rpd"], to_query_params(DEFAULT_SCENARIO)["api"]
-    ('20000', 'gpt-5-mini')
+    ('20000', 'gpt-6-luna')
     """
     out: dict[str, str] = {}
     for qp, dotted in QUERY_KEYS.items():
         sec, key, _spec = _fields(dotted)
-        out[qp] = _fmt(getattr(getattr(s, sec) if sec else s, key))
+        untyped = sec == "api" and key in PRICE_FIELDS and key not in s.api.typed
+        out[qp] = "" if untyped else _fmt(getattr(getattr(s, sec) if sec else s, key))
     return out
 
 
@@ -473,6 +550,8 @@ def _parse(path: str, spec: _Spec, text: str) -> object:
         return t or None
     if spec.kind == "opt_float" and t.lower() in ("", "none"):
         return None
+    if spec.kind == "float" and path.startswith("api.") and t == "":
+        return None  # an API price left to the price data
     if spec.kind == "bool":
         low = t.lower()
         if low in ("1", "true", "yes", "on"):
@@ -490,8 +569,10 @@ def from_query_params(qp: Mapping[str, str], base: Scenario | None = None) -> tu
     """Overlay URL parameters on ``base`` (default ``DEFAULT_SCENARIO``); never raises on user input.
 
     Unknown keys are ignored (other pages own them). A bad value is skipped and reported in the returned
-    messages, naming the field; that field keeps ``base``'s value. ``api`` or ``gpu`` alone (without
-    explicit prices) also takes that model's or GPU's catalog prices, as the UI presets do.
+    messages, naming the field; that field keeps ``base``'s value. ``gpu`` alone (without a price) takes
+    that GPU's default price, as the UI preset does. The ``[api]`` keys are read together, as a TOML
+    ``[api]`` table is: a price given is typed, an empty one (or, when the model changed, a missing one)
+    comes from the price data; if that fails, the API keeps ``base``'s values and the message says why.
 
     >>> s, problems = from_query_params({"rpd": "abc", "otps": "2500"})
     >>> s.self_host.output_tokens_per_s, problems
@@ -503,6 +584,7 @@ def from_query_params(qp: Mapping[str, str], base: Scenario | None = None) -> tu
         params = {str(k): str(v) for k, v in qp.items()}
     except Exception:  # a broken mapping is still user input: report, don't raise
         return s, ["URL parameters could not be read"]
+    api_in: dict[str, Any] = {}
     for key, dotted in QUERY_KEYS.items():
         if key not in params:
             continue
@@ -510,30 +592,41 @@ def from_query_params(qp: Mapping[str, str], base: Scenario | None = None) -> tu
         old = getattr(getattr(s, sec) if sec else s, field)
         try:
             value = _parse(dotted, spec, params[key])
-            if key == "api" and value is not None and value != s.api.model:
-                s = apply_api_model(s, str(value))
+            if sec == "api":
+                api_in[field] = _check(dotted, spec, value) if value is not None else None
             elif key == "gpu" and value != s.self_host.gpu:
                 s = apply_gpu(s, str(value))
             else:
                 s = replace_field(s, dotted, value)
         except ValueError as e:
             problems.append(f"URL parameter {key!r}: {e} (kept {_fmt(old) or 'none'})")
+    if api_in:
+        table = scenario_to_dict(s)["api"]
+        if "model" in api_in and api_in["model"] != s.api.model:
+            table = {k: v for k, v in table.items() if k not in PRICE_FIELDS}
+        table |= api_in
+        table = {k: v for k, v in table.items() if v is not None}
+        try:
+            s = dataclasses.replace(s, api=_api_section(table))
+        except ValueError as e:
+            keys = ", ".join(repr(_SPECS["api"][k].qp) for k in api_in)
+            problems.append(f"URL parameters {keys}: {e} (kept the API model and prices)")
     return s, problems
 
 
 # The support-bot example (scenarios/support-bot-8b.toml; sources are given there).
 DEFAULT_SCENARIO = Scenario(
     traffic=Traffic(requests_per_day=20_000, input_tokens=1500, output_tokens=300, cached_input_fraction=0.5),
-    api=ApiPricing(0.25, 0.025, 2.0, model="gpt-5-mini"),
+    api=ApiPricing(0.1, 0.01, 0.5, model="gpt-6-luna", cache_write_usd_per_mtok=0.125, typed=()),
     self_host=SelfHost(
         gpu="h100-sxm",
-        gpu_usd_per_hour=2.69,
+        gpu_usd_per_hour=5.2225,
         output_tokens_per_s=3400.0,
         ops_usd_per_month=1500.0,
         throughput_source="measured: Lambda vllm-benchmark, Llama-3.1-8B FP8, 1xH100 SXM, vLLM 0.5.4 (2024-09)",
     ),
     name="Support bot, Llama 3.1 8B",
     description="A customer-support chatbot: 20,000 requests a day, Llama-3.1-8B on one H100 "
-    "versus gpt-5-mini.",
+    "versus gpt-6-luna.",
 )
 

@@ -22,6 +22,7 @@ with st.sidebar:
     with st.expander("API", expanded=True):
         inputs.api_model_select()
         inputs.number_inputs(inputs.API_PRICES)
+        repriced = inputs.api_prices_update()
     with st.expander("Self-host", expanded=True):
         inputs.gpu_select()
         inputs.number_inputs(inputs.SELF_HOST)
@@ -30,6 +31,11 @@ with st.sidebar:
         inputs.context_checkboxes()
 
 new, errors = inputs.read_widgets(scenario)
+if repriced is not None:  # newer price data: re-price, drop results of the old data, re-seed the widgets
+    for fn in (cached.evaluate, cached.cost_vs_volume, cached.usd_per_mtok_vs_utilization, cached.savings_heatmap):
+        fn.clear()
+    state.set_scenario(repriced)
+    st.rerun()
 for error in errors:
     st.error(f"Not applied: {error}. The results below are for the last valid inputs.")
 if new != scenario:
@@ -41,8 +47,9 @@ st.caption(
     f"Self-host throughput: {scenario.self_host.output_tokens_per_s:,.0f} output tokens/s per replica, "
     f"source: **{scenario.self_host.throughput_source}**."
 )
-st.divider()
 report = cached.evaluate(scenario)
+inputs.api_prices_caption(scenario, report.rates)
+st.divider()
 verdict_col, io_col = st.columns([3, 1], gap="large")
 with verdict_col:
     widgets.verdict_panel(scenario)

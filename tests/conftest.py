@@ -39,3 +39,8 @@ try:
     settings.load_profile(_profile_name())
 except InvalidArgument as exc:  # a typo in HYPOTHESIS_PROFILE: say which names exist
     raise InvalidArgument(f"{exc}; HYPOTHESIS_PROFILE must be one of dev, ci, explore, mutation") from None
+
+# API price data: tests use the pinned genai-prices data (never a developer's fetched copy) and can never
+# reach the network through the updater (a test that fetches sets its own 127.0.0.1 URL).
+os.environ["SELFHOST_PRICES_DIR"] = os.path.join(os.path.dirname(__file__), "fixtures", "no-fetched-prices")
+os.environ["SELFHOST_PRICES_URL"] = "http://127.0.0.1:9/no-network-in-tests"

@@ -105,7 +105,10 @@ def apis(*, tiny: bool = False) -> st.SearchStrategy[ApiPricing]:
         input_usd_per_mtok=fv(f + "input_usd_per_mtok"),
         cached_input_usd_per_mtok=fv(f + "cached_input_usd_per_mtok"),
         output_usd_per_mtok=fv(f + "output_usd_per_mtok"),
-        model=st.none() | st.sampled_from(sorted(catalog.api_models())),
+        model=st.none() | st.sampled_from(sorted(k for k, v in catalog.api_overlay().items() if v.in_data)),
+        provider=st.sampled_from(["", "openai", "anthropic"]),
+        batch=st.booleans(),
+        cache_write_usd_per_mtok=st.none() | fv(f + "cache_write_usd_per_mtok"),
     )
 
 

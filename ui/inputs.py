@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from calculators import catalog
-from calculators.scenario import LIMITS, Scenario, replace_field
+from calculators import apiprices, catalog, gpuprices
+from calculators.scenario import LIMITS, Scenario, apply_api_model, replace_field, reprice_api
 from calculators.validation import relabel
 
 __all__ = [
@@ -34,6 +34,9 @@ __all__ = [
     "seed_widgets",
     "number_inputs",
     "api_model_select",
+    "api_prices_update",
+    "api_prices_caption",
+    "model_key",
     "gpu_select",
     "context_checkboxes",
     "read_widgets",
@@ -42,6 +45,7 @@ __all__ = [
 
 CUSTOM = "custom"  # the API-model selectbox entry for typed-in prices
 _SYNCED_KEY = "be_synced_scenario"
+_UPDATE_MSGS_KEY = "be_prices_update_msgs"
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,29 @@ API_PRICES = (
         "%.3f",
     ),
     _num("be_output_usd_per_mtok", "api.output_usd_per_mtok", "Output $/M tokens", 0.01, "%.3f"),
+    _num(
+        "be_cache_write_usd_per_mtok",
+        "api.cache_write_usd_per_mtok",
+        "Cache write $/M tokens",
+        0.01,
+        "%.3f",
+        optional=True,
+        help="empty: cache writes are billed as input",
+    ),
+    _num(
+        "be_cache_write_fraction",
+        "api.cache_write_fraction",
+        "Cache-write share of input",
+        0.05,
+        "%.2f",
+        help="share of input tokens written to the vendor's prompt cache (billed at the cache-write rate)",
+    ),
+)
+_API_PRICE_KEYS = (
+    ("be_input_usd_per_mtok", "input_usd_per_mtok"),
+    ("be_cached_input_usd_per_mtok", "cached_input_usd_per_mtok"),
+    ("be_output_usd_per_mtok", "output_usd_per_mtok"),
+    ("be_cache_write_usd_per_mtok", "cache_write_usd_per_mtok"),
 )
 SELF_HOST = (
     _num("be_gpu_usd_per_hour", "self_host.gpu_usd_per_hour", "$ per GPU-hour", 0.05, "%.2f"),
@@ -203,7 +230,8 @@ def seed_widgets(s: Scenario) -> list[str]:
             )
     for key, path, _label in CONTEXT:
         st.session_state[key] = bool(get_path(s, path))
-    st.session_state["be_api_model"] = s.api.model or CUSTOM
+    st.session_state["be_api_model"] = model_key(s)
+    st.session_state["be_api_batch"] = s.api.batch
     st.session_state["be_gpu"] = s.self_host.gpu
     st.session_state[_SYNCED_KEY] = s
     return notes
@@ -224,74 +252,179 @@ def number_inputs(specs: tuple[NumberSpec, ...]) -> None:
         )
 
 
+def model_key(s: Scenario) -> str:
+    """The picker's value for the scenario's API model: ``provider:model`` with a provider, else the id."""
+    if s.api.model is None:
+        return CUSTOM
+    return f"{s.api.provider}:{s.api.model}" if s.api.provider else s.api.model
+
+
+def _split(key: str) -> tuple[str | None, str]:
+    """(model, provider) of a picker value (genai-prices model ids may contain ``/`` but not ``:`` first)."""
+    if key == CUSTOM:
+        return None, ""
+    provider, sep, model = key.partition(":")
+    if sep and provider in _providers():
+        return model, provider
+    return key, ""
+
+
+@st.cache_data(ttl=3600, max_entries=4)
+def _model_options(data_label: str) -> dict[str, str]:
+    """Picker value -> label: our overlay's ids first (current ones, then retiring), then every model of the
+    price data (``data_label`` keys the cache to the data in use)."""
+    out: dict[str, str] = {}
+    for ov in catalog.api_overlay().values():
+        if ov.in_data and ov.check != "alias":
+            flag = f" ⚠️ retires {ov.retires}" if ov.retires else ""
+            out[ov.id] = f"★ {ov.provider} · {ov.model}{flag}"
+    for e in apiprices.models():
+        out.setdefault(e.key, e.label)
+    return out
+
+
+@st.cache_data(ttl=3600, max_entries=4)
+def _providers_cached(data_label: str) -> frozenset[str]:
+    return frozenset(e.provider_id for e in apiprices.models())
+
+
+def _providers() -> frozenset[str]:
+    return _providers_cached(apiprices.data_info().label)
+
+
+def _prospective(s: Scenario) -> Scenario:
+    """The scenario the API widgets (model, batch) ask for, prices taken from the price data."""
+    model, provider = _split(st.session_state.get("be_api_model", CUSTOM))
+    batch = bool(st.session_state.get("be_api_batch", False))
+    if model is None:
+        return replace_field(s, "api.model", None)
+    if (model, provider) != (s.api.model, s.api.provider):
+        return apply_api_model(s, model, provider, batch)
+    if batch != s.api.batch:
+        return reprice_api(replace_field(s, "api.batch", batch))
+    return s
+
+
 def _fill_api_prices() -> None:
-    model_id = st.session_state.get("be_api_model")
-    if model_id and model_id != CUSTOM:
-        m = catalog.api_model(model_id)
-        st.session_state["be_input_usd_per_mtok"] = m.input_usd_per_mtok
-        st.session_state["be_cached_input_usd_per_mtok"] = m.cached_input_usd_per_mtok
-        st.session_state["be_output_usd_per_mtok"] = m.output_usd_per_mtok
+    """on_change of the model picker and the batch box: show the prices the new choice brings."""
+    from ui.state import SCENARIO_KEY  # noqa: PLC0415
+
+    s = st.session_state.get(SCENARIO_KEY)
+    if s is None:
+        return
+    try:
+        new = _prospective(s)
+    except ValueError:  # read_widgets reports it, naming api.model
+        return
+    for key, field in _API_PRICE_KEYS:
+        st.session_state[key] = getattr(new.api, field)
 
 
 def api_model_select() -> None:
-    """API model preset: choosing one fills the three prices, which stay editable."""
-    models = catalog.api_models()
-    options = [CUSTOM, *models]
-    if st.session_state.get("be_api_model") not in options:
-        options.append(st.session_state["be_api_model"])
-    current = models.get(st.session_state["be_api_model"])
+    """API model picker over every model of the price data (type to search), a batch box, and a caption
+    naming where the prices come from (genai-prices version and data date, or "typed")."""
+    info = apiprices.data_info()
+    options_map = _model_options(info.label)
+    current = st.session_state.get("be_api_model", CUSTOM)
+    options = [CUSTOM, *options_map]
+    if current not in options_map and current != CUSTOM:
+        options.append(current)
     st.selectbox(
         "API model",
         options,
         key="be_api_model",
-        format_func=lambda i: "custom prices" if i == CUSTOM else (models[i].label if i in models else i),
+        format_func=lambda k: "custom prices" if k == CUSTOM else options_map.get(k, k),
         on_change=_fill_api_prices,
-        help=None if current is None else f"Source: {current.source} ({current.as_of}). {current.notes}",
+        help=f"{info.models:,} models from {info.providers} providers ({info.label}); type to search. "
+        "★: our curated list (source checks, retirement dates in calculators/data/api_models.csv).",
     )
-    m = current
-    if m is not None:
-        flag = (
-            "" if m.status in ("official", "transcribed") else f" ⚠️ {m.status}: check before relying on it."
-        )
-        edited = (
-            st.session_state["be_input_usd_per_mtok"],
-            st.session_state["be_cached_input_usd_per_mtok"],
-            st.session_state["be_output_usd_per_mtok"],
-        ) != (m.input_usd_per_mtok, m.cached_input_usd_per_mtok, m.output_usd_per_mtok)
-        st.caption(
-            f"Catalog ${m.input_usd_per_mtok:g} / ${m.cached_input_usd_per_mtok:g} / "
-            f"${m.output_usd_per_mtok:g} per M (as of {m.as_of}).{flag}"
-            + (" Prices below edited by you." if edited else "")
-        )
+    st.checkbox("Batch API (offline jobs)", key="be_api_batch", on_change=_fill_api_prices,
+                help="batch rates where the price data has them (about half price); an honest comparison "
+                "for offline work")
+
+
+def api_prices_caption(s: Scenario, rates: object | None = None) -> None:
+    """Where the scenario's API prices come from, which rate applied and why, and retirement warnings."""
+    if s.api.model is None:
+        st.caption("API prices: typed by you.")
+        return
+    info = apiprices.data_info()
+    typed = ", ".join(f.removesuffix("_usd_per_mtok") for f in s.api.typed)
+    src = f"typed by you: {typed}" if typed else "none typed"
+    st.caption(f"API prices from {info.label} ({src}).")
+    for line in getattr(rates, "explanation", ()):
+        (st.warning if line.startswith("Warning") else st.caption)(line)
+    if info.note:
+        st.caption(info.note)
+
+
+def api_prices_update() -> Scenario | None:
+    """The "Update prices" button: fetch the newest price data and return the scenario re-priced with it
+    (None when not clicked or the fetch failed: offline, a warning says so and the data in use stays).
+    What changed is kept in session state and shown on the next run (the page reruns to re-seed widgets)."""
+    from ui.state import SCENARIO_KEY  # noqa: PLC0415
+
+    for kind, text in st.session_state.pop(_UPDATE_MSGS_KEY, []):
+        (st.success if kind == "success" else st.warning if kind == "warning" else st.caption)(text)
+    if not st.button("Update prices", key="be_prices_update",
+                     help="fetch the newest genai-prices data (online); offline the pinned data stays in use"):
+        return None
+    try:
+        result = apiprices.update()
+    except apiprices.PriceDataError as e:
+        st.warning(f"{e}")
+        return None
+    _model_options.clear()
+    _providers_cached.clear()
+    changed = [c for c in result.changes if c.kind == "changed"]
+    msgs = [("success", f"Prices updated ({result.info.label}): {len(changed)} changed, "
+                        f"{sum(c.kind == 'added' for c in result.changes)} added, "
+                        f"{sum(c.kind == 'removed' for c in result.changes)} removed.")]
+    if changed:
+        msgs.append(("caption", "; ".join(f"{c.key}: {c.detail}" for c in changed[:20])))
+    st.session_state[_UPDATE_MSGS_KEY] = msgs
+    s = st.session_state.get(SCENARIO_KEY)
+    if s is None:
+        return None
+    try:
+        return reprice_api(s)
+    except ValueError as e:
+        msgs.append(("warning", f"The scenario keeps its prices: {e}"))
+        return s
 
 
 def _fill_gpu_price() -> None:
     gpu_id = st.session_state.get("be_gpu")
     if gpu_id in catalog.gpus():
-        st.session_state["be_gpu_usd_per_hour"] = catalog.gpu(gpu_id).usd_per_gpu_hour_low
+        st.session_state["be_gpu_usd_per_hour"] = gpuprices.default_usd_per_hour(gpu_id)
 
 
 def gpu_select() -> None:
-    """GPU preset: choosing one fills $/GPU-hour with the catalog's low price; range and source shown."""
+    """GPU preset: choosing one fills $/GPU-hour with the median of its on-demand rows; tiers shown."""
     table = catalog.gpus()
     options = list(table)
     if st.session_state.get("be_gpu") not in options:
         options.append(st.session_state["be_gpu"])
     current = table.get(st.session_state["be_gpu"])
+    rows = gpuprices.prices(current.id) if current is not None else []
     st.selectbox(
         "GPU",
         options,
         key="be_gpu",
         format_func=lambda i: table[i].name if i in table else f"{i} (not in catalog)",
         on_change=_fill_gpu_price,
-        help=None if current is None else f"Source: {current.source}. {current.notes}",
+        help=None if current is None else "Prices by provider and tier:\n\n" + "\n\n".join(
+            f"- {r.label} ({r.source})" for r in rows),
     )
     g = current
     if g is not None:
         flags = f" ⚠️ estimated: {', '.join(g.estimate)}." if g.estimate else ""
+        cheaper = [r for r in rows if r.tier != gpuprices.DEFAULT_TIER]
+        others = "; ".join(f"{r.tier} {r.provider} ${r.usd_per_gpu_hour:g}" for r in cheaper[:4])
         st.caption(
-            f"Catalog ${g.usd_per_gpu_hour_low:.2f}–${g.usd_per_gpu_hour_high:.2f} per GPU-hour; "
-            f"filled with the low price (as of {g.as_of}).{flags}"
+            f"Default: on-demand, ${gpuprices.default_usd_per_hour(g.id):.2f}/GPU-hour = the "
+            f"{gpuprices.DEFAULT_STATISTIC} (on-demand ${g.usd_per_gpu_hour_low:.2f}–"
+            f"${g.usd_per_gpu_hour_high:.2f}; {g.as_of}).{flags}" + (f" Other tiers: {others}." if others else "")
         )
 
 
@@ -309,10 +442,12 @@ def read_widgets(s: Scenario) -> tuple[Scenario, list[str]]:
     ``throughput_source`` to "user input".
     """
     new, errors = s, []
+    try:  # the model picker and batch box first: they bring the price data's prices (untyped)
+        new = _prospective(s)
+    except ValueError as e:
+        errors.append(str(e))
     changes: list[tuple[str, object]] = [(spec.path, st.session_state[spec.key]) for spec in _NUMBERS]
     changes += [(path, st.session_state[key]) for key, path, _label in CONTEXT]
-    model = st.session_state["be_api_model"]
-    changes.append(("api.model", None if model == CUSTOM else model))
     changes.append(("self_host.gpu", st.session_state["be_gpu"]))
     for path, value in changes:
         if value == get_path(new, path):

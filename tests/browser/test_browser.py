@@ -9,8 +9,12 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
+
+from calculators.scenario import to_query_params
+from tests.pinned import SUPPORT_BOT
 
 from .harness import CHROMIUM, launch_chromium, serve_app
 
@@ -53,7 +57,8 @@ def test_changing_requests_per_day_flips_the_verdict(browser, base_url):
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        page.goto(base_url, wait_until="domcontentloaded")
+        # the support bot at the prices of before issue 15: today's default (gpt-6-luna) never breaks even
+        page.goto(f"{base_url}?{urlencode(to_query_params(SUPPORT_BOT))}", wait_until="domcontentloaded")
         verdict = page.locator(".st-key-verdict")
         expect(verdict).to_contain_text("a month", timeout=30_000)
         home_verdict = verdict.inner_text()

@@ -6,6 +6,8 @@ Each test builds the scenario it expects with the calculators and compares what 
 from __future__ import annotations
 
 import io
+import re
+import socket
 from pathlib import Path
 
 import pandas as pd
@@ -13,9 +15,10 @@ import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from calculators import cost, curves
-from calculators.catalog import gpu
+from calculators import apiprices, cost, curves
+from calculators.gpuprices import default_usd_per_hour
 from calculators.scenario import DEFAULT_SCENARIO, Scenario, loads_toml, replace_field, to_query_params
+from tests.pinned import SUPPORT_BOT
 from ui.widgets import usd, verdict_headline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,16 +119,17 @@ def test_break_even_widgets_start_from_the_url_scenario_after_a_page_switch():
 
 
 def test_changing_requests_per_day_flips_the_verdict_and_the_url():
-    at = _break_even()
+    # from the support bot at the prices of before issue 15 (gpt-6-luna, today's default, never breaks even)
+    at = _break_even(to_query_params(SUPPORT_BOT))
     at.number_input(key="be_requests_per_day").set_value(10).run()
     assert not at.exception, at.exception
-    tiny = replace_field(DEFAULT_SCENARIO, "traffic.requests_per_day", 10)
+    tiny = replace_field(SUPPORT_BOT, "traffic.requests_per_day", 10)
     assert cost.evaluate(tiny).verdict == "api"
     assert _verdict_text(at).startswith("Use the API")
     _assert_shows(at, tiny)
 
     at.number_input(key="be_requests_per_day").set_value(50_000_000).run()
-    huge = replace_field(DEFAULT_SCENARIO, "traffic.requests_per_day", 50_000_000)
+    huge = replace_field(SUPPORT_BOT, "traffic.requests_per_day", 50_000_000)
     assert cost.evaluate(huge).verdict == "self_host"
     assert _verdict_text(at).startswith("Self-host")
     _assert_shows(at, huge)
@@ -166,22 +170,44 @@ def test_one_bad_field_does_not_block_the_other_edits():
 
 def test_choosing_presets_fills_prices_and_a_typed_throughput_is_labelled():
     at = _break_even()
-    at.selectbox(key="be_api_model").set_value("claude-haiku-4.5").run()
+    at.selectbox(key="be_api_model").set_value("anthropic:claude-haiku-4-5").run()  # any model of the data
     at.selectbox(key="be_gpu").set_value("l40s").run()
     at.number_input(key="be_output_tokens_per_s").set_value(1800.0).run()
     assert not at.exception, at.exception
     s = at.session_state["scenario"]
-    assert (s.api.model, s.api.input_usd_per_mtok, s.api.output_usd_per_mtok) == (
-        "claude-haiku-4.5",
+    assert (s.api.model, s.api.provider, s.api.input_usd_per_mtok, s.api.output_usd_per_mtok, s.api.typed) == (
+        "claude-haiku-4-5",
+        "anthropic",
         1.0,
         5.0,
+        (),
     )
-    assert (s.self_host.gpu, s.self_host.gpu_usd_per_hour) == ("l40s", 0.79)
+    # the on-demand median of L40S (1.09, 1.55, 2.25), named on the page
+    assert (s.self_host.gpu, s.self_host.gpu_usd_per_hour) == ("l40s", 1.55)
+    assert any("median of the on-demand rows" in c.value for c in at.caption)
     assert (s.self_host.output_tokens_per_s, s.self_host.throughput_source) == (1800.0, "user input")
-    # The user may override a preset price.
+    assert any("API prices from genai-prices 0.2.3, bundled data of 2026-11-10 (none typed)" in c.value
+               for c in at.caption)
+    # The user may override a preset price: it wins and is labelled typed.
     at.number_input(key="be_output_usd_per_mtok").set_value(4.5).run()
     assert at.session_state["scenario"].api.output_usd_per_mtok == 4.5
+    assert at.session_state["scenario"].api.typed == ("output_usd_per_mtok",)
+    assert any("(typed by you: output)" in c.value for c in at.caption)
     _assert_shows(at, at.session_state["scenario"])
+
+
+def test_batch_box_takes_batch_rates_and_a_retiring_model_is_flagged():
+    at = _break_even()
+    at.selectbox(key="be_api_model").set_value("gpt-6-sol").run()
+    at.checkbox(key="be_api_batch").check().run()
+    assert not at.exception, at.exception
+    a = at.session_state["scenario"].api
+    assert (a.model, a.batch, a.input_usd_per_mtok, a.output_usd_per_mtok, a.typed) == ("gpt-6-sol", True, 1.0, 5.0, ())
+    assert at.number_input(key="be_output_usd_per_mtok").value == 5.0
+    assert any("batch rates from genai-prices" in c.value for c in at.caption)
+    _assert_shows(at, at.session_state["scenario"])
+    at.selectbox(key="be_api_model").set_value("gpt-5-mini").run()
+    assert any(re.search(r"gpt-5-mini (shuts down|was shut down) on 2026-12-11", w.value) for w in at.warning)
 
 
 class _RecordingStorage(MemoryMediaFileStorage):
@@ -270,7 +296,7 @@ def test_apply_operating_point_updates_the_shared_scenario():
         2,
     )
     # a different GPU brings its own catalog price, never the old GPU's $/hour
-    assert sh.gpu_usd_per_hour == gpu("h200").usd_per_gpu_hour_low != DEFAULT_SCENARIO.self_host.gpu_usd_per_hour
+    assert sh.gpu_usd_per_hour == default_usd_per_hour("h200") != DEFAULT_SCENARIO.self_host.gpu_usd_per_hour
     assert at.query_params["otps"] == "1234.5"
     at.button[1].click().run()
     assert "self_host.output_tokens_per_s" in at.error[0].value
@@ -349,4 +375,32 @@ def test_scenario_upload_errors_say_what_is_wrong_with_the_file(data, message):
     assert not at.exception, at.exception
     errors = [e.value for e in at.error]
     assert errors == [message], errors  # one line, about the file; no codec or parser internals
+    assert at.session_state["scenario"] == DEFAULT_SCENARIO
+
+
+def test_update_prices_button_fetches_shows_changes_and_reprices(data_server, monkeypatch):
+    monkeypatch.setenv(apiprices.URL_ENV, data_server)  # a real HTTP server on 127.0.0.1
+    at = _break_even()
+    at.selectbox(key="be_api_model").set_value("claude-sonnet-5-5").run()
+    assert at.session_state["scenario"].api.input_usd_per_mtok == 2.0
+    at.button(key="be_prices_update").click().run()
+    assert not at.exception, at.exception
+    assert any(s.value.startswith("Prices updated (genai-prices 0.2.3, data fetched ") and "1 changed" in s.value
+               for s in at.success)
+    assert at.session_state["scenario"].api.input_usd_per_mtok == 2.2
+    assert at.number_input(key="be_input_usd_per_mtok").value == 2.2
+    _assert_shows(at, at.session_state["scenario"])
+
+
+def test_update_prices_button_offline_keeps_the_pinned_data(tmp_path, monkeypatch):
+    monkeypatch.setenv(apiprices.DIR_ENV, str(tmp_path))
+    apiprices.reload()
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        monkeypatch.setenv(apiprices.URL_ENV, f"http://127.0.0.1:{s.getsockname()[1]}/data.json")
+    at = _break_even()
+    at.button(key="be_prices_update").click().run()
+    assert not at.exception, at.exception
+    assert any("cannot fetch price data" in w.value and "still using genai-prices 0.2.3" in w.value
+               for w in at.warning)
     assert at.session_state["scenario"] == DEFAULT_SCENARIO

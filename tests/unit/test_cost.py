@@ -12,7 +12,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from calculators import cost
-from calculators.scenario import DEFAULT_SCENARIO, LIMITS, Scenario, load_toml, replace_field
+from calculators.scenario import LIMITS, Scenario, replace_field
+from tests.pinned import RAG_PINNED, SUPPORT_BOT
 from tests.strategies import FUZZ, bad_numbers, field_values, finite, scenarios
 
 RAG = Path(__file__).resolve().parents[2] / "scenarios/rag-assistant-70b.toml"
@@ -36,7 +37,7 @@ def test_gpus_per_replica_multiplies_usd_per_mtok():
 
 
 def test_support_bot_golden():
-    r = cost.evaluate(DEFAULT_SCENARIO)
+    r = cost.evaluate(SUPPORT_BOT)
     # API $/request: 1500*0.5*0.25 + 750*0.025 + 300*2.00 = 187.5 + 18.75 + 600 = 806.25 / 1e6 = $0.00080625
     assert r.api.usd_per_request == pytest.approx(0.00080625)
     # requests/month = 20,000 * 730/24 = 608,333.33; * 0.00080625 = $490.47
@@ -60,7 +61,7 @@ def test_support_bot_golden():
 
 
 def test_rag_assistant_golden():
-    r = cost.evaluate(load_toml(RAG))
+    r = cost.evaluate(RAG_PINNED)
     # busy = 400/1700 + 6000*(1-0.25)/11200 = 0.235294 + 0.401786 = 0.637080 s per request
     assert r.self_host.busy_s_per_request == pytest.approx(0.637080, abs=1e-6)
     # peak load = 50,000/86,400 * 0.637080 * 2.5 = 0.9217 -> ceil 1, but min_replicas = 2
@@ -98,7 +99,7 @@ def test_breakeven_none_when_a_busy_replica_costs_more_than_its_traffic_at_the_a
 
 
 def test_zero_traffic():
-    s = replace_field(DEFAULT_SCENARIO, "traffic.requests_per_day", 0)
+    s = replace_field(SUPPORT_BOT, "traffic.requests_per_day", 0)
     r = cost.evaluate(s)
     assert r.api.usd_per_month == 0
     assert r.self_host.usd_per_month == pytest.approx(1963.70 + 1500)  # min replicas + ops
@@ -109,7 +110,7 @@ def test_zero_traffic():
 
 
 def test_fallback_is_billed_at_api_prices_and_removed_from_gpu_load():
-    s = replace_field(load_toml(RAG), "self_host.fallback_fraction", 0.1)
+    s = replace_field(RAG_PINNED, "self_host.fallback_fraction", 0.1)
     r = cost.evaluate(s)
     assert r.self_host.fallback_usd_per_month == pytest.approx(0.1 * 30_340.625)
     assert r.self_host.mean_load_replicas == pytest.approx(0.9 * 0.368680, abs=1e-6)
@@ -127,27 +128,27 @@ def test_replica_tolerance_and_steps():
 
 def test_reasons_follow_context_flags():
     s = dataclasses.replace(
-        DEFAULT_SCENARIO,
-        context=dataclasses.replace(DEFAULT_SCENARIO.context, needs_frontier_quality=True,
+        SUPPORT_BOT,
+        context=dataclasses.replace(SUPPORT_BOT.context, needs_frontier_quality=True,
                                     fine_tuned_model=True, has_gpu_expertise=False),
     )
     text = " ".join(cost.evaluate(s).reasons)
     for phrase in ("frontier", "no API serves your adapter", "GPU expertise", "Always have a fallback to API"):
         assert phrase in text
-    s2 = replace_field(replace_field(DEFAULT_SCENARIO, "self_host.min_replicas", 2), "api.model", None)
+    s2 = replace_field(replace_field(SUPPORT_BOT, "self_host.min_replicas", 2), "api.model", None)
     text2 = " ".join(cost.evaluate(s2).reasons)
     assert "one outage" not in text2 and "frontier" not in text2 and "adapter" not in text2
 
 
 def test_verdict_follows_the_math_only():
     # the fine-tuned flag changes reasons, never the verdict
-    s = DEFAULT_SCENARIO
+    s = SUPPORT_BOT
     flagged = dataclasses.replace(s, context=dataclasses.replace(s.context, fine_tuned_model=True))
     assert cost.evaluate(flagged).verdict == cost.evaluate(s).verdict == "api"
 
 
 def test_report_to_dict_keys():
-    d = cost.report_to_dict(cost.evaluate(DEFAULT_SCENARIO))
+    d = cost.report_to_dict(cost.evaluate(SUPPORT_BOT))
     for dotted in ("api.usd_per_month", "self_host.usd_per_month", "self_host.replicas", "self_host.utilization",
                    "self_host.usd_per_mtok_output", "breakeven.requests_per_day", "breakeven.utilization",
                    "self_host.breakdown.gpu_usd_per_month", "self_host.breakdown.ops_usd_per_month",
@@ -390,7 +391,7 @@ def test_just_past_a_replica_step_self_hosting_can_be_dearer_again():
     # $10/GPU-hour: G = $7,300/replica-month; break-even (7,300 + 1,500) / 0.0245234 = 358,841 req/day on step 1.
     # Step 1 ends at 1/k = 86,400 * 3,400 / (300 * 2) = 489,600 req/day; just past it 2 replicas cost
     # 14,600 + 1,500 = $16,100 while the API costs 0.0245234 * 489,700 = $12,009.
-    s = replace_field(replace_field(DEFAULT_SCENARIO, "self_host.gpu_usd_per_hour", 10.0),
+    s = replace_field(replace_field(SUPPORT_BOT, "self_host.gpu_usd_per_hour", 10.0),
                       "traffic.requests_per_day", 489_700)
     r = cost.evaluate(s)
     assert r.breakeven.requests_per_day == pytest.approx(8_800 / (0.00080625 * 730 / 24))
@@ -402,7 +403,7 @@ def test_rag_breakeven_utilization_counts_both_gpus_of_a_replica():
     # the RAG example runs 2 GPUs per replica: u* = 2 GPUs * $2.69/h / 3600 * busy / API $ per request, with
     # busy = 400/1700 + 6000*0.75/11200 = 4/17 + 45/112 = 1213/1904 s and $0.01995 per request:
     # u* = 5.38 * 1213 / (3600 * 1904 * 0.01995) = 6,525.94 / 136,745.28 = 0.0477233 -> "5%" (1 GPU: "2%")
-    r = cost.evaluate(load_toml(RAG))
+    r = cost.evaluate(RAG_PINNED)
     assert r.self_host.busy_s_per_request == pytest.approx(1213 / 1904, rel=1e-12)
     assert r.breakeven.utilization == pytest.approx(6_525.94 / 136_745.28, rel=1e-12)
     assert any("at 5% average utilization" in reason for reason in r.reasons), r.reasons

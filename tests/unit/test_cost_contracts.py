@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from calculators import cost
-from calculators.scenario import DEFAULT_SCENARIO, load_toml, replace_field
+from calculators.scenario import replace_field
+from tests.pinned import RAG_PINNED, SUPPORT_BOT
 
 RAG = Path(__file__).resolve().parents[2] / "scenarios/rag-assistant-70b.toml"
 BE = {"api_usd_per_request": 0.001, "busy_s_per_request": 1.0, "peak_to_mean": 1.0, "min_replicas": 1,
@@ -27,7 +28,7 @@ def _message(fn, **kwargs) -> str:
 def test_constants_to_twelve_digits():
     assert cost.usd_per_mtok_output(2.50, 6400, 1.0) == pytest.approx(2.5e6 / (6400 * 3600), rel=1e-12)
     assert cost.self_host_usd_per_month(1, 1, 1.0) == 730.0  # ops and fallback default to 0
-    r = cost.evaluate(DEFAULT_SCENARIO)
+    r = cost.evaluate(SUPPORT_BOT)
     assert r.api.output_tokens_per_month == pytest.approx(20_000 * 730 / 24 * 300, rel=1e-12)
     assert r.api.usd_per_mtok_output_equiv == pytest.approx(0.00080625 / 300 * 1e6, rel=1e-12)  # $2.6875
     assert r.self_host.effective_output_tokens_per_s == pytest.approx(3400, rel=1e-12)
@@ -35,7 +36,7 @@ def test_constants_to_twelve_digits():
 
 
 def test_a_few_output_tokens_a_month_still_have_a_price_per_token():
-    s = replace_field(replace_field(DEFAULT_SCENARIO, "traffic.requests_per_day", 0.01), "traffic.output_tokens", 1)
+    s = replace_field(replace_field(SUPPORT_BOT, "traffic.requests_per_day", 0.01), "traffic.output_tokens", 1)
     r = cost.evaluate(s)  # 0.01 * 730 / 24 = 0.304 output tokens a month
     assert r.self_host.usd_per_mtok_output == pytest.approx(r.self_host.usd_per_month / (0.01 * 730 / 24) * 1e6)
 
@@ -76,7 +77,7 @@ def test_the_fallback_share_leaves_the_replicas_and_the_api_bill():
     x, n = cost.breakeven_requests_per_day(**BE | {"ops_usd_per_month": 10_000, "fallback_fraction": 0.5})
     assert n == 6 and x == pytest.approx(14_380 / (0.5 * 0.001 * 730 / 24), rel=1e-12)
     # and in evaluate: 2,000,000 req/day, half to the API: 2e6 * 0.5 * 300/3400 / 86,400 * 2 = 2.04 -> 3 replicas
-    s = replace_field(replace_field(DEFAULT_SCENARIO, "traffic.requests_per_day", 2e6),
+    s = replace_field(replace_field(SUPPORT_BOT, "traffic.requests_per_day", 2e6),
                       "self_host.fallback_fraction", 0.5)
     assert cost.evaluate(s).self_host.replicas == 3
 
@@ -97,7 +98,7 @@ def test_float_noise_does_not_add_a_replica_to_the_break_even_step():
 
 
 def test_report_to_dict_carries_every_value():
-    r = cost.evaluate(load_toml(RAG))
+    r = cost.evaluate(RAG_PINNED)
     d = cost.report_to_dict(r)
     assert d["api"] == vars(r.api) and d["breakeven"] == vars(r.breakeven)
     assert {k: v for k, v in d["self_host"].items() if k != "breakdown"} == vars(r.self_host)
@@ -119,11 +120,11 @@ DEFAULT_REASONS = [
 
 
 def test_the_default_scenario_reasons_word_for_word():
-    assert list(cost.evaluate(DEFAULT_SCENARIO).reasons) == DEFAULT_REASONS
+    assert list(cost.evaluate(SUPPORT_BOT).reasons) == DEFAULT_REASONS
 
 
 def test_every_conditional_reason_word_for_word():
-    s = replace_field(replace_field(replace_field(DEFAULT_SCENARIO, "self_host.gpu_usd_per_hour", 50.0),
+    s = replace_field(replace_field(replace_field(SUPPORT_BOT, "self_host.gpu_usd_per_hour", 50.0),
                                     "traffic.requests_per_day", 500), "self_host.ops_usd_per_month", 100.0)
     s = dataclasses.replace(s, context=dataclasses.replace(s.context, needs_frontier_quality=True,
                                                            fine_tuned_model=True, has_gpu_expertise=False))
@@ -148,7 +149,7 @@ def test_every_conditional_reason_word_for_word():
         "is a reference price, not an alternative.",
         DEFAULT_REASONS[5],
     ]
-    rag = cost.evaluate(load_toml(RAG)).reasons
+    rag = cost.evaluate(RAG_PINNED).reasons
     assert any(x.startswith("Capacity assumes 1,700 output tokens/s per replica (plus a prefill rate); ")
                for x in rag)
 

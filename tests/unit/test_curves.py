@@ -7,17 +7,18 @@ import pytest
 from hypothesis import given
 
 from calculators import cost, curves
-from calculators.scenario import DEFAULT_SCENARIO, replace_field
+from calculators.scenario import replace_field
+from tests.pinned import SUPPORT_BOT
 from tests.strategies import FUZZ, scenarios
 
 # 2.50 $/GPU-hour at 6,400 output tok/s, no prefill term: the article's check
-ARTICLE = replace_field(replace_field(DEFAULT_SCENARIO, "self_host.gpu_usd_per_hour", 2.5),
+ARTICLE = replace_field(replace_field(SUPPORT_BOT, "self_host.gpu_usd_per_hour", 2.5),
                         "self_host.output_tokens_per_s", 6400.0)
 
 
 def test_cost_vs_volume_matches_evaluate_at_current_and_breakeven():
-    df = curves.cost_vs_volume(DEFAULT_SCENARIO)
-    r = cost.evaluate(DEFAULT_SCENARIO)
+    df = curves.cost_vs_volume(SUPPORT_BOT)
+    r = cost.evaluate(SUPPORT_BOT)
     cur = df[df.is_current]
     assert len(cur) == 1
     assert cur.self_host_usd_per_month.iloc[0] == pytest.approx(r.self_host.usd_per_month)
@@ -32,7 +33,7 @@ def test_cost_vs_volume_matches_evaluate_at_current_and_breakeven():
 
 def test_cost_vs_volume_draws_steps_as_steps():
     # peak replicas per req/day: k = 300/3400 * 2 / 86,400 -> an edge every 1/k = 489,600 req/day
-    s = replace_field(DEFAULT_SCENARIO, "traffic.requests_per_day", 2_000_000)
+    s = replace_field(SUPPORT_BOT, "traffic.requests_per_day", 2_000_000)
     df = curves.cost_vs_volume(s, n=100)
     k = 300 / 3400 * 2 / 86_400
     for n in (2, 3, 4):
@@ -60,7 +61,7 @@ def test_usd_per_mtok_curve_article_check_and_crossing():
 
 
 def test_savings_heatmap_golden_and_direction():
-    df = curves.savings_heatmap(DEFAULT_SCENARIO, n_price=5, n_util=4)
+    df = curves.savings_heatmap(SUPPORT_BOT, n_price=5, n_util=4)
     assert len(df) == 20 and list(df.columns) == ["gpu_usd_per_hour", "utilization", "savings_usd_per_month"]
     grid = df.pivot(index="gpu_usd_per_hour", columns="utilization", values="savings_usd_per_month")
     assert (np.diff(grid.to_numpy(), axis=0) <= 0).all()  # dearer GPUs, smaller savings
@@ -73,9 +74,9 @@ def test_savings_heatmap_golden_and_direction():
 
 def test_bad_grid_sizes_name_the_argument():
     with pytest.raises(ValueError, match="n must be >= 2"):
-        curves.cost_vs_volume(DEFAULT_SCENARIO, n=1)
+        curves.cost_vs_volume(SUPPORT_BOT, n=1)
     with pytest.raises(ValueError, match="n_util must be a whole number"):
-        curves.savings_heatmap(DEFAULT_SCENARIO, n_util=2.5)
+        curves.savings_heatmap(SUPPORT_BOT, n_util=2.5)
     with pytest.raises(ValueError, match="Scenario"):
         curves.usd_per_mtok_vs_utilization({})  # type: ignore[arg-type]
 

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from calculators import catalog
+from calculators import gpuprices
 from calculators.scenario import (
     DEFAULT_SCENARIO,
     LIMITS,
+    PRICE_FIELDS,
     QUERY_KEYS,
     ScenarioError,
     apply_api_model,
@@ -55,7 +56,8 @@ def test_defaults_applied():
     s = scenario_from_dict(MINIMAL)
     assert s.traffic.cached_input_fraction == 0 and s.traffic.peak_to_mean == 2.0
     assert s.api.cached_input_usd_per_mtok == 1.0 and s.api.model is None  # cached defaults to input
-    assert s.self_host.gpu_usd_per_hour == catalog.gpu("l40s").usd_per_gpu_hour_low == 0.79
+    # the default GPU price: the median of the L40S on-demand rows (1.09, 1.55, 2.25), not a community tier
+    assert s.self_host.gpu_usd_per_hour == gpuprices.default_usd_per_hour("l40s") == 1.55
     assert (s.self_host.gpus_per_replica, s.self_host.min_replicas, s.self_host.prefill_tokens_per_s) == (1, 1, None)
     assert (s.self_host.ops_usd_per_month, s.self_host.fallback_fraction) == (0, 0)
     assert s.context.has_gpu_expertise and not s.context.fine_tuned_model and not s.context.needs_frontier_quality
@@ -63,10 +65,52 @@ def test_defaults_applied():
 
 def test_model_prices_and_explicit_overrides():
     d = copy.deepcopy(MINIMAL)
-    d["api"] = {"model": "claude-sonnet-4.6", "output_usd_per_mtok": 12.0}
+    d["api"] = {"model": "claude-sonnet-4.6", "output_usd_per_mtok": 12.0}  # an old catalog id: an alias
     s = scenario_from_dict(d)
     assert (s.api.input_usd_per_mtok, s.api.cached_input_usd_per_mtok, s.api.output_usd_per_mtok) == (3.0, 0.3, 12.0)
-    assert s.api.model == "claude-sonnet-4.6"
+    assert s.api.model == "claude-sonnet-4.6" and s.api.cache_write_usd_per_mtok == 3.75
+    assert s.api.typed == ("output_usd_per_mtok",)
+    # written back, only the typed price is stored: the others are looked up again
+    assert scenario_to_dict(s)["api"] == {"model": "claude-sonnet-4.6", "provider": "", "batch": False,
+                                          "output_usd_per_mtok": 12.0, "cache_write_fraction": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("model", "batch", "expected"),
+    [
+        ("gpt-6-sol", False, (2.0, 0.2, 2.5, 10.0)),  # a genai-prices id (genai-prices 0.2.3 data)
+        ("gpt-6-sol", True, (1.0, 0.1, 1.25, 5.0)),  # its batch variant
+        ("claude-sonnet-5-5", False, (2.0, 0.1, 2.5, 10.0)),
+        ("claude-sonnet-5-5", True, (1.0, 0.05, 1.25, 5.0)),
+        ("gpt-5-mini", False, (0.25, 0.025, None, 2.0)),  # retiring, still priced
+    ],
+)
+def test_genai_prices_models_and_batch(model, batch, expected):
+    d = copy.deepcopy(MINIMAL)
+    d["api"] = {"model": model, "batch": batch}
+    a = scenario_from_dict(d).api
+    assert (a.input_usd_per_mtok, a.cached_input_usd_per_mtok, a.cache_write_usd_per_mtok,
+            a.output_usd_per_mtok) == expected
+    assert a.typed == () and a.batch is batch
+
+
+def test_model_missing_from_the_price_data_names_the_reason():
+    d = copy.deepcopy(MINIMAL)
+    d["api"] = {"model": "deepinfra-llama-3.3-70b"}
+    with pytest.raises(ScenarioError, match="api.model: 'deepinfra-llama-3.3-70b' is not in the price data .*"
+                                            "DeepInfra is not in genai-prices 0.2.3: type its prices"):
+        scenario_from_dict(d)
+    d["api"] = {"model": "deepinfra-llama-3.3-70b", "input_usd_per_mtok": 0.10, "cached_input_usd_per_mtok": 0.10,
+                "output_usd_per_mtok": 0.32}  # typed: the model is a label
+    assert scenario_from_dict(d).api.typed == PRICE_FIELDS
+
+
+def test_cache_write_share_and_cached_share_may_not_exceed_one():
+    d = copy.deepcopy(MINIMAL)
+    d["traffic"]["cached_input_fraction"] = 0.7
+    d["api"]["cache_write_fraction"] = 0.4
+    with pytest.raises(ScenarioError, match=r"api.cache_write_fraction \+ traffic.cached_input_fraction must be <= 1"):
+        scenario_from_dict(d)
 
 
 def test_zero_requests_per_day_is_allowed():
@@ -91,7 +135,7 @@ def test_zero_requests_per_day_is_allowed():
         (lambda d: d["traffic"].update(input_tokens=math.nan), "traffic.input_tokens must be a finite number"),
         (lambda d: d["traffic"].update(requests_per_day=1e12), "traffic.requests_per_day must be <= 1e"),
         (lambda d: d["self_host"].update(gpu="h100"), "self_host.gpu: unknown GPU 'h100'; known: h100-sxm"),
-        (lambda d: d["api"].update(model="gpt-6"), "api.model: unknown API model 'gpt-6'; known: "),
+        (lambda d: d["api"].update(model="gpt-6"), "api.model: model 'gpt-6' is not in the price data"),
         (lambda d: d["self_host"].update(gpus_per_replica=1.5), "self_host.gpus_per_replica must be a whole"),
         (lambda d: d["self_host"].update(min_replicas=0), "self_host.min_replicas must be >= 1"),
         (lambda d: d["self_host"].update(output_tokens_per_s=0), "self_host.output_tokens_per_s must be >= 0.001"),
@@ -116,7 +160,8 @@ NUMERIC_FIELDS = sorted(LIMITS)
 def test_fuzz_every_numeric_field_rejects_bad_values_by_name(dotted, data):
     low, high = LIMITS[dotted]
     bad = bad_numbers(low, high)
-    if dotted == "self_host.prefill_tokens_per_s" or dotted.endswith(("_p50", "_p90", "_p99")):  # None: not given
+    optional = ("self_host.prefill_tokens_per_s", "api.cache_write_usd_per_mtok")
+    if dotted in optional or dotted.endswith(("_p50", "_p90", "_p99")):  # None: not given
         bad = bad.filter(lambda v: v is not None)
     value = data.draw(bad)
     with pytest.raises(ScenarioError, match=dotted.replace(".", r"\.")):
@@ -179,9 +224,18 @@ def test_partial_query_params_override_base_and_bad_ones_are_reported():
 def test_query_params_gpu_or_model_alone_take_catalog_prices():
     s, problems = from_query_params({"gpu": "l40s", "api": "claude-haiku-4.5"})
     assert problems == []
-    assert s.self_host.gpu_usd_per_hour == 0.79 and s.api.output_usd_per_mtok == 5.0
+    assert s.self_host.gpu_usd_per_hour == 1.55 and s.api.output_usd_per_mtok == 5.0 and s.api.typed == ()
     s2, problems2 = from_query_params({"gpu": "nope", "api": "nope"})
     assert s2 == DEFAULT_SCENARIO and len(problems2) == 2 and "known:" in problems2[0]
+    assert "'api'" in problems2[1] and "not in the price data" in problems2[1]
+
+
+def test_query_params_typed_and_database_prices_round_trip():
+    s = replace_field(apply_api_model(DEFAULT_SCENARIO, "gpt-6-sol", batch=True), "api.output_usd_per_mtok", 4.0)
+    params = to_query_params(s)
+    assert (params["api"], params["batch"], params["api_in"], params["api_out"]) == ("gpt-6-sol", "1", "", "4")
+    got, problems = from_query_params(params, base=DEFAULT_SCENARIO)
+    assert problems == [] and got == s and got.api.input_usd_per_mtok == 1.0
 
 
 @FUZZ
@@ -201,11 +255,13 @@ def test_replace_field_validates_and_rejects_unknown_fields():
 
 
 def test_presets():
-    s = apply_gpu(apply_api_model(DEFAULT_SCENARIO, "gpt-5"), "b200")
-    assert s.api.model == "gpt-5" and s.api.output_usd_per_mtok == 10.0
-    assert s.self_host.gpu_usd_per_hour == catalog.gpu("b200").usd_per_gpu_hour_low
-    with pytest.raises(ScenarioError, match="api.model: unknown API model"):
+    s = apply_gpu(apply_api_model(DEFAULT_SCENARIO, "gpt-6-sol"), "b200")
+    assert s.api.model == "gpt-6-sol" and s.api.output_usd_per_mtok == 10.0 and s.api.typed == ()
+    # on-demand rows 6.00, 6.79, 6.99, 7.15, 8.60: the median, not the RunPod Community 5.98
+    assert s.self_host.gpu_usd_per_hour == gpuprices.default_usd_per_hour("b200") == 6.99
+    with pytest.raises(ScenarioError, match="api.model: model 'x' is not in the price data"):
         apply_api_model(DEFAULT_SCENARIO, "x")
+
 
 
 def test_traffic_shape_from_a_trace_round_trips_through_toml_and_url():
