@@ -211,12 +211,22 @@ def step_time(inp: ClosedLoopInput, decode_seqs: float, prefill_tokens: float) -
 def closed_loop_point(inp: ClosedLoopInput, concurrency: int) -> ClosedLoopPoint:
     """Steady-state estimate at ``concurrency`` requests in flight (see the module docstring).
 
-    Degenerate case: when the KV cache cannot hold one whole request (kv_tokens < I + O) vLLM still runs one at
-    a time by preempting; the estimate then runs one sequence and says ``bound="kv"``.
+    Raises ``ValueError`` when the KV cache cannot hold one whole request (kv_tokens < I + O): vLLM refuses to
+    start with a ``--max-model-len`` of that length (``python -m calculators fit`` says what would fit).
+
+    >>> from calculators.catalog import gpu
+    >>> from calculators.modelspec import model
+    >>> closed_loop_point(ClosedLoopInput(model("meta-llama/Llama-3.1-8B-Instruct"), gpu("h100-sxm"),
+    ...                                   kv_capacity_tokens=500), 1)
+    Traceback (most recent call last):
+    ValueError: the KV cache holds 500 tokens, fewer than one request of 512 + 256: vLLM would not start
     """
     c = require_int("concurrency", concurrency, low=1, high=10**6)
     i, o, b = inp.input_tokens, inp.output_tokens, inp.batched_tokens
-    kv_seqs = max(1, inp.kv_tokens() // (i + o))
+    kv = inp.kv_tokens()
+    if kv < i + o:
+        raise ValueError(f"the KV cache holds {kv} tokens, fewer than one request of {i} + {o}: vLLM would not start")
+    kv_seqs = kv // (i + o)
     n = min(c, inp.seqs_cap, kv_seqs, b - 1)
     free = b - n  # budget left for prompt tokens in a step that carries every running sequence
     k = math.ceil(i / free)
