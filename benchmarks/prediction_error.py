@@ -2,6 +2,7 @@
 
     python benchmarks/prediction_error.py                  # table + MAE, writes results/prediction-error-*.{md,json}
     python benchmarks/prediction_error.py --fit            # refit the three constants on the "fit" rows first
+    python benchmarks/prediction_error.py --fit --fit-gpu h100-sxm --no-write   # fit on one GPU, test the other
 
 Each run file is named in ``RUNS`` with what the file itself does not say (the catalog model or config, the
 GPU, weight/KV precision, ``--max-num-batched-tokens``, the KV room vLLM logged at startup) and its role:
@@ -136,10 +137,10 @@ def _all_rows(consts: dict | None, roles: tuple[str, ...]) -> list[dict]:
     return rows
 
 
-def fit_constants() -> tuple[dict, float]:
+def fit_constants(gpu_id: str | None = None) -> tuple[dict, float]:
     """Grid search of (step_mbu, step_overhead_ms, step_mfu) minimising the mean of the tok/s and TPOT MAE on
-    the ``fit`` rows (coarse grid, then a fine one around the best)."""
-    base = [(run, r) for run in RUNS if run.role == "fit" for r in load_points(run)]
+    the ``fit`` rows (of one GPU when ``gpu_id`` is given; coarse grid, then a fine one around the best)."""
+    base = [(run, r) for run in RUNS if run.role == "fit" and gpu_id in (None, run.gpu) for r in load_points(run)]
 
     def score(c: dict) -> float:
         rows = [predict(run, r, c) for run, r in base]
@@ -198,14 +199,16 @@ def summary_table(s: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fit", action="store_true", help="refit the constants on the fit rows and use them")
+    ap.add_argument("--fit-gpu", default=None, help="with --fit: fit on this GPU's fit rows only (e.g. h100-sxm)")
     ap.add_argument("--out", default=str(RESULTS / "prediction-error-2026-12-01"),
                     help="write OUT.md and OUT.json (default: benchmarks/results/prediction-error-2026-12-01)")
     ap.add_argument("--no-write", action="store_true")
     ns = ap.parse_args(argv)
     consts: dict = {}
     if ns.fit:
-        consts, score = fit_constants()
-        print(f"fitted on the fit rows: {consts} (mean of the two MAEs {score:.2f}%)")
+        consts, score = fit_constants(ns.fit_gpu)
+        print(f"fitted on the fit rows{' of ' + ns.fit_gpu if ns.fit_gpu else ''}: {consts} "
+              f"(mean of the two MAEs {score:.2f}%)")
     rows = _all_rows(consts, ("fit", "holdout"))
     s = summary(rows)
     used = consts or {k: getattr(ClosedLoopInput, k) for k in ("step_mbu", "step_overhead_ms", "step_mfu")}
