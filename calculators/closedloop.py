@@ -16,7 +16,8 @@ keys; the logits of prefill tokens are counted as if computed, a small over-coun
 
 A *cycle* is the time in which every running request completes once. With ``n`` = running sequences::
 
-    n      = min(c, max_num_seqs, kv_tokens // (I + O), B - 1)       (more queue: bound "kv" / "max-num-seqs")
+    n      = min(c, max_num_seqs, kv_tokens // (I + O), B - 1)   (the rest queue: bound "kv", "max-num-seqs"
+                                                                   or "batched-tokens"; else "prefill"/"decode")
     k      = ceil(I / (B - n))               steps a prompt needs (1 unless I is close to B)
     P      = n * I                           prefill tokens per cycle
     heavy  = max(k, P / (B - n))             heavy steps per cycle, each carrying P / heavy prefill tokens
@@ -26,8 +27,9 @@ A *cycle* is the time in which every running request completes once. With ``n`` 
 
 A request's decode spans the *other* requests' heavy steps, which is why TPOT grows with prefill-heavy shapes
 (2,048 in / 128 out at c=128 on an H200: 56 ms measured, 68 ms estimated; 4.8 ms at c=1). Where heavy steps
-dominate, the estimate puts too few of them into TTFT and too many into TPOT (+17 % to +42 % on TPOT at
-c >= 32 of 2,048/128 and 1,024/256; output tok/s stays within 11 %): the arrivals' grouping is not modelled.
+dominate, the estimate puts too few of them into TTFT and too many into TPOT (+7 % to +42 % on TPOT at
+2,048/128 c >= 8 and 1,024/256 c=64; output tok/s stays within 11 %): measured median TTFTs were 3-4.5 heavy
+steps, because requests of a closed loop come back bunched; that grouping is not modelled.
 
 The three constants are fitted (``benchmarks/prediction_error.py --fit``) on the eleven vLLM 0.26.0 points of
 the two reference runs at 512 in / 256 out (H100: Llama-3.1-8B bf16 c=1-128 and Llama-3.3-70B fp8 c=1-32;
@@ -52,7 +54,7 @@ shape (benchmarks/README.md, *Prediction error*: held-out MAE 5.3 % on output to
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from calculators.catalog import Gpu
 from calculators.memory import FitInput, check_deployment, fit, kv_bytes_per_token
@@ -168,7 +170,8 @@ class StepTime:
 class ClosedLoopPoint:
     concurrency: int
     running: int  # sequences the server runs at once (<= concurrency)
-    bound: str  # "decode" (light memory-bound steps dominate) | "prefill" (heavy steps dominate) | "kv" | "max-num-seqs"
+    bound: str  # "decode" (light steps dominate the cycle) | "prefill" (heavy steps do) | what caps ``running``:
+    #             "kv" | "max-num-seqs" | "batched-tokens"
     heavy_steps_per_cycle: float
     light_steps_per_cycle: float
     heavy_step_ms: float
@@ -265,7 +268,5 @@ def closed_loop_sweep(inp: ClosedLoopInput, concurrencies: tuple[int, ...] | lis
     """
     if not concurrencies:
         raise ValueError("concurrencies must list at least one value")
-    from dataclasses import replace
-
     fixed = replace(inp, kv_capacity_tokens=inp.kv_tokens())
     return tuple(closed_loop_point(fixed, c) for c in concurrencies)
