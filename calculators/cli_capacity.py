@@ -7,6 +7,10 @@
   ``auto``, the default, where this machine has the planned GPU; an idle GPU otherwise or with ``idle``);
   a deployment that will not start prints "will not start: ..." and no command;
 - ``roofline --model ... --gpu ... --concurrency 1,8,32 [--context-tokens C] [--prompt-tokens P] [--json]``;
+  with ``--input-tokens I --output-tokens O [--max-num-batched-tokens B] [--max-model-len L]`` each point also
+  carries the closed-loop estimate of that request shape (:mod:`calculators.closedloop`:
+  ``output_tokens_per_s_est``, ``tpot_ms_est``, ``ttft_ms_est``, ``closed_loop_bound``, ``running``) and the
+  JSON a ``closed_loop`` block with the shape, the batch budget, the KV room and the calibration constants;
 - ``claim --article a|b|c|d|e|f|all`` or ``claim --model ... --gpu ... --concurrency N --claimed-tokens-per-s X``.
 
 Bad input prints one line naming the field on stderr and exits 2
@@ -25,6 +29,7 @@ import sys
 
 from calculators.catalog import gpu
 from calculators.claims import ARTICLE_CLAIMS, Claim, check_claim
+from calculators.closedloop import CALIBRATION, ClosedLoopInput, closed_loop_sweep
 from calculators.launch import (
     DEFAULT_INPUT_TOKENS,
     DEFAULT_OUTPUT_TOKENS,
@@ -77,6 +82,12 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
         p.add_argument("--prompt-tokens", type=int, default=1024)
         p.add_argument("--mbu", type=float, default=DEFAULT_MBU)
         p.add_argument("--mfu", type=float, default=DEFAULT_MFU)
+        p.add_argument("--input-tokens", type=int, default=None, help="closed-loop request shape: prompt tokens")
+        p.add_argument("--output-tokens", type=int, default=None, help="closed-loop request shape: output tokens")
+        p.add_argument("--max-num-batched-tokens", type=int, default=None,
+                       help="vLLM's step budget (default: vLLM 0.26's for the GPU, 8192 or 2048)")
+        p.add_argument("--max-model-len", type=int, default=None,
+                       help="context vLLM is started with, for the KV room (default: input + output tokens)")
     else:
         p.add_argument("--article", choices=[*ARTICLE_CLAIMS, "all"], default=None)
         p.add_argument("--model")
@@ -150,12 +161,29 @@ def _roofline(a: argparse.Namespace) -> tuple[dict, str]:
     pf = prefill(rin, a.prompt_tokens)
     d = {"model": rin.arch.id, "gpu": rin.gpu.id, "gpus": a.gpus, "context_tokens": a.context_tokens,
          "mbu": a.mbu, "mfu": a.mfu, "points": [p.__dict__ for p in pts], "prefill": pf.__dict__}
-    text = "\n".join(
-        [f"{p.concurrency:>6}: {p.decode_tokens_per_s_max:10.1f} tok/s max ({p.per_user_tokens_per_s_max:.1f}/user), "
-         f"{p.decode_tokens_per_s_est:10.1f} est, {p.bound}-bound" for p in pts]
-        + [f"prefill {pf.prompt_tokens} tokens: TTFT >= {pf.ttft_ms_floor:.1f} ms (~{pf.ttft_ms_est:.1f} ms est)"]
-    )
-    return d, text
+    text = [f"{p.concurrency:>6}: {p.decode_tokens_per_s_max:10.1f} tok/s max ({p.per_user_tokens_per_s_max:.1f}/user), "
+            f"{p.decode_tokens_per_s_est:10.1f} est, {p.bound}-bound" for p in pts]
+    text.append(f"prefill {pf.prompt_tokens} tokens: TTFT >= {pf.ttft_ms_floor:.1f} ms (~{pf.ttft_ms_est:.1f} ms est)")
+    if a.input_tokens is not None or a.output_tokens is not None:
+        if a.input_tokens is None or a.output_tokens is None:
+            raise ValueError("--input-tokens and --output-tokens go together (the closed-loop request shape)")
+        if a.max_model_len is not None and a.max_model_len < a.input_tokens + a.output_tokens:
+            raise ValueError(f"--max-model-len {a.max_model_len} is shorter than --input-tokens + --output-tokens")
+        cin = ClosedLoopInput(rin.arch, rin.gpu, a.gpus, a.dtype, a.kv_cache_dtype, a.input_tokens, a.output_tokens,
+                              a.max_num_batched_tokens, max_model_len=a.max_model_len)
+        cl = closed_loop_sweep(cin, [p.concurrency for p in pts])
+        for row, c in zip(d["points"], cl, strict=True):
+            row.update(output_tokens_per_s_est=c.output_tokens_per_s_est, tpot_ms_est=c.tpot_ms_est,
+                       ttft_ms_est=c.ttft_ms_est, closed_loop_bound=c.bound, running=c.running)
+        d["closed_loop"] = {"input_tokens": a.input_tokens, "output_tokens": a.output_tokens,
+                            "max_num_batched_tokens": cin.batched_tokens, "max_num_seqs": cin.seqs_cap,
+                            "kv_capacity_tokens": cin.kv_tokens(), "calibration": CALIBRATION,
+                            "points": [c.as_dict() for c in cl]}
+        text.append(f"closed loop, {a.input_tokens} in / {a.output_tokens} out, batch budget {cin.batched_tokens} "
+                    f"tokens (prefill included):")
+        text += [f"{c.concurrency:>6}: {c.output_tokens_per_s_est:10.1f} output tok/s est, TPOT {c.tpot_ms_est:.2f} ms, "
+                 f"TTFT {c.ttft_ms_est:.0f} ms, {c.bound}-bound ({c.running} running)" for c in cl]
+    return d, "\n".join(text)
 
 
 def _claim(a: argparse.Namespace) -> tuple[object, str]:

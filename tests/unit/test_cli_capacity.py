@@ -66,3 +66,40 @@ def test_bad_input_exits_2_with_one_line(capsys, argv):
     rc, out, err = _run(capsys, *argv)
     assert rc == 2 and out == ""
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_roofline_closed_loop_shape(capsys):
+    rc, out, _ = _run(capsys, "roofline", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h200",
+                      "--input-tokens", "2048", "--output-tokens", "128", "--concurrency", "1,32", "--json")
+    d = json.loads(out)
+    assert rc == 0 and [p["concurrency"] for p in d["points"]] == [1, 32]
+    for p in d["points"]:  # the old keys stay, the closed-loop ones join them
+        assert p["decode_tokens_per_s_est"] > 0 and p["bound"] in ("memory", "compute")
+        assert p["output_tokens_per_s_est"] > 0 and p["tpot_ms_est"] > 0 and p["ttft_ms_est"] > 0
+    assert d["points"][1]["output_tokens_per_s_est"] < d["points"][1]["decode_tokens_per_s_est"]  # prefill costs
+    assert d["points"][1]["closed_loop_bound"] == "prefill"
+    cl = d["closed_loop"]
+    assert cl["max_num_batched_tokens"] == 8192 and cl["kv_capacity_tokens"] > 100_000
+    assert set(cl["calibration"]) >= {"step_mbu", "step_overhead_ms", "step_mfu", "fitted_on"}
+    rc, out, _ = _run(capsys, "roofline", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h200",
+                      "--input-tokens", "2048", "--output-tokens", "128", "--concurrency", "32",
+                      "--max-num-batched-tokens", "2048")
+    assert rc == 0 and "batch budget 2048 tokens" in out
+
+
+@pytest.mark.parametrize("extra", [
+    ["--input-tokens", "0", "--output-tokens", "5"],
+    ["--input-tokens", "512"],
+    ["--input-tokens", "512", "--output-tokens", "5", "--max-num-batched-tokens", "1"],
+    ["--input-tokens", "3000", "--output-tokens", "3000", "--max-model-len", "4096"],
+    ["--input-tokens", "x", "--output-tokens", "5"],
+])
+def test_roofline_closed_loop_bad_input_exits_2(capsys, extra):
+    rc, out, err = _run(capsys, "roofline", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h200", *extra)
+    assert rc == 2 and out == "" and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_roofline_closed_loop_refuses_a_model_that_does_not_fit(capsys):
+    rc, _, err = _run(capsys, "roofline", "--model", "meta-llama/Llama-3.3-70B-Instruct", "--gpu", "h100-sxm",
+                      "--input-tokens", "512", "--output-tokens", "256")
+    assert rc == 2 and "vLLM would not start" in err
