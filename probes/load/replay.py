@@ -157,7 +157,8 @@ class ReplayPlan:
     ``trace_requests``: requests read from the trace (the slice); ``skipped``/``clipped``: requests left out
     or cut for the length limit (``clipped_input_tokens``/``clipped_output_tokens``: tokens cut);
     ``length_limit_tokens``: the limit used (max model length minus the text margin), None when unknown;
-    ``trace_span_s``: last minus first arrival in the trace; ``replay_span_s``: the same after scaling.
+    ``trace_span_s``: last minus first arrival in the trace; ``replay_span_s``: the same after scaling;
+    ``raised_to_one``: requests with a 0-token input or output in the trace, sent with 1 (a request needs both).
     """
 
     requests: tuple[PlannedRequest, ...]
@@ -169,6 +170,7 @@ class ReplayPlan:
     length_limit_tokens: int | None = None
     trace_span_s: float = 0.0
     replay_span_s: float = 0.0
+    raised_to_one: int = 0
 
     @property
     def mean_rate(self) -> float:
@@ -251,9 +253,10 @@ def plan_replay(trace: Sequence[TraceLike], *, time_scale: float = 1.0, block_to
     order = sorted(range(len(trace)), key=lambda i: trace[i].t_s)
     offsets = scaled_offsets_s([trace[i].t_s for i in order], time_scale)
     planned: list[PlannedRequest] = []
-    skipped = clipped = cut_in = cut_out = 0
+    skipped = clipped = cut_in = cut_out = raised = 0
     for i, offset in zip(order, offsets, strict=True):
         r = trace[i]
+        raised += int(r.input_tokens) < 1 or int(r.output_tokens) < 1
         n_in = shrink_tokens(int(r.input_tokens), block_tokens)
         n_out = shrink_tokens(int(r.output_tokens), block_tokens)
         fitted = fit_length(n_in, n_out, limit, overlong)
@@ -270,7 +273,7 @@ def plan_replay(trace: Sequence[TraceLike], *, time_scale: float = 1.0, block_to
     trace_span = (max(r.t_s for r in trace) - min(r.t_s for r in trace)) if trace else 0.0
     replay_span = planned[-1].offset_s - planned[0].offset_s if planned else 0.0
     return ReplayPlan(tuple(planned), len(trace), skipped, clipped, cut_in, cut_out, limit, float(trace_span),
-                      float(replay_span))
+                      float(replay_span), raised)
 
 
 class ReplayPrompts(Sequence[RequestInput]):

@@ -77,14 +77,15 @@ class Load:
 
 @dataclass(frozen=True)
 class MeasuredPoint:
-    """The point dict (None when no request was measured), its metrics, the requests asked for, and why
-    the watchdog stopped it (None, "interrupted", "died" or "hung")."""
+    """The point dict (None when no request was measured), its metrics, the requests asked for, why
+    the watchdog stopped it (None, "interrupted", "died" or "hung"), and the measured requests' results."""
 
     point: dict[str, Any] | None
     metrics: PointMetrics | None
     measured_requests: int
     warmup_requests: int
     stop_reason: str | None = None
+    results: Sequence[RequestResult] = ()
 
 
 @dataclass(frozen=True)
@@ -257,4 +258,4 @@ def measure_point(target: Target, load: Load, config: SweepConfig, *, index: int
              "interrupted": load_result.interrupted,
              "samples": request_samples(load_result.results) if config.keep_samples else []}
     progress("point_done", m.output_tokens_per_s)
-    return MeasuredPoint(point, m, n, len(warm), watchdog.reason)
+    return MeasuredPoint(point, m, n, len(warm), watchdog.reason, load_result.results)
