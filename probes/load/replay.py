@@ -35,7 +35,7 @@ cut to fit, which keeps its leading blocks, so its prefix sharing and its arriva
 for a chat template and words that split into two tokens. Limit unknown (a hosted API): nothing is cut.
 
 **Expected reuse** (:func:`sent_prefix_reuse_fraction`): the share of the sent prompt tokens that lie in a
-leading run of blocks an earlier sent request already sent in full (a block an earlier request sent only
+leading run of blocks an earlier sent request already sent in full, after the same blocks (a block an earlier request sent only
 partly counts for those tokens and ends the run): what a prefix cache of unbounded size, with every request
 finishing before the next arrives, would hit, at the replay's block granularity. :func:`trace_prefix_reuse_fraction`
 is the issue's definition over the trace's own lengths (512-token blocks, capped at ``input_length``).
@@ -374,27 +374,35 @@ def trace_prefix_reuse_fraction(requests: Iterable[tuple[int, Sequence[int]]],
 
 def sent_prefix_reuse_fraction(planned: Iterable[PlannedRequest], block_tokens: int) -> float | None:
     """Expected prefix reuse of what is SENT (module docstring): per request, the tokens of its leading blocks
-    that earlier requests sent (block ``j`` holds ``min(block_tokens, input - j * block_tokens)`` tokens here;
-    a block sent earlier only in part counts for those tokens and ends the run), over all sent input tokens.
+    that an earlier request sent after the same blocks (a block is keyed by its whole prefix of hash ids, as
+    vLLM chains each block's hash to its parent's; block ``j`` holds ``min(block_tokens, input - j *
+    block_tokens)`` tokens here; a block sent earlier only in part counts for those tokens and ends the run),
+    over all sent input tokens. On the public Mooncake trace a hash id always follows the same one, so keying
+    by prefix or by id gives the same number.
 
     >>> sent_prefix_reuse_fraction([PlannedRequest(0, 0, 6, 1, (1, 2)), PlannedRequest(1, 0, 6, 1, (1, 2))], 4)
     0.5
     >>> round(sent_prefix_reuse_fraction([PlannedRequest(0, 0, 6, 1, (1, 2)), PlannedRequest(1, 0, 8, 1, (1, 2))], 4), 4)
     0.4286
+    >>> sent_prefix_reuse_fraction([PlannedRequest(0, 0, 8, 1, (1, 2)), PlannedRequest(1, 0, 8, 1, (3, 2))], 4)
+    0.0
     """
-    covered: dict[int, int] = {}
+    prefix_ids: dict[tuple[int, int], int] = {}  # (parent prefix id, hash id) -> prefix id
+    covered: dict[int, int] = {}  # prefix id -> tokens of its last block sent so far
     reused = total = 0
     for p in planned:
         n = p.input_tokens
-        sizes = [min(block_tokens, n - j * block_tokens) for j in range(-(-n // block_tokens))]
-        blocks = list(zip(p.hash_ids, sizes, strict=False))
-        for h, size in blocks:
-            have = covered.get(h, 0)
+        parent, keys = -1, []
+        for j, h in enumerate(p.hash_ids[: -(-n // block_tokens)]):
+            parent = prefix_ids.setdefault((parent, h), len(prefix_ids))
+            keys.append((parent, min(block_tokens, n - j * block_tokens)))
+        for key, size in keys:
+            have = covered.get(key, 0)
             reused += min(have, size)
             if have < size:
                 break
-        for h, size in blocks:
-            covered[h] = max(covered.get(h, 0), size)
+        for key, size in keys:
+            covered[key] = max(covered.get(key, 0), size)
         total += n
     return reused / total if total else None
 
