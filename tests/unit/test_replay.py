@@ -22,7 +22,6 @@ from probes.load.replay import (
     plan_replay,
     scaled_offsets_s,
     sent_prefix_reuse_fraction,
-    shrink_tokens,
     trace_prefix_reuse_fraction,
 )
 from probes.load.words import WORDS
@@ -209,18 +208,16 @@ def test_fit_length(n_in: int, n_out: int, limit: int | None, policy: str,
 
 
 def test_plan_clips_counts_and_never_exceeds_the_limit() -> None:
-    trace = list(iter_requests("/work/shared/traces/mooncake-fast25-conversation.jsonl", max_requests=200)) \
-        if Path("/work/shared/traces/mooncake-fast25-conversation.jsonl").exists() else \
-        list(iter_requests(FIXTURES / "small-mooncake.jsonl"))
-    plan = plan_replay(trace, max_model_len=2048, block_tokens=32)
-    assert all(p.input_tokens + p.output_tokens <= 2048 for p in plan.requests)
-    clipped = [p for p in plan.requests if p.clipped]
-    assert plan.clipped == len(clipped) and len(plan.requests) == len(trace)
-    shrunk = {p.index: shrink_tokens(trace[p.index].input_tokens, 32) for p in clipped}
-    assert plan.clipped_input_tokens == sum(shrunk[p.index] - p.input_tokens for p in clipped)
-    skip = plan_replay(trace, max_model_len=2048, block_tokens=32, overlong="skip")
-    assert skip.skipped == plan.clipped and len(skip.requests) == len(trace) - plan.clipped
-    assert {p.index for p in skip.requests}.isdisjoint({p.index for p in clipped})
+    trace = list(iter_requests(FIXTURES / "small-mooncake.jsonl"))  # inputs 1000, 1500, 700, 300, 2000
+    plan = plan_replay(trace, max_model_len=1024)
+    assert all(p.input_tokens + p.output_tokens <= 1024 for p in plan.requests)
+    assert [p.clipped for p in plan.requests] == [False, True, False, False, True]
+    assert (plan.clipped, plan.clipped_input_tokens, plan.clipped_output_tokens) == (2, 496 + 1026, 0)
+    assert [p.input_tokens for p in plan.requests] == [1000, 1004, 700, 300, 974]
+    assert [p.hash_ids for p in plan.requests] == [r.hash_ids for r in trace]  # leading blocks kept
+    skip = plan_replay(trace, max_model_len=1024, overlong="skip")
+    assert skip.skipped == 2 and [p.index for p in skip.requests] == [0, 2, 3]
+    assert [p.offset_s for p in skip.requests] == [0.0, 30.0, 61.0]  # the others keep their times
 
 
 def test_text_prompts_keep_a_margin_and_zero_lengths_are_raised() -> None:
