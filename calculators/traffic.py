@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from calculators.scenario import LIMITS, Scenario
+from calculators.scenario import LIMITS, Scenario, Traffic
 from calculators.traces import (
     MAX_TRACE_BYTES,
     TRACE_BLOCK_TOKENS,
@@ -59,6 +59,7 @@ __all__ = [
     "heavy_tail_notes",
     "apply_to_scenario",
     "apply_notes",
+    "trace_label",
 ]
 
 DEFAULT_WINDOW_S = 60.0
@@ -247,8 +248,9 @@ def length_histogram(tokens: np.ndarray, bins: int = 60) -> tuple[np.ndarray, np
     return np.histogram(tokens, bins=bins, range=(0.0, max(top, 1.0)))[::-1]
 
 
-def heavy_tail_notes(shape: TrafficShape, ratio: float = HEAVY_TAIL_RATIO) -> list[str]:
+def heavy_tail_notes(shape: TrafficShape | Traffic, ratio: float = HEAVY_TAIL_RATIO) -> list[str]:
     """One sentence per length whose p99 is at least ``ratio`` x its mean: the mean hides a heavy tail.
+    Takes a shape or a scenario's ``Traffic`` (whose percentiles are None when typed in: no note).
 
     >>> s = TrafficShape("t", "azure", 2, 1.0, 1.0, 1000.0, 200.0, 500.0, 2000.0, 8000.0, 150.0, 400.0, 500.0,
     ...                  1.0, 60.0, 2, None)
@@ -260,7 +262,7 @@ def heavy_tail_notes(shape: TrafficShape, ratio: float = HEAVY_TAIL_RATIO) -> li
         ("input", shape.input_tokens, shape.input_tokens_p99, "long prompts dominate prefill time and KV-cache memory"),
         ("output", shape.output_tokens, shape.output_tokens_p99, "long answers hold KV-cache memory and slots longest"),
     ):
-        if mean > 0 and p99 >= ratio * mean:
+        if p99 is not None and mean > 0 and p99 >= ratio * mean:
             notes.append(f"Heavy tail: p99 {kind} is {p99:,.0f} tokens, {p99 / mean:.1f}x the mean ({mean:,.0f}); "
                          f"{why}, so size capacity and latency targets with the percentiles, not the mean.")
     return notes
@@ -268,15 +270,15 @@ def heavy_tail_notes(shape: TrafficShape, ratio: float = HEAVY_TAIL_RATIO) -> li
 
 def _clamp(dotted: str, value: float) -> float:
     low, high = LIMITS[dotted]
-    return min(max(value, low if low is not None else value), high if high is not None else value)
+    return float(min(max(value, low if low is not None else value), high if high is not None else value))
 
 
 def apply_notes(scenario: Scenario, shape: TrafficShape) -> list[str]:
     """What :func:`apply_to_scenario` had to change or could not take from the trace, one sentence each."""
     notes = []
     for dotted, value in (("traffic.peak_to_mean", shape.peak_to_mean),
-                          ("traffic.requests_per_day", shape.requests_per_day),
-                          ("traffic.output_tokens", shape.output_tokens)):
+                          ("traffic.requests_per_day", round(shape.requests_per_day)),
+                          ("traffic.output_tokens", round(shape.output_tokens))):
         kept = _clamp(dotted, value)
         if kept != value:
             notes.append(f"{dotted} {value:.4g} from the trace is outside the scenario's limits "
@@ -293,7 +295,9 @@ def apply_notes(scenario: Scenario, shape: TrafficShape) -> list[str]:
 def apply_to_scenario(scenario: Scenario, shape: TrafficShape) -> Scenario:
     """The scenario with its ``[traffic]`` taken from the trace: rate, means, percentiles, peak-to-mean
     (clamped to the scenario's [1, 100]; :func:`apply_notes` says so), ``cached_input_fraction`` from
-    ``prefix_reuse_fraction`` when the trace has hash ids (kept otherwise), and ``trace_name``.
+    ``prefix_reuse_fraction`` when the trace has hash ids (kept otherwise), and ``trace_name`` (the file's
+    base name). Requests/day and the two mean lengths are rounded to whole numbers, as the scenario's
+    inputs hold them (half a token in a mean of hundreds); the percentiles are kept as computed.
 
     >>> from calculators.scenario import DEFAULT_SCENARIO
     >>> s = TrafficShape("prod.csv", "azure", 2, 1.0, 172800.0, 1000.0, 200.0, 500.0, 2000.0, 8000.0,
@@ -305,9 +309,9 @@ def apply_to_scenario(scenario: Scenario, shape: TrafficShape) -> Scenario:
     t = scenario.traffic
     traffic = dataclasses.replace(
         t,
-        requests_per_day=_clamp("traffic.requests_per_day", shape.requests_per_day),
-        input_tokens=shape.input_tokens,
-        output_tokens=_clamp("traffic.output_tokens", shape.output_tokens),
+        requests_per_day=_clamp("traffic.requests_per_day", round(shape.requests_per_day)),
+        input_tokens=float(round(shape.input_tokens)),
+        output_tokens=_clamp("traffic.output_tokens", round(shape.output_tokens)),
         peak_to_mean=_clamp("traffic.peak_to_mean", shape.peak_to_mean),
         cached_input_fraction=t.cached_input_fraction if shape.prefix_reuse_fraction is None
         else shape.prefix_reuse_fraction,
@@ -317,12 +321,16 @@ def apply_to_scenario(scenario: Scenario, shape: TrafficShape) -> Scenario:
         output_tokens_p50=shape.output_tokens_p50,
         output_tokens_p90=shape.output_tokens_p90,
         output_tokens_p99=shape.output_tokens_p99,
-        trace_name=_trace_name(shape.trace_name),
+        trace_name=trace_label(shape.trace_name),
     )
     return dataclasses.replace(scenario, traffic=traffic)
 
 
-def _trace_name(name: str) -> str:
-    """The file's base name, at most the scenario's 200 characters."""
+def trace_label(name: str) -> str:
+    """A trace's name as the scenario keeps it: the file's base name, at most 200 characters.
+
+    >>> trace_label("/data/logs/prod-2026-11.jsonl")
+    'prod-2026-11.jsonl'
+    """
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     return base if len(base) <= 200 else base[:197] + "..."

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from calculators.scenario import DEFAULT_SCENARIO, Scenario
@@ -125,7 +125,6 @@ def _traces(draw) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-@settings(max_examples=150, deadline=None)
 @given(_traces(), st.sampled_from([1.0, 7.5, 60.0]))
 def test_fuzz_vectorised_summary_matches_a_loop(data: bytes, window_s: float):
     a = read_arrays(data)
@@ -157,7 +156,7 @@ def test_apply_to_scenario_takes_the_shape_and_round_trips_as_a_scenario():
     out = apply_to_scenario(DEFAULT_SCENARIO, s)
     t = out.traffic
     assert isinstance(out, Scenario) and out.api == DEFAULT_SCENARIO.api
-    assert (t.requests_per_day, t.input_tokens, t.output_tokens) == (s.requests_per_day, 1100.0, 30.0)
+    assert (t.requests_per_day, t.input_tokens, t.output_tokens) == (3600.0, 1100.0, 30.0)
     assert t.cached_input_fraction == s.prefix_reuse_fraction and t.peak_to_mean == pytest.approx(1.2)
     assert (t.input_tokens_p50, t.output_tokens_p99) == (s.input_tokens_p50, s.output_tokens_p99)
     assert t.trace_name == "small-mooncake.jsonl"
@@ -166,6 +165,24 @@ def test_apply_to_scenario_takes_the_shape_and_round_trips_as_a_scenario():
     kept = apply_to_scenario(DEFAULT_SCENARIO, azure).traffic.cached_input_fraction
     assert kept == DEFAULT_SCENARIO.traffic.cached_input_fraction
     assert "no prompt-block hash ids: cached_input_fraction kept at 0.5" in apply_notes(DEFAULT_SCENARIO, azure)[0]
+
+
+def test_means_are_rounded_to_whole_numbers_and_a_zero_output_mean_is_clamped_with_a_note():
+    data = b'{"timestamp": 0, "input_length": 10, "output_length": 0}\n' \
+           b'{"timestamp": 7000, "input_length": 11, "output_length": 0}\n'
+    s = summarize(read_arrays(data, name="x.jsonl"))
+    assert (s.requests_per_day, s.input_tokens, s.output_tokens) == (pytest.approx(2 / 7 * 86_400), 10.5, 0.0)
+    t = apply_to_scenario(DEFAULT_SCENARIO, s).traffic
+    assert (t.requests_per_day, t.input_tokens, t.output_tokens) == (24_686.0, 10.0, 0.01)
+    assert any("traffic.output_tokens 0 from the trace is outside" in n for n in apply_notes(DEFAULT_SCENARIO, s))
+
+
+def test_heavy_tail_notes_also_read_a_scenarios_traffic():
+    s = summarize_file(FIXTURES / "small-azure.csv")
+    typed_in = DEFAULT_SCENARIO.traffic
+    assert heavy_tail_notes(typed_in) == []  # no percentiles: nothing to say
+    from_trace = apply_to_scenario(DEFAULT_SCENARIO, s).traffic
+    assert heavy_tail_notes(from_trace, ratio=1.5) == heavy_tail_notes(s, ratio=1.5) != []
 
 
 def test_heavy_tail_is_named_only_when_p99_is_far_above_the_mean():
