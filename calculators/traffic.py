@@ -99,9 +99,9 @@ def prefix_reuse_tokens(a: TraceArrays) -> np.ndarray:
     """Per request, the prompt tokens in its leading run of hash ids already seen in an earlier request
     (file order), ``min(k * 512, input_tokens)``; int64, zeros without hash ids.
 
-    Vectorised: a stable argsort groups equal hash ids in file order, so an id is "seen before" unless it
-    is its group's first occurrence or in that occurrence's own request; the leading run ends at each
-    request's first unseen position (``np.minimum.reduceat``).
+    Vectorised: an id is "seen before" when the first request holding it (a table indexed by id for dense
+    non-negative ids, ``np.minimum.at``; else a stable argsort that groups equal ids in file order) is an
+    earlier one; the leading run ends at each request's first unseen position (``np.minimum.reduceat``).
 
     >>> from calculators.traces import read_arrays
     >>> a = read_arrays(b'{"timestamp": 0, "input_length": 1000, "output_length": 1, "hash_ids": [1, 2]}\\n'
@@ -118,19 +118,28 @@ def prefix_reuse_tokens(a: TraceArrays) -> np.ndarray:
     size = ids.size
     idx = np.int32 if max(size, n) < 2**31 else np.int64  # halves the memory of every index array below
     lengths = np.diff(a.hash_offsets).astype(idx)
-    order = np.argsort(ids, kind="stable").astype(idx)
-    group_start = np.empty(size, bool)
-    group_start[0] = True
-    sorted_ids = ids[order]
-    np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=group_start[1:])
-    del sorted_ids
-    rows_sorted = np.repeat(np.arange(n, dtype=idx), lengths)[order]  # request of each id, in sorted order
-    first = np.where(group_start, np.arange(size, dtype=idx), 0)
-    del group_start
-    np.maximum.accumulate(first, out=first)  # sorted position of each group's first occurrence
-    seen = np.empty(size, bool)
-    seen[order] = rows_sorted != rows_sorted[first]  # an earlier request holds the same id
-    del order, first, rows_sorted
+    rows = np.repeat(np.arange(n, dtype=idx), lengths)  # the request of each id
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo >= 0 and hi < 4 * size + 1024:  # dense ids (Mooncake numbers its blocks): a table, no sort
+        first = np.full(hi + 1, n, idx)
+        np.minimum.at(first, ids, rows)  # the first request holding each id
+        seen = first[ids] < rows
+        del first, rows
+    else:  # sparse ids (64-bit hashes): a stable sort groups equal ids in file order
+        order = np.argsort(ids, kind="stable").astype(idx)
+        group_start = np.empty(size, bool)
+        group_start[0] = True
+        sorted_ids = ids[order]
+        np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=group_start[1:])
+        del sorted_ids
+        rows_sorted = rows[order]
+        del rows
+        first_pos = np.where(group_start, np.arange(size, dtype=idx), 0)
+        del group_start
+        np.maximum.accumulate(first_pos, out=first_pos)  # sorted position of each group's first occurrence
+        seen = np.empty(size, bool)
+        seen[order] = rows_sorted != rows_sorted[first_pos]  # an earlier request holds the same id
+        del order, first_pos, rows_sorted
     # position of each id inside its request; unseen positions mark where the leading run stops
     starts = a.hash_offsets[:-1].astype(idx)
     stop = np.arange(size, dtype=idx)

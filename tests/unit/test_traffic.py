@@ -200,3 +200,19 @@ def test_json_keys_are_the_issues_names():
     assert {"requests_per_day", "input_tokens", "output_tokens", "peak_to_mean", "prefix_reuse_fraction",
             "input_tokens_p50", "input_tokens_p90", "input_tokens_p99", "output_tokens_p50", "output_tokens_p90",
             "output_tokens_p99", "trace_name"} <= keys
+
+
+@pytest.mark.parametrize(("scale", "shift", "sorts"), [(1, 0, False), (1, 1000, False), (7919, 0, True),
+                                                    (1, 2**40, True), (1, -(2**40), True)],
+                         ids=["dense", "dense-offset", "sparse", "huge", "negative"])
+def test_prefix_reuse_is_the_same_for_dense_and_sparse_ids(monkeypatch, scale: int, shift: int, sorts: bool):
+    rows = [(0, 1000, [1, 2]), (1, 1500, [1, 2, 3]), (30, 700, [1, 4]), (61, 300, [1]), (120, 2000, [5, 2, 3]),
+            (130, 900, [2, 2])]
+    data = "".join(json.dumps({"timestamp": t * 1000, "input_length": n, "output_length": 1,
+                               "hash_ids": [h * scale + shift for h in ids]}) + "\n" for t, n, ids in rows)
+    a = read_arrays(data.encode())
+    calls = []
+    argsort = np.argsort
+    monkeypatch.setattr(np, "argsort", lambda *args, **kw: calls.append(1) or argsort(*args, **kw))
+    assert prefix_reuse_tokens(a).tolist() == [0, 1024, 512, 300, 0, 900]
+    assert bool(calls) is sorts  # which of the two paths ran
