@@ -1,7 +1,8 @@
 """``python -m calculators SUBCOMMAND ...``: the calculators, headless.
 
 Subcommands: ``evaluate`` (break-even report for a scenario TOML), ``fit`` (will the model fit),
-``roofline`` (throughput ceilings), ``claim`` (is a claimed tokens/s physically possible).
+``roofline`` (throughput ceilings), ``claim`` (is a claimed tokens/s physically possible), ``traffic``
+(a production trace's traffic shape).
 Each prints JSON (or text) on stdout; bad input exits 2 with a message naming the field.
 """
 
@@ -16,6 +17,7 @@ _COMMANDS = {
     "fit": ("calculators.cli_capacity", "fit: will a model fit on a GPU (memory, KV cache)"),
     "roofline": ("calculators.cli_capacity", "roofline: decode/prefill throughput ceilings"),
     "claim": ("calculators.cli_capacity", "claim: is a claimed tokens/s physically possible"),
+    "traffic": ("calculators.cli_traffic", "traffic: traffic shape of a production trace (Azure CSV, Mooncake JSONL)"),
 }
 
 

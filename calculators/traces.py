@@ -86,6 +86,9 @@ MAX_TRACE_UPLOAD_BYTES = 64 << 20
 AZURE_HEADER = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 MAX_TIMESTAMP_MS = 1e15  # Mooncake: well inside float64's exact integers, so both readers compute alike
 _NS = 1_000_000_000
+# pyarrow block: 2 MiB single-threaded read a 1M-request Mooncake file as fast as 8 MiB threaded on 2 cores,
+# with a peak of 150 MB instead of 400 MB (benchmarks/bench_traces.py)
+_BLOCK_BYTES = 2 << 20
 
 # The rules, as patterns both readers apply (Python's ``re`` per line, pyarrow's RE2 per column).
 _DATETIME_RE = r"^([12][0-9]{3})-([0-9]{2})-([0-9]{2})[ T]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?$"
@@ -433,7 +436,7 @@ def _azure_batches(f: IO[bytes], name: str):
 
     convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in AZURE_HEADER},
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
-    reader = pacsv.open_csv(f, read_options=pacsv.ReadOptions(block_size=8 << 20), convert_options=convert)
+    reader = pacsv.open_csv(f, read_options=pacsv.ReadOptions(block_size=_BLOCK_BYTES, use_threads=False), convert_options=convert)
     if tuple(reader.schema.names) != AZURE_HEADER:
         raise _Refused("header")
     for batch in reader:
@@ -452,7 +455,7 @@ def _mooncake_batches(f: IO[bytes], name: str):
     schema = pa.schema([("timestamp", pa.float64()), ("input_length", pa.int64()),
                         ("output_length", pa.int64()), ("hash_ids", pa.list_(pa.int64()))])
     options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-    for batch in pajson.open_json(f, read_options=pajson.ReadOptions(block_size=8 << 20), parse_options=options):
+    for batch in pajson.open_json(f, read_options=pajson.ReadOptions(block_size=_BLOCK_BYTES, use_threads=False), parse_options=options):
         ts, n_in, n_out, ids = batch.columns
         if ts.null_count or n_in.null_count or n_out.null_count or ids.values.null_count:
             raise _Refused("null or missing value")
@@ -464,7 +467,7 @@ def _mooncake_batches(f: IO[bytes], name: str):
 
 
 def read_arrays(source: Source, *, name: str | None = None, max_bytes: int = MAX_TRACE_BYTES) -> TraceArrays:
-    """The whole trace as numpy columns (:class:`TraceArrays`), read in 8 MiB pyarrow batches and checked
+    """The whole trace as numpy columns (:class:`TraceArrays`), read in 2 MiB pyarrow batches and checked
     column-wise by the streaming reader's rules; on a broken rule the error is the streaming reader's,
     naming the first bad line. Memory: about 25 bytes a request plus 4-8 bytes a hash id.
 
