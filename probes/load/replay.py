@@ -37,8 +37,8 @@ for a chat template and words that split into two tokens. Limit unknown (a hoste
 **Expected reuse** (:func:`sent_prefix_reuse_fraction`): the share of the sent prompt tokens that lie in a
 leading run of blocks an earlier sent request already sent in full, after the same blocks (a block an earlier request sent only
 partly counts for those tokens and ends the run): what a prefix cache of unbounded size, with every request
-finishing before the next arrives, would hit, at the replay's block granularity. :func:`trace_prefix_reuse_fraction`
-is the issue's definition over the trace's own lengths (512-token blocks, capped at ``input_length``).
+finishing before the next arrives, would hit, at the replay's block granularity. The trace's own ``prefix_reuse_fraction`` (issue 10: per hash id, over
+the trace's lengths, 512-token blocks) is :mod:`calculators.traffic`'s (:func:`probes.plan.replay.trace_reuse_fraction`).
 
 >>> from types import SimpleNamespace as R
 >>> trace = [R(t_s=10.0, input_tokens=640, output_tokens=128, hash_ids=(7, 8)),
@@ -80,7 +80,6 @@ __all__ = [
     "fit_length",
     "plan_replay",
     "ReplayPrompts",
-    "trace_prefix_reuse_fraction",
     "sent_prefix_reuse_fraction",
     "lateness_summary",
 ]
@@ -349,27 +348,6 @@ class ReplayPrompts(Sequence[RequestInput]):
 
     def __iter__(self) -> Iterator[RequestInput]:
         return (self._build(k) for k in range(len(self)))
-
-
-def trace_prefix_reuse_fraction(requests: Iterable[tuple[int, Sequence[int]]],
-                                block_tokens: int = TRACE_BLOCK_TOKENS) -> float | None:
-    """The trace's ``prefix_reuse_fraction`` (issue 10): per request, the tokens of its leading run of hash ids
-    already seen earlier, ``min(k * block_tokens, input_length)``, summed, over all input tokens; None for
-    no tokens. ``requests``: ``(input_length, hash_ids)`` pairs in arrival order.
-
-    >>> trace_prefix_reuse_fraction([(1024, (1, 2)), (1024, (1, 2)), (1024, (1, 3))])
-    0.5
-    """
-    seen: set[int] = set()
-    reused = total = 0
-    for n, hashes in requests:
-        k = 0
-        while k < len(hashes) and hashes[k] in seen:
-            k += 1
-        reused += min(k * block_tokens, n)
-        total += n
-        seen.update(hashes)
-    return reused / total if total else None
 
 
 def sent_prefix_reuse_fraction(planned: Iterable[PlannedRequest], block_tokens: int) -> float | None:

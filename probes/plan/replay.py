@@ -18,8 +18,8 @@ point's ``client_cpu_fraction`` and the lateness below say whether it kept up.
 * what fitting did: ``max_model_len`` (None: unknown, nothing cut), ``length_limit_tokens``,
   ``planned_requests``, ``skipped_requests``, ``clipped_requests``, ``clipped_input_tokens``,
   ``clipped_output_tokens``, ``raised_to_one``, ``sent_requests``;
-* prefix caching side by side: ``prefix_reuse_fraction_trace`` (issue 10's definition over the slice's own
-  lengths, 512-token blocks), ``prefix_reuse_fraction_sent`` (the same idea over what was sent, after
+* prefix caching side by side: ``prefix_reuse_fraction_trace`` (:mod:`calculators.traffic`'s
+  ``prefix_reuse_fraction`` of the slice: per hash id, over the trace's own lengths, 512-token blocks), ``prefix_reuse_fraction_sent`` (the same idea over what was sent, after
   shrinking and clipping; :func:`probes.load.replay.sent_prefix_reuse_fraction`), and the measured
   ``prefix_cache_hit_rate`` = Δ ``vllm:prefix_cache_hits_total`` / Δ ``vllm:prefix_cache_queries_total``
   over the measured requests (warm-up excluded), with ``prefix_cache_hits`` / ``prefix_cache_queries`` in
@@ -50,13 +50,12 @@ from probes.load.replay import (
     lateness_summary,
     plan_replay,
     sent_prefix_reuse_fraction,
-    trace_prefix_reuse_fraction,
 )
 from probes.load.workload import TEXT_KINDS
 from probes.plan.config import SweepConfig, SweepProgress
 from probes.plan.measure import Load, PointPlan, Target, measure_point
 
-__all__ = ["read_trace", "run_replay", "describe_replay"]
+__all__ = ["read_trace", "trace_reuse_fraction", "run_replay", "describe_replay"]
 
 
 def read_trace(replay: TraceReplay) -> tuple[str, list[TraceLike]]:
@@ -65,6 +64,33 @@ def read_trace(replay: TraceReplay) -> tuple[str, list[TraceLike]]:
 
     fmt = detect_format(replay.path)
     return fmt, list(iter_requests(replay.path, max_requests=replay.max_requests))
+
+
+def trace_reuse_fraction(trace: Sequence[TraceLike], fmt: str = "mooncake") -> float | None:
+    """The trace slice's own ``prefix_reuse_fraction``, by :func:`calculators.traffic.prefix_reuse_tokens` (the
+    one definition, also behind ``python -m calculators traffic``) over the slice's columns; None without
+    hash ids or tokens.
+
+    >>> from calculators.traces import TraceRequest as T
+    >>> trace_reuse_fraction([T(0.0, 1024, 1, (1, 2)), T(1.0, 1024, 1, (1, 2)), T(2.0, 1024, 1, (1, 3))])
+    0.5
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from calculators.traces import TraceArrays  # noqa: PLC0415
+    from calculators.traffic import prefix_reuse_tokens  # noqa: PLC0415
+
+    if not any(r.hash_ids for r in trace):
+        return None
+    lengths = [len(r.hash_ids) for r in trace]
+    arrays = TraceArrays(
+        name="slice", format=fmt, t_s=np.asarray([r.t_s for r in trace], np.float64),
+        input_tokens=np.asarray([r.input_tokens for r in trace], np.int64),
+        output_tokens=np.asarray([r.output_tokens for r in trace], np.int64),
+        hash_ids=np.asarray([h for r in trace for h in r.hash_ids], np.int64),
+        hash_offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+    total = int(arrays.input_tokens.sum())
+    return float(prefix_reuse_tokens(arrays).sum()) / total if total else None
 
 
 def _static_block(replay: TraceReplay, fmt: str, trace: Sequence[TraceLike], plan: ReplayPlan,
@@ -81,8 +107,7 @@ def _static_block(replay: TraceReplay, fmt: str, trace: Sequence[TraceLike], pla
         "clipped_requests": plan.clipped, "clipped_input_tokens": plan.clipped_input_tokens,
         "clipped_output_tokens": plan.clipped_output_tokens, "raised_to_one": plan.raised_to_one,
         "sent_requests": 0,
-        "prefix_reuse_fraction_trace": trace_prefix_reuse_fraction(
-            (int(r.input_tokens), tuple(r.hash_ids)) for r in trace) if fmt == "mooncake" else None,
+        "prefix_reuse_fraction_trace": trace_reuse_fraction(trace, fmt),
         "prefix_reuse_fraction_sent": sent_prefix_reuse_fraction(plan.requests, replay.block_tokens)
         if fmt == "mooncake" else None,
         "prefix_cache_hit_rate": None, "prefix_cache_hits": None, "prefix_cache_queries": None,

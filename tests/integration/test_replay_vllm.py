@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from calculators.traces import iter_requests
-from probes.load.replay import plan_replay, trace_prefix_reuse_fraction
+from probes.load.replay import plan_replay
+from probes.plan.replay import trace_reuse_fraction
 from probes.results.store import ResultStore
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def test_replay_a_mooncake_slice_and_measure_the_prefix_cache(
           f" prompt tokens), expected from what was sent {sent:.4f}, trace slice {traced:.4f}; lateness "
           f"{block['lateness_ms']}")
     assert measured > 0 and measured == sm["prefix_cache_hit_rate"]
-    assert traced == pytest.approx(trace_prefix_reuse_fraction((r.input_tokens, r.hash_ids) for r in trace))
+    assert traced == pytest.approx(trace_reuse_fraction(trace))  # calculators.traffic's, over the slice
     assert abs(measured - sent) <= 0.01
     assert abs(sent - traced) <= 0.02
 

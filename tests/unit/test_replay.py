@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from calculators.traces import TRACE_BLOCK_TOKENS, TraceRequest, iter_requests
+from calculators.traces import TRACE_BLOCK_TOKENS, TraceRequest, iter_requests, read_arrays
+from calculators.traffic import summarize
 from probes.load import client as loadgen
 from probes.load.client import run_load_sync
 from probes.load.replay import TRACE_BLOCK_TOKENS as REPLAY_BLOCK_TOKENS
@@ -22,10 +23,10 @@ from probes.load.replay import (
     plan_replay,
     scaled_offsets_s,
     sent_prefix_reuse_fraction,
-    trace_prefix_reuse_fraction,
 )
 from probes.load.words import WORDS
 from probes.load.workload import RequestInput
+from probes.plan.replay import trace_reuse_fraction
 from tests.unit.test_loadgen import DONE, FakeResponse, FakeSession, token, usage
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "traces"
@@ -241,8 +242,11 @@ def test_trace_reuse_by_hand_on_the_fixture() -> None:
     """small-mooncake.jsonl: request 2 reuses blocks 1, 2 (1,024 tokens), request 3 block 1 (512), request 4
     block 1 capped at its 300 tokens, request 5 starts with an unseen block: 1,836 of 5,500 tokens."""
     trace = list(iter_requests(FIXTURES / "small-mooncake.jsonl"))
-    reuse = trace_prefix_reuse_fraction((r.input_tokens, r.hash_ids) for r in trace)
-    assert reuse == pytest.approx(1836 / 5500)
+    assert trace_reuse_fraction(trace) == pytest.approx(1836 / 5500)
+    # the slice's number is calculators.traffic's, the one behind `python -m calculators traffic`
+    assert summarize(read_arrays(FIXTURES / "small-mooncake.jsonl")).prefix_reuse_fraction == pytest.approx(
+        1836 / 5500)
+    assert trace_reuse_fraction(trace[:3]) == pytest.approx((1024 + 512) / 3200)
     # as sent: request 1 sent only 488 tokens of block 2, so request 2 can reuse 512 + 488
     assert sent_prefix_reuse_fraction(plan_replay(trace).requests, 512) == pytest.approx(1812 / 5500)
 
@@ -251,16 +255,16 @@ def test_sent_reuse_equals_the_trace_reuse_for_whole_chained_blocks() -> None:
     trace = [TraceRequest(0.0, 1024, 1, (1, 2)), TraceRequest(1.0, 1536, 1, (1, 2, 3)),
              TraceRequest(2.0, 512, 1, (4,)), TraceRequest(3.0, 1024, 1, (4, 5))]
     plan = plan_replay(trace)
-    assert sent_prefix_reuse_fraction(plan.requests, 512) == trace_prefix_reuse_fraction(
-        (r.input_tokens, r.hash_ids) for r in trace) == pytest.approx((1024 + 512) / 4096)
-    assert trace_prefix_reuse_fraction([]) is None and sent_prefix_reuse_fraction([], 512) is None
+    assert sent_prefix_reuse_fraction(plan.requests, 512) == trace_reuse_fraction(trace) == pytest.approx(
+        (1024 + 512) / 4096)
+    assert trace_reuse_fraction([TraceRequest(0.0, 5, 1)]) is None and sent_prefix_reuse_fraction([], 512) is None
 
 
 def test_a_block_after_another_prefix_is_not_expected_to_hit() -> None:
     """vLLM keys a block by its whole prefix: block 2 after block 4 is new, though its tokens were sent after
     block 1. The trace's own definition (per hash id) counts it; the expected reuse of what is sent does not."""
     trace = [TraceRequest(0.0, 1024, 1, (1, 2)), TraceRequest(1.0, 512, 1, (4,)), TraceRequest(2.0, 1024, 1, (4, 2))]
-    assert trace_prefix_reuse_fraction((r.input_tokens, r.hash_ids) for r in trace) == pytest.approx(1024 / 2560)
+    assert trace_reuse_fraction(trace) == pytest.approx(1024 / 2560)
     assert sent_prefix_reuse_fraction(plan_replay(trace).requests, 512) == pytest.approx(512 / 2560)
 
 
