@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from calculators.traces import TRACE_BLOCK_TOKENS, TraceRequest, iter_requests, read_arrays
 from calculators.traffic import summarize
@@ -270,3 +272,39 @@ def test_a_block_after_another_prefix_is_not_expected_to_hit() -> None:
 
 def test_block_size_agrees_with_the_trace_readers() -> None:
     assert REPLAY_BLOCK_TOKENS == TRACE_BLOCK_TOKENS == 512
+
+
+# ---------------------------------------------------------------- property
+
+
+@st.composite
+def _conversations(draw: st.DrawFn) -> tuple[list[PlannedRequest], int]:
+    """Requests whose hash ids are drawn from a few chained conversations (a request extends or repeats an
+    earlier prefix), with any lengths their blocks allow."""
+    block = draw(st.sampled_from([4, 16, 32]))
+    chains = draw(st.lists(st.lists(st.integers(0, 10**6), min_size=1, max_size=6, unique=True),
+                           min_size=1, max_size=3))
+    planned = []
+    for i in range(draw(st.integers(1, 8))):
+        chain = draw(st.sampled_from(chains))
+        k = draw(st.integers(1, len(chain)))
+        n = draw(st.integers((k - 1) * block + 1, k * block))
+        planned.append(PlannedRequest(i, float(i), n, 1, tuple(chain[:k])))
+    return planned, block
+
+
+@given(_conversations())
+def test_prompts_share_exactly_their_common_blocks(case: tuple[list[PlannedRequest], int]) -> None:
+    planned, block = case
+    prompts = [p.prompt_token_ids for p in ReplayPrompts(planned, block_tokens=block, vocab_size=4096)]
+    for a, pa in zip(planned, prompts, strict=True):
+        assert len(pa) == a.input_tokens and all(16 <= t < 4096 for t in pa)
+        for b, pb in zip(planned, prompts, strict=True):
+            common = 0
+            while common < min(len(a.hash_ids), len(b.hash_ids)) and a.hash_ids[common] == b.hash_ids[common]:
+                common += 1
+            shared = min(common * block, len(pa), len(pb))
+            assert pa[:shared] == pb[:shared]
+            end = min(len(pa), len(pb), (common + 1) * block)
+            if common < min(len(a.hash_ids), len(b.hash_ids)) and end - shared >= 3:
+                assert pa[shared:end] != pb[shared:end]  # the first different block differs (3+ random ids)
