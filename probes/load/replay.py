@@ -12,7 +12,7 @@ each request leaves at its time whatever is in flight (a concurrency cap is opti
 a client that cannot keep up shows in :func:`lateness_summary` instead of silently stretching the trace.
 
 **Prompts** (:class:`ReplayPrompts`): every hash id is one fixed block of ``block_tokens`` random symbols,
-seeded by ``(seed, salt, hash_id)``, and a request's prompt is its blocks in order, the last one cut so the
+the SplitMix64 stream seeded by a SHA-256 of ``(seed, salt, hash_id)`` (vectorised: under 10 µs a block, no cache), and a request's prompt is its blocks in order, the last one cut so the
 prompt has exactly its ``input_tokens``: requests that share a leading run of hash ids share that prompt prefix
 token for token, as in production. A request without hash ids (Azure; or the tail of a Mooncake prompt longer
 than its blocks) gets random symbols of its own (seeded by ``(seed, salt, index)``). Symbols become token
@@ -20,7 +20,7 @@ ids drawn ONLY from a known-valid id table (``[16, vocab_size)`` or the server's
 :mod:`probes.target.vocabulary`; never an out-of-range id), or for the text request kinds words of
 :data:`probes.load.words.WORDS` (about one token each: text lengths and block boundaries are approximate,
 the shared text prefixes are exact). Prompts are built when the engine reaches them, so memory holds only
-the requests in flight and a bounded cache of blocks, not the whole trace's prompts.
+the requests in flight, not the whole trace's prompts.
 
 **Shrunken replay** (``block_tokens`` below 512, for small-context test servers): each hash block becomes
 ``block_tokens`` tokens and every input AND output length is scaled by ``block_tokens / 512`` (rounded up):
@@ -54,7 +54,6 @@ the trace's lengths, 512-token blocks) is :mod:`calculators.traffic`'s (:func:`p
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -88,7 +87,8 @@ TRACE_BLOCK_TOKENS = 512  # tokens per hash id in the Mooncake format (calculato
 TEXT_MARGIN_TOKENS = 64  # text prompts: spare tokens under the max model length (chat template, split words)
 OVERLONG_POLICIES = ("clip", "skip")
 LATE_THRESHOLD_MS = 50.0  # a request sent more than this after its scheduled time counts as late
-_BLOCK_CACHE = 8192  # blocks kept (at 512 tokens, 16 MiB of int32 symbols)
+# SplitMix64 (Steele et al. 2014): a block's symbols are the stream seeded by its 64-bit key
+_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
 class TraceLike(Protocol):
@@ -304,22 +304,31 @@ class ReplayPrompts(Sequence[RequestInput]):
         else:
             self._table = _id_table(vocab_size, token_pool, reserved_ids)
             self._usable = len(self._table)
-        self._block = functools.lru_cache(maxsize=_BLOCK_CACHE)(self._make_block)
 
-    def _make_block(self, hash_id: int) -> np.ndarray:
-        rng = np.random.default_rng(_stable_int("trace-block", self.seed, self.salt, hash_id))
-        return rng.integers(0, self._usable, size=self.block_tokens, dtype=np.int64).astype(np.int32)
+    def _stream(self, keys: Sequence[int], length: int) -> np.ndarray:
+        """``length`` symbols of each key's SplitMix64 stream (rows): ``mix(key + (j + 1) * golden) % usable``."""
+        state = np.asarray(keys, dtype=np.uint64)[:, None] + (np.arange(1, length + 1, dtype=np.uint64) * _GOLDEN)
+        state ^= state >> np.uint64(30)
+        state *= _MIX1
+        state ^= state >> np.uint64(27)
+        state *= _MIX2
+        state ^= state >> np.uint64(31)
+        return (state % np.uint64(self._usable)).astype(np.int64)
 
     def symbols(self, position: int) -> np.ndarray:
         """The prompt of ``planned[position]`` as symbols in ``[0, usable)``: its blocks, then its own tail."""
         p = self.planned[position]
         need = -(-p.input_tokens // self.block_tokens)
-        parts = [self._block(h) for h in p.hash_ids[:need]]
-        have = len(parts) * self.block_tokens
+        hashes = p.hash_ids[:need]
+        parts = []
+        if hashes:
+            keys = [_stable_int("trace-block", self.seed, self.salt, h) for h in hashes]
+            parts.append(self._stream(keys, self.block_tokens).reshape(-1))
+        have = len(hashes) * self.block_tokens
         if have < p.input_tokens:  # no hash ids (Azure), or a prompt longer than its blocks: its own tokens
-            rng = np.random.default_rng(_stable_int("trace-request", self.seed, self.salt, p.index))
-            parts.append(rng.integers(0, self._usable, size=p.input_tokens - have, dtype=np.int64).astype(np.int32))
-        return np.concatenate(parts)[: p.input_tokens] if parts else np.zeros(0, dtype=np.int32)
+            key = _stable_int("trace-request", self.seed, self.salt, p.index)
+            parts.append(self._stream([key], p.input_tokens - have).reshape(-1))
+        return np.concatenate(parts)[: p.input_tokens] if parts else np.zeros(0, dtype=np.int64)
 
     def _build(self, position: int) -> RequestInput:
         p = self.planned[position]
