@@ -12,8 +12,9 @@ each request leaves at its time whatever is in flight (a concurrency cap is opti
 a client that cannot keep up shows in :func:`lateness_summary` instead of silently stretching the trace.
 
 **Prompts** (:class:`ReplayPrompts`): every hash id is one fixed block of ``block_tokens`` random symbols,
-the SplitMix64 stream seeded by a SHA-256 of ``(seed, salt, hash_id)`` (vectorised: under 10 µs a block, no cache), and a request's prompt is its blocks in order, the last one cut so the
-prompt has exactly its ``input_tokens``: requests that share a leading run of hash ids share that prompt prefix
+the SplitMix64 stream seeded by a SHA-256 of ``(seed, salt, hash_id)`` (vectorised: under 10 µs a block, no
+cache), and a request's prompt is its blocks in order, the last one cut so the prompt has exactly its
+``input_tokens``: requests that share a leading run of hash ids share that prompt prefix
 token for token, as in production. A request without hash ids (Azure; or the tail of a Mooncake prompt longer
 than its blocks) gets random symbols of its own (seeded by ``(seed, salt, index)``). Symbols become token
 ids drawn ONLY from a known-valid id table (``[16, vocab_size)`` or the server's own ``/tokenize`` ids, see
