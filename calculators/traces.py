@@ -236,9 +236,9 @@ def detect_format(source: Source, *, name: str | None = None, max_bytes: int = M
 # ---------------------------------------------------------------- the rules, one value at a time
 
 
-def _count(name: str, lineno: int, field: str, value: object) -> int:
-    """A token count: an int (JSON) or a digit string (CSV) within [0, MAX_TOKENS]."""
-    if isinstance(value, str):
+def _count(name: str, lineno: int, field: str, value: object, *, csv_text: bool = False) -> int:
+    """A token count within [0, MAX_TOKENS]: a JSON integer, or (``csv_text``) a CSV field of digits."""
+    if csv_text and isinstance(value, str):
         if not _COUNT.match(value):
             raise TraceError(name, f"{field} must be a whole number of tokens, got {short(value)}", lineno)
         value = int(value)
@@ -296,17 +296,37 @@ def _azure_rows(lines: Iterator[tuple[int, str]], name: str) -> Iterator[tuple[i
         if len(fields) != 3:
             raise TraceError(name, f"expected 3 fields ({','.join(AZURE_HEADER)}), got {len(fields)}", lineno)
         ns = _datetime_ns(name, lineno, fields[0])
-        yield lineno, ns, _count(name, lineno, AZURE_HEADER[1], fields[1]), \
-            _count(name, lineno, AZURE_HEADER[2], fields[2])
+        yield lineno, ns, _count(name, lineno, AZURE_HEADER[1], fields[1], csv_text=True), \
+            _count(name, lineno, AZURE_HEADER[2], fields[2], csv_text=True)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"key {short(key)} appears twice")
+            seen.add(key)
+    return out
 
 
 def _mooncake_objects(lines: Iterator[tuple[int, str]], name: str) -> Iterator[tuple[int, dict]]:
-    decoder = json.JSONDecoder()
+    """The JSON objects of each line (several on one line are read in order, as pyarrow does)."""
+    decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates)
     for lineno, text in lines:
         pos, end = 0, len(text)
+        while pos < end and text[pos].isspace():
+            pos += 1
         while pos < end:
             try:
                 obj, pos = decoder.raw_decode(text, pos)
+            except _DuplicateKey as e:  # pyarrow refuses a repeated column too
+                raise TraceError(name, str(e), lineno) from None
             except (ValueError, RecursionError) as e:  # JSONDecodeError, or int() past 4,300 digits
                 msg = e.msg if isinstance(e, json.JSONDecodeError) else ("nested too deep" if isinstance(
                     e, RecursionError) else "a number with too many digits")
