@@ -1,6 +1,7 @@
 """Production request traces: the Azure LLM inference CSV and the Mooncake JSONL, read and validated.
 
-Two readers share one set of rules (the constants and ``_check_*`` helpers below):
+Two readers share one set of rules (the patterns and limits below, applied per value by ``_count``,
+``_datetime_ns``, ``_timestamp_ms`` and ``_hash_ids`` and per column by ``read_arrays``):
 
 * :func:`iter_requests` streams :class:`TraceRequest` records one line at a time (for replay; any size);
 * :func:`read_arrays` reads the whole trace into numpy columns with pyarrow's streaming CSV/JSON readers,
@@ -8,9 +9,10 @@ Two readers share one set of rules (the constants and ``_check_*`` helpers below
 
 They agree on every file: the same requests, the same ``t_s``, and the same one-line :class:`TraceError`
 for the same bad line (``read_arrays`` checks the rules on whole columns and, when one fails or pyarrow
-refuses a line, re-reads the file with the streaming reader to name the first bad line).
+refuses a block, re-reads the file with the streaming reader and returns its answer: the first bad line's
+error, or the requests).
 
-Formats (see ``/work/shared/traces/README.md``):
+Formats (public samples and their licences: ``../shared/traces/README.md`` beside the checkout):
 
 * **Azure** CSV, header exactly ``TIMESTAMP,ContextTokens,GeneratedTokens``; ``TIMESTAMP`` a wall-clock time
   ``YYYY-MM-DD HH:MM:SS[.fffffffff]`` (up to 9 fractional digits; the public files have 7), read as UTC;
