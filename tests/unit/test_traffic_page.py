@@ -65,7 +65,7 @@ def test_a_heavy_tailed_trace_is_named_as_such():
     warnings = [w.value for w in at.warning]
     assert any(w.startswith("Heavy tail: p99 input is 30,000 tokens") for w in warnings), warnings
     notes = [i.value for i in at.info]  # a Mooncake file without hash ids keeps the typed cached share
-    assert any("The mooncake trace has no prompt-block hash ids" in n for n in notes), notes
+    assert any("The Mooncake trace has no prompt-block hash ids" in n for n in notes), notes
     assert heavy_tail_notes(at.session_state["scenario"].traffic)
 
 
