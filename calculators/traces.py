@@ -1,6 +1,7 @@
 """Production request traces: the Azure LLM inference CSV and the Mooncake JSONL, read and validated.
 
-Two readers share one set of rules (the constants and ``_check_*`` helpers below):
+Two readers share one set of rules (the patterns and limits below, applied per value by ``_count``,
+``_datetime_ns``, ``_timestamp_ms`` and ``_hash_ids`` and per column by ``read_arrays``):
 
 * :func:`iter_requests` streams :class:`TraceRequest` records one line at a time (for replay; any size);
 * :func:`read_arrays` reads the whole trace into numpy columns with pyarrow's streaming CSV/JSON readers,
@@ -8,9 +9,10 @@ Two readers share one set of rules (the constants and ``_check_*`` helpers below
 
 They agree on every file: the same requests, the same ``t_s``, and the same one-line :class:`TraceError`
 for the same bad line (``read_arrays`` checks the rules on whole columns and, when one fails or pyarrow
-refuses a line, re-reads the file with the streaming reader to name the first bad line).
+refuses a block, re-reads the file with the streaming reader and returns its answer: the first bad line's
+error, or the requests).
 
-Formats (see ``/work/shared/traces/README.md``):
+Formats (public samples and their licences: ``../shared/traces/README.md`` beside the checkout):
 
 * **Azure** CSV, header exactly ``TIMESTAMP,ContextTokens,GeneratedTokens``; ``TIMESTAMP`` a wall-clock time
   ``YYYY-MM-DD HH:MM:SS[.fffffffff]`` (up to 9 fractional digits; the public files have 7), read as UTC;
@@ -46,7 +48,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +73,7 @@ __all__ = [
     "detect_format",
     "iter_requests",
     "read_arrays",
+    "arrays_from_requests",
 ]
 
 TRACE_BLOCK_TOKENS = 512
@@ -236,9 +239,9 @@ def detect_format(source: Source, *, name: str | None = None, max_bytes: int = M
 # ---------------------------------------------------------------- the rules, one value at a time
 
 
-def _count(name: str, lineno: int, field: str, value: object) -> int:
-    """A token count: an int (JSON) or a digit string (CSV) within [0, MAX_TOKENS]."""
-    if isinstance(value, str):
+def _count(name: str, lineno: int, field: str, value: object, *, csv_text: bool = False) -> int:
+    """A token count within [0, MAX_TOKENS]: a JSON integer, or (``csv_text``) a CSV field of digits."""
+    if csv_text and isinstance(value, str):
         if not _COUNT.match(value):
             raise TraceError(name, f"{field} must be a whole number of tokens, got {short(value)}", lineno)
         value = int(value)
@@ -296,17 +299,37 @@ def _azure_rows(lines: Iterator[tuple[int, str]], name: str) -> Iterator[tuple[i
         if len(fields) != 3:
             raise TraceError(name, f"expected 3 fields ({','.join(AZURE_HEADER)}), got {len(fields)}", lineno)
         ns = _datetime_ns(name, lineno, fields[0])
-        yield lineno, ns, _count(name, lineno, AZURE_HEADER[1], fields[1]), \
-            _count(name, lineno, AZURE_HEADER[2], fields[2])
+        yield lineno, ns, _count(name, lineno, AZURE_HEADER[1], fields[1], csv_text=True), \
+            _count(name, lineno, AZURE_HEADER[2], fields[2], csv_text=True)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"key {short(key)} appears twice")
+            seen.add(key)
+    return out
 
 
 def _mooncake_objects(lines: Iterator[tuple[int, str]], name: str) -> Iterator[tuple[int, dict]]:
-    decoder = json.JSONDecoder()
+    """The JSON objects of each line (several on one line are read in order, as pyarrow does)."""
+    decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates)
     for lineno, text in lines:
         pos, end = 0, len(text)
+        while pos < end and text[pos].isspace():
+            pos += 1
         while pos < end:
             try:
                 obj, pos = decoder.raw_decode(text, pos)
+            except _DuplicateKey as e:  # pyarrow refuses a repeated column too
+                raise TraceError(name, str(e), lineno) from None
             except (ValueError, RecursionError) as e:  # JSONDecodeError, or int() past 4,300 digits
                 msg = e.msg if isinstance(e, json.JSONDecodeError) else ("nested too deep" if isinstance(
                     e, RecursionError) else "a number with too many digits")
@@ -419,14 +442,33 @@ class _LineGuard(io.RawIOBase):
         return len(data)
 
 
-def _locate(source: Source, name: str, max_bytes: int, why: str) -> TraceError:
-    """The streaming reader's error for the first bad line (the readers share the rules)."""
-    try:
-        for _ in iter_requests(source, name=name, max_bytes=max_bytes):
-            pass
-    except TraceError as e:
-        return e
-    return TraceError(name, f"could not be read in bulk ({short(why, 200)})")
+def _streamed(source: Source, name: str, max_bytes: int, max_requests: int | None, fmt: str) -> TraceArrays:
+    """The bulk path refused the file: the streaming reader names the first bad line (the readers share the
+    rules); should it read the file after all (a line pyarrow alone refuses, or one past ``max_requests`` in
+    the last batch read), its requests are the answer, so the two readers still agree."""
+    requests = list(iter_requests(source, name=name, max_bytes=max_bytes, max_requests=max_requests))
+    return arrays_from_requests(requests, name=name, format=fmt)
+
+
+def arrays_from_requests(requests: Iterable[TraceRequest], *, name: str = "trace", format: str = "mooncake"
+                         ) -> TraceArrays:
+    """Columns of a list of requests (e.g. a slice, or replayed ones), ``t_s`` counted from the first.
+
+    >>> arrays_from_requests([TraceRequest(2.0, 10, 1, (4,)), TraceRequest(2.5, 20, 2)]).t_s.tolist()
+    [0.0, 0.5]
+    """
+    rows = list(requests)
+    if not rows:
+        raise TraceError(name, "has no requests")
+    t = np.array([r.t_s for r in rows], np.float64)
+    lengths = np.array([len(r.hash_ids) for r in rows], np.int64)
+    flat = np.fromiter((h for r in rows for h in r.hash_ids), np.int64, int(lengths.sum()))
+    if not flat.size or (flat.min() >= -(2**31) and flat.max() < 2**31):
+        flat = flat.astype(np.int32)
+    offsets = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return TraceArrays(name, format, t - t[0], np.array([r.input_tokens for r in rows], np.int64),
+                       np.array([r.output_tokens for r in rows], np.int64), flat, offsets)
 
 
 def _azure_batches(f: IO[bytes], name: str):
@@ -466,10 +508,12 @@ def _mooncake_batches(f: IO[bytes], name: str):
         yield ts.to_numpy(), n_in.to_numpy(), n_out.to_numpy(), (ids.flatten().to_numpy(), lengths)
 
 
-def read_arrays(source: Source, *, name: str | None = None, max_bytes: int = MAX_TRACE_BYTES) -> TraceArrays:
-    """The whole trace as numpy columns (:class:`TraceArrays`), read in 2 MiB pyarrow batches and checked
-    column-wise by the streaming reader's rules; on a broken rule the error is the streaming reader's,
-    naming the first bad line. Memory: about 25 bytes a request plus 4-8 bytes a hash id.
+def read_arrays(source: Source, *, max_requests: int | None = None, name: str | None = None,
+                max_bytes: int = MAX_TRACE_BYTES) -> TraceArrays:
+    """The whole trace (or its first ``max_requests``) as numpy columns (:class:`TraceArrays`), read in
+    2 MiB pyarrow batches and checked column-wise by the streaming reader's rules; on a broken rule the
+    error is the streaming reader's, naming the first bad line. Memory: about 25 bytes a request plus 4-8
+    bytes a hash id.
 
     >>> a = read_arrays(b'{"timestamp": 0, "input_length": 600, "output_length": 9, "hash_ids": [7, 8]}\\n'
     ...                 b'{"timestamp": 250, "input_length": 100, "output_length": 1}\\n')
@@ -479,7 +523,10 @@ def read_arrays(source: Source, *, name: str | None = None, max_bytes: int = MAX
     import pyarrow as pa
 
     name = _name(source, name)
+    if max_requests is not None and max_requests < 1:
+        raise ValueError(f"max_requests must be >= 1, got {max_requests}")
     fmt = detect_format(source, name=name, max_bytes=max_bytes)
+    count = 0
     stamps: list[np.ndarray] = []
     ins: list[np.ndarray] = []
     outs: list[np.ndarray] = []
@@ -490,6 +537,12 @@ def read_arrays(source: Source, *, name: str | None = None, max_bytes: int = MAX
             f = _LineGuard(raw_f)
             batches = _azure_batches(f, name) if fmt == "azure" else _mooncake_batches(f, name)
             for stamp, n_in, n_out, hashed in batches:
+                if max_requests is not None and count + stamp.size >= max_requests:
+                    keep = max_requests - count
+                    stamp, n_in, n_out = stamp[:keep], n_in[:keep], n_out[:keep]
+                    if hashed is not None:
+                        hashed = (hashed[0][: int(hashed[1][:keep].sum())], hashed[1][:keep])
+                count += stamp.size
                 stamps.append(stamp)
                 ins.append(n_in.astype(np.int64, copy=False))
                 outs.append(n_out.astype(np.int64, copy=False))
@@ -498,8 +551,10 @@ def read_arrays(source: Source, *, name: str | None = None, max_bytes: int = MAX
                     fits = flat.size == 0 or (flat.min() >= -(2**31) and flat.max() < 2**31)
                     ids.append(flat.astype(np.int32) if fits else flat.astype(np.int64, copy=False))
                     lens.append(length.astype(np.int64, copy=False))
-    except (_Refused, pa.ArrowException, OSError) as e:  # OSError: pyarrow's wrap of a _LineGuard refusal
-        raise _locate(source, name, max_bytes, str(e)) from None
+                if count == max_requests:
+                    break
+    except (_Refused, pa.ArrowException, OSError):  # OSError: pyarrow's wrap of a _LineGuard refusal
+        return _streamed(source, name, max_bytes, max_requests, fmt)
     raw = np.concatenate(stamps) if stamps else np.zeros(0)
     n_in = np.concatenate(ins) if ins else np.zeros(0, np.int64)
     n_out = np.concatenate(outs) if outs else np.zeros(0, np.int64)
@@ -512,8 +567,8 @@ def read_arrays(source: Source, *, name: str | None = None, max_bytes: int = MAX
         t_s = (raw - raw[0]) / 1000.0 if raw.size else raw
     if raw.size > 1:
         bad[1:] |= raw[1:] < raw[:-1]
-    if raw.size == 0 or bad.any():
-        raise _locate(source, name, max_bytes, "a value out of range, out of order, or no requests")
+    if raw.size == 0 or bad.any():  # a value out of range, out of order, or no requests: name the line
+        return _streamed(source, name, max_bytes, max_requests, fmt)
     flat = np.concatenate(ids) if ids else np.zeros(0, np.int32)
     offsets = np.zeros(raw.size + 1, np.int64)
     if lens:

@@ -67,11 +67,16 @@ HEAVY_TAIL_RATIO = 3.0
 """A p99 at least this many times the mean is called a heavy tail (the mean hides it)."""
 SECONDS_PER_DAY = 86_400
 PERCENTILES = (50, 90, 99)
+_FORMATS = {"azure": "Azure", "mooncake": "Mooncake"}
 
 
 @dataclass(frozen=True)
 class TrafficShape:
-    """A trace summarised; ``to_dict`` gives the JSON keys of issue 10 (the scenario's names)."""
+    """A trace summarised; ``to_dict`` gives the JSON keys of issue 10 (the scenario's names).
+
+    ``requests`` in the trace over ``duration_s`` (first to last arrival); token fields are per request;
+    ``peak_window_requests`` arrived in the busiest ``window_s``; ``prefix_reuse_fraction`` is None for a
+    trace without hash ids (Azure)."""
 
     trace_name: str
     format: str
@@ -296,7 +301,8 @@ def apply_notes(scenario: Scenario, shape: TrafficShape) -> list[str]:
         notes.append(f"The trace spans {shape.duration_s:.0f} s, less than one {shape.window_s:g} s window: "
                      "its peak-to-mean says nothing about bursts.")
     if shape.prefix_reuse_fraction is None:
-        notes.append(f"The {shape.format} trace has no prompt-block hash ids: cached_input_fraction kept at "
+        notes.append(f"The {_FORMATS.get(shape.format, shape.format)} trace has no prompt-block hash ids: "
+                     f"cached_input_fraction kept at "
                      f"{scenario.traffic.cached_input_fraction:g}.")
     return notes
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -75,9 +76,10 @@ def compute_view(data: bytes, name: str) -> TraceView:
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading the trace…")
-def _cached_view(digest: str, _data: bytes, name: str) -> TraceView:
-    """``compute_view``, keyed by the bytes' digest and the name (the bytes themselves are not hashed)."""
-    return compute_view(_data, name)
+def _cached_view(digest: str, name: str, _upload: Any) -> TraceView:
+    """``compute_view`` of the upload's bytes, keyed by their SHA-256 and the name: a rerun neither hashes
+    nor copies the bytes (``_upload``, an ``UploadedFile``, is read only on a miss)."""
+    return compute_view(_upload.getvalue(), name)
 
 
 def arrival_rate_figure(view: TraceView) -> go.Figure:
@@ -120,7 +122,7 @@ def _on_upload() -> None:
     data = f.getvalue()
     result = {"digest": hashlib.sha256(data).hexdigest(), "name": f.name, "error": None, "notes": []}
     try:
-        view = _cached_view(result["digest"], data, f.name)
+        view = _cached_view(result["digest"], f.name, f)
         scenario = state.get_scenario()
         state.set_scenario(apply_to_scenario(scenario, view.shape))
         result["notes"] = apply_notes(scenario, view.shape)
@@ -153,7 +155,7 @@ def _view() -> TraceView | None:
     if not result or result["error"] or f is None or f.name != result["name"]:
         return None
     try:
-        return _cached_view(result["digest"], f.getvalue(), result["name"])
+        return _cached_view(result["digest"], result["name"], f)
     except TraceError:
         return None
 

@@ -56,7 +56,7 @@ def test_uploading_a_trace_fills_in_the_traffic(browser, base_url, tmp_path):
     try:
         page.goto(f"{base_url}/Break_even", wait_until="domcontentloaded")
         expect(page.get_by_role("heading", name="Break-even")).to_be_visible(timeout=30_000)
-        rpd = page.get_by_label("Requests per day")
+        rpd = page.get_by_role("spinbutton", name="Requests per day")
         expect(rpd).to_have_value(f"{DEFAULT_SCENARIO.traffic.requests_per_day:.0f}", timeout=30_000)
         upload = page.locator(".st-key-be_trace_upload input[type=file]")
 
@@ -67,8 +67,8 @@ def test_uploading_a_trace_fills_in_the_traffic(browser, base_url, tmp_path):
 
         upload.set_input_files(str(TRACE))
         expect(rpd).to_have_value(f"{expected.requests_per_day:.0f}", timeout=30_000)  # 3600
-        expect(page.get_by_label("Input tokens per request")).to_have_value(f"{expected.input_tokens:.0f}")
-        expect(page.get_by_label("Cached share of input")).to_have_value(f"{expected.cached_input_fraction:.2f}")
+        expect(page.get_by_role("spinbutton", name="Input tokens per request")).to_have_value(f"{expected.input_tokens:.0f}")
+        expect(page.get_by_role("spinbutton", name="Cached share of input")).to_have_value(f"{expected.cached_input_fraction:.2f}")
         expect(page.get_by_role("heading", name="Traffic from trace small-mooncake.jsonl")).to_be_visible(
             timeout=30_000)
         expect(page.get_by_text("Arrival rate over time")).to_be_visible(timeout=30_000)  # the Plotly chart

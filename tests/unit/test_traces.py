@@ -6,11 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from calculators.traces import (
     MAX_LINE_BYTES,
     TraceError,
     TraceRequest,
+    arrays_from_requests,
     detect_format,
     iter_requests,
     read_arrays,
@@ -87,7 +90,7 @@ def test_azure_details_bom_crlf_blank_lines_quotes_and_t_separator():
 
 
 def test_mooncake_details_missing_or_null_hash_ids_extra_keys_float_ms_two_objects_a_line():
-    data = ('{"timestamp": 0, "input_length": 5, "output_length": 1}\n'
+    data = ('  {"timestamp": 0, "input_length": 5, "output_length": 1}  \n'
             '{"timestamp": 1.5, "input_length": 5, "output_length": 1, "hash_ids": null, "x": {"y": [1]}}\n'
             '{"timestamp": 2, "input_length": 5, "output_length": 1, "hash_ids": [-3]} '
             '{"timestamp": 2, "input_length": 7, "output_length": 0, "hash_ids": [4, 5]}\n')
@@ -131,6 +134,11 @@ def test_large_hash_ids_widen_to_int64():
         (_mc(0) + "[1, 2]\n", "t: line 2: expected a JSON object, got list"),
         (_mc(0) + '{"timestamp": NaN, "input_length": 1, "output_length": 1}\n',
          "t: line 2: timestamp must be a number of milliseconds"),
+        (_mc(0) + _mc(1, n_in="5"), "t: line 2: input_length must be a whole number of tokens, got '5'"),
+        (_mc(0) + _mc(1, n_in=5.0), "t: line 2: input_length must be a whole number of tokens, got 5.0"),
+        (_mc(0) + _mc(1, ids=[[1]]), "t: line 2: hash_ids must hold 64-bit integers, got [1]"),
+        (_mc(0) + '{"timestamp": 1, "input_length": 5, "input_length": 6, "output_length": 1}\n',
+         "t: line 2: key 'input_length' appears twice"),
     ],
 )
 def test_bad_lines_are_named_the_same_by_both_readers(data: str, expected: str):
@@ -159,5 +167,56 @@ def test_size_limit_is_checked_before_reading(tmp_path: Path):
 def test_max_requests_stops_early_without_reading_the_rest():
     data = (_mc(0) + _mc(1) + "not json\n").encode()
     assert [r.t_s for r in iter_requests(data, max_requests=2)] == [0.0, 0.001]
-    with pytest.raises(TraceError, match="line 3"):
-        list(iter_requests(data, max_requests=3))
+    # the bulk reader's batch holds the bad line too: it falls back to the streaming reader, which agrees
+    assert read_arrays(data, max_requests=2).t_s.tolist() == [0.0, 0.001]
+    for reader in (read_arrays, lambda d, **kw: list(iter_requests(d, **kw))):
+        with pytest.raises(TraceError, match="line 3"):
+            reader(data, max_requests=3)
+
+
+@public
+def test_a_slice_of_the_public_trace_is_its_first_requests():
+    first = list(iter_requests(MOONCAKE, max_requests=500))
+    arrays = read_arrays(MOONCAKE, max_requests=500)
+    assert [arrays.request(i) for i in range(500)] == first
+    assert arrays_from_requests(first).request(499) == first[499]
+
+
+_NASTY = ["0", "7", "-1", "5.0", "1e3", '"5"', "null", "true", "[]", "[1, 2]", "[[1]]", "[1.5]", "{}",
+          "99999999999999999999", "NaN", "", " 3", "2023-11-16 18:15:46", "2023-11-16T18:15:47.1234567",
+          "2023-13-01 00:00:00", '"2023-11-16 18:15:48"']
+
+
+@st.composite
+def _mutated_trace(draw) -> bytes:
+    """A small valid trace in either format with some fields, lines or separators replaced by nasty ones."""
+    mooncake = draw(st.booleans())
+    lines = [] if mooncake else ["TIMESTAMP,ContextTokens,GeneratedTokens"]
+    for i in range(draw(st.integers(1, 6))):
+        if mooncake:
+            fields = {"timestamp": str(i * 100), "input_length": "600", "output_length": "9", "hash_ids": "[1, 2]"}
+        else:
+            fields = {"t": f"2023-11-16 18:15:{i + 10:02d}.5", "i": "600", "o": "9"}
+        for key in list(fields):
+            if draw(st.integers(0, 9)) == 0:
+                fields[key] = draw(st.sampled_from(_NASTY))
+        if mooncake:
+            keys = [k for k in fields if draw(st.integers(0, 19)) > 0]  # sometimes a key is missing
+            line = "{" + ", ".join(f'"{k}": {fields[k]}' for k in keys) + "}"
+        else:
+            line = ",".join(fields.values())
+        lines.append(draw(st.sampled_from([line, line, line, "", "  " + line, line + ",", line[:-1]])))
+    return ("\n".join(lines) + draw(st.sampled_from(["\n", "", "\r\n"]))).encode()
+
+
+@given(_mutated_trace(), st.sampled_from([None, 1, 2, 4]))
+def test_fuzz_both_readers_accept_the_same_files_and_name_the_same_line(data: bytes, first: int | None):
+    outcomes = []
+    for read in (lambda: list(iter_requests(data, name="f", max_requests=first)),
+                 lambda: (lambda a: [a.request(i) for i in range(len(a))])(
+                     read_arrays(data, name="f", max_requests=first))):
+        try:
+            outcomes.append(read())
+        except TraceError as e:
+            outcomes.append(str(e))
+    assert outcomes[0] == outcomes[1]

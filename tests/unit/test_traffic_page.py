@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from calculators.cost import evaluate
-from calculators.scenario import DEFAULT_SCENARIO
+from calculators.scenario import DEFAULT_SCENARIO, replace_field, to_query_params
 from calculators.traffic import apply_to_scenario, heavy_tail_notes, summarize_file
 from ui.traffic_view import UPLOAD_KEY, arrival_rate_figure, compute_view, length_histogram_figure
 from ui.widgets import usd
@@ -65,7 +65,7 @@ def test_a_heavy_tailed_trace_is_named_as_such():
     warnings = [w.value for w in at.warning]
     assert any(w.startswith("Heavy tail: p99 input is 30,000 tokens") for w in warnings), warnings
     notes = [i.value for i in at.info]  # a Mooncake file without hash ids keeps the typed cached share
-    assert any("The mooncake trace has no prompt-block hash ids" in n for n in notes), notes
+    assert any("The Mooncake trace has no prompt-block hash ids" in n for n in notes), notes
     assert heavy_tail_notes(at.session_state["scenario"].traffic)
 
 
@@ -96,3 +96,19 @@ def test_figures_are_binned_for_a_large_trace():
     assert len(fig.data[0].x) <= 1000
     hist = length_histogram_figure(view.input_hist, "input", view.shape.input_tokens, view.shape.input_tokens_p99)
     assert len(hist.data[0].x) == 60 and int(view.input_hist["requests"].sum()) == 200_000
+
+
+def test_a_link_with_a_traces_shape_shows_its_percentiles_and_tail_without_the_file():
+    s = apply_to_scenario(DEFAULT_SCENARIO, summarize_file(FIXTURES / "small-azure.csv"))
+    s = replace_field(s, "traffic.input_tokens_p99", 5000.0)  # 20x the mean of 250
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT_S)
+    at.query_params.update(to_query_params(s))
+    at.switch_page("pages/1_Break_even.py").run()
+    assert not at.exception, at.exception
+    assert at.session_state["scenario"] == s
+    assert any(h.value == "Traffic from trace small-azure.csv" for h in at.subheader)
+    assert any(w.value.startswith("Heavy tail: p99 input is 5,000 tokens, 20.0x the mean (250)") for w in at.warning)
+    captions = [c.value for c in at.caption]
+    assert any("Input tokens p50 / p90 / p99: 250 / 370 / 5,000 (mean 250)" in c for c in captions), captions
+    assert any("Upload the trace again" in c for c in captions)
+    assert len(_charts(at)) == 3  # no trace data in a link: only the cost charts
