@@ -6,6 +6,10 @@ attaches to ``--endpoint``, sweeps ``--concurrency``, prints a progress bar on s
 0 complete, 1 failed or partial (message on stderr), 2 bad arguments or probing disabled, 130 interrupted
 (Ctrl-C: the first one stops the run and keeps the results so far, the server is always stopped).
 
+``run --trace FILE [--time-scale X] [--max-requests N]`` replays a production trace as one open-loop point
+instead of the sweep (``X`` > 1 is faster; :mod:`probes.plan.replay`), with its prefix-cache hit rate beside the
+trace's own reuse.
+
 ``search`` takes every ``run`` option (target, workload, vLLM flags) and finds the highest request rate
 (``--by rate``, open loop, default) or concurrency (``--by concurrency``) whose p99 TTFT and TPOT meet
 ``--ttft-p99-ms`` / ``--tpot-p99-ms``: it brackets geometrically from ``--start`` and bisects to
