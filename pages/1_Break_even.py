@@ -6,7 +6,7 @@ Thin page: widgets (keys ``be_``) → ``Scenario`` (validated by ``replace_field
 
 import streamlit as st
 
-from ui import cached, charts, inputs, state, widgets
+from ui import cached, charts, inputs, state, traffic_view, widgets
 
 st.set_page_config(page_title="Break-even · Self-host or API?", page_icon="📈", layout="wide")
 
@@ -19,6 +19,7 @@ for note in inputs.seed_widgets(scenario):
 with st.sidebar:
     with st.expander("Traffic", expanded=True):
         inputs.number_inputs(inputs.TRAFFIC)
+        traffic_view.trace_uploader()
     with st.expander("API", expanded=True):
         inputs.api_model_select()
         inputs.number_inputs(inputs.API_PRICES)
@@ -77,3 +78,4 @@ with chart_cols[1]:
                     "usd_per_mtok_vs_utilization", "$/M tokens vs utilization (CSV)")
 _chart_with_csv(charts.savings_heatmap_figure(heat, scenario, report), heat, "savings_heatmap",
                 "Savings heatmap (CSV)")
+traffic_view.traffic_section(scenario)

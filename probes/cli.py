@@ -6,6 +6,10 @@ attaches to ``--endpoint``, sweeps ``--concurrency``, prints a progress bar on s
 0 complete, 1 failed or partial (message on stderr), 2 bad arguments or probing disabled, 130 interrupted
 (Ctrl-C: the first one stops the run and keeps the results so far, the server is always stopped).
 
+``run --trace FILE [--time-scale X] [--max-requests N]`` replays a production trace as one open-loop point
+instead of the sweep (``X`` > 1 is faster; :mod:`probes.plan.replay`), with its prefix-cache hit rate beside the
+trace's own reuse.
+
 ``search`` takes every ``run`` option (target, workload, vLLM flags) and finds the highest request rate
 (``--by rate``, open loop, default) or concurrency (``--by concurrency``) whose p99 TTFT and TPOT meet
 ``--ttft-p99-ms`` / ``--tpot-p99-ms``: it brackets geometrically from ``--start`` and bisects to
@@ -43,8 +47,10 @@ from typing import Any, TextIO
 from probes.errors import ProbeDisabledError, ProbeError, ServerError
 from probes.job import GpuLocks, ProbeRequest, execute
 from probes.load.backends import AUTO, BACKEND_NAMES
+from probes.load.replay import TraceReplay
 from probes.load.workload import DISTRIBUTIONS, WorkloadSpec
 from probes.observe import gpu as gpu_mod
+from probes.plan.replay import describe_replay
 from probes.plan.search import SloSearch, describe_operating_point
 from probes.plan.sweep import SweepConfig, SweepProgress, parse_int_list
 from probes.settings import load_settings, require_enabled
@@ -134,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--served-model-name")
     r.add_argument("--log", metavar="FILE", help="vLLM's log file (default: a temp file)")
     r.add_argument("--api-key-env", metavar="VAR", help="name of an env var holding the endpoint's API key")
+    _add_trace_flags(r)
     v = r.add_argument_group("vLLM flags (passed through)")
     v.add_argument("--max-model-len", type=_positive_int)
     v.add_argument("--gpu-memory-utilization", type=_positive_float)
@@ -159,6 +166,56 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--db", metavar="PATH")
     e.add_argument("--out", metavar="FILE.json")
     return ap
+
+
+_TRACE_DEFAULTS = {"time_scale": 1.0, "max_requests": None, "trace_block_tokens": 512, "trace_overlong": "clip"}
+_SWEEP_ONLY = ("request_rate", "burstiness", "input_tokens", "output_tokens", "requests", "distribution",
+               "input_spread", "output_spread", "shared_prefix", "shared_prefix_tokens", "saturation_gain")
+
+
+def _add_trace_flags(r: argparse.ArgumentParser) -> None:
+    """``run --trace FILE``: replay a trace instead of sweeping (see README, "Replay a trace")."""
+    t = r.add_argument_group("trace replay (instead of a sweep; --concurrency N then caps in-flight requests, "
+                             "default uncapped)")
+    t.add_argument("--trace", metavar="FILE", help="Azure CSV or Mooncake JSONL trace: send its requests at "
+                   "their (scaled) times with their lengths; Mooncake hash ids become shared prompt blocks")
+    t.add_argument("--time-scale", type=_positive_float, default=_TRACE_DEFAULTS["time_scale"], metavar="X",
+                   help="replay X times faster than the trace (10: one trace minute in 6 s; 0.5: half speed)")
+    t.add_argument("--max-requests", type=_positive_int, metavar="N", help="replay the first N requests only")
+    t.add_argument("--trace-block-tokens", type=_positive_int, default=_TRACE_DEFAULTS["trace_block_tokens"],
+                   metavar="B", help="tokens per hash block (default 512, the trace's); below 512 every length is "
+                                     "scaled by B/512: a shrunken replay for small-context servers")
+    t.add_argument("--trace-overlong", choices=("clip", "skip"), default=_TRACE_DEFAULTS["trace_overlong"],
+                   help="a request longer than the server's max model length: clip its input to fit (default) "
+                        "or skip it; counted on the run either way")
+
+
+def _trace(ns: argparse.Namespace) -> TraceReplay | None:
+    """The :class:`~probes.load.replay.TraceReplay` of ``run --trace`` (None without ``--trace``); ValueError
+    naming the flag for trace flags without ``--trace`` or sweep flags with it."""
+    trace = getattr(ns, "trace", None)
+    if not trace:
+        for flag, default in _TRACE_DEFAULTS.items():
+            if getattr(ns, flag, default) != default:
+                raise ValueError(f"--{flag.replace('_', '-')} needs --trace FILE")
+        return None
+    defaults = build_parser().parse_args(["run", "--model", "m"])
+    for flag in _SWEEP_ONLY:
+        if getattr(ns, flag) != getattr(defaults, flag):
+            raise ValueError(f"--{flag.replace('_', '-')} is a sweep flag: a trace replay sends the trace's own "
+                             "arrivals and lengths")
+    cap: int | None = None
+    if ns.concurrency != defaults.concurrency:
+        caps = parse_int_list(ns.concurrency)
+        if len(caps) != 1:
+            raise ValueError(f"--concurrency with --trace is one cap on in-flight requests (or 'uncapped'), "
+                             f"got {ns.concurrency!r}")
+        cap = caps[0] or None
+    if not Path(trace).is_file():
+        raise ValueError(f"--trace {trace}: no such file")
+    return TraceReplay(path=trace, time_scale=ns.time_scale, max_requests=ns.max_requests,
+                       block_tokens=ns.trace_block_tokens, overlong=ns.trace_overlong, concurrency=cap,
+                       seed=ns.seed)
 
 
 def _add_search_parser(sub: Any, run_parser: argparse.ArgumentParser) -> None:
@@ -272,6 +329,7 @@ def format_table(run: dict[str, Any]) -> str:
         lines.append(f"best point: {where}, {best['output_tokens_per_s']:.1f} output tok/s")
     if run.get("operating_point"):
         lines.append(describe_operating_point(run["operating_point"]))
+    lines += describe_replay(run.get("replay"))
     lines += [f"note: {n}" for n in run.get("notes", [])]
     if run.get("error"):
         lines.append(f"error: {run['error'].splitlines()[0]}")
@@ -335,7 +393,8 @@ def _config(ns: argparse.Namespace) -> SweepConfig:
     workload = _workload(ns)
     longest = workload.input_tokens * (1 + workload.input_spread * 3) + workload.output_tokens * (
         1 + workload.output_spread * 3)
-    if ns.max_model_len is not None and workload.distribution == "fixed" and longest > ns.max_model_len:
+    if ns.max_model_len is not None and workload.distribution == "fixed" and longest > ns.max_model_len and not (
+            getattr(ns, "trace", None)):  # a replay fits each trace request to the limit itself
         raise ValueError(f"--input-tokens + --output-tokens ({int(longest)}) must fit --max-model-len "
                          f"({ns.max_model_len})")
     return SweepConfig(workload=workload, concurrencies=parse_int_list(ns.concurrency),
@@ -372,11 +431,13 @@ def _request(ns: argparse.Namespace, config: SweepConfig, api_key: str | None) -
                         vllm_python=ns.vllm_python, host=ns.host, port=ns.port,
                         served_model_name=ns.served_model_name, startup_timeout_s=ns.startup_timeout,
                         log_path=ns.log, gpu_indices=tuple(_gpu_indices(ns.tensor_parallel_size)),
-                        vocab_size=ns.vocab_size, api_key=api_key, backend=ns.api)
+                        vocab_size=ns.vocab_size, api_key=api_key, backend=ns.api, trace=_trace(ns))
 
 
 def _search_config(ns: argparse.Namespace) -> SweepConfig:
     """The ``search`` command's config: ``run``'s workload with an :class:`SloSearch` as the plan."""
+    if getattr(ns, "trace", None):
+        raise ValueError("--trace is a flag of `run`: a search chooses the load itself")
     defaults = build_parser().parse_args(["run", "--model", "m"])
     for flag in ("concurrency", "request_rate", "saturation_gain", "requests"):
         if getattr(ns, flag) != getattr(defaults, flag):

@@ -34,8 +34,10 @@ from typing import IO, Any
 
 from probes.errors import ProbeBusyError, ProbeError
 from probes.load.backends import get_backend, resolve_backend_name
+from probes.load.replay import TraceReplay
 from probes.observe import gpu as gpu_mod
 from probes.observe.vllmlog import parse_startup, startup_notes
+from probes.plan.replay import read_trace, run_replay
 from probes.plan.sweep import SweepConfig, SweepProgress, new_run, run_sweep
 from probes.settings import ProbeSettings, load_settings, require_enabled
 from probes.target.endpoint import attach
@@ -53,7 +55,8 @@ __all__ = ["ProbeRequest", "execute", "is_local_url", "GpuLock", "GpuLocks", "ru
 @dataclass(frozen=True)
 class ProbeRequest:
     """What to probe: exactly one of ``model`` (real weights), ``synthetic`` (catalog id or config.json) or
-    ``endpoint`` (URL); vLLM flags in ``serve_args``. ``api_key`` is sent to an endpoint, never stored."""
+    ``endpoint`` (URL); vLLM flags in ``serve_args``. ``api_key`` is sent to an endpoint, never stored.
+    ``trace``: replay that trace as the load (:mod:`probes.plan.replay`) instead of sweeping the config."""
 
     config: SweepConfig
     model: str | None = None
@@ -70,6 +73,7 @@ class ProbeRequest:
     vocab_size: int | None = None  # token ids are drawn below this; None = from config.json or the server
     api_key: str | None = field(default=None, repr=False)
     backend: str = "auto"  # request kind (probes.load.backends): "auto" or one of BACKEND_NAMES
+    trace: TraceReplay | None = None
 
     def __post_init__(self) -> None:
         given = [n for n in ("model", "synthetic", "endpoint") if getattr(self, n)]
@@ -114,6 +118,7 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
     settings = settings or load_settings()
     require_enabled(settings)
     stop = stop or threading.Event()
+    trace = read_trace(req.trace) if req.trace else None  # a bad trace fails here, before any server starts
     if req.endpoint:
         info = attach(req.endpoint, api_key=req.api_key)
         local = is_local_url(info.base_url)
@@ -128,9 +133,9 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
         if isinstance(target, str):
             return _failed(run, target, on_point)
         run["vocabulary"]["backend"] = target["backend"].name
-        return run_sweep(run, req.config, base_url=info.base_url, model=info.model, **target,
-                         api_key=req.api_key, stop=stop, on_progress=on_progress, on_point=on_point,
-                         gpu_indices=req.gpu_indices if local else [])
+        return _load_plan(req, trace, info.max_model_len)(
+            run, req.config, base_url=info.base_url, model=info.model, **target, api_key=req.api_key,
+            stop=stop, on_progress=on_progress, on_point=on_point, gpu_indices=req.gpu_indices if local else [])
     python = req.vllm_python or settings.vllm_python
     if not python:
         raise ValueError("vllm_python (--vllm-python or env VLLM_PYTHON) is required: the interpreter of "
@@ -202,11 +207,33 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
             server.stop()
             return _failed(run, target, on_point)
         run["vocabulary"]["backend"] = target["backend"].name
-        return run_sweep(run, req.config, base_url=server.base_url, model=server.model_name, **target,
-                         alive=server.is_running,
-                         describe_exit=describe_exit, stop=stop, on_progress=on_progress, on_point=on_point,
-                         gpu_indices=req.gpu_indices)
+        max_len = _served_max_model_len(server.base_url) if trace else None
+        return _load_plan(req, trace, max_len)(
+            run, req.config, base_url=server.base_url, model=server.model_name, **target,
+            alive=server.is_running, describe_exit=describe_exit, stop=stop, on_progress=on_progress,
+            on_point=on_point, gpu_indices=req.gpu_indices)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _load_plan(req: ProbeRequest, trace: tuple[str, list[Any]] | None,
+               max_model_len: int | None) -> Callable[..., dict[str, Any]]:
+    """The plan that drives the load: :func:`run_sweep`, or :func:`run_replay` of the trace read up front."""
+    if trace is None or req.trace is None:
+        return run_sweep
+    replay, (fmt, requests) = req.trace, trace
+
+    def replay_plan(run: dict[str, Any], config: SweepConfig, **kwargs: Any) -> dict[str, Any]:
+        return run_replay(run, config, replay, requests, trace_format=fmt, max_model_len=max_model_len, **kwargs)
+
+    return replay_plan
+
+
+def _served_max_model_len(base_url: str) -> int | None:
+    """The managed server's max model length from its ``/v1/models`` (None if it does not say)."""
+    try:
+        return attach(base_url).max_model_len
+    except ProbeError:
+        return None
 
 
 def _vocabulary(req: ProbeRequest, run: dict[str, Any], *, base_url: str, model: str, model_path: str | None,

@@ -382,6 +382,7 @@ async def run_load(
     on_warmup_done: Callable[[], None] | None = None,
     backend: Backend | str = "vllm-token-ids",
     workers: int | None = 1,
+    offsets_s: Sequence[float] | None = None,
 ) -> LoadResult:
     """Drive ``requests`` at ``{base_url}{backend.path}`` and measure each one.
 
@@ -397,9 +398,19 @@ async def run_load(
     CPU time is measured over the measured requests (``LoadResult.cpu``). ``workers=N`` (``None``: automatic,
     :func:`resolve_workers`) spreads requests round-robin over N processes (:mod:`probes.load.workers`);
     an injected ``session`` cannot cross processes, so it needs ``workers`` 1 or None.
+
+    ``offsets_s``: the send time of each request (s from the start, sorted), given by the caller instead of
+    drawn from ``request_rate`` (a trace replay, :mod:`probes.load.replay`); ``request_rate`` then only
+    picks the automatic worker count.
     """
     _validate(concurrency, request_timeout_s)
-    offsets = arrival_offsets_s(len(requests), request_rate, burstiness, seed)
+    if offsets_s is None:
+        offsets = arrival_offsets_s(len(requests), request_rate, burstiness, seed)
+    else:
+        offsets = [float(x) for x in offsets_s]
+        if len(offsets) != len(requests) or any(not (0.0 <= x < math.inf) for x in offsets):
+            raise ValueError(f"offsets_s must hold one finite offset >= 0 per request ({len(requests)}), "
+                             f"got {len(offsets)}")
     kind = BACKENDS[backend] if isinstance(backend, str) else backend
     nofile = raise_nofile_limit()
     if session is not None:

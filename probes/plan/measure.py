@@ -28,7 +28,7 @@ from probes.observe import promscrape
 from probes.observe.gpu import PowerSampler
 from probes.plan.config import SweepConfig, SweepProgress, point_request_count, warmup_request_count
 
-__all__ = ["Target", "Load", "MeasuredPoint", "build_point_requests", "measure_point"]
+__all__ = ["Target", "Load", "MeasuredPoint", "PointPlan", "build_point_requests", "measure_point"]
 
 
 @dataclass(frozen=True)
@@ -77,14 +77,27 @@ class Load:
 
 @dataclass(frozen=True)
 class MeasuredPoint:
-    """The point dict (None when no request was measured), its metrics, the requests asked for, and why
-    the watchdog stopped it (None, "interrupted", "died" or "hung")."""
+    """The point dict (None when no request was measured), its metrics, the requests asked for, why
+    the watchdog stopped it (None, "interrupted", "died" or "hung"), and the measured requests' results."""
 
     point: dict[str, Any] | None
     metrics: PointMetrics | None
     measured_requests: int
     warmup_requests: int
     stop_reason: str | None = None
+    results: Sequence[RequestResult] = ()
+
+
+@dataclass(frozen=True)
+class PointPlan:
+    """A point whose requests the caller built (a trace replay, :mod:`probes.plan.replay`): the measured
+    ``requests`` sent at ``offsets_s``, the ``warmup`` sent first, and the worker processes (1: a lazily built
+    request sequence cannot cross processes)."""
+
+    requests: Sequence[RequestInput]
+    offsets_s: Sequence[float]
+    warmup: Sequence[RequestInput] = ()
+    workers: int = 1
 
 
 def build_point_requests(target: Target, spec: WorkloadSpec, count: int, *, salt: str) -> list[RequestInput]:
@@ -168,13 +181,24 @@ def _power_block(summary: dict[str, Any] | None, output_tokens: int) -> dict[str
 
 def measure_point(target: Target, load: Load, config: SweepConfig, *, index: int, points_total: int = 1,
                   stop: threading.Event | None = None,
-                  on_progress: Callable[[SweepProgress], None] | None = None) -> MeasuredPoint:
-    """Measure one load point (see the module docstring). Never raises for server death, hang or stop."""
+                  on_progress: Callable[[SweepProgress], None] | None = None,
+                  plan: PointPlan | None = None) -> MeasuredPoint:
+    """Measure one load point (see the module docstring). Never raises for server death, hang or stop.
+
+    ``plan``: the point's requests, offsets and warm-up come from the caller instead of the workload and
+    ``load.request_rate`` (which then only labels the point)."""
     spec = config.workload
-    n = point_request_count(config, concurrency=load.concurrency, request_rate=load.request_rate)
-    n_warm = warmup_request_count(config, concurrency=load.concurrency, request_rate=load.request_rate)
-    reqs = build_point_requests(target, spec, n, salt=f"point{index}-{load.salt}")
-    warm = build_point_requests(target, spec, n_warm, salt=f"warmup{index}-{load.salt}")
+    offsets: Sequence[float] | None = None
+    workers: int | None = None
+    if plan is None:
+        n = point_request_count(config, concurrency=load.concurrency, request_rate=load.request_rate)
+        n_warm = warmup_request_count(config, concurrency=load.concurrency, request_rate=load.request_rate)
+        reqs: Sequence[RequestInput] = build_point_requests(target, spec, n, salt=f"point{index}-{load.salt}")
+        warm: Sequence[RequestInput] = build_point_requests(target, spec, n_warm,
+                                                            salt=f"warmup{index}-{load.salt}")
+    else:
+        reqs, warm, offsets, workers, n = plan.requests, plan.warmup, plan.offsets_s, plan.workers, len(
+            plan.requests)
     rate = None if math.isinf(load.request_rate) else load.request_rate
     conc = load.concurrency or 0
     counts = {"done": 0, "failed": 0}
@@ -214,7 +238,7 @@ def measure_point(target: Target, load: Load, config: SweepConfig, *, index: int
                     request_rate=load.request_rate, burstiness=config.burstiness, seed=spec.seed + index,
                     warmup=warm, on_warmup_done=on_warmup_done, request_timeout_s=config.request_timeout_s,
                     on_result=on_result, stop=point_stop, api_key=target.api_key,
-                    backend=target.backend, workers=None)
+                    backend=target.backend, workers=workers, offsets_s=offsets)
     finally:
         if observed["power"] is not None:
             observed["power"].stop()
@@ -234,4 +258,4 @@ def measure_point(target: Target, load: Load, config: SweepConfig, *, index: int
              "interrupted": load_result.interrupted,
              "samples": request_samples(load_result.results) if config.keep_samples else []}
     progress("point_done", m.output_tokens_per_s)
-    return MeasuredPoint(point, m, n, len(warm), watchdog.reason)
+    return MeasuredPoint(point, m, n, len(warm), watchdog.reason, load_result.results)

@@ -10,8 +10,9 @@ Untrusted input (an imported file, a Results-page upload) goes through :func:`pa
   5,000 deep is a ``ValueError``, never a ``RecursionError``;
 
 then :func:`check_run` (also applied to every run the probe saves): at most :data:`MAX_POINTS` points, and each
-field below has its type, finite numbers, counts as integers >= 0. Errors are ``ValueError`` with a one-line
-message naming the field (``run.points[3].ttft_ms.median must be a finite number or null, got 'x'``).
+field below has its type (a trace replay's ``replay`` block included), finite numbers, counts as integers
+>= 0. Errors are ``ValueError`` with a one-line message naming the field
+(``run.points[3].ttft_ms.median must be a finite number or null, got 'x'``).
 
 >>> check_run({"schema": "selfhost-vs-api/probe-run/1", "status": "complete",
 ...            "points": [{"ttft_ms": {"median": "x"}}]})
@@ -48,7 +49,15 @@ _POINT_COUNTS = ("completed", "failed", "total_input_tokens", "total_output_toke
 _STATS = ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")
 _POWER_NUMBERS = ("mean_w", "peak_w", "energy_j", "j_per_output_token", "duration_s")
 _SERVER_NUMBERS = ("kv_cache_usage_peak", "preemptions", "num_requests_running_max", "num_requests_waiting_max",
-                   "prefix_cache_hit_rate", "kv_cache_size_tokens")
+                   "prefix_cache_hit_rate", "kv_cache_size_tokens", "prefix_cache_hits", "prefix_cache_queries")
+# run["replay"] (a trace replay, probes.plan.replay): numbers, counts and texts the CLI table and pages read
+_REPLAY_NUMBERS = ("time_scale", "trace_span_s", "replay_span_s", "offered_rate", "prefix_reuse_fraction_trace",
+                   "prefix_reuse_fraction_sent", "prefix_cache_hit_rate", "prefix_cache_hits",
+                   "prefix_cache_queries", "late_threshold_ms")
+_REPLAY_COUNTS = ("max_requests", "block_tokens", "concurrency", "seed", "trace_requests", "max_model_len",
+                  "length_limit_tokens", "planned_requests", "skipped_requests", "clipped_requests",
+                  "clipped_input_tokens", "clipped_output_tokens", "raised_to_one", "sent_requests", "late_requests")
+_REPLAY_TEXTS = ("trace_name", "format", "overlong", "salt")
 
 
 def _short(value: Any) -> str:
@@ -203,3 +212,26 @@ def check_run(run: Any) -> None:
         check_point(p, f"run.points[{i}]")
     if run.get("best_point") is not None:
         check_point(run["best_point"], "run.best_point")
+    _check_replay(run.get("replay"))
+
+
+def _check_replay(replay: Any) -> None:
+    """``run.replay`` (absent or null for a sweep): the fields of a trace replay have their types.
+
+    >>> _check_replay({"trace_name": "t.jsonl", "sent_requests": 2.5})
+    Traceback (most recent call last):
+    ...
+    ValueError: run.replay.sent_requests must be an integer >= 0 or null, got 2.5
+    """
+    block = _mapping(replay, "run.replay")
+    if block is None:
+        return
+    for key in _REPLAY_NUMBERS:
+        _number(block.get(key), f"run.replay.{key}")
+    for key in _REPLAY_COUNTS:
+        _number(block.get(key), f"run.replay.{key}", count=True)
+    for key in _REPLAY_TEXTS:
+        _text(block.get(key), f"run.replay.{key}")
+    late = _mapping(block.get("lateness_ms"), "run.replay.lateness_ms")
+    for stat, value in (late or {}).items():
+        _number(value, f"run.replay.lateness_ms.{stat}")
