@@ -30,9 +30,10 @@ from typing import Any
 import streamlit as st
 
 from calculators import catalog
+from calculators.closedloop import STEP_MBU, STEP_MFU, ClosedLoopInput, closed_loop_point
 from calculators.memory import FitInput
 from calculators.modelspec import ModelArch
-from calculators.roofline import RooflineInput, decode_point, prefill
+from calculators.roofline import DEFAULT_MBU, DEFAULT_MFU, RooflineInput
 from calculators.scenario import MAX_TOKENS, Scenario, replace_field
 from calculators.validation import relabel
 from ui import inputs
@@ -218,32 +219,29 @@ def shape_estimate(rin: RooflineInput, input_tokens: int, output_tokens: int, co
     """Closed-loop estimate for ``concurrency`` streams, each sending requests of ``input_tokens`` in and
     ``output_tokens`` out back to back (prefill included). THE estimate of the Capacity page.
 
-    Stand-in until ``calculators.closedloop`` lands (switch the body to it; keep the signature)::
-
-        step     = decode step of the batch at the mean context  input + output / 2   (roofline.decode_point)
-        prefill  = one prompt of input_tokens                                         (roofline.prefill)
-        cycle    = output * step + concurrency * prefill      # every stream's prompt stalls the batch once
-        tok/s    = concurrency * output / cycle
-        TPOT     = (cycle - prefill) / output                  # a stream's own prompt is its TTFT, not TPOT
+    It is :func:`calculators.closedloop.closed_loop_point` (mixed prefill/decode steps, fitted on real vLLM
+    runs: benchmarks/README.md, *Prediction error*). The page caps ``concurrency`` at what the KV cache and
+    ``--max-num-seqs`` run at once, so the KV room given here is exactly ``concurrency`` whole requests. The
+    page's MBU/MFU inputs scale the calibrated step efficiencies (at their defaults they are the calibrated
+    ones); ``output_tokens_per_s_max`` is the same closed loop at the datasheet ceilings with no per-step overhead.
 
     >>> from calculators.catalog import gpu
     >>> from calculators.modelspec import model
     >>> rin = RooflineInput(model("meta-llama/Llama-3.1-8B-Instruct"), gpu("h100-sxm"))
-    >>> p = shape_estimate(rin, 512, 256, 32)
-    >>> round(p.output_tokens_per_s_est), round(p.tpot_ms_est, 1), round(p.output_tokens_per_s_max)
-    (3532, 9.0, 5166)
+    >>> p = shape_estimate(rin, 512, 256, 32)  # a real vLLM 0.26 on an H100: 3,455 tok/s, median TPOT 7.68 ms
+    >>> round(p.output_tokens_per_s_est, -1), round(p.tpot_ms_est, 1), round(p.output_tokens_per_s_max, -1)
+    (3450.0, 8.4, 5140.0)
     """
-    context = input_tokens + output_tokens // 2
-    r = replace(rin, context_tokens=context)
-    d = decode_point(r, concurrency)
-    pf = prefill(r, max(1, input_tokens))
-    out = []
-    for tok_s, ttft_ms in ((d.decode_tokens_per_s_est, pf.ttft_ms_est), (d.decode_tokens_per_s_max, pf.ttft_ms_floor)):
-        step_s = concurrency / tok_s
-        prefill_s = ttft_ms / 1e3
-        cycle_s = output_tokens * step_s + concurrency * prefill_s
-        out.append((concurrency * output_tokens / cycle_s, (cycle_s - prefill_s) / output_tokens * 1e3))
-    return ShapePoint(concurrency, out[0][0], out[0][1], out[1][0])
+    i, o, c = max(1, int(input_tokens)), max(1, int(output_tokens)), max(1, int(concurrency))
+    base = ClosedLoopInput(
+        rin.arch, rin.gpu, rin.tensor_parallel_size, rin.weight_dtype, rin.kv_cache_dtype,
+        input_tokens=min(i, 10**7), output_tokens=min(o, 10**7), max_num_seqs=min(c, 10**6),
+        kv_capacity_tokens=min(c * (i + o), 10**10),
+        step_mbu=min(1.0, STEP_MBU * rin.mbu / DEFAULT_MBU), step_mfu=min(1.0, STEP_MFU * rin.mfu / DEFAULT_MFU),
+    )
+    est = closed_loop_point(base, c)
+    ceiling = closed_loop_point(replace(base, step_mbu=1.0, step_mfu=1.0, step_overhead_ms=0.0), c)
+    return ShapePoint(c, est.output_tokens_per_s_est, est.tpot_ms_est, ceiling.output_tokens_per_s_est)
 
 
 def request_shape(s: Scenario) -> tuple[int, int]:
