@@ -116,6 +116,9 @@ class ThrowawayPostgres:
                                               "setpriv) to own a throwaway cluster")
                 entry = pwd.getpwnam(account)
                 os.chown(self.root, entry.pw_uid, entry.pw_gid)
+                mode = self.root.parent.stat().st_mode  # the account must be able to enter the parent dir
+                if mode & 0o011 != 0o011:
+                    os.chmod(self.root.parent, mode | 0o011)
                 self._as_user = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"]
             data = self.root / "data"
             self._run(str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth-local=trust",
