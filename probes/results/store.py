@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -155,6 +155,17 @@ class ResultStore:
         ``hostname``; ``None`` records none); ``run`` itself is not modified (callers that save again later should
         set ``run["run_id"]`` to the returned id so the save updates the same row).
         """
+        return self.save_runs([run], host=host)[0]
+
+    def save_runs(self, runs: Iterable[Mapping[str, Any]], *, host: str | None = _UNSET) -> list[int]:
+        """:meth:`save_run` for many runs in one connection and one transaction (all checked first; all or
+        none stored); returns their ids in order."""
+        checked = [self._checked(run, host) for run in runs]
+        db = self._db
+        with db.connect() as con, db.write(con):
+            return [self._write_run(con, data) for data in checked]
+
+    def _checked(self, run: Mapping[str, Any], host: str | None) -> dict[str, Any]:
         if not isinstance(run, Mapping):
             raise ValueError(f"run must be a JSON object (dict), got {type(run).__name__}")
         check_depth(run)  # before anything recursive
@@ -167,32 +178,34 @@ class ResultStore:
             chosen = self.hostname if host is _UNSET else host
             if chosen:
                 data["host"] = chosen
-        columns = rows.summary_columns(data, host=data.get("host"))
+        return data
+
+    def _write_run(self, con: Any, data: dict[str, Any]) -> int:
         db = self._db
-        with db.connect() as con, db.write(con):
-            rid = data.get("run_id")
-            exists = rid is not None and con.execute("SELECT 1 FROM runs WHERE id = ?", (rid,)).fetchone()
-            if exists:
-                assignments = ", ".join(f"{k} = ?" for k in columns)
-                con.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*columns.values(), rid))
-                con.execute("DELETE FROM run_samples WHERE run_id = ?", (rid,))
+        columns = rows.summary_columns(data, host=data.get("host"))
+        rid = data.get("run_id")
+        exists = rid is not None and con.execute("SELECT 1 FROM runs WHERE id = ?", (rid,)).fetchone()
+        if exists:
+            assignments = ", ".join(f"{k} = ?" for k in columns)
+            con.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*columns.values(), rid))
+            con.execute("DELETE FROM run_samples WHERE run_id = ?", (rid,))
+        else:
+            names = ", ".join(columns)
+            marks = ", ".join("?" for _ in columns)
+            if rid is not None:
+                con.execute(f"INSERT INTO runs (id, {names}, run_json) VALUES (?, {marks}, '{{}}')",
+                            (rid, *columns.values()))
+                db.after_explicit_id(con)
             else:
-                names = ", ".join(columns)
-                marks = ", ".join("?" for _ in columns)
-                if rid is not None:
-                    con.execute(f"INSERT INTO runs (id, {names}, run_json) VALUES (?, {marks}, '{{}}')",
-                                (rid, *columns.values()))
-                    db.after_explicit_id(con)
-                else:
-                    rid = db.insert_id(con, f"INSERT INTO runs ({names}, run_json) VALUES ({marks}, '{{}}')",
-                                       (*columns.values(),))
-            data["run_id"] = rid
-            bare, samples = rows.split_samples(data)
-            con.execute("UPDATE runs SET run_json = ? WHERE id = ?", (json.dumps(bare, allow_nan=False), rid))
-            for index, values in samples:
-                con.execute("INSERT INTO run_samples (run_id, point_index, samples_json) VALUES (?, ?, ?)",
-                            (rid, index, json.dumps(values, allow_nan=False)))
-            return int(rid)
+                rid = db.insert_id(con, f"INSERT INTO runs ({names}, run_json) VALUES ({marks}, '{{}}')",
+                                   (*columns.values(),))
+        data["run_id"] = rid
+        bare, samples = rows.split_samples(data)
+        con.execute("UPDATE runs SET run_json = ? WHERE id = ?", (json.dumps(bare, allow_nan=False), rid))
+        for index, values in samples:
+            con.execute("INSERT INTO run_samples (run_id, point_index, samples_json) VALUES (?, ?, ?)",
+                        (rid, index, json.dumps(values, allow_nan=False)))
+        return int(rid)
 
     def list_runs(self, filters: RunFilter | None = None, *, limit: int | None = None,
                   offset: int = 0) -> list[dict[str, Any]]:

@@ -197,3 +197,12 @@ def test_the_results_page_with_a_wrong_password_is_one_error_line(postgres_serve
     assert f"127.0.0.1:{postgres_server.port}" in error.value and "not-the-password" not in error.value
     assert "login refused" in error.value and "\n" not in error.value
     st.cache_data.clear()
+
+
+def test_save_runs_stores_all_or_none(store_url):
+    store = ResultStore(store_url, hostname="bulk")
+    assert store.save_runs([_run(0), {**_run(1), "host": None}]) == [1, 2]
+    assert [r["host"] for r in store.list_runs()] == ["bulk", "gpu-a"]
+    with pytest.raises(ValueError, match=r"run\.status must be one of"):
+        store.save_runs([_run(2), {**_run(3), "status": "nope"}])
+    assert store.count_runs() == 2
