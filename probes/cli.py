@@ -47,6 +47,7 @@ from probes.load.workload import DISTRIBUTIONS, WorkloadSpec
 from probes.observe import gpu as gpu_mod
 from probes.plan.search import SloSearch, describe_operating_point
 from probes.plan.sweep import SweepConfig, SweepProgress, parse_int_list
+from probes.results.listing import add_list_parser, cmd_list
 from probes.settings import load_settings, require_enabled
 
 __all__ = ["build_parser", "main", "serve_args_from", "format_table", "ProgressBar", "EXIT_CODES"]
@@ -152,40 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("file")
     i.add_argument("--label", default="")
     i.add_argument("--db", metavar="PATH")
-    _add_list_parser(sub)
+    add_list_parser(sub)
     e = sub.add_parser("export", help="print a stored run as JSON")
     e.add_argument("run_id", type=int)
     e.add_argument("--db", metavar="PATH")
     e.add_argument("--out", metavar="FILE.json")
     return ap
-
-
-def _iso_date(text: str) -> datetime.date:
-    try:
-        return datetime.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a date YYYY-MM-DD, got {text!r}") from None
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
-
-
-def _add_list_parser(sub: Any) -> None:
-    """``list``: stored runs, newest first, filtered by host, GPU kind, model and date, one page at a time."""
-    ls = sub.add_parser("list", help="list stored runs (newest first; filters; pages)")
-    ls.add_argument("--db", metavar="PATH_OR_URL", help="SQLite file or postgresql:// URL (default APP__PROBE__DB)")
-    ls.add_argument("--host", action="append", default=[], help="only runs from this host (repeatable)")
-    ls.add_argument("--gpu", action="append", default=[], metavar="GPU_KIND",
-                    help="only this GPU kind, e.g. 'NVIDIA H100 80GB HBM3' (repeatable)")
-    ls.add_argument("--model", action="append", default=[], help="only this model (repeatable)")
-    ls.add_argument("--since", type=_iso_date, metavar="YYYY-MM-DD", help="runs created on or after (UTC)")
-    ls.add_argument("--until", type=_iso_date, metavar="YYYY-MM-DD", help="runs created on or before (UTC)")
-    ls.add_argument("--limit", type=_positive_int, default=50, help="runs per page (default 50)")
-    ls.add_argument("--offset", type=_non_negative_int, default=0, help="skip this many runs (next pages)")
 
 
 def _add_search_parser(sub: Any, run_parser: argparse.ArgumentParser) -> None:
@@ -496,33 +469,6 @@ def _cmd_import(ns: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _cmd_list(ns: argparse.Namespace, out: TextIO) -> int:
-    """One line per run (``key=value``), newest first, one page; what matched and how to get the next page."""
-    from probes.results.store import RunFilter  # noqa: PLC0415
-
-    if ns.since and ns.until and ns.since > ns.until:
-        raise ValueError(f"--since {ns.since} is after --until {ns.until}")
-    filters = RunFilter(hosts=tuple(ns.host), gpus=tuple(ns.gpu), models=tuple(ns.model), since=ns.since,
-                        until=ns.until)
-    store = _open_store(ns.db or load_settings().db_path)
-    rows = store.list_runs(filters, limit=ns.limit, offset=ns.offset)
-    total = store.count_runs(filters)
-    if not total:
-        if filters == RunFilter():
-            out.write("no runs stored\n")
-            return 0
-        facets = store.facets()
-        out.write(f"no runs match; stored hosts: {', '.join(facets['hosts']) or '-'}; GPU kinds: "
-                  f"{', '.join(facets['gpus']) or '-'}; models: {', '.join(facets['models']) or '-'}\n")
-        return 0
-    for row in rows:
-        out.write("  ".join(f"{k}={v}" for k, v in row.items()) + "\n")
-    shown = f"runs {ns.offset + 1}-{ns.offset + len(rows)}" if rows else f"no runs past offset {ns.offset}"
-    more = f" (next page: --offset {ns.offset + ns.limit})" if ns.offset + len(rows) < total else ""
-    out.write(f"{shown} of {total:,}{more}\n")
-    return 0
-
-
 def _cmd_export(ns: argparse.Namespace, out: TextIO) -> int:
     text = _open_store(ns.db or load_settings().db_path).export_json(ns.run_id)
     if ns.out:
@@ -547,7 +493,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         if ns.command == "import":
             return _cmd_import(ns, out)
         if ns.command == "list":
-            return _cmd_list(ns, out)
+            return cmd_list(ns, out)
         return _cmd_export(ns, out)
     except KeyboardInterrupt:
         err.write("interrupted\n")

@@ -9,7 +9,7 @@ placeholders; the PostgreSQL backend turns them into ``%s``.
   ``busy_timeout``, writes in ``BEGIN IMMEDIATE`` transactions (the write lock first, so a read-then-write
   never meets ``database is locked``).
 * **PostgreSQL** (a team's shared store, ``postgresql://user:password@host:5432/dbname``): one connection per
-  call, ``connect_timeout`` 5 s unless the URL sets one; each write transaction first takes one transaction-level
+  store object, opened on first use, ``connect_timeout`` 5 s unless the URL sets one; each write transaction first takes one transaction-level
   advisory lock, the same one-writer rule as SQLite (writes are a few per probe run; reads never wait).
 
 Errors: a driver error becomes a :class:`~probes.errors.StoreError`, a failed connect a
@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,9 @@ class SqliteDatabase:
     def after_explicit_id(con: Connection) -> None:
         """Nothing to do: AUTOINCREMENT already continues after the largest id."""
 
+    def close(self) -> None:
+        """Nothing to close: each call has its own short-lived connection."""
+
 
 class PostgresDatabase:
     """A PostgreSQL database given by URL (see the module docstring). The URL (with its password) is private."""
@@ -129,6 +133,8 @@ class PostgresDatabase:
         self._url = url.strip()
         self.location = redact_url(self._url)
         self._secret: str | None = None
+        self._raw: Any = None
+        self._lock = threading.RLock()
         try:
             from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415 - psycopg only for a PostgreSQL store
 
@@ -155,17 +161,31 @@ class PostgresDatabase:
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Connection]:
+        """This store's one connection, opened on first use and reused (a TCP connect and a SCRAM login cost
+        tens of ms; a page or a CLI command makes a few calls); one caller at a time (a lock); reopened when
+        it broke (the server restarted)."""
         import psycopg  # noqa: PLC0415
 
-        try:
-            raw = psycopg.connect(self._url, autocommit=True, connect_timeout=self._timeout)
-        except psycopg.Error as exc:
-            raise StoreConnectionError(self._connect_message(exc)) from None
-        con = Connection(raw, dialect=self.dialect, where=self.where, driver_errors=(psycopg.Error,),
-                         secret=self._secret)
-        try:
-            yield con
-        finally:
+        with self._lock:
+            raw = self._raw
+            if raw is None or raw.closed or raw.broken:
+                try:
+                    raw = self._raw = psycopg.connect(self._url, autocommit=True, connect_timeout=self._timeout)
+                except psycopg.Error as exc:
+                    raise StoreConnectionError(self._connect_message(exc)) from None
+            yield Connection(raw, dialect=self.dialect, where=self.where, driver_errors=(psycopg.Error,),
+                             secret=self._secret)
+
+    def close(self) -> None:
+        """Close the connection (a later call opens a new one)."""
+        with self._lock:
+            if self._raw is not None and not self._raw.closed:
+                self._raw.close()
+            self._raw = None
+
+    def __del__(self) -> None:
+        raw = getattr(self, "_raw", None)
+        if raw is not None and not raw.closed:
             raw.close()
 
     def _connect_message(self, exc: BaseException) -> str:

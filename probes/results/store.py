@@ -148,6 +148,16 @@ class ResultStore:
     def __repr__(self) -> str:
         return f"ResultStore({self.location!r})"
 
+    def close(self) -> None:
+        """Close the store's PostgreSQL connection (SQLite has none open between calls); it reopens on use."""
+        self._db.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def save_run(self, run: Mapping[str, Any], *, host: str | None = _UNSET) -> int:
         """Insert ``run`` (or update it when ``run["run_id"]`` names a stored run); returns the run id.
 

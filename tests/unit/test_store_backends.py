@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -100,6 +101,23 @@ def test_cli_list_filters_and_pages(filled, store_url):
     assert code == 2 and err == "error: --since 2026-12-05 is after --until 2026-12-01\n"
 
 
+def _probes_list(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``python -m probes list`` as its own process (the quick path that imports only the store)."""
+    env = {**os.environ, "APP__PROBE__DB": url}
+    return subprocess.run([sys.executable, "-m", "probes", "list", *argv], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_python_m_probes_list_as_a_process(filled, store_url):
+    done = _probes_list(store_url, "--limit", "3", "--model", "llama-8b")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split("  ")[0] for line in lines[:3]] == ["id=18", "id=17", "id=16"]
+    assert lines[3] == "runs 1-3 of 12 (next page: --offset 3)" and len(lines) == 4
+    done = _probes_list(store_url, "--since", "yesterday")
+    assert done.returncode == 2 and "argument --since: must be a date YYYY-MM-DD, got 'yesterday'" in done.stderr
+
+
 # --- credentials ------------------------------------------------------------------------------------------------
 
 def _closed_port() -> int:
@@ -122,9 +140,11 @@ def test_a_store_that_cannot_be_reached_is_one_line_naming_the_host(postgres_ser
     assert message.startswith(f"cannot connect to the results database at {where}: ")
     assert ("login refused for user 'probe'" if what == "wrong password" else "connection refused") in message
     assert "\n" not in message and secret not in message and info.value.__cause__ is None
-    # the CLI: one line on stderr, exit 1, no traceback, no password
+    # the CLI, in process and as its own process: one line on stderr, exit 1, no traceback, no password
     code, out, err = _cli("list", "--db", url)
     assert (code, out) == (1, "") and err == f"error: {message}\n"
+    done = _probes_list(url)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", f"error: {message}\n")
 
 
 def test_the_password_is_never_shown(postgres_server, monkeypatch):
