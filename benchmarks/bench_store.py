@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, t in numbers.items():
                 print(f"  {name:45s} median {t['median_s'] * 1000:8.1f} ms   worst {t['max_s'] * 1000:8.1f} ms")
     os.environ.pop("APP__PROBE__DB", None)
+    results["machine"] += f"; {', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end"
     print(f"\n{results['machine']}")
     if ns.out:
         ns.out.write_text(json.dumps(results, indent=1) + "\n")
