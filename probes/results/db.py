@@ -29,6 +29,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,10 +91,26 @@ class SqliteDatabase:
         con = Connection(raw, dialect=self.dialect, where=self.where, driver_errors=(sqlite3.Error,))
         try:
             con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            con.execute("PRAGMA journal_mode = WAL")
+            self._wal(con)
             yield con
         finally:
             raw.close()
+
+    @staticmethod
+    def _wal(con: Connection) -> None:
+        """Switch the file to WAL once. The switch needs the file to itself and SQLite answers "database is
+        locked" at once, busy timeout or not, while another process has it open (two processes opening a new
+        or old rollback-journal file together): retry until the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                if con.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                    return
+                con.execute("PRAGMA journal_mode = WAL")
+            except StoreError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @contextlib.contextmanager
     def write(self, con: Connection) -> Iterator[None]:
