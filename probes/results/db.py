@@ -165,7 +165,11 @@ class PostgresDatabase:
         self._secret = str(info["password"]) if info.get("password") else None
         host = str(info.get("host") or "local socket")
         self.where = f"{host}:{info.get('port') or 5432}"
-        self._timeout = int(info.get("connect_timeout") or CONNECT_TIMEOUT_S)
+        try:
+            self._timeout = int(info.get("connect_timeout") or CONNECT_TIMEOUT_S)
+        except ValueError:
+            raise StoreConnectionError(f"{self.location}: connect_timeout must be a whole number of seconds, got "
+                                       f"{info.get('connect_timeout')!r}") from None
         self._dbname, self._user = info.get("dbname"), info.get("user")
 
     @staticmethod
@@ -215,7 +219,8 @@ class PostgresDatabase:
             reason = "connection refused (is PostgreSQL running there and listening on that port?)"
         elif "timeout expired" in low or "timed out" in low:
             reason = f"no answer within {self._timeout} s (host down or a firewall in the way?)"
-        elif "could not translate host name" in low or "name or service not known" in low:
+        elif any(k in low for k in ("could not translate host name", "name or service not known",
+                                    "failed to resolve host")):
             reason = "unknown host name"
         elif "does not exist" in low and "database" in low:
             reason = f"database {self._dbname!r} does not exist"

@@ -226,3 +226,20 @@ def test_save_runs_stores_all_or_none(store_url):
     with pytest.raises(ValueError, match=r"run\.status must be one of"):
         store.save_runs([_run(2), {**_run(3), "status": "nope"}])
     assert store.count_runs() == 2
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("postgresql://probe:pw-xyz-secret@127.0.0.1:1/db?connect_timeout=x",
+     "postgresql://probe:***@127.0.0.1:1/db?connect_timeout=x: connect_timeout must be a whole number of seconds, "
+     "got 'x'"),
+    ("postgresql://probe:pw-xyz-secret@127.0.0.1:1/db?sslmode=bogus",
+     "cannot connect to the results database at 127.0.0.1:1: "),
+    ("postgresql://probe:pw-xyz-secret@127.0.0.1:notaport/db", "cannot connect to the results database at "
+     "127.0.0.1:notaport: "),
+])
+def test_malformed_urls_are_one_line_without_the_password(url, message):
+    """No server needed: these fail before any login."""
+    with pytest.raises(StoreConnectionError) as info:
+        ResultStore(url)
+    assert str(info.value).startswith(message) and "pw-xyz-secret" not in str(info.value)
+    assert "\n" not in str(info.value)
