@@ -2,7 +2,8 @@
 
 Thin page (keys ``res_``): the runs of the results store (``probes.results.store.open_store``: a SQLite file, or
 a PostgreSQL database shared by many GPU boxes, from ``APP__PROBE__DB``), filtered by host, GPU kind, model and
-date and listed one page at a time (the store's indexed queries; nothing else is read until a run is picked),
+date and listed one page at a time (the store's indexed queries; nothing else is read until a run is picked; the
+filters live in the URL, ``res_host``/``res_gpu``/``res_model`` repeatable, ``res_since``/``res_until``),
 and the reference runs shipped under ``benchmarks/results/**/probe-*.json`` (``probes.results.reference``;
 their ``vllm bench serve`` files shown side by side; listed when no filter is set) ->
 ``ui.results_view.show_run``. Import (a run JSON or a ``vllm bench serve --save-result`` file), export and
@@ -114,6 +115,11 @@ message = st.session_state.pop(MESSAGE_KEY, None)
 if message is not None:
     (st.error if message[0] == "error" else st.success)(message[1])
 
+if "res_f_seeded" not in st.session_state:  # a shared link's filters, once per session (then the widgets own them)
+    st.session_state.update(results_view.filter_state_from_params(
+        {q: st.query_params.get_all(q) for q in ("res_host", "res_gpu", "res_model", "res_since", "res_until")}))
+    st.session_state["res_f_seeded"] = True
+
 stored: list[dict] = []
 total = 0
 filters = results_view.run_filter()
@@ -137,6 +143,11 @@ if store is not None:
         st.error(f"The results store cannot be read: {exc}. Reference runs are still shown.")
         store = None
 filtered = filters != results_view.run_filter()
+for name, values in results_view.filter_params(filters).items() if store is not None else ():
+    if values and st.query_params.get_all(name) != values:  # the filters go in the URL: a shareable view
+        st.query_params[name] = values
+    elif not values and name in st.query_params:
+        del st.query_params[name]
 refs = [] if filtered else _references()
 
 rows = results_view.stored_rows(stored)

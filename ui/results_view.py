@@ -45,7 +45,13 @@ __all__ = [
     "run_filter",
     "stored_rows",
     "page_count",
+    "FILTER_PARAMS",
+    "filter_params",
+    "filter_state_from_params",
 ]
+
+# Results-page filter widget key -> URL query key (prefixed: the scenario owns short keys such as ``gpu``)
+FILTER_PARAMS = {"res_f_hosts": "res_host", "res_f_gpus": "res_gpu", "res_f_models": "res_model"}
 
 # run-JSON row key -> column heading
 POINT_COLUMNS = {
@@ -105,6 +111,35 @@ def run_filter(hosts: Iterable[str] = (), gpus: Iterable[str] = (), models: Iter
     days = [d for d in (dates or ()) if isinstance(d, dt.date)]
     return RunFilter(hosts=tuple(hosts), gpus=tuple(gpus), models=tuple(models),
                      since=days[0] if days else None, until=days[1] if len(days) > 1 else None)
+
+
+def filter_params(f: RunFilter) -> dict[str, list[str]]:
+    """The URL query params of a filter (repeated keys for several values; empty lists to remove).
+
+    >>> filter_params(RunFilter(hosts=("a", "b"), since=dt.date(2026, 12, 1)))["res_host"]
+    ['a', 'b']
+    """
+    return {"res_host": list(f.hosts), "res_gpu": list(f.gpus), "res_model": list(f.models),
+            "res_since": [f.since.isoformat()] if f.since else [], "res_until": [f.until.isoformat()] if f.until else []}
+
+
+def filter_state_from_params(params: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """Session-state values of the filter widgets from URL query params (``key -> all its values``); dates that
+    do not parse are ignored (a shared link never breaks the page).
+
+    >>> filter_state_from_params({"res_host": ["a"], "res_since": ["2026-12-01"], "res_until": ["nope"]})
+    {'res_f_hosts': ['a'], 'res_f_dates': (datetime.date(2026, 12, 1),)}
+    """
+    state: dict[str, Any] = {key: list(params[q]) for key, q in FILTER_PARAMS.items() if params.get(q)}
+    days = []
+    for key in ("res_since", "res_until"):
+        try:
+            days.append(dt.date.fromisoformat(str((params.get(key) or [""])[0])))
+        except ValueError:
+            break  # no since: an until alone is not a range the date input can show
+    if days:
+        state["res_f_dates"] = tuple(days)
+    return state
 
 
 def stored_rows(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

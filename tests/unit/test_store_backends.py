@@ -243,3 +243,24 @@ def test_malformed_urls_are_one_line_without_the_password(url, message):
         ResultStore(url)
     assert str(info.value).startswith(message) and "pw-xyz-secret" not in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_the_results_page_filters_come_from_and_go_to_the_url(filled, store_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("APP__PROBE__DB", store_url)
+    monkeypatch.setenv("APP__PROBE__DATA_DIR", str(tmp_path / "data"))
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("pages/4_Results.py")
+    at.query_params["res_host"] = "gpu-b"
+    at.query_params["res_since"] = "2026-12-03"
+    at.run()
+    assert not at.exception, at.exception
+    expected = _expected(lambda r: r["host"] == "gpu-b" and r["created_at"] >= "2026-12-03")
+    ids = [int(o.split(" · ")[0].removeprefix("run ")) for o in at.selectbox(key="res_run").options]
+    assert ids == expected and at.multiselect(key="res_f_hosts").value == ["gpu-b"]
+    at.multiselect(key="res_f_gpus").set_value(["NVIDIA L4"]).run()
+    assert not at.exception, at.exception
+    assert (at.query_params["res_gpu"], at.query_params["res_host"]) == ("NVIDIA L4", "gpu-b")  # one value each
+    ids = [int(o.split(" · ")[0].removeprefix("run ")) for o in at.selectbox(key="res_run").options]
+    assert ids == [i for i in expected if _run(i - 1)["gpu"]["name"] == "NVIDIA L4"]
+    st.cache_data.clear()
