@@ -97,7 +97,11 @@ def db_url_from_env(env: Mapping[str, str]) -> str | None:
 
 
 def hostname_from_env(env: Mapping[str, str]) -> str:
-    """``APP__PROBE__HOSTNAME`` or this machine's host name: what each stored run records as its host."""
+    """``APP__PROBE__HOSTNAME`` or this machine's host name: what each stored run records as its host.
+
+    >>> hostname_from_env({"APP__PROBE__HOSTNAME": " gpu-box-07 "}), hostname_from_env({}) == socket.gethostname()
+    ('gpu-box-07', True)
+    """
     return (env.get("APP__PROBE__HOSTNAME") or "").strip() or socket.gethostname()
 
 
