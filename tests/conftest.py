@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.errors import InvalidArgument
 
@@ -44,3 +45,34 @@ except InvalidArgument as exc:  # a typo in HYPOTHESIS_PROFILE: say which names 
 # reach the network through the updater (a test that fetches sets its own 127.0.0.1 URL).
 os.environ["SELFHOST_PRICES_DIR"] = os.path.join(os.path.dirname(__file__), "fixtures", "no-fetched-prices")
 os.environ["SELFHOST_PRICES_URL"] = "http://127.0.0.1:9/no-network-in-tests"
+
+# --- the results store on both backends (issue 13): a throwaway PostgreSQL server for the whole session ---------
+
+@pytest.fixture(scope="session")
+def postgres_server(request: pytest.FixtureRequest):
+    """One throwaway PostgreSQL cluster (tests/pg_server.py), started on first use, removed at the end of the
+    session even when tests fail. Skipped with the reason when it cannot start, unless
+    ``APP_TEST_REQUIRE_POSTGRES`` is set (``make test`` sets it): then that is a failure, never a silent skip."""
+    from tests.pg_server import PostgresUnavailable, ThrowawayPostgres  # noqa: PLC0415
+
+    server = ThrowawayPostgres()
+    request.addfinalizer(server.stop)
+    try:
+        import psycopg  # noqa: F401, PLC0415
+
+        server.start()
+    except (PostgresUnavailable, ImportError) as exc:
+        if os.environ.get("APP_TEST_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required here (APP_TEST_REQUIRE_POSTGRES is set, as make test does) but "
+                        f"could not be started: {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL cannot be started on this machine: {exc}")
+    return server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """Where a fresh, empty results store is: a SQLite file in tmp_path, or a new schema on the session's
+    PostgreSQL server (each test gets its own)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "results.sqlite")
+    return request.getfixturevalue("postgres_server").fresh_url()

@@ -3,6 +3,7 @@
 Shared by the Probe page (a run that just finished, or the live partial run) and the Results page (stored
 and reference runs). Frames and figures are pure functions of the run JSON (built on
 :mod:`probes.results.reference`); :func:`show_run` renders them with Streamlit, widget keys prefixed by ``key``.
+The Results page's listing helpers (:func:`run_filter`, :func:`stored_rows`, :func:`page_count`) are pure too.
 
 >>> run = {"points": [{"concurrency": 1, "output_tokens_per_s": 10.0, "ttft_ms": {"median": 5.0, "p99": 9.0}},
 ...                   {"concurrency": 4, "output_tokens_per_s": 30.0, "ttft_ms": {"median": 8.0, "p99": 20.0}}]}
@@ -16,8 +17,10 @@ True
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -25,6 +28,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from probes.results import reference
+from probes.results.store import RunFilter
 
 __all__ = [
     "POINT_COLUMNS",
@@ -38,7 +42,16 @@ __all__ = [
     "show_charts",
     "show_run",
     "use_point_panel",
+    "run_filter",
+    "stored_rows",
+    "page_count",
+    "FILTER_PARAMS",
+    "filter_params",
+    "filter_state_from_params",
 ]
+
+# Results-page filter widget key -> URL query key (prefixed: the scenario owns short keys such as ``gpu``)
+FILTER_PARAMS = {"res_f_hosts": "res_host", "res_f_gpus": "res_gpu", "res_f_models": "res_model"}
 
 # run-JSON row key -> column heading
 POINT_COLUMNS = {
@@ -82,6 +95,72 @@ def server_frame(run: Mapping[str, Any]) -> pd.DataFrame:
 def bench_frame(run: Mapping[str, Any], bench: Mapping[str, Any]) -> pd.DataFrame:
     """Probe vs ``vllm bench serve`` at the same concurrencies (``diff`` = (probe - bench) / bench)."""
     return pd.DataFrame(reference.bench_rows(run, bench))
+
+
+def run_filter(hosts: Iterable[str] = (), gpus: Iterable[str] = (), models: Iterable[str] = (),
+               dates: Sequence[dt.date] | dt.date | None = ()) -> RunFilter:
+    """The store filter of the Results page's widgets; ``dates`` is the date input's value: nothing, one day (from
+    that day on) or a (first, last) range, inclusive.
+
+    >>> f = run_filter(hosts=["a"], dates=(dt.date(2026, 12, 1), dt.date(2026, 12, 3)))
+    >>> (f.hosts, f.since, f.until)
+    (('a',), datetime.date(2026, 12, 1), datetime.date(2026, 12, 3))
+    """
+    if isinstance(dates, dt.date):
+        dates = (dates,)
+    days = [d for d in (dates or ()) if isinstance(d, dt.date)]
+    return RunFilter(hosts=tuple(hosts), gpus=tuple(gpus), models=tuple(models),
+                     since=days[0] if days else None, until=days[1] if len(days) > 1 else None)
+
+
+def filter_params(f: RunFilter) -> dict[str, list[str]]:
+    """The URL query params of a filter (repeated keys for several values; empty lists to remove).
+
+    >>> filter_params(RunFilter(hosts=("a", "b"), since=dt.date(2026, 12, 1)))["res_host"]
+    ['a', 'b']
+    """
+    return {"res_host": list(f.hosts), "res_gpu": list(f.gpus), "res_model": list(f.models),
+            "res_since": [f.since.isoformat()] if f.since else [], "res_until": [f.until.isoformat()] if f.until else []}
+
+
+def filter_state_from_params(params: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """Session-state values of the filter widgets from URL query params (``key -> all its values``); dates that
+    do not parse are ignored (a shared link never breaks the page).
+
+    >>> filter_state_from_params({"res_host": ["a"], "res_since": ["2026-12-01"], "res_until": ["nope"]})
+    {'res_f_hosts': ['a'], 'res_f_dates': (datetime.date(2026, 12, 1),)}
+    """
+    state: dict[str, Any] = {key: list(params[q]) for key, q in FILTER_PARAMS.items() if params.get(q)}
+    days = []
+    for key in ("res_since", "res_until"):
+        try:
+            days.append(dt.date.fromisoformat(str((params.get(key) or [""])[0])))
+        except ValueError:
+            break  # no since: an until alone is not a range the date input can show
+    if days:
+        state["res_f_dates"] = tuple(days)
+    return state
+
+
+def stored_rows(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The Results table's rows of stored runs (the store's listing dicts).
+
+    >>> stored_rows([{"id": 3, "host": "box", "model": "m", "gpu": "H100", "weights": "real", "status": "complete",
+    ...               "points": 2, "best_output_tokens_per_s": 9.0, "created_at": "2026-12-01T00:00:00Z"}])[0]["run"]
+    'store:3'
+    """
+    return [{"run": f"store:{r['id']}", "source": "stored", "host": r.get("host"), "model": r["model"],
+             "gpu": r["gpu"], "weights": r["weights"], "status": r["status"], "points": r["points"],
+             "best output tok/s": r["best_output_tokens_per_s"], "created": r["created_at"]} for r in runs]
+
+
+def page_count(total: int, page_size: int) -> int:
+    """Pages needed for ``total`` rows (at least 1, so an empty listing still has page 1).
+
+    >>> page_count(0, 50), page_count(50, 50), page_count(10_001, 50)
+    (1, 1, 201)
+    """
+    return max(1, math.ceil(total / page_size))
 
 
 def _xy(run: Mapping[str, Any], key: str) -> tuple[list[Any], list[Any]]:

@@ -186,7 +186,7 @@ def check_run(run: Any) -> None:
     rid = run.get("run_id")
     if rid is not None and (isinstance(rid, bool) or not isinstance(rid, int) or rid < 1):
         raise ValueError(f"run.run_id must be None or an integer >= 1, got {_short(rid)}")
-    for key in ("model", "vllm_version", "error", "created_at"):
+    for key in ("model", "vllm_version", "error", "created_at", "host"):
         _text(run.get(key), f"run.{key}")
     _number(run.get("cold_start_s"), "run.cold_start_s")
     _text_list(run.get("notes"), "run.notes")

@@ -1,230 +1,270 @@
-"""Results store: every probe run (the run JSON, schema ``selfhost-vs-api/probe-run/1``) in SQLite.
+"""Results store: every probe run (the run JSON, schema ``selfhost-vs-api/probe-run/1``) behind one interface,
+:class:`ResultStore`, on SQLite (the default, one user) or PostgreSQL (a team's shared store).
 
-Default file: ``platformdirs.user_data_dir("selfhost-vs-api")/results.sqlite``; override with the constructor's
-``path`` or env ``APP__PROBE__DB``. Safe with the app and the CLI writing at once: WAL journal, a
-``busy_timeout``, one short-lived connection per call (so per thread), writes in ``BEGIN IMMEDIATE``
-transactions. The schema version is ``PRAGMA user_version``; a newer file than this code refuses to open.
+Where: the constructor's ``path_or_url``, else ``APP__PROBE__DB`` (or ``DATABASE_URL`` when it is a
+``postgresql://`` URL), else ``results.sqlite`` in ``platformdirs.user_data_dir("selfhost-vs-api")``. A path
+(or ``sqlite:///path``) is a SQLite file; ``postgresql://user:password@host:5432/dbname`` a PostgreSQL database
+(psycopg 3). Connections, locking and error messages: :mod:`probes.results.db` (never a password in a message,
+``repr`` or ``location``); schema versions and in-place upgrades: :mod:`probes.results.migrations`.
 
-One row per run: the whole run JSON plus columns for listing (model, gpu, weights, status, point count,
-best output tok/s). Non-finite floats (``inf``, ``nan``) are stored as ``null`` so that exports are strict JSON.
+Tables: ``runs`` (one row per run: the summary columns the listing and its filters read, and the run JSON
+without its per-request samples) and ``run_samples`` (one row per point with samples). Each run records the
+``host`` it ran on: the run's own ``host`` field, else ``APP__PROBE__HOSTNAME`` or this machine's host name for a
+run saved here; an imported file keeps the host it names (else none: where it ran is unknown). Non-finite
+floats (``inf``, ``nan``) are stored as ``null`` so that exports are strict JSON.
 
-Also imports ``vllm bench serve --save-result`` files (one JSON object per line with ``--append-result``):
-each object becomes one point of one run, ``weights="unknown"``.
+Listing: :meth:`ResultStore.list_runs` (newest first) and :meth:`ResultStore.count_runs` take a
+:class:`RunFilter` (hosts, GPU kinds, models, a date range) and ``limit``/``offset`` pages; indexed columns.
+:meth:`ResultStore.facets` lists the values there are to filter by.
 
 Imports are untrusted (:mod:`probes.results.schema`): at most 64 MiB, strict JSON, at most 32 levels deep,
 every field the pages read checked; each failure is a one-line ``ValueError``; a run is written in one
 transaction, after all checks, so nothing is ever half-written. :meth:`ResultStore.import_any` (and
-:meth:`ResultStore.import_file`) tells the two formats apart once, for the CLI and the Results page.
+:meth:`ResultStore.import_file`) tells a run JSON and a ``vllm bench serve --save-result`` file apart
+(:mod:`probes.results.vllm_bench`), for the CLI and the Results page.
 
 >>> import tempfile, os
->>> store = ResultStore(os.path.join(tempfile.mkdtemp(), "r.sqlite"))
+>>> store = ResultStore(os.path.join(tempfile.mkdtemp(), "r.sqlite"), hostname="box-1")
 >>> rid = store.save_run({"schema": RUN_SCHEMA, "model": "m", "status": "complete", "weights": "synthetic",
 ...                       "points": [{"concurrency": 1, "output_tokens_per_s": 12.5, "failed": 0, "completed": 4}]})
->>> [(r["id"], r["model"], r["points"], r["best_output_tokens_per_s"]) for r in store.list_runs()]
-[(1, 'm', 1, 12.5)]
->>> store.get_run(rid)["run_id"]
-1
+>>> [(r["id"], r["host"], r["model"], r["points"], r["best_output_tokens_per_s"]) for r in store.list_runs()]
+[(1, 'box-1', 'm', 1, 12.5)]
+>>> store.get_run(rid)["run_id"], store.count_runs(RunFilter(hosts=("box-2",)))
+(1, 0)
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import os
-import sqlite3
-from collections import Counter
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
+from probes.errors import RunNotFoundError, SchemaTooNewError, StoreConnectionError, StoreError
+from probes.results import migrations, rows
+from probes.results.db import PostgresDatabase, SqliteDatabase
 from probes.results.schema import (
     MAX_IMPORT_BYTES,
     RUN_SCHEMA,
     STATUSES,
     WEIGHTS,
     check_depth,
-    check_point,
     check_run,
     check_size,
     parse_json,
 )
+from probes.results.vllm_bench import vllm_bench_to_run
+from probes.settings import db_url_from_env, hostname_from_env, is_postgres_url
 
-__all__ = ["RUN_SCHEMA", "SCHEMA_VERSION", "STATUSES", "WEIGHTS", "MAX_IMPORT_BYTES", "ResultStore",
-           "default_db_path", "vllm_bench_to_run"]
+__all__ = ["RUN_SCHEMA", "SCHEMA_VERSION", "STATUSES", "WEIGHTS", "MAX_IMPORT_BYTES", "ResultStore", "RunFilter",
+           "StoreError", "StoreConnectionError", "SchemaTooNewError", "RunNotFoundError", "default_db_path",
+           "default_db_url", "open_store", "vllm_bench_to_run"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = migrations.LATEST_VERSION
 APP_NAME = "selfhost-vs-api"
 ENV_DB = "APP__PROBE__DB"
-BUSY_TIMEOUT_MS = 30_000
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    model TEXT,
-    gpu TEXT,
-    weights TEXT,
-    status TEXT,
-    points INTEGER NOT NULL DEFAULT 0,
-    best_output_tokens_per_s REAL,
-    run_json TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_created_at ON runs (created_at);
-"""
-_LIST_COLUMNS = ("id", "created_at", "model", "gpu", "weights", "status", "points", "best_output_tokens_per_s")
+_UNSET: Any = object()
 
 
 def default_db_path() -> Path:
-    """``$APP__PROBE__DB`` if set, else ``results.sqlite`` in the user's data dir."""
+    """``$APP__PROBE__DB`` if set, else ``results.sqlite`` in the user's data dir (the SQLite default)."""
     env = os.environ.get(ENV_DB)
     if env:
         return Path(env).expanduser()
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "results.sqlite"
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def default_db_url() -> str:
+    """Where the store is when nothing is passed: ``APP__PROBE__DB``, a PostgreSQL ``DATABASE_URL``, else the
+    default SQLite file."""
+    return db_url_from_env(os.environ) or str(default_db_path())
 
 
-def _finite(obj: Any) -> Any:
-    """A copy of ``obj`` with non-finite floats replaced by None (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs to list: each non-empty tuple keeps runs whose value is one of it; dates (UTC) are inclusive.
+
+    >>> RunFilter(hosts=("a",), since=date(2026, 12, 1)).where()
+    ('WHERE host IN (?) AND created_utc >= ?', ['a', '2026-12-01T00:00:00Z'])
+    """
+
+    hosts: tuple[str, ...] = ()
+    gpus: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        """The SQL ``WHERE`` clause (``?`` placeholders) and its parameters; ``("", [])`` for no filter."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, values in (("host", self.hosts), ("gpu_name", self.gpus), ("model", self.models)):
+            if values:
+                clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
+                params += list(values)
+        if self.since is not None:
+            clauses.append("created_utc >= ?")
+            params.append(rows.day_start(self.since))
+        if self.until is not None:
+            clauses.append("created_utc < ?")
+            params.append(rows.day_start(self.until, after=True))
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def _gpu_label(gpu: Any) -> str | None:
-    if not isinstance(gpu, Mapping) or not gpu.get("name"):
-        return None
-    count = gpu.get("count") or 1
-    return f"{count}× {gpu['name']}" if count != 1 else str(gpu["name"])
-
-
-def _best_tok_s(run: Mapping[str, Any]) -> float | None:
-    best = run.get("best_point")
-    if isinstance(best, Mapping) and best.get("output_tokens_per_s") is not None:
-        return float(best["output_tokens_per_s"])
-    values = [p.get("output_tokens_per_s") for p in run.get("points") or [] if isinstance(p, Mapping)]
-    values = [float(v) for v in values if v is not None]
-    return max(values) if values else None
+def open_store(path_or_url: str | os.PathLike[str] | None = None, *, hostname: str | None = None) -> ResultStore:
+    """The store at ``path_or_url`` (default :func:`default_db_url`); the one entry point for pages and CLIs."""
+    return ResultStore(path_or_url, hostname=hostname)
 
 
 class ResultStore:
-    """Probe runs in one SQLite file (see the module docstring)."""
+    """Probe runs in one SQLite file or one PostgreSQL database (see the module docstring).
 
-    def __init__(self, path: str | os.PathLike[str] | None = None):
-        self.path = Path(path).expanduser() if path is not None else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            version = con.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise ValueError(
-                    f"{self.path}: results database schema version {version} is newer than this app "
-                    f"supports ({SCHEMA_VERSION}); upgrade the app or point APP__PROBE__DB elsewhere"
-                )
-            if version < SCHEMA_VERSION:
-                with self._write(con):
-                    if con.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                        for statement in filter(None, (s.strip() for s in _DDL.split(";"))):
-                            con.execute(statement)
-                        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    ``path`` is the SQLite file (a :class:`~pathlib.Path`) or the redacted URL; ``location`` is always text fit
+    to show (no password); ``backend`` is ``"sqlite"`` or ``"postgresql"``; ``hostname`` what runs saved here
+    record as their host.
+    """
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        try:
-            con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            con.execute("PRAGMA journal_mode = WAL")
-            yield con
-        finally:
-            con.close()
+    def __init__(self, path_or_url: str | os.PathLike[str] | None = None, *, hostname: str | None = None):
+        target = default_db_url() if path_or_url is None else path_or_url
+        if is_postgres_url(target):
+            self._db: SqliteDatabase | PostgresDatabase = PostgresDatabase(str(target))
+            self.path: Path | str = self._db.location
+        else:
+            text = os.fspath(target)
+            text = text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text
+            self.path = Path(text).expanduser()
+            self._db = SqliteDatabase(self.path)
+        self.backend = self._db.dialect
+        self.location = self._db.location
+        self.hostname = hostname or hostname_from_env(os.environ)
+        with self._db.connect() as con:
+            migrations.migrate(con, self._db)
 
-    @staticmethod
-    @contextlib.contextmanager
-    def _write(con: sqlite3.Connection) -> Iterator[None]:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
+    def __repr__(self) -> str:
+        return f"ResultStore({self.location!r})"
 
-    def save_run(self, run: Mapping[str, Any]) -> int:
+    def close(self) -> None:
+        """Close the store's PostgreSQL connection (SQLite has none open between calls); it reopens on use."""
+        self._db.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def save_run(self, run: Mapping[str, Any], *, host: str | None = _UNSET) -> int:
         """Insert ``run`` (or update it when ``run["run_id"]`` names a stored run); returns the run id.
 
-        The stored JSON carries ``run_id``; ``run`` itself is not modified (callers that save again later
-        should set ``run["run_id"]`` to the returned id so the save updates the same row).
+        The stored JSON carries ``run_id`` and ``host`` (the run's own, else ``host``, by default this store's
+        ``hostname``; ``None`` records none); ``run`` itself is not modified (callers that save again later should
+        set ``run["run_id"]`` to the returned id so the save updates the same row).
         """
+        return self.save_runs([run], host=host)[0]
+
+    def save_runs(self, runs: Iterable[Mapping[str, Any]], *, host: str | None = _UNSET) -> list[int]:
+        """:meth:`save_run` for many runs in one connection and one transaction (all checked first; all or
+        none stored); returns their ids in order."""
+        checked = [self._checked(run, host) for run in runs]
+        db = self._db
+        with db.connect() as con, db.write(con):
+            return [self._write_run(con, data) for data in checked]
+
+    def _checked(self, run: Mapping[str, Any], host: str | None) -> dict[str, Any]:
         if not isinstance(run, Mapping):
             raise ValueError(f"run must be a JSON object (dict), got {type(run).__name__}")
         check_depth(run)  # before anything recursive
-        data = _finite(run)
+        data = rows.finite(run)
         check_run(data)
         data.setdefault("created_at", None)
-        data["created_at"] = data["created_at"] or _now_iso()
-        with self._connect() as con, self._write(con):
-            rid = data.get("run_id")
-            exists = rid is not None and con.execute("SELECT 1 FROM runs WHERE id = ?", (rid,)).fetchone()
-            columns = {
-                "created_at": data["created_at"],
-                "updated_at": _now_iso(),
-                "model": data.get("model"),
-                "gpu": _gpu_label(data.get("gpu")),
-                "weights": data.get("weights", "unknown"),
-                "status": data["status"],
-                "points": len(data.get("points") or []),
-                "best_output_tokens_per_s": _best_tok_s(data),
-            }
-            if exists:
-                data["run_id"] = rid
-                assignments = ", ".join(f"{k} = ?" for k in columns)
-                con.execute(
-                    f"UPDATE runs SET {assignments}, run_json = ? WHERE id = ?",
-                    (*columns.values(), json.dumps(data, allow_nan=False), rid),
-                )
-                return int(rid)
+        data["created_at"] = data["created_at"] or rows.now_iso()
+        if not data.get("host"):
+            data.pop("host", None)
+            chosen = self.hostname if host is _UNSET else host
+            if chosen:
+                data["host"] = chosen
+        return data
+
+    def _write_run(self, con: Any, data: dict[str, Any]) -> int:
+        db = self._db
+        columns = rows.summary_columns(data, host=data.get("host"))
+        rid = data.get("run_id")
+        exists = rid is not None and con.execute("SELECT 1 FROM runs WHERE id = ?", (rid,)).fetchone()
+        if exists:
+            assignments = ", ".join(f"{k} = ?" for k in columns)
+            con.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*columns.values(), rid))
+            con.execute("DELETE FROM run_samples WHERE run_id = ?", (rid,))
+        else:
             names = ", ".join(columns)
             marks = ", ".join("?" for _ in columns)
             if rid is not None:
-                con.execute(
-                    f"INSERT INTO runs (id, {names}, run_json) VALUES (?, {marks}, '{{}}')", (rid, *columns.values())
-                )
+                con.execute(f"INSERT INTO runs (id, {names}, run_json) VALUES (?, {marks}, '{{}}')",
+                            (rid, *columns.values()))
+                db.after_explicit_id(con)
             else:
-                rid = con.execute(f"INSERT INTO runs ({names}, run_json) VALUES ({marks}, '{{}}')", (*columns.values(),)).lastrowid
-            data["run_id"] = rid
-            con.execute("UPDATE runs SET run_json = ? WHERE id = ?", (json.dumps(data, allow_nan=False), rid))
-            return int(rid)
+                rid = db.insert_id(con, f"INSERT INTO runs ({names}, run_json) VALUES ({marks}, '{{}}')",
+                                   (*columns.values(),))
+        data["run_id"] = rid
+        bare, samples = rows.split_samples(data)
+        con.execute("UPDATE runs SET run_json = ? WHERE id = ?", (json.dumps(bare, allow_nan=False), rid))
+        for index, values in samples:
+            con.execute("INSERT INTO run_samples (run_id, point_index, samples_json) VALUES (?, ?, ?)",
+                        (rid, index, json.dumps(values, allow_nan=False)))
+        return int(rid)
 
-    def list_runs(self) -> list[dict[str, Any]]:
-        """One summary dict per run, newest first: id, created_at, model, gpu, weights, status, points,
-        best_output_tokens_per_s."""
-        with self._connect() as con:
-            rows = con.execute(f"SELECT {', '.join(_LIST_COLUMNS)} FROM runs ORDER BY id DESC").fetchall()
-        return [dict(zip(_LIST_COLUMNS, row, strict=True)) for row in rows]
+    def list_runs(self, filters: RunFilter | None = None, *, limit: int | None = None,
+                  offset: int = 0) -> list[dict[str, Any]]:
+        """One summary dict per run, newest (highest id) first: :data:`probes.results.rows.LIST_COLUMNS`.
+        ``limit``/``offset`` page through the runs that match ``filters``."""
+        where, params = (filters or RunFilter()).where()
+        sql = f"SELECT {', '.join(rows.LIST_COLUMNS)} FROM runs {where} ORDER BY id DESC"
+        if limit is not None:
+            if limit < 0 or offset < 0:
+                raise ValueError(f"limit and offset must be >= 0, got {limit} and {offset}")
+            sql += " LIMIT ? OFFSET ?"
+            params += [int(limit), int(offset)]
+        with self._db.connect() as con:
+            found = con.execute(sql, params).fetchall()
+        return [dict(zip(rows.LIST_COLUMNS, row, strict=True)) for row in found]
+
+    def count_runs(self, filters: RunFilter | None = None) -> int:
+        """How many runs match ``filters``."""
+        where, params = (filters or RunFilter()).where()
+        with self._db.connect() as con:
+            return int(con.execute(f"SELECT COUNT(*) FROM runs {where}", params).fetchone()[0])
+
+    def facets(self) -> dict[str, list[str]]:
+        """The values there are to filter by: ``{"hosts": [...], "gpus": [...], "models": [...]}``, sorted."""
+        out: dict[str, list[str]] = {}
+        with self._db.connect() as con:
+            for key, column in (("hosts", "host"), ("gpus", "gpu_name"), ("models", "model")):
+                found = con.execute(f"SELECT DISTINCT {column} FROM runs WHERE {column} IS NOT NULL "
+                                    f"ORDER BY {column}").fetchall()
+                out[key] = [str(r[0]) for r in found]
+        return out
 
     def get_run(self, run_id: int) -> dict[str, Any]:
-        """The stored run JSON; ``ValueError`` when there is no such run."""
-        with self._connect() as con:
+        """The stored run JSON, samples included; :class:`RunNotFoundError` (a ``ValueError``) when there is no
+        such run."""
+        with self._db.connect() as con:
             row = con.execute("SELECT run_json FROM runs WHERE id = ?", (int(run_id),)).fetchone()
-        if row is None:
-            raise ValueError(f"run_id {run_id}: no such run in {self.path}")
-        return json.loads(row[0])
+            if row is None:
+                raise RunNotFoundError(f"run_id {run_id}: no such run in {self.location}")
+            samples = con.execute("SELECT point_index, samples_json FROM run_samples WHERE run_id = ? "
+                                  "ORDER BY point_index", (int(run_id),)).fetchall()
+        return rows.join_samples(json.loads(row[0]), ((int(i), json.loads(s)) for i, s in samples))
 
     def delete_run(self, run_id: int) -> None:
-        """Remove one run; ``ValueError`` when there is no such run."""
-        with self._connect() as con, self._write(con):
+        """Remove one run and its samples; :class:`RunNotFoundError` when there is no such run."""
+        with self._db.connect() as con, self._db.write(con):
+            con.execute("DELETE FROM run_samples WHERE run_id = ?", (int(run_id),))
             if con.execute("DELETE FROM runs WHERE id = ?", (int(run_id),)).rowcount == 0:
-                raise ValueError(f"run_id {run_id}: no such run in {self.path}")
+                raise RunNotFoundError(f"run_id {run_id}: no such run in {self.location}")
 
     def export_json(self, run_id: int) -> str:
         """The run as indented strict JSON (what ``import_json`` reads back)."""
@@ -232,14 +272,16 @@ class ResultStore:
 
     def import_json(self, text: str | bytes) -> int:
         """Store an exported run (or a CLI ``--out`` file) as a NEW run; returns its id. Untrusted text:
-        ValueError (one line) on anything :mod:`probes.results.schema` refuses."""
+        ValueError (one line) on anything :mod:`probes.results.schema` refuses. The run keeps the host it names
+        (else it records none)."""
         run = parse_json(text)
         check_run(run)
-        return self.save_run({**run, "run_id": None})
+        return self.save_run({**run, "run_id": None}, host=None)
 
     def import_vllm_bench(self, data: Mapping[str, Any] | str | os.PathLike[str], *, label: str = "") -> int:
-        """Store a ``vllm bench serve --save-result`` result (dict, JSON text or file path) as one run."""
-        return self.save_run(vllm_bench_to_run(data, label=label))
+        """Store a ``vllm bench serve --save-result`` result (dict, JSON text or file path) as one run (no host:
+        the file does not say where it ran)."""
+        return self.save_run(vllm_bench_to_run(data, label=label), host=None)
 
     def import_any(self, data: str | bytes, *, label: str = "") -> tuple[int, str]:
         """Store a probe run JSON or a ``vllm bench serve --save-result`` file (one object per line allowed);
@@ -274,139 +316,3 @@ class ResultStore:
         return self.import_any(data, label=label)
 
 
-def _load_bench(data: Mapping[str, Any] | str | os.PathLike[str]) -> list[dict[str, Any]]:
-    if isinstance(data, Mapping):
-        return [dict(data)]
-    if isinstance(data, os.PathLike) or (isinstance(data, str) and not data.lstrip().startswith("{")):
-        try:
-            check_size(os.stat(data).st_size, os.fspath(data))
-            text = Path(data).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"cannot read vllm bench result file {os.fspath(data)!r}: {exc}") from None
-    else:
-        text = data
-    check_size(len(text))
-    try:
-        objects = [parse_json(line) for line in text.splitlines() if line.strip()]
-    except ValueError:
-        try:
-            objects = [parse_json(text)]
-        except ValueError as exc:
-            reason = str(exc)
-            reason = ("(invalid JSON): " + reason.removeprefix("not valid JSON: ")
-                      if reason.startswith("not valid JSON: ") else ": " + reason)
-            raise ValueError(f"not a vllm bench serve result{' ' if reason[0] == '(' else ''}{reason}") from None
-    if not objects or not all(isinstance(o, dict) for o in objects):
-        raise ValueError("not a vllm bench serve result: expected one JSON object per line")
-    return objects
-
-
-def _stats(result: Mapping[str, Any], metric: str) -> dict[str, float | None]:
-    return {stat: result.get(f"{stat}_{metric}_ms") for stat in ("mean", "median", "p90", "p99", "std")}
-
-
-def _bench_samples(r: Mapping[str, Any]) -> list[dict[str, Any]]:
-    ttfts = r.get("ttfts")
-    if not isinstance(ttfts, list):
-        return []  # saved without --save-detailed
-    n = len(ttfts)
-    errors = r.get("errors") or [""] * n
-    starts = r.get("start_times") or [0.0] * n
-    t0 = min(starts) if starts else 0.0
-    return [
-        {
-            "index": i,
-            "success": not errors[i],
-            "error": errors[i],
-            "prompt_tokens": (r.get("input_lens") or [0] * n)[i],
-            "output_tokens": (r.get("output_lens") or [0] * n)[i],
-            "ttft_ms": ttfts[i] * 1000.0,
-            "latency_ms": (r.get("latencies") or [0.0] * n)[i] * 1000.0,
-            "itl_ms": [x * 1000.0 for x in (r.get("itls") or [[]] * n)[i]],
-            "start_s": starts[i] - t0,
-        }
-        for i in range(n)
-    ]
-
-
-def _bench_point(r: Mapping[str, Any]) -> dict[str, Any]:
-    for key in ("completed", "duration", "output_throughput", "request_throughput"):
-        if key not in r:
-            raise ValueError(f"not a vllm bench serve result: the field {key!r} is missing")
-    rate = r.get("request_rate")
-    errors = Counter(e for e in r.get("errors") or [] if e)
-    failed = r.get("failed")
-    if failed is None and r.get("num_prompts") is not None:
-        failed = int(r["num_prompts"]) - int(r["completed"])
-    return {
-        "concurrency": r.get("max_concurrency"),
-        "request_rate": None if rate in (None, "inf") or not math.isfinite(float(rate)) else float(rate),
-        "output_tokens_per_s": r["output_throughput"],
-        "requests_per_s": r["request_throughput"],
-        "total_tokens_per_s": r.get("total_token_throughput"),
-        "goodput_requests_per_s": r.get("request_goodput"),
-        "ttft_ms": _stats(r, "ttft"),
-        "tpot_ms": _stats(r, "tpot"),
-        "itl_ms": _stats(r, "itl"),
-        "e2el_ms": _stats(r, "e2el"),
-        "completed": r["completed"],
-        "failed": failed,
-        "duration_s": r["duration"],
-        "total_input_tokens": r.get("total_input_tokens"),
-        "total_output_tokens": r.get("total_output_tokens"),
-        "errors": [f"{n}× {msg.strip().splitlines()[-1]}" for msg, n in errors.most_common(10)],
-        "server_metrics": None,
-        "power": None,
-        "samples": _bench_samples(r),
-    }
-
-
-def vllm_bench_to_run(data: Mapping[str, Any] | str | os.PathLike[str], *, label: str = "") -> dict[str, Any]:
-    """A run JSON from a ``vllm bench serve --save-result`` file: one point per JSON object (line).
-
-    A file of the right shape with wrong types inside (``"completed": null``, ``"errors": [1]``) is a
-    ``ValueError`` that says so, never a ``TypeError`` from deep inside.
-    """
-    results = _load_bench(data)
-    try:
-        points = [_bench_point(r) for r in results]
-        for i, p in enumerate(points):
-            check_point(p, f"result[{i}]")
-        completed = sum(int(p["completed"]) for p in points) or 1
-    except (TypeError, AttributeError, IndexError, KeyError) as exc:
-        raise ValueError(f"not a valid vllm bench serve result: {type(exc).__name__}: {exc}") from exc
-    first = results[0]
-    ok = [p for p in points if not p["failed"] and p["completed"]]
-    best = max(ok, key=lambda p: p["output_tokens_per_s"] or 0.0) if ok else None
-    label = label or first.get("label") or ""
-    return {
-        "schema": RUN_SCHEMA,
-        "run_id": None,
-        "created_at": _now_iso(),
-        "status": "complete",
-        "error": None,
-        "gpu": None,
-        "model": first.get("model_id") or "unknown",
-        "weights": "unknown",
-        "vllm_version": None,
-        "cold_start_s": None,
-        "server": {"mode": "endpoint", "base_url": None, "argv": [], "serve_args": []},
-        "workload": {
-            "input_tokens": round(sum(p["total_input_tokens"] or 0 for p in points) / completed),
-            "output_tokens": round(sum(p["total_output_tokens"] or 0 for p in points) / completed),
-            "num_requests": first.get("num_prompts"),
-        },
-        "settings": {
-            "concurrency": [p["concurrency"] for p in points],
-            "request_rate": points[0]["request_rate"],
-            "burstiness": first.get("burstiness"),
-            "backend": first.get("backend"),
-            "label": label,
-        },
-        "points": points,
-        "best_point": {k: v for k, v in best.items() if k != "samples"} if best else None,
-        "notes": [
-            f"imported from `vllm bench serve --save-result` ({first.get('date', 'undated')}"
-            f"{', label ' + label if label else ''}); GPU, weights and vLLM version were not recorded there",
-        ],
-    }

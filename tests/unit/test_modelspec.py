@@ -128,7 +128,7 @@ def test_fuzz_from_config_returns_arch_or_value_error(cfg):
 
 # --- architectures beyond dense Llama (issue 9 item 2) -------------------------------------------------------------
 
-# transformers 5.19 on the meta device (tests/fixtures/configs/count_params_transformers.py, README there)
+# transformers 5.19 on the meta device (benchmarks/count_params_transformers.py; tests/fixtures/configs/README.md)
 TRANSFORMERS_TOTALS = {
     "deepseek-v2-lite-chat.json": 15_706_484_224, "qwen1.5-moe-a2.7b.json": 14_315_784_192,
     "deepseek-v3.json": 671_026_404_352, "kimi-k2-instruct-trimmed.json": 1_026_408_209_408,

@@ -1,5 +1,6 @@
-"""Results store: a real SQLite file in tmp_path, concurrent writers, schema version, JSON round trips and
-the import of a real `vllm bench serve --save-result` file (captured from the CPU build 0.32.0)."""
+"""Results store on both backends (a real SQLite file in tmp_path and a real PostgreSQL server, the ``store_url``
+fixture of tests/conftest.py): concurrent writers, schema version, JSON round trips and the import of a real
+`vllm bench serve --save-result` file (captured from the CPU build 0.32.0)."""
 
 from __future__ import annotations
 
@@ -49,8 +50,13 @@ def make_run(**overrides):
 
 
 @pytest.fixture
-def store(tmp_path) -> ResultStore:
-    return ResultStore(tmp_path / "results.sqlite")
+def store(store_url) -> ResultStore:
+    return ResultStore(store_url, hostname="box-1")
+
+
+@pytest.fixture
+def sqlite_store(tmp_path) -> ResultStore:
+    return ResultStore(tmp_path / "results.sqlite", hostname="box-1")
 
 
 def test_save_get_list_delete(store):
@@ -59,9 +65,11 @@ def test_save_get_list_delete(store):
     got = store.get_run(rid)
     assert got["run_id"] == 1 and got["points"][0]["samples"][0]["itl_ms"] == [6.4]
     (row,) = store.list_runs()
-    assert row == {"id": 1, "created_at": "2026-11-27T12:00:00Z", "model": "meta-llama/Llama-3.1-8B-Instruct",
-                   "gpu": "2× NVIDIA H100 80GB HBM3", "weights": "synthetic", "status": "complete", "points": 2,
+    assert row == {"id": 1, "created_at": "2026-11-27T12:00:00Z", "host": "box-1",
+                   "model": "meta-llama/Llama-3.1-8B-Instruct", "gpu": "2× NVIDIA H100 80GB HBM3",
+                   "gpu_name": "NVIDIA H100 80GB HBM3", "weights": "synthetic", "status": "complete", "points": 2,
                    "best_output_tokens_per_s": 3525.0}
+    assert got == {**make_run(), "run_id": 1, "host": "box-1"}  # samples come back from their own table
     store.delete_run(rid)
     assert store.list_runs() == []
     with pytest.raises(ValueError, match="run_id 1"):
@@ -81,7 +89,8 @@ def test_saving_again_with_run_id_updates_the_same_row(store):
     assert store.save_run(make_run()) == 2  # without run_id: a new run
 
 
-def test_wal_busy_timeout_and_schema_version_on_disk(store):
+def test_wal_busy_timeout_and_schema_version_on_disk(sqlite_store):
+    store = sqlite_store
     con = sqlite3.connect(store.path)
     try:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -112,11 +121,18 @@ def test_env_overrides_the_default_path(tmp_path, monkeypatch):
 def test_export_import_round_trip_is_a_new_equal_run(store, tmp_path):
     rid = store.save_run(make_run())
     text = store.export_json(rid)
-    other = ResultStore(tmp_path / "other.sqlite")
+    other = ResultStore(tmp_path / "other.sqlite", hostname="elsewhere")
     other.save_run(make_run(model="x"))
     new_id = other.import_json(text)
     assert new_id == 2
     assert {**other.get_run(new_id), "run_id": rid} == store.get_run(rid)
+    assert other.list_runs()[0]["host"] == "box-1"  # an imported run keeps the host it ran on
+
+
+def test_an_imported_run_without_a_host_records_none(store):
+    rid = store.import_json(json.dumps(make_run()))
+    assert "host" not in store.get_run(rid) and store.list_runs()[0]["host"] is None
+    assert store.get_run(store.import_vllm_bench(BENCH_FIXTURE)).get("host") is None
 
 
 def test_non_finite_numbers_are_stored_as_null(store):
@@ -198,8 +214,8 @@ _WRITER = textwrap.dedent(
 )
 
 
-def test_two_processes_and_this_one_write_at_once(tmp_path):
-    path = tmp_path / "shared.sqlite"
+def test_two_processes_and_this_one_write_at_once(store_url):
+    path = store_url
     ResultStore(path)
     n = 40
     procs = [

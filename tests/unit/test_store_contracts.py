@@ -25,8 +25,8 @@ def _run(**overrides):
 
 
 @pytest.fixture
-def store(tmp_path) -> ResultStore:
-    return ResultStore(tmp_path / "results.sqlite")
+def store(store_url) -> ResultStore:  # both backends: tests/conftest.py
+    return ResultStore(store_url)
 
 
 @pytest.mark.parametrize("key", ["output_tokens_per_s", "requests_per_s", "completed", "failed", "concurrency"])
@@ -82,12 +82,12 @@ def _writer(path: str, who: int, barrier) -> None:
         store.save_run({**run, "status": "complete"})
 
 
-def test_writers_that_start_together_never_see_database_locked(tmp_path):
+def test_writers_that_start_together_never_see_database_locked(store_url):
     # With a deferred BEGIN, an update transaction reads first and then needs the write lock; when another
     # writer commits in between, SQLite answers SQLITE_BUSY at once (the busy timeout does not apply to a
     # stale read snapshot). BEGIN IMMEDIATE takes the write lock first. Writers are released together by a
     # barrier, so they overlap on every run of this test, not only when interpreter startup happens to align.
-    path = str(tmp_path / "shared.sqlite")
+    path = store_url  # on PostgreSQL: the advisory write lock plays BEGIN IMMEDIATE's part
     ResultStore(path)
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(WRITERS)
@@ -279,12 +279,14 @@ def test_invalid_runs_get_exactly_this_message(store, run, message):
 
 
 def test_optional_keys_take_their_defaults_in_the_listing(tmp_path):
-    store = ResultStore(tmp_path / "nested" / "dirs" / "r.sqlite")  # parent folders are created
+    store = ResultStore(tmp_path / "nested" / "dirs" / "r.sqlite", hostname="gpu-box-7")  # parents are created
     run = {"schema": RUN_SCHEMA, "status": "failed"}  # no points, no weights, no gpu
     rid = store.save_run(run)
     (row,) = store.list_runs()
-    assert (row["weights"], row["points"], row["gpu"], row["best_output_tokens_per_s"]) == ("unknown", 0, None, None)
-    assert store.get_run(rid) == {**run, "created_at": row["created_at"], "run_id": rid}
+    assert (row["weights"], row["points"], row["gpu"], row["gpu_name"], row["best_output_tokens_per_s"]) == (
+        "unknown", 0, None, None, None)
+    assert store.get_run(rid) == {**run, "created_at": row["created_at"], "run_id": rid, "host": "gpu-box-7"}
+    assert row["host"] == "gpu-box-7"
 
 
 @pytest.mark.parametrize(("gpu", "label"), [
@@ -310,7 +312,7 @@ def test_a_run_id_that_is_not_stored_yet_is_inserted_under_that_id(store):
 
 
 def test_an_update_stores_exactly_the_run_given(store):
-    run = _run(created_at="2026-12-01T00:00:00Z")
+    run = _run(created_at="2026-12-01T00:00:00Z", host="box-9")
     run["run_id"] = store.save_run(run)
     updated = {**run, "status": "partial", "notes": ["second save"]}
     assert store.save_run(updated) == run["run_id"]
