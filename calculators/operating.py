@@ -49,6 +49,7 @@ replica time in proportion (TTFT includes queueing, so ``f`` errs towards dearer
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,8 @@ __all__ = [
     "point_rates",
     "source_text",
     "shape_warning",
+    "measured_prefix_cache_hit_rate",
+    "measured_shape",
 ]
 
 PERCENTILES = {"p50": "median", "p90": "p90", "p99": "p99"}
@@ -275,7 +278,7 @@ def find_operating_point(run: Mapping[str, Any], slo: SloTarget, *, run_id: Any 
     if not raw:
         raise ValueError("the run has no measured point")
     axis = _load_axis(raw)
-    hit = _hit_rate(run)
+    hit = measured_prefix_cache_hit_rate(run)
     notes: list[str] = []
     if hit:
         notes.append(f"measured prefix-cache hit rate {hit:.1%}: the prefill rate is per uncached input token")
@@ -351,7 +354,7 @@ def _extrapolate(a: tuple, b: tuple, axis: str, slo: SloTarget, rid: Any, notes:
     return _build("extrapolated", axis, a[0], b[0], ra, rb_flat, la, lb, t, slo, rid, b[0], None, notes, hit)
 
 
-def _hit_rate(run: Mapping[str, Any]) -> float | None:
+def measured_prefix_cache_hit_rate(run: Mapping[str, Any]) -> float | None:
     """The run's measured prefix-cache hit rate: a replay's, else the points' vLLM counters pooled."""
     replay = run.get("replay")
     if isinstance(replay, Mapping) and _f(replay.get("prefix_cache_hit_rate")) is not None:
@@ -385,10 +388,11 @@ def source_text(op: OperatingPoint) -> str:
     return text[:200]
 
 
-def shape_warning(op: OperatingPoint, input_tokens: float, output_tokens: float,
+def shape_warning(measured: OperatingPoint | tuple[float, float], input_tokens: float, output_tokens: float,
                   tolerance: float = SHAPE_TOLERANCE) -> str | None:
-    """A warning when the scenario's mean request shape is more than ``tolerance`` off the measured one; None
-    when it matches.
+    """A warning when the scenario's mean request shape is more than ``tolerance`` off the measured one
+    (``measured``: an operating point, or its (input, output) tokens as :func:`measured_shape` reads them);
+    None when it matches.
 
     >>> op = OperatingPoint("measured", "concurrency", 8.0, 1000.0, 2000.0, 3.9, 1e3, 1e4, 0.1, 512.0, 256.0,
     ...                     SloTarget(ttft_ms=500))
@@ -397,10 +401,13 @@ def shape_warning(op: OperatingPoint, input_tokens: float, output_tokens: float,
 prefill rate scales input cost linearly; long prompts may cost more (attention grows with length)."
     >>> shape_warning(op, 520, 250) is None
     True
+    >>> shape_warning((512.0, 256.0), 512, 1024)
+    "The scenario's request shape differs from the measured one: output 1,024 vs 256 tokens (×4)."
     """
+    m_in, m_out = ((measured.mean_input_tokens, measured.mean_output_tokens)
+                   if isinstance(measured, OperatingPoint) else measured)
     parts = []
-    for label, want, got in (("input", input_tokens, op.mean_input_tokens), ("output", output_tokens,
-                                                                              op.mean_output_tokens)):
+    for label, want, got in (("input", input_tokens, m_in), ("output", output_tokens, m_out)):
         if got > 0 and abs(want / got - 1) > tolerance:
             parts.append(f"{label} {want:,.0f} vs {got:,.0f} tokens (×{want / got:.3g})")
         elif got <= 0 < want:
@@ -410,3 +417,24 @@ prefill rate scales input cost linearly; long prompts may cost more (attention g
     tail = (" The prefill rate scales input cost linearly; long prompts may cost more (attention grows with "
             "length).") if any(p.startswith("input") for p in parts) else ""
     return "The scenario's request shape differs from the measured one: " + "; ".join(parts) + "." + tail
+
+
+_SHAPE = re.compile(r"\(([\d,.]+) in / ([\d,.]+) out tokens\)$")
+
+
+def measured_shape(throughput_source: str) -> tuple[float, float] | None:
+    """The measured (input, output) tokens that :func:`source_text` wrote at the end of a scenario's
+    ``throughput_source``; None for any other source (typed in, a catalog, an estimate).
+
+    >>> measured_shape("measured run 3 at SLO TTFT p90 ≤ 500 ms, c=32 (6,000 in / 256 out tokens)")
+    (6000.0, 256.0)
+    >>> measured_shape("user input") is None
+    True
+    """
+    m = _SHAPE.search(throughput_source or "")
+    if m is None:
+        return None
+    try:
+        return float(m[1].replace(",", "")), float(m[2].replace(",", ""))
+    except ValueError:
+        return None

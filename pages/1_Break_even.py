@@ -6,6 +6,7 @@ Thin page: widgets (keys ``be_``) → ``Scenario`` (validated by ``replace_field
 
 import streamlit as st
 
+from calculators import operating
 from ui import cached, charts, inputs, state, traffic_view, widgets
 
 st.set_page_config(page_title="Break-even · Self-host or API?", page_icon="📈", layout="wide")
@@ -48,6 +49,11 @@ st.caption(
     f"Self-host throughput: {scenario.self_host.output_tokens_per_s:,.0f} output tokens/s per replica, "
     f"source: **{scenario.self_host.throughput_source}**."
 )
+_measured = operating.measured_shape(scenario.self_host.throughput_source)
+_shape_note = _measured and operating.shape_warning(_measured, scenario.traffic.input_tokens,
+                                                    scenario.traffic.output_tokens)
+if _shape_note:
+    st.warning(_shape_note)
 report = cached.evaluate(scenario)
 inputs.api_prices_caption(scenario, report.rates)
 st.divider()

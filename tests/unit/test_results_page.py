@@ -11,7 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from calculators import catalog
+from calculators import catalog, cost, operating
 from probes.results import reference
 from probes.results.store import RUN_SCHEMA, ResultStore
 from ui import results_view
@@ -79,7 +79,13 @@ def test_use_in_break_even_takes_the_reference_best_point(db: Path):
     at.button(key="res_run_view_use").click().run()
     assert not at.exception, at.exception
     s = at.session_state["scenario"]
-    assert s.self_host.output_tokens_per_s == round(best["output_tokens_per_s"], 1)
+    rates = operating.point_rates(best)  # both rates kept: the prefill rate is no longer dropped
+    assert s.self_host.output_tokens_per_s == round(rates["decode_tokens_per_s"], 1)
+    assert s.self_host.prefill_tokens_per_s == round(rates["prefill_tokens_per_s"], 1)
+    # at the measured shape (512 in / 256 out) the break-even gives back the measured requests/s
+    busy = cost.replica_busy_s_per_request(256, s.self_host.output_tokens_per_s, 512, 0.0,
+                                           s.self_host.prefill_tokens_per_s)
+    assert busy == pytest.approx(1 / best["requests_per_s"], rel=1e-4)
     assert s.self_host.gpu == "h100-sxm" and s.self_host.gpus_per_replica == 1
     assert s.self_host.throughput_source == (
         f"measured: reference llama-3.1-8b-bf16 ({REF_LABEL.removeprefix('reference: ')}), "
@@ -111,7 +117,8 @@ def test_import_a_run_json_and_use_a_point(db: Path):
     assert row["model"] == "imported-model"
     at.button(key="res_run_view_use").click().run()
     s = at.session_state["scenario"]
-    assert s.self_host.output_tokens_per_s == 20.0
+    assert s.self_host.output_tokens_per_s == 20.0  # no token counts or mean TTFT/E2EL: output tokens only
+    assert s.self_host.prefill_tokens_per_s is None
     assert s.self_host.gpu == "a100-80gb" and s.self_host.gpus_per_replica == 2
     assert s.self_host.throughput_source == f"measured: probe run {row['id']}, c=2"
 
