@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from calculators import catalog, cost, operating
+from calculators.scenario import DEFAULT_SCENARIO, replace_field
 from probes.results import reference
 from probes.results.store import RUN_SCHEMA, ResultStore
 from ui import results_view
@@ -190,3 +191,74 @@ def test_frames_and_figures_from_a_run():
     assert results_view.server_frame(run).empty
     with pytest.raises(ValueError, match="metric must be one of"):
         results_view.latency_figure(run, "nope")
+
+
+def _stored_reference_run(db: Path) -> tuple[int, dict]:
+    """The bundled 8B H100 run, saved into the real SQLite store as a user's own run would be."""
+    run = reference.load_run(REF_DIR / "probe-llama-3.1-8b-bf16.json")
+    return ResultStore(db).save_run(run), run
+
+
+@needs_refs
+def test_slo_operating_point_from_a_stored_run_moves_the_break_even(db: Path):
+    rid, run = _stored_reference_run(db)
+    at = _page()
+    rag = DEFAULT_SCENARIO
+    for field, value in (("traffic.requests_per_day", 500_000.0), ("traffic.input_tokens", 6000.0),
+                         ("traffic.cached_input_fraction", 0.0), ("api.input_usd_per_mtok", 3.0),
+                         ("api.cached_input_usd_per_mtok", 0.3), ("api.output_usd_per_mtok", 15.0)):
+        rag = replace_field(rag, field, value)
+    at.session_state["scenario"] = rag  # a 6,000-token RAG scenario, still on the default 3,400 tok/s
+    at.selectbox(key="res_run").set_value(f"store:{rid}").run()
+    before = cost.evaluate(at.session_state["scenario"])
+    at.number_input(key="res_run_view_slo_ttft").set_value(500.0).run()
+    at.number_input(key="res_run_view_slo_tpot").set_value(50.0).run()
+    at.selectbox(key="res_run_view_slo_pct").set_value("p90").run()
+    assert not at.exception, at.exception
+    # c=32 passes (TTFT p90 481 ms), c=128 fails (1,546 ms): interpolated between them
+    assert any(i.value.startswith("Interpolated at c≈") for i in at.info)
+    at.button(key="res_run_view_slo_use").click().run()
+    assert not at.exception, at.exception
+    op = operating.find_operating_point(run, operating.SloTarget(ttft_ms=500, tpot_ms=50), run_id=rid)
+    assert op.lower == 32 and op.upper == 128
+    s = at.session_state["scenario"]
+    assert s.self_host.output_tokens_per_s == round(op.decode_tokens_per_s, 1)
+    assert s.self_host.prefill_tokens_per_s == round(op.prefill_tokens_per_s, 1)
+    assert s.self_host.throughput_source.startswith(
+        f"measured run {rid} at SLO TTFT p90 ≤ 500 ms, TPOT p90 ≤ 50 ms, c≈")
+    assert any(f"measured run {rid}" in x.value for x in at.success)
+    assert any("input 6,000 vs 512 tokens (×11.7)" in w.value for w in at.warning)
+    after = cost.evaluate(s)
+    # input is no longer free: 6,000 prompt tokens take replica time, so more replicas and less savings
+    assert after.self_host.replicas > before.self_host.replicas
+    assert after.savings_usd_per_month < before.savings_usd_per_month
+    assert after.breakeven.utilization > before.breakeven.utilization  # the per-token break-even moved
+    # the Break-even page says where the number came from and keeps warning about the shape
+    at.switch_page("pages/1_Break_even.py").run()
+    assert not at.exception, at.exception
+    assert any(f"measured run {rid} at SLO" in c.value for c in at.caption)
+    assert any("input 6,000 vs 512 tokens (×11.7)" in w.value for w in at.warning)
+
+
+@needs_refs
+def test_slo_no_point_passes_is_said_and_nothing_is_applied(db: Path):
+    rid, _ = _stored_reference_run(db)
+    at = _page()
+    at.selectbox(key="res_run").set_value(f"store:{rid}").run()
+    before = at.session_state["scenario"]
+    at.number_input(key="res_run_view_slo_ttft").set_value(1.0).run()
+    assert any("No operating point: no measured point meets TTFT p90 ≤ 1 ms" in w.value for w in at.warning)
+    assert "res_run_view_slo_use" not in [b.key for b in at.button]
+    assert at.session_state["scenario"] == before
+
+
+@needs_refs
+def test_slo_not_binding_is_marked(db: Path):
+    rid, _ = _stored_reference_run(db)
+    at = _page()
+    at.selectbox(key="res_run").set_value(f"store:{rid}").run()
+    at.number_input(key="res_run_view_slo_ttft").set_value(0.0).run()
+    at.number_input(key="res_run_view_slo_tpot").set_value(100.0).run()
+    assert any("SLO not binding in measured range" in w.value for w in at.warning)
+    at.button(key="res_run_view_slo_use").click().run()
+    assert "(SLO not binding)" in at.session_state["scenario"].self_host.throughput_source
