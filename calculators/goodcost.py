@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GoodTokenCost", "good_fraction_from_samples", "good_fraction_of_point", "good_token_costs",
+__all__ = ["GoodTokenCost", "good_fraction_from_samples", "good_fraction_of_point", "good_fraction_at", "good_token_costs",
            "good_tokens_to_dict"]
 
 
@@ -160,3 +160,39 @@ def good_token_costs(*, self_host_usd_per_month: float, requests_per_month: floa
 def good_tokens_to_dict(g: GoodTokenCost) -> dict[str, Any]:
     """JSON-ready (the report's ``good_tokens``)."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in vars(g).items()}
+
+
+def good_fraction_at(run: Mapping[str, Any], op: Any) -> tuple[float | None, str]:
+    """The good fraction at an operating point (``calculators.operating.OperatingPoint``) of ``run``: each
+    bracketing measured point's (:func:`good_fraction_of_point`, targets = the SLO's), interpolated linearly in
+    load between ``op.lower`` and ``op.upper`` as the rates are; the lower point's alone when nothing brackets.
+
+    >>> from calculators.operating import OperatingPoint, SloTarget
+    >>> rec = lambda ttft: {"success": True, "ttft_ms": ttft, "latency_ms": ttft + 100, "output_tokens": 11}
+    >>> run = {"points": [{"concurrency": 1, "samples": [rec(100), rec(200)]},
+    ...                   {"concurrency": 3, "samples": [rec(100), rec(900)]}]}
+    >>> op = OperatingPoint("interpolated", "concurrency", 2.0, 1, 1, 1, 1, None, None, 1, 1,
+    ...                     SloTarget(ttft_ms=500), lower=1.0, upper=3.0)
+    >>> good_fraction_at(run, op)
+    (0.75, 'per-request records')
+    """
+    settings = run.get("settings") if isinstance(run.get("settings"), Mapping) else {}
+    measured = (_f(settings.get("goodput_ttft_ms")), _f(settings.get("goodput_tpot_ms")))
+    slo = op.slo
+    targets = (None if slo.ttft_ms is None else float(slo.ttft_ms), None if slo.tpot_ms is None else float(slo.tpot_ms))
+
+    def at(load: float | None) -> tuple[float | None, str]:
+        point = next((p for p in run.get("points") or [] if isinstance(p, Mapping)
+                      and _f(p.get(op.load_axis)) == load), None)
+        if point is None:
+            return None, f"no measured point at {op.load_axis} {load}"
+        return good_fraction_of_point(point, *targets, goodput_targets=measured)
+
+    lo, why = at(op.lower)
+    if lo is None or op.upper is None or op.lower is None or op.upper == op.lower or op.status == "extrapolated":
+        return lo, why
+    hi, why_hi = at(op.upper)
+    if hi is None:
+        return lo, why
+    t = min(max((op.load - op.lower) / (op.upper - op.lower), 0.0), 1.0)
+    return lo + t * (hi - lo), why

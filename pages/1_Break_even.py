@@ -7,7 +7,7 @@ Thin page: widgets (keys ``be_``) → ``Scenario`` (validated by ``replace_field
 import streamlit as st
 
 from calculators import operating
-from ui import cached, charts, inputs, state, traffic_view, widgets
+from ui import cached, charts, inputs, results_view, state, traffic_view, widgets
 
 st.set_page_config(page_title="Break-even · Self-host or API?", page_icon="📈", layout="wide")
 
@@ -56,6 +56,7 @@ if _shape_note:
     st.warning(_shape_note)
 report = cached.evaluate(scenario)
 inputs.api_prices_caption(scenario, report.rates)
+results_view.good_tokens_section(report.good_tokens, key="be")  # only with self_host.slo_good_fraction
 st.divider()
 verdict_col, io_col = st.columns([3, 1], gap="large")
 with verdict_col:

@@ -24,7 +24,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from calculators import operating
+from calculators import cost, goodcost, operating
+from calculators.scenario import apply_gpu, replace_field
 from probes.results import reference
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "rates_caption",
     "describe_operating_point",
     "slo_panel",
+    "good_tokens_frame",
+    "good_tokens_section",
 ]
 
 # run-JSON row key -> column heading
@@ -159,19 +162,62 @@ def show_charts(run: Mapping[str, Any], *, key: str, bench: Mapping[str, Any] | 
 
 
 def _apply(*, output_tokens_per_s: float, prefill_tokens_per_s: float | None, source: str, gpu_id: str | None,
-           tp: int) -> bool:
-    """Put the rates into the break-even scenario; an error message instead when a value is rejected."""
-    from ui.state import apply_operating_point  # noqa: PLC0415 - only on click
+           tp: int, good_fraction: float | None = None) -> bool:
+    """Put the rates (and the SLO's good fraction, None without an SLO) into the break-even scenario; an error
+    message instead when a value is rejected (the scenario is then unchanged)."""
+    from ui.state import apply_operating_point, get_scenario, set_scenario  # noqa: PLC0415 - only on click
 
+    before = get_scenario()
     try:
-        apply_operating_point(output_tokens_per_s=round(output_tokens_per_s, 1),
-                              prefill_tokens_per_s=None if prefill_tokens_per_s is None
-                              else round(prefill_tokens_per_s, 1),
-                              source=source, gpu=gpu_id, gpus_per_replica=tp)
+        s = apply_operating_point(output_tokens_per_s=round(output_tokens_per_s, 1),
+                                  prefill_tokens_per_s=None if prefill_tokens_per_s is None
+                                  else round(prefill_tokens_per_s, 1),
+                                  source=source, gpu=gpu_id, gpus_per_replica=tp)
+        set_scenario(replace_field(s, "self_host.slo_good_fraction",
+                                   None if good_fraction is None else round(good_fraction, 4)))
     except ValueError as exc:
+        set_scenario(before)
         st.error(f"Not applied: {exc}")
         return False
     return True
+
+
+def good_tokens_frame(g: goodcost.GoodTokenCost, measured_hit_rate: float | None = None) -> pd.DataFrame:
+    """The cost of good tokens beside the API's prices: output, input, cached input ($ per million tokens).
+
+    >>> g = goodcost.good_token_costs(self_host_usd_per_month=7300.0, requests_per_month=1e6, input_tokens=1000,
+    ...     output_tokens=500, good_fraction=0.8, prefill_share=0.25, api_input_usd_per_mtok=3.0,
+    ...     api_output_usd_per_mtok=15.0, api_cached_input_usd_per_mtok=0.3, cached_input_fraction=0.5)
+    >>> good_tokens_frame(g, 0.0)["self-host (good tokens, idle included)"].tolist()
+    ['$13.69/M', '$2.28/M', 'prefix-cache hit rate measured <0.1% (scenario assumes 50% cached)']
+    """
+    def usd(v: float | None) -> str:
+        return "n/a (no good tokens)" if v is None else f"${v:,.2f}/M"
+
+    def pct(v: float) -> str:
+        return "<0.1%" if 0 <= v < 0.001 else f"{v:.1%}"
+
+    hit = ("not measured" if measured_hit_rate is None else f"measured {pct(measured_hit_rate)}")
+    return pd.DataFrame({
+        "tokens": ["output", "input", "cached input"],
+        "self-host (good tokens, idle included)": [
+            usd(g.usd_per_m_output), usd(g.usd_per_m_input),
+            f"prefix-cache hit rate {hit} (scenario assumes {g.cached_input_fraction:.0%} cached)"],
+        "API": [f"${g.api_usd_per_m_output:,.2f}/M", f"${g.api_usd_per_m_input:,.2f}/M",
+                f"${g.api_usd_per_m_cached_input:,.2f}/M"],
+    })
+
+
+def good_tokens_section(g: goodcost.GoodTokenCost | None, *, key: str, measured_hit_rate: float | None = None) -> None:
+    """The compact cost-of-good-tokens table (nothing when the scenario has no SLO good fraction)."""
+    if g is None:
+        return
+    all_in = g.usd_per_m_good_output_all_in
+    st.markdown(f"**Cost of good tokens** — {g.good_fraction:.1%} of requests meet the SLO; the whole monthly bill "
+                f"(every replica all month, idle included, plus ops and fallback) over good tokens only: "
+                + ("no good tokens." if all_in is None else f"**${all_in:,.2f} per million good output tokens** "
+                   f"all-in; split by replica time ({g.prefill_share:.0%} prefill):"))
+    st.dataframe(good_tokens_frame(g, measured_hit_rate), hide_index=True, key=f"{key}_good_tokens")
 
 
 def _shape_warning(measured: tuple[float, float]) -> None:
@@ -281,14 +327,42 @@ def slo_panel(run: Mapping[str, Any], *, key: str, run_id: Any) -> operating.Ope
                                          "mean_input_tokens", "mean_output_tokens", "prefill_time_share",
                                          "decode_tokens_per_s", "prefill_tokens_per_s")}
     st.caption(rates_caption(rates))
+    good, good_from = goodcost.good_fraction_at(run, op)
+    hit = operating.measured_prefix_cache_hit_rate(run)
+    st.caption(f"Requests meeting the SLO there: {good:.1%} ({good_from})." if good is not None else
+               f"Requests meeting the SLO there: unknown ({good_from}); the cost of good tokens needs it.")
     _, gpu_id, tp = _gpu(run)
     source = operating.source_text(op)
+    if good is not None:
+        _preview_good_tokens(op, good, source, key=key, measured_hit_rate=hit, gpu_id=gpu_id, tp=tp)
     clicked = st.button("Use the SLO operating point in the break-even", key=f"{key}_slo_use")
     if clicked and _apply(output_tokens_per_s=op.decode_tokens_per_s, prefill_tokens_per_s=op.prefill_tokens_per_s,
-                          source=source, gpu_id=gpu_id, tp=tp):
+                          source=source, gpu_id=gpu_id, tp=tp, good_fraction=good):
         st.success(f"Applied: the Break-even page now uses {source}.")
         _shape_warning((op.mean_input_tokens, op.mean_output_tokens))
     return op
+
+
+def _preview_good_tokens(op: operating.OperatingPoint, good: float, source: str, *, key: str,
+                         measured_hit_rate: float | None, gpu_id: str | None, tp: int) -> None:
+    """The cost of good tokens for the current scenario with this operating point in it, as the button would
+    apply it (the run's GPU and its catalog price when it is in the catalog); nothing is applied."""
+    from ui.state import get_scenario  # noqa: PLC0415
+
+    s = get_scenario()
+    try:
+        if gpu_id is not None and gpu_id != s.self_host.gpu:
+            s = apply_gpu(s, gpu_id)
+        for dotted, value in (("self_host.gpus_per_replica", tp), ("self_host.output_tokens_per_s", round(op.decode_tokens_per_s, 1)),
+                              ("self_host.prefill_tokens_per_s", None if op.prefill_tokens_per_s is None
+                               else round(op.prefill_tokens_per_s, 1)),
+                              ("self_host.slo_good_fraction", round(good, 4)), ("self_host.throughput_source", source)):
+            s = replace_field(s, dotted, value)
+    except ValueError as exc:
+        st.caption(f"Cost of good tokens not shown: {exc}")
+        return
+    with st.expander("Cost of good tokens at the scenario's traffic, with this operating point"):
+        good_tokens_section(cost.evaluate(s).good_tokens, key=f"{key}_slo", measured_hit_rate=measured_hit_rate)
 
 
 def show_run(run: Mapping[str, Any], *, key: str, run_name: str, bench: Mapping[str, Any] | None = None,

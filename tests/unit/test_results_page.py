@@ -11,7 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from calculators import catalog, cost, operating
+from calculators import catalog, cost, goodcost, operating
 from calculators.scenario import DEFAULT_SCENARIO, replace_field
 from probes.results import reference
 from probes.results.store import RUN_SCHEMA, ResultStore
@@ -194,8 +194,9 @@ def test_frames_and_figures_from_a_run():
 
 
 def _stored_reference_run(db: Path) -> tuple[int, dict]:
-    """The bundled 8B H100 run, saved into the real SQLite store as a user's own run would be."""
-    run = reference.load_run(REF_DIR / "probe-llama-3.1-8b-bf16.json")
+    """The bundled 8B H100 run, per-request records included, saved into the real SQLite store as a user's own
+    run would be."""
+    run = reference.load_run(REF_DIR / "probe-llama-3.1-8b-bf16.json", keep_samples=True)
     return ResultStore(db).save_run(run), run
 
 
@@ -228,6 +229,11 @@ def test_slo_operating_point_from_a_stored_run_moves_the_break_even(db: Path):
         f"measured run {rid} at SLO TTFT p90 ≤ 500 ms, TPOT p90 ≤ 50 ms, c≈")
     assert any(f"measured run {rid}" in x.value for x in at.success)
     assert any("input 6,000 vs 512 tokens (×11.7)" in w.value for w in at.warning)
+    good, source = goodcost.good_fraction_at(run, op)
+    assert source == "per-request records" and 0 < good <= 1
+    assert s.self_host.slo_good_fraction == round(good, 4)
+    assert any(f"Requests meeting the SLO there: {good:.1%} (per-request records)" in c.value for c in at.caption)
+    assert any("self-host (good tokens, idle included)" in d.value.columns for d in at.dataframe)  # the preview
     after = cost.evaluate(s)
     # input is no longer free: 6,000 prompt tokens take replica time, so more replicas and less savings
     assert after.self_host.replicas > before.self_host.replicas
@@ -238,6 +244,13 @@ def test_slo_operating_point_from_a_stored_run_moves_the_break_even(db: Path):
     assert not at.exception, at.exception
     assert any(f"measured run {rid} at SLO" in c.value for c in at.caption)
     assert any("input 6,000 vs 512 tokens (×11.7)" in w.value for w in at.warning)
+    # and the cost of good tokens, idle included, next to the API's prices
+    assert any("Cost of good tokens" in m.value for m in at.markdown)
+    (table,) = [d.value for d in at.dataframe if "self-host (good tokens, idle included)" in d.value.columns]
+    g = after.good_tokens
+    assert table["self-host (good tokens, idle included)"].tolist()[:2] == [
+        f"${g.usd_per_m_output:,.2f}/M", f"${g.usd_per_m_input:,.2f}/M"]
+    assert table["API"].tolist() == ["$15.00/M", "$3.00/M", "$0.30/M"]
 
 
 @needs_refs
