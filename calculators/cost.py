@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from calculators import apirates, catalog
+from calculators import apirates, catalog, goodcost
 from calculators.scenario import LIMITS, PRICE_FIELDS, Scenario, scenario_to_dict
 from calculators.validation import require_finite, require_int
 
@@ -428,6 +428,7 @@ class Report:
     verdict: str  # "api" | "self_host"
     reasons: tuple[str, ...]
     rates: ApiRates | None = None  # the API rates applied and why (always set by ``evaluate``)
+    good_tokens: goodcost.GoodTokenCost | None = None  # only when the scenario has self_host.slo_good_fraction
 
 
 def evaluate(s: Scenario) -> Report:
@@ -476,7 +477,23 @@ def evaluate(s: Scenario) -> Report:
     savings = api_month - self_month
     verdict = "self_host" if savings >= 0 else "api"
     reasons = _reasons(s, api, host, breakeven, verdict) + rates.explanation
-    return Report(s, api, host, breakeven, savings, verdict, reasons, rates)
+    return Report(s, api, host, breakeven, savings, verdict, reasons, rates, _good_tokens(s, rates, host, req_month))
+
+
+def _good_tokens(s: Scenario, rates: ApiRates, host: SelfHostResult, req_month: float) -> goodcost.GoodTokenCost | None:
+    """The cost of good tokens (``calculators.goodcost``) when the scenario says what share of requests meets the
+    SLO; the bill is split by the replica time prefill takes (0 without a prefill rate)."""
+    t, h = s.traffic, s.self_host
+    if h.slo_good_fraction is None:
+        return None
+    prefill_s = 0.0 if h.prefill_tokens_per_s is None else \
+        t.input_tokens * (1 - t.cached_input_fraction) / h.prefill_tokens_per_s
+    return goodcost.good_token_costs(
+        self_host_usd_per_month=host.usd_per_month, requests_per_month=req_month, input_tokens=t.input_tokens,
+        output_tokens=t.output_tokens, good_fraction=h.slo_good_fraction,
+        prefill_share=min(prefill_s / host.busy_s_per_request, 1.0), api_input_usd_per_mtok=rates.input_usd_per_mtok,
+        api_output_usd_per_mtok=rates.output_usd_per_mtok, api_cached_input_usd_per_mtok=rates.cached_input_usd_per_mtok,
+        fallback_fraction=h.fallback_fraction, cached_input_fraction=t.cached_input_fraction)
 
 
 def _per_mtok(usd: float, tokens: float) -> float | None:
@@ -551,7 +568,8 @@ def _clean(v: Any) -> Any:
 
 
 def report_to_dict(r: Report) -> dict[str, Any]:
-    """The JSON form of a Report (``python -m calculators evaluate`` prints it); None becomes null."""
+    """The JSON form of a Report (``python -m calculators evaluate`` prints it); None becomes null.
+    ``good_tokens`` (the cost of good tokens) is there only when the scenario has ``self_host.slo_good_fraction``."""
     a, h, b = r.api, r.self_host, r.breakeven
     return {
         "scenario": scenario_to_dict(r.scenario),
@@ -563,6 +581,7 @@ def report_to_dict(r: Report) -> dict[str, Any]:
         "savings_usd_per_month": r.savings_usd_per_month,
         "verdict": r.verdict,
         "reasons": list(r.reasons),
+        **({} if r.good_tokens is None else {"good_tokens": goodcost.good_tokens_to_dict(r.good_tokens)}),
         "api_rates": None if r.rates is None else {k: _clean(v) for k, v in vars(r.rates).items()}
         | {"explanation": list(r.rates.explanation),
            "listed_usd_per_mtok": {k.removesuffix("_usd_per_mtok"): getattr(r.scenario.api, k)

@@ -136,6 +136,7 @@ _SPECS: dict[str, dict[str, _Spec]] = {
         "ops_usd_per_month": _Spec("float", "ops", 0, 1e9),
         "fallback_fraction": _Spec("float", "fb", 0, 1),
         "throughput_source": _Spec("str", "src", high=200),
+        "slo_good_fraction": _Spec("opt_float", "good", 0, 1),
     },
     "context": {
         "needs_frontier_quality": _Spec("bool", "frontier"),
@@ -267,6 +268,7 @@ class SelfHost:
     ops_usd_per_month: float = 0.0
     fallback_fraction: float = 0.0
     throughput_source: str = "user input"
+    slo_good_fraction: float | None = None  # share of requests meeting the SLO at this point (calculators.goodcost)
 
     def __post_init__(self) -> None:
         _validate_section(self, "self_host")
@@ -335,7 +337,8 @@ def scenario_from_dict(d: Mapping[str, Any]) -> Scenario:
     are required and cached defaults to input. ``[self_host]`` gpu and output_tokens_per_s (required),
     gpus_per_replica (1), gpu_usd_per_hour (the median of that GPU's on-demand rows, ``calculators.gpuprices``), prefill_tokens_per_s (none: capacity set by
     output tokens alone), min_replicas (1), ops_usd_per_month (0), fallback_fraction (0),
-    throughput_source ("user input"). ``[context]`` needs_frontier_quality (false), fine_tuned_model
+    throughput_source ("user input"), slo_good_fraction (none: the report has no ``good_tokens``; else the
+    share of requests meeting the latency SLO at the measured point, ``calculators.goodcost``). ``[context]`` needs_frontier_quality (false), fine_tuned_model
     (false), has_gpu_expertise (true). Optional top-level ``name`` and ``description``.
 
     >>> scenario_from_dict({"trafic": {}})

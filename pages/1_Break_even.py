@@ -6,7 +6,8 @@ Thin page: widgets (keys ``be_``) → ``Scenario`` (validated by ``replace_field
 
 import streamlit as st
 
-from ui import cached, charts, inputs, state, traffic_view, widgets
+from calculators import operating
+from ui import cached, charts, inputs, results_view, state, traffic_view, widgets
 
 st.set_page_config(page_title="Break-even · Self-host or API?", page_icon="📈", layout="wide")
 
@@ -48,8 +49,14 @@ st.caption(
     f"Self-host throughput: {scenario.self_host.output_tokens_per_s:,.0f} output tokens/s per replica, "
     f"source: **{scenario.self_host.throughput_source}**."
 )
+_measured = operating.measured_shape(scenario.self_host.throughput_source)
+_shape_note = _measured and operating.shape_warning(_measured, scenario.traffic.input_tokens,
+                                                    scenario.traffic.output_tokens)
+if _shape_note:
+    st.warning(_shape_note)
 report = cached.evaluate(scenario)
 inputs.api_prices_caption(scenario, report.rates)
+results_view.good_tokens_section(report.good_tokens, key="be")  # only with self_host.slo_good_fraction
 st.divider()
 verdict_col, io_col = st.columns([3, 1], gap="large")
 with verdict_col:

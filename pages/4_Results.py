@@ -185,7 +185,7 @@ if choice.startswith("store:"):
     c[0].download_button("Export JSON", data=data, file_name=f"probe-run-{rid}.json", mime="application/json",
                          key="res_export", on_click="ignore")
     c[1].button("Delete run", key="res_delete", on_click=_delete, args=(store, rid))
-    results_view.show_run(run, key="res_run_view", run_name=f"probe run {rid}")
+    results_view.show_run(run, key="res_run_view", run_name=f"probe run {rid}", run_id=rid)
 else:
     ref = next(r for r in refs if f"ref:{r['key']}" == choice)
     st.info(f"**{ref['label']}** ({ref['name']}): measured on a rented GPU and shipped with the app; "
@@ -198,4 +198,5 @@ else:
     st.download_button("Export JSON", data=Path(ref["path"]).read_bytes(), file_name=Path(ref["path"]).name,
                        mime="application/json", key="res_export", on_click="ignore")
     results_view.show_run(run, key="res_run_view", bench=bench,
-                          run_name=f"reference {ref['name']} ({ref['label'].removeprefix('reference: ')})")
+                          run_name=f"reference {ref['name']} ({ref['label'].removeprefix('reference: ')})",
+                          run_id=ref["key"])

@@ -121,6 +121,7 @@ def self_hosts(*, tiny: bool = False) -> st.SearchStrategy[SelfHost]:
         output_tokens_per_s=fv(f + "output_tokens_per_s"),
         gpus_per_replica=fv(f + "gpus_per_replica"),
         prefill_tokens_per_s=st.none() | fv(f + "prefill_tokens_per_s"),
+        slo_good_fraction=st.none() | fv(f + "slo_good_fraction"),
         min_replicas=fv(f + "min_replicas"),
         ops_usd_per_month=fv(f + "ops_usd_per_month"),
         fallback_fraction=fv(f + "fallback_fraction"),

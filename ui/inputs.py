@@ -147,6 +147,16 @@ SELF_HOST = (
         optional=True,
         help="optional; empty means capacity is set by output tokens alone",
     ),
+    _num(
+        "be_slo_good_fraction",
+        "self_host.slo_good_fraction",
+        "Share of requests meeting the SLO",
+        0.01,
+        "%.4f",
+        optional=True,
+        help="optional (set by the Results page's SLO panel from a run's per-request records); when set, the "
+             "cost of good tokens is shown",
+    ),
 )
 OPS = (
     _num(

@@ -27,6 +27,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from calculators import cost, goodcost, operating
+from calculators.scenario import apply_gpu, replace_field
 from probes.results import reference
 from probes.results.store import RunFilter
 
@@ -48,6 +50,11 @@ __all__ = [
     "FILTER_PARAMS",
     "filter_params",
     "filter_state_from_params",
+    "rates_caption",
+    "describe_operating_point",
+    "slo_panel",
+    "good_tokens_frame",
+    "good_tokens_section",
 ]
 
 # Results-page filter widget key -> URL query key (prefixed: the scenario owns short keys such as ``gpu``)
@@ -233,37 +240,212 @@ def show_charts(run: Mapping[str, Any], *, key: str, bench: Mapping[str, Any] | 
         right.plotly_chart(energy, key=f"{key}_chart_energy")
 
 
+def _apply(*, output_tokens_per_s: float, prefill_tokens_per_s: float | None, source: str, gpu_id: str | None,
+           tp: int, good_fraction: float | None = None) -> bool:
+    """Put the rates (and the SLO's good fraction, None without an SLO) into the break-even scenario; an error
+    message instead when a value is rejected (the scenario is then unchanged)."""
+    from ui.state import apply_operating_point, get_scenario, set_scenario  # noqa: PLC0415 - only on click
+
+    before = get_scenario()
+    try:
+        s = apply_operating_point(output_tokens_per_s=round(output_tokens_per_s, 1),
+                                  prefill_tokens_per_s=None if prefill_tokens_per_s is None
+                                  else round(prefill_tokens_per_s, 1),
+                                  source=source, gpu=gpu_id, gpus_per_replica=tp)
+        set_scenario(replace_field(s, "self_host.slo_good_fraction",
+                                   None if good_fraction is None else round(good_fraction, 4)))
+    except ValueError as exc:
+        set_scenario(before)
+        st.error(f"Not applied: {exc}")
+        return False
+    return True
+
+
+def good_tokens_frame(g: goodcost.GoodTokenCost, measured_hit_rate: float | None = None) -> pd.DataFrame:
+    """The cost of good tokens beside the API's prices: output, input, cached input ($ per million tokens).
+
+    >>> g = goodcost.good_token_costs(self_host_usd_per_month=7300.0, requests_per_month=1e6, input_tokens=1000,
+    ...     output_tokens=500, good_fraction=0.8, prefill_share=0.25, api_input_usd_per_mtok=3.0,
+    ...     api_output_usd_per_mtok=15.0, api_cached_input_usd_per_mtok=0.3, cached_input_fraction=0.5)
+    >>> good_tokens_frame(g, 0.0)["self-host (good tokens, idle included)"].tolist()
+    ['$13.69/M', '$2.28/M', 'prefix-cache hit rate measured <0.1% (scenario assumes 50% cached)']
+    """
+    def usd(v: float | None) -> str:
+        return "n/a (no good tokens)" if v is None else f"${v:,.2f}/M"
+
+    def pct(v: float) -> str:
+        return "<0.1%" if 0 <= v < 0.001 else f"{v:.1%}"
+
+    hit = ("not measured" if measured_hit_rate is None else f"measured {pct(measured_hit_rate)}")
+    return pd.DataFrame({
+        "tokens": ["output", "input", "cached input"],
+        "self-host (good tokens, idle included)": [
+            usd(g.usd_per_m_output), usd(g.usd_per_m_input),
+            f"prefix-cache hit rate {hit} (scenario assumes {g.cached_input_fraction:.0%} cached)"],
+        "API": [f"${g.api_usd_per_m_output:,.2f}/M", f"${g.api_usd_per_m_input:,.2f}/M",
+                f"${g.api_usd_per_m_cached_input:,.2f}/M"],
+    })
+
+
+def good_tokens_section(g: goodcost.GoodTokenCost | None, *, key: str, measured_hit_rate: float | None = None) -> None:
+    """The compact cost-of-good-tokens table (nothing when the scenario has no SLO good fraction)."""
+    if g is None:
+        return
+    all_in = g.usd_per_m_good_output_all_in
+    st.markdown(f"**Cost of good tokens** — {g.good_fraction:.1%} of requests meet the SLO; the whole monthly bill "
+                f"(every replica all month, idle included, plus ops and fallback) over good tokens only: "
+                + ("no good tokens." if all_in is None else f"**${all_in:,.2f} per million good output tokens** "
+                   f"all-in; split by replica time ({g.prefill_share:.0%} prefill):"))
+    st.dataframe(good_tokens_frame(g, measured_hit_rate), hide_index=True, key=f"{key}_good_tokens")
+
+
+def _shape_warning(measured: tuple[float, float]) -> None:
+    """Warn when the break-even scenario's request shape is not the one measured."""
+    from ui.state import get_scenario  # noqa: PLC0415 - the scenario lives in the session
+
+    t = get_scenario().traffic
+    warning = operating.shape_warning(measured, t.input_tokens, t.output_tokens)
+    if warning:
+        st.warning(warning)
+
+
+def rates_caption(rates: Mapping[str, Any]) -> str:
+    """What a point's rates become in the break-even (measured rates, then the split the cost model uses).
+
+    >>> rates_caption({"output_tokens_per_s": 900.0, "input_tokens_per_s": 1800.0, "requests_per_s": 3.5,
+    ...     "mean_input_tokens": 512.0, "mean_output_tokens": 256.0, "prefill_time_share": 0.1,
+    ...     "decode_tokens_per_s": 1000.0, "prefill_tokens_per_s": 18000.0})
+    'Measured 900 output tok/s + 1,800 input tok/s (3.5 req/s of 512 in / 256 out tokens). The break-even gets \
+1,000 output tok/s + 18,000 prefill tok/s: a request spends 10% of its life before its first token, so at this \
+shape it gives back the measured req/s.'
+    """
+    head = (f"Measured {rates['output_tokens_per_s']:,.0f} output tok/s + {rates['input_tokens_per_s']:,.0f} input "
+            f"tok/s ({rates['requests_per_s']:,.3g} req/s of {rates['mean_input_tokens']:,.0f} in / "
+            f"{rates['mean_output_tokens']:,.0f} out tokens).")
+    if rates.get("prefill_tokens_per_s") is None:
+        return head + " No mean TTFT/E2EL to split prefill from decode: the break-even counts output tokens only."
+    return (head + f" The break-even gets {rates['decode_tokens_per_s']:,.0f} output tok/s + "
+            f"{rates['prefill_tokens_per_s']:,.0f} prefill tok/s: a request spends "
+            f"{rates['prefill_time_share']:.0%} of its life before its first token, so at this shape it gives back "
+            "the measured req/s.")
+
+
+def _gpu(run: Mapping[str, Any]) -> tuple[str | None, str | None, int]:
+    gpu_name = (run.get("gpu") or {}).get("name") if isinstance(run.get("gpu"), Mapping) else None
+    return gpu_name, reference.gpu_catalog_id(gpu_name), reference.tensor_parallel_size(run)
+
+
 def use_point_panel(run: Mapping[str, Any], *, key: str, run_name: str) -> None:
-    """Pick a point (the best one preselected) and put its throughput into the break-even scenario."""
+    """Pick a point (the best one preselected) and put its rates into the break-even scenario: the output
+    rate AND the prefill rate at the measured request shape (``calculators.operating.point_rates``)."""
     points = [p for p in run.get("points") or [] if (p.get("output_tokens_per_s") or 0) > 0]
     if not points:
         st.caption("No point with a throughput to use in the break-even.")
         return
     best = reference.best_index({**run, "points": points})
-    gpu_name = (run.get("gpu") or {}).get("name") if isinstance(run.get("gpu"), Mapping) else None
-    gpu_id = reference.gpu_catalog_id(gpu_name)
-    tp = reference.tensor_parallel_size(run)
+    gpu_name, gpu_id, tp = _gpu(run)
     i = st.selectbox("Operating point", range(len(points)), index=best, key=f"{key}_point",
                      format_func=lambda j: point_label(points[j]) + (" — best" if j == best else ""))
-    if st.button("Use this operating point in the break-even", key=f"{key}_use"):
-        from ui.state import apply_operating_point  # noqa: PLC0415 - only on click
-
-        point = points[int(i)]
-        try:
-            apply_operating_point(output_tokens_per_s=round(float(point["output_tokens_per_s"]), 1),
-                                  source=reference.operating_point_source(run_name, point),
-                                  gpu=gpu_id, gpus_per_replica=tp)
-        except ValueError as exc:
-            st.error(f"Not applied: {exc}")
-        else:
-            st.success(f"Applied: the Break-even page now uses {point['output_tokens_per_s']:,.0f} output tok/s "
-                       f"per replica ({tp} × {gpu_id or 'the scenario GPU'}).")
+    point = points[int(i)]
+    rates = operating.point_rates(point, operating.measured_prefix_cache_hit_rate(run))
+    st.caption(rates_caption(rates))
+    clicked = st.button("Use this operating point in the break-even", key=f"{key}_use")
+    if clicked and _apply(output_tokens_per_s=float(rates["decode_tokens_per_s"] or 0.0),
+                          prefill_tokens_per_s=rates["prefill_tokens_per_s"],
+                          source=reference.operating_point_source(run_name, point), gpu_id=gpu_id, tp=tp):
+        st.success(f"Applied: the Break-even page now uses {point['output_tokens_per_s']:,.0f} measured output "
+                   f"tok/s per replica ({tp} × {gpu_id or 'the scenario GPU'}), prefill included.")
+        _shape_warning((float(rates["mean_input_tokens"] or 0.0), float(rates["mean_output_tokens"] or 0.0)))
     if gpu_id is None:
         st.caption(f"GPU {gpu_name or 'not recorded'}: not in the GPU catalog, so the scenario's GPU is kept.")
 
 
+def describe_operating_point(op: operating.OperatingPoint) -> str:
+    """One line for the SLO panel.
+
+    >>> op = operating.OperatingPoint("interpolated", "concurrency", 33.75, 3525.8, 7051.7, 13.77, 4135.3,
+    ...     47846.5, 0.147, 512.0, 256.0, operating.SloTarget(ttft_ms=500, tpot_ms=50),
+    ...     latency_ms={"ttft_ms": 500.0, "tpot_ms": 8.66})
+    >>> describe_operating_point(op)
+    'Interpolated at c≈33.8: 3,526 output tok/s + 7,052 input tok/s per replica (13.8 req/s); TTFT p90 500 ms, \
+TPOT p90 8.66 ms.'
+    """
+    head = {"measured": "Measured point", "interpolated": "Interpolated", "not_binding":
+            "Best measured point (SLO not binding in measured range)", "extrapolated": "EXTRAPOLATED"}[op.status]
+    approx = "≈" if op.status in ("interpolated", "extrapolated") else "="
+    where = f"{op.load:.3g} req/s" if op.load_axis == "request_rate" else f"c{approx}{op.load:.3g}"
+    lat = ", ".join(f"{'TTFT' if m == 'ttft_ms' else 'TPOT'} {op.slo.percentile} {v:,.3g} ms"
+                    for m, v in op.latency_ms.items())
+    return (f"{head} at {where}: {op.output_tokens_per_s:,.0f} output tok/s + {op.input_tokens_per_s:,.0f} input "
+            f"tok/s per replica ({op.requests_per_s:,.3g} req/s)" + (f"; {lat}." if lat else "."))
+
+
+def slo_panel(run: Mapping[str, Any], *, key: str, run_id: Any) -> operating.OperatingPoint | None:
+    """SLO targets and a percentile -> the run's operating point under them (``calculators.operating``), and a
+    button that puts it into the break-even with both rates and "measured run <id> at SLO ..." as its source.
+    Widget keys ``<key>_slo_*``; returns the operating point (None when none meets the SLO)."""
+    c = st.columns([1, 1, 1, 1])
+    ttft = c[0].number_input("TTFT target (ms, 0 = none)", min_value=0.0, max_value=1e7, value=500.0,
+                             step=50.0, key=f"{key}_slo_ttft")
+    tpot = c[1].number_input("TPOT target (ms, 0 = none)", min_value=0.0, max_value=1e6, value=50.0,
+                             step=5.0, key=f"{key}_slo_tpot")
+    pct = c[2].selectbox("Percentile", list(operating.PERCENTILES), index=1, key=f"{key}_slo_pct")
+    extra = c[3].checkbox("Extrapolate past the measured range", value=False, key=f"{key}_slo_extra",
+                          help="Only when every measured point meets the SLO: continue the last two points' "
+                               "lines to the target (at most twice the top load). Marked EXTRAPOLATED.")
+    try:
+        slo = operating.SloTarget(ttft_ms=ttft or None, tpot_ms=tpot or None, percentile=pct)
+        op = operating.find_operating_point(run, slo, run_id=run_id, extrapolate=extra)
+    except ValueError as exc:  # SloNotMet included
+        st.warning(f"No operating point: {exc}")
+        return None
+    (st.warning if op.extrapolated or not op.binding else st.info)(describe_operating_point(op))
+    for note in op.notes:
+        st.caption(note)
+    rates = {k: getattr(op, k) for k in ("output_tokens_per_s", "input_tokens_per_s", "requests_per_s",
+                                         "mean_input_tokens", "mean_output_tokens", "prefill_time_share",
+                                         "decode_tokens_per_s", "prefill_tokens_per_s")}
+    st.caption(rates_caption(rates))
+    good, good_from = goodcost.good_fraction_at(run, op)
+    hit = operating.measured_prefix_cache_hit_rate(run)
+    st.caption(f"Requests meeting the SLO there: {good:.1%} ({good_from})." if good is not None else
+               f"Requests meeting the SLO there: unknown ({good_from}); the cost of good tokens needs it.")
+    _, gpu_id, tp = _gpu(run)
+    source = operating.source_text(op)
+    if good is not None:
+        _preview_good_tokens(op, good, source, key=key, measured_hit_rate=hit, gpu_id=gpu_id, tp=tp)
+    clicked = st.button("Use the SLO operating point in the break-even", key=f"{key}_slo_use")
+    if clicked and _apply(output_tokens_per_s=op.decode_tokens_per_s, prefill_tokens_per_s=op.prefill_tokens_per_s,
+                          source=source, gpu_id=gpu_id, tp=tp, good_fraction=good):
+        st.success(f"Applied: the Break-even page now uses {source}.")
+        _shape_warning((op.mean_input_tokens, op.mean_output_tokens))
+    return op
+
+
+def _preview_good_tokens(op: operating.OperatingPoint, good: float, source: str, *, key: str,
+                         measured_hit_rate: float | None, gpu_id: str | None, tp: int) -> None:
+    """The cost of good tokens for the current scenario with this operating point in it, as the button would
+    apply it (the run's GPU and its catalog price when it is in the catalog); nothing is applied."""
+    from ui.state import get_scenario  # noqa: PLC0415
+
+    s = get_scenario()
+    try:
+        if gpu_id is not None and gpu_id != s.self_host.gpu:
+            s = apply_gpu(s, gpu_id)
+        for dotted, value in (("self_host.gpus_per_replica", tp), ("self_host.output_tokens_per_s", round(op.decode_tokens_per_s, 1)),
+                              ("self_host.prefill_tokens_per_s", None if op.prefill_tokens_per_s is None
+                               else round(op.prefill_tokens_per_s, 1)),
+                              ("self_host.slo_good_fraction", round(good, 4)), ("self_host.throughput_source", source)):
+            s = replace_field(s, dotted, value)
+    except ValueError as exc:
+        st.caption(f"Cost of good tokens not shown: {exc}")
+        return
+    with st.expander("Cost of good tokens at the scenario's traffic, with this operating point"):
+        good_tokens_section(cost.evaluate(s).good_tokens, key=f"{key}_slo", measured_hit_rate=measured_hit_rate)
+
+
 def show_run(run: Mapping[str, Any], *, key: str, run_name: str, bench: Mapping[str, Any] | None = None,
-             use_button: bool = True) -> None:
+             use_button: bool = True, run_id: Any = None) -> None:
     """Everything about one run: status, error, notes, points table, charts, server metrics, vLLM bench
     side by side (when ``bench`` is given) and the "use in break-even" panel."""
     status = run.get("status")
@@ -298,5 +480,7 @@ def show_run(run: Mapping[str, Any], *, key: str, run_name: str, bench: Mapping[
     for note in run.get("notes") or []:
         st.caption(f"Note: {note}")
     if use_button:
+        st.subheader("Operating point under a latency SLO")
+        slo_panel(run, key=key, run_id=run.get("run_id") if run_id is None else run_id)
         st.subheader("Use in the break-even")
         use_point_panel(run, key=key, run_name=run_name)

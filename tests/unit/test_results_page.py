@@ -11,7 +11,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from calculators import catalog
+from calculators import catalog, cost, goodcost, operating
+from calculators.scenario import DEFAULT_SCENARIO, replace_field
 from probes.results import reference
 from probes.results.store import RUN_SCHEMA, ResultStore
 from ui import results_view
@@ -79,7 +80,13 @@ def test_use_in_break_even_takes_the_reference_best_point(db: Path):
     at.button(key="res_run_view_use").click().run()
     assert not at.exception, at.exception
     s = at.session_state["scenario"]
-    assert s.self_host.output_tokens_per_s == round(best["output_tokens_per_s"], 1)
+    rates = operating.point_rates(best)  # both rates kept: the prefill rate is no longer dropped
+    assert s.self_host.output_tokens_per_s == round(rates["decode_tokens_per_s"], 1)
+    assert s.self_host.prefill_tokens_per_s == round(rates["prefill_tokens_per_s"], 1)
+    # at the measured shape (512 in / 256 out) the break-even gives back the measured requests/s
+    busy = cost.replica_busy_s_per_request(256, s.self_host.output_tokens_per_s, 512, 0.0,
+                                           s.self_host.prefill_tokens_per_s)
+    assert busy == pytest.approx(1 / best["requests_per_s"], rel=1e-4)
     assert s.self_host.gpu == "h100-sxm" and s.self_host.gpus_per_replica == 1
     assert s.self_host.throughput_source == (
         f"measured: reference llama-3.1-8b-bf16 ({REF_LABEL.removeprefix('reference: ')}), "
@@ -111,7 +118,8 @@ def test_import_a_run_json_and_use_a_point(db: Path):
     assert row["model"] == "imported-model"
     at.button(key="res_run_view_use").click().run()
     s = at.session_state["scenario"]
-    assert s.self_host.output_tokens_per_s == 20.0
+    assert s.self_host.output_tokens_per_s == 20.0  # no token counts or mean TTFT/E2EL: output tokens only
+    assert s.self_host.prefill_tokens_per_s is None
     assert s.self_host.gpu == "a100-80gb" and s.self_host.gpus_per_replica == 2
     assert s.self_host.throughput_source == f"measured: probe run {row['id']}, c=2"
 
@@ -183,3 +191,87 @@ def test_frames_and_figures_from_a_run():
     assert results_view.server_frame(run).empty
     with pytest.raises(ValueError, match="metric must be one of"):
         results_view.latency_figure(run, "nope")
+
+
+def _stored_reference_run(db: Path) -> tuple[int, dict]:
+    """The bundled 8B H100 run, per-request records included, saved into the real SQLite store as a user's own
+    run would be."""
+    run = reference.load_run(REF_DIR / "probe-llama-3.1-8b-bf16.json", keep_samples=True)
+    return ResultStore(db).save_run(run), run
+
+
+@needs_refs
+def test_slo_operating_point_from_a_stored_run_moves_the_break_even(db: Path):
+    rid, run = _stored_reference_run(db)
+    at = _page()
+    rag = DEFAULT_SCENARIO
+    for field, value in (("traffic.requests_per_day", 500_000.0), ("traffic.input_tokens", 6000.0),
+                         ("traffic.cached_input_fraction", 0.0), ("api.input_usd_per_mtok", 3.0),
+                         ("api.cached_input_usd_per_mtok", 0.3), ("api.output_usd_per_mtok", 15.0)):
+        rag = replace_field(rag, field, value)
+    at.session_state["scenario"] = rag  # a 6,000-token RAG scenario, still on the default 3,400 tok/s
+    at.selectbox(key="res_run").set_value(f"store:{rid}").run()
+    before = cost.evaluate(at.session_state["scenario"])
+    at.number_input(key="res_run_view_slo_ttft").set_value(500.0).run()
+    at.number_input(key="res_run_view_slo_tpot").set_value(50.0).run()
+    at.selectbox(key="res_run_view_slo_pct").set_value("p90").run()
+    assert not at.exception, at.exception
+    # c=32 passes (TTFT p90 481 ms), c=128 fails (1,546 ms): interpolated between them
+    assert any(i.value.startswith("Interpolated at c≈") for i in at.info)
+    at.button(key="res_run_view_slo_use").click().run()
+    assert not at.exception, at.exception
+    op = operating.find_operating_point(run, operating.SloTarget(ttft_ms=500, tpot_ms=50), run_id=rid)
+    assert op.lower == 32 and op.upper == 128
+    s = at.session_state["scenario"]
+    assert s.self_host.output_tokens_per_s == round(op.decode_tokens_per_s, 1)
+    assert s.self_host.prefill_tokens_per_s == round(op.prefill_tokens_per_s, 1)
+    assert s.self_host.throughput_source.startswith(
+        f"measured run {rid} at SLO TTFT p90 ≤ 500 ms, TPOT p90 ≤ 50 ms, c≈")
+    assert any(f"measured run {rid}" in x.value for x in at.success)
+    assert any("input 6,000 vs 512 tokens (×11.7)" in w.value for w in at.warning)
+    good, source = goodcost.good_fraction_at(run, op)
+    assert source == "per-request records" and 0 < good <= 1
+    assert s.self_host.slo_good_fraction == round(good, 4)
+    assert any(f"Requests meeting the SLO there: {good:.1%} (per-request records)" in c.value for c in at.caption)
+    assert any("self-host (good tokens, idle included)" in d.value.columns for d in at.dataframe)  # the preview
+    after = cost.evaluate(s)
+    # input is no longer free: 6,000 prompt tokens take replica time, so more replicas and less savings
+    assert after.self_host.replicas > before.self_host.replicas
+    assert after.savings_usd_per_month < before.savings_usd_per_month
+    assert after.breakeven.utilization > before.breakeven.utilization  # the per-token break-even moved
+    # the Break-even page says where the number came from and keeps warning about the shape
+    at.switch_page("pages/1_Break_even.py").run()
+    assert not at.exception, at.exception
+    assert any(f"measured run {rid} at SLO" in c.value for c in at.caption)
+    assert any("input 6,000 vs 512 tokens (×11.7)" in w.value for w in at.warning)
+    # and the cost of good tokens, idle included, next to the API's prices
+    assert any("Cost of good tokens" in m.value for m in at.markdown)
+    (table,) = [d.value for d in at.dataframe if "self-host (good tokens, idle included)" in d.value.columns]
+    g = after.good_tokens
+    assert table["self-host (good tokens, idle included)"].tolist()[:2] == [
+        f"${g.usd_per_m_output:,.2f}/M", f"${g.usd_per_m_input:,.2f}/M"]
+    assert table["API"].tolist() == ["$15.00/M", "$3.00/M", "$0.30/M"]
+
+
+@needs_refs
+def test_slo_no_point_passes_is_said_and_nothing_is_applied(db: Path):
+    rid, _ = _stored_reference_run(db)
+    at = _page()
+    at.selectbox(key="res_run").set_value(f"store:{rid}").run()
+    before = at.session_state["scenario"]
+    at.number_input(key="res_run_view_slo_ttft").set_value(1.0).run()
+    assert any("No operating point: no measured point meets TTFT p90 ≤ 1 ms" in w.value for w in at.warning)
+    assert "res_run_view_slo_use" not in [b.key for b in at.button]
+    assert at.session_state["scenario"] == before
+
+
+@needs_refs
+def test_slo_not_binding_is_marked(db: Path):
+    rid, _ = _stored_reference_run(db)
+    at = _page()
+    at.selectbox(key="res_run").set_value(f"store:{rid}").run()
+    at.number_input(key="res_run_view_slo_ttft").set_value(0.0).run()
+    at.number_input(key="res_run_view_slo_tpot").set_value(100.0).run()
+    assert any("SLO not binding in measured range" in w.value for w in at.warning)
+    at.button(key="res_run_view_slo_use").click().run()
+    assert "(SLO not binding)" in at.session_state["scenario"].self_host.throughput_source
