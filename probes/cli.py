@@ -82,6 +82,14 @@ def _fraction_or_more(text: str) -> float:
     return value
 
 
+class _JoinUrls(argparse.Action):
+    """``--endpoint A B`` is stored as ``"A,B"`` (one URL stays itself): the form ProbeRequest takes."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, ",".join(values))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m probes``."""
     ap = argparse.ArgumentParser(prog="python -m probes", description="Measure a vLLM server on this box.")
@@ -95,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--model", help="model id or local path (real weights)")
     src.add_argument("--synthetic", metavar="MODEL_ID_OR_CONFIG_JSON",
                      help="catalog id, HF id or config.json: random weights of the real shape")
-    src.add_argument("--endpoint", metavar="URL", nargs="+",
+    src.add_argument("--endpoint", metavar="URL", nargs="+", action=_JoinUrls,
                      help="attach to a running OpenAI-compatible server; several URLs (space- or comma-separated) "
                           "are replicas of one model without a balancer: the client spreads the load (--balance) "
                           "and reports each replica")

@@ -251,7 +251,7 @@ def test_cli_refuses_replicas_of_different_models_in_one_line(model_servers, tmp
 def test_cli_endpoint_takes_several_urls_and_balance_needs_two() -> None:
     ns = build_parser().parse_args(["run", "--endpoint", "http://a:1", "http://b:2,http://c:3",
                                     "--balance", "least-inflight"])
-    assert ns.endpoint == ["http://a:1", "http://b:2,http://c:3"] and ns.balance == "least-inflight"
+    assert ns.endpoint == "http://a:1,http://b:2,http://c:3" and ns.balance == "least-inflight"
     err = io.StringIO()
     assert main(["run", "--endpoint", "http://a:1", "--balance", "round-robin", "--no-store"],
                 out=io.StringIO(), err=err) == 2
