@@ -65,6 +65,7 @@ __all__ = [
 INTERRUPTED = "interrupted"
 _STOP_POLL_S = 0.05
 _MAX_ERROR_BODY_CHARS = 300
+FLEET_KEEPALIVE_S = 4.0  # idle keep-alive of a fleet's connections: under vLLM's 5 s server-side default
 
 
 @dataclass
@@ -330,12 +331,13 @@ async def _run_batch(
     return results, duration, interrupted
 
 
-def make_session(base_url: str, concurrency: int | None) -> aiohttp.ClientSession:
-    """The session a run uses: keep-alive connections, at most ``concurrency`` of them (None: no cap).
+def make_session(base_url: str, concurrency: int | None, keepalive_s: float = 60.0) -> aiohttp.ClientSession:
+    """The session a run uses: keep-alive connections (closed after ``keepalive_s`` idle), at most
+    ``concurrency`` of them (None: no cap).
 
     No overall timeout (each request has its own); proxies from the environment only for non-loopback URLs.
     """
-    connector = aiohttp.TCPConnector(limit=concurrency or 0, keepalive_timeout=60)
+    connector = aiohttp.TCPConnector(limit=concurrency or 0, keepalive_timeout=keepalive_s)
     return aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=None), trust_env=not _is_loopback(base_url)
     )
@@ -439,7 +441,9 @@ async def run_load(
 
     own_session = session is None
     if session is None:
-        session = make_session(base_url, concurrency)
+        # a fleet's connections idle while the other replicas serve: drop them before vLLM's own 5 s keep-alive
+        # (VLLM_HTTP_TIMEOUT_KEEP_ALIVE) closes them under a request being written ("Can not write request body")
+        session = make_session(base_url, concurrency, FLEET_KEEPALIVE_S if chooser is not None else 60.0)
     try:
 
         async def send_chosen(request: RequestInput, run_start_s: float) -> RequestResult:

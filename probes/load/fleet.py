@@ -163,7 +163,10 @@ def imbalance(values: Sequence[float]) -> float | None:
     return float(max(values)) / float(min(values))
 
 
-def _stats(s: Any) -> dict[str, float]:
+def _stats(s: Any, completed: int) -> dict[str, float | None]:
+    """Median, p99 and mean; None for a replica that completed nothing (no latency to report, not 0 ms)."""
+    if not completed:
+        return {"median": None, "p99": None, "mean": None}
     return {"median": s.median, "p99": s.p99, "mean": s.mean}
 
 
@@ -190,7 +193,8 @@ def fleet_point(results: Sequence[RequestResult], duration_s: float, urls: Seque
         replicas.append({
             "index": i, "url": url, "sent": len(groups[i]), "completed": m.completed, "failed": m.failed,
             "output_tokens_per_s": m.output_tokens_per_s, "requests_per_s": m.requests_per_s,
-            "ttft_ms": _stats(m.ttft_ms), "tpot_ms": _stats(m.tpot_ms), "e2el_ms": _stats(m.e2el_ms),
+            "ttft_ms": _stats(m.ttft_ms, m.completed), "tpot_ms": _stats(m.tpot_ms, m.completed),
+            "e2el_ms": _stats(m.e2el_ms, m.completed),
             "errors": list(m.errors), "ejected": bool(ejected[i]) if i < len(ejected) else False,
             "health_after": health,
             "server_metrics": dict(server_metrics[i]) if i < len(server_metrics) and server_metrics[i] else None,

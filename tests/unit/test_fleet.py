@@ -126,6 +126,7 @@ def test_run_load_sends_each_request_to_the_chosen_replica_and_records_it(monkey
     assert (r1["sent"], r1["completed"], r1["failed"], r1["ejected"]) == (3, 0, 3, True)
     assert block["failed_replicas"] == [1] and block["idle_replicas"] == [1]
     assert block["imbalance_requests"] is None  # replica 1 completed nothing: unbounded
+    assert r1["ttft_ms"] == {"median": None, "p99": None, "mean": None}  # no latency, not 0 ms
 
 
 def test_one_endpoint_results_carry_no_replica(monkeypatch) -> None:
