@@ -257,3 +257,35 @@ def test_cli_endpoint_takes_several_urls_and_balance_needs_two() -> None:
     assert main(["run", "--endpoint", "http://a:1", "--balance", "round-robin", "--no-store"],
                 out=io.StringIO(), err=err) == 2
     assert "--balance needs two or more --endpoint URLs" in err.getvalue()
+
+
+# -- vocabulary agreement ------------------------------------------------------------------------------------
+
+
+def _vocab_case(monkeypatch, other_bound: int):
+    from probes import job
+    from probes.load.workload import WorkloadSpec
+    from probes.target.endpoint import EndpointInfo
+    from probes.target.vocabulary import Vocabulary
+
+    monkeypatch.setattr(job, "learn_vocabulary", lambda **kw: Vocabulary("config.json", other_bound, None, note="x"))
+    first = Vocabulary("config.json", 4096, None, note="x")
+    run = {"fleet": {"replicas": [{"url": "http://a"}]}, "notes": [], "vocabulary": first.to_dict()}
+    spec = WorkloadSpec(input_tokens=8, output_tokens=4, num_requests=1)
+    req = job.ProbeRequest(config=job.SweepConfig(workload=spec), endpoint="http://a,http://b")
+    other = EndpointInfo(base_url="http://b", model="m", models=("m",), vllm_version="0.32.0")
+    return job, job._fleet_vocabulary(req, run, first, [other], is_vllm=True), run
+
+
+def test_replicas_agreeing_on_the_vocabulary_keep_token_ids(monkeypatch) -> None:
+    job, vocab, run = _vocab_case(monkeypatch, 4096)
+    assert vocab.id_bound == 4096 and run["notes"] == ["all 2 replicas agree on the vocabulary"]
+    assert job.sweep_target_kwargs(vocab, "auto")["backend"].name == "vllm-token-ids"
+
+
+def test_replicas_disagreeing_on_the_vocabulary_fall_back_to_text_with_a_note(monkeypatch) -> None:
+    job, vocab, run = _vocab_case(monkeypatch, 32000)
+    assert vocab.id_bound is None and run["vocabulary"]["source"] == "none"
+    assert "replicas disagree on the vocabulary (http://a: ids below 4096, http://b: below 32000)" in run["notes"][0]
+    assert job.sweep_target_kwargs(vocab, "auto")["backend"].name == "completions"
+    assert job.sweep_target_kwargs(vocab, "vllm-token-ids").startswith("token ids were asked for")
