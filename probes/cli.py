@@ -47,6 +47,7 @@ from typing import Any, TextIO
 from probes.errors import ProbeDisabledError, ProbeError, ServerError
 from probes.job import GpuLocks, ProbeRequest, execute
 from probes.load.backends import AUTO, BACKEND_NAMES
+from probes.load.fleet import BALANCE_POLICIES, describe_fleet, split_endpoints
 from probes.load.replay import TraceReplay
 from probes.load.workload import DISTRIBUTIONS, WorkloadSpec
 from probes.observe import gpu as gpu_mod
@@ -82,6 +83,14 @@ def _fraction_or_more(text: str) -> float:
     return value
 
 
+class _JoinUrls(argparse.Action):
+    """``--endpoint A B`` is stored as ``"A,B"`` (one URL stays itself): the form ProbeRequest takes."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, ",".join(values))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m probes``."""
     ap = argparse.ArgumentParser(prog="python -m probes", description="Measure a vLLM server on this box.")
@@ -95,7 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--model", help="model id or local path (real weights)")
     src.add_argument("--synthetic", metavar="MODEL_ID_OR_CONFIG_JSON",
                      help="catalog id, HF id or config.json: random weights of the real shape")
-    src.add_argument("--endpoint", metavar="URL", help="attach to a running OpenAI-compatible server")
+    src.add_argument("--endpoint", metavar="URL", nargs="+", action=_JoinUrls,
+                     help="attach to a running OpenAI-compatible server; several URLs (space- or comma-separated) "
+                          "are replicas of one model without a balancer: the client spreads the load (--balance) "
+                          "and reports each replica")
+    r.add_argument("--balance", choices=BALANCE_POLICIES, default=None,
+                   help="how load is spread over several --endpoint replicas: round-robin (default) or "
+                        "least-inflight (fewest requests in flight, ties by order)")
     r.add_argument("--concurrency", default="1,4,16",
                    help="comma-separated list (default 1,4,16); 'uncapped' with --request-rate: one open-loop "
                         "point with no cap on in-flight requests (client queue time is reported per request)")
@@ -330,6 +345,7 @@ def format_table(run: dict[str, Any]) -> str:
     if run.get("operating_point"):
         lines.append(describe_operating_point(run["operating_point"]))
     lines += describe_replay(run.get("replay"))
+    lines += describe_fleet(run)
     lines += [f"note: {n}" for n in run.get("notes", [])]
     if run.get("error"):
         lines.append(f"error: {run['error'].splitlines()[0]}")
@@ -425,8 +441,18 @@ def _finish(run: dict[str, Any], ns: argparse.Namespace, store: Any, out: TextIO
     return code
 
 
+def _endpoint(ns: argparse.Namespace) -> str | None:
+    """``--endpoint`` as ProbeRequest takes it (replica URLs joined by commas); ValueError for ``--balance``
+    without two or more replicas."""
+    urls = split_endpoints(ns.endpoint) if ns.endpoint else ()
+    if ns.balance is not None and len(urls) < 2:
+        raise ValueError("--balance needs two or more --endpoint URLs (replicas)")
+    return ",".join(urls) or None
+
+
 def _request(ns: argparse.Namespace, config: SweepConfig, api_key: str | None) -> ProbeRequest:
-    return ProbeRequest(config=config, model=ns.model, synthetic=ns.synthetic, endpoint=ns.endpoint,
+    return ProbeRequest(config=config, model=ns.model, synthetic=ns.synthetic, endpoint=_endpoint(ns),
+                        balance=ns.balance or "round-robin",
                         serve_args=tuple(serve_args_from(ns, synthetic=bool(ns.synthetic))),
                         vllm_python=ns.vllm_python, host=ns.host, port=ns.port,
                         served_model_name=ns.served_model_name, startup_timeout_s=ns.startup_timeout,

@@ -34,13 +34,14 @@ from typing import IO, Any
 
 from probes.errors import ProbeBusyError, ProbeError
 from probes.load.backends import get_backend, resolve_backend_name
+from probes.load.fleet import FleetSpec, finish_fleet_run, fleet_run_block, split_endpoints
 from probes.load.replay import TraceReplay
 from probes.observe import gpu as gpu_mod
 from probes.observe.vllmlog import parse_startup, startup_notes
 from probes.plan.replay import read_trace, run_replay
 from probes.plan.sweep import SweepConfig, SweepProgress, new_run, run_sweep
 from probes.settings import ProbeSettings, load_settings, require_enabled
-from probes.target.endpoint import attach
+from probes.target.endpoint import attach, attach_fleet
 from probes.target.reaper import reap
 from probes.target.server import VllmServer, detect_install
 from probes.target.synthetic import write_model_dir
@@ -55,7 +56,8 @@ __all__ = ["ProbeRequest", "execute", "is_local_url", "GpuLock", "GpuLocks", "ru
 @dataclass(frozen=True)
 class ProbeRequest:
     """What to probe: exactly one of ``model`` (real weights), ``synthetic`` (catalog id or config.json) or
-    ``endpoint`` (URL); vLLM flags in ``serve_args``. ``api_key`` is sent to an endpoint, never stored.
+    ``endpoint`` (URL, or several replica URLs separated by commas or spaces: :mod:`probes.load.fleet`, spread
+    by ``balance``); vLLM flags in ``serve_args``. ``api_key`` is sent to an endpoint, never stored.
     ``trace``: replay that trace as the load (:mod:`probes.plan.replay`) instead of sweeping the config."""
 
     config: SweepConfig
@@ -74,6 +76,7 @@ class ProbeRequest:
     api_key: str | None = field(default=None, repr=False)
     backend: str = "auto"  # request kind (probes.load.backends): "auto" or one of BACKEND_NAMES
     trace: TraceReplay | None = None
+    balance: str = "round-robin"  # how load is spread over several endpoint replicas (probes.load.fleet)
 
     def __post_init__(self) -> None:
         given = [n for n in ("model", "synthetic", "endpoint") if getattr(self, n)]
@@ -120,22 +123,34 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
     stop = stop or threading.Event()
     trace = read_trace(req.trace) if req.trace else None  # a bad trace fails here, before any server starts
     if req.endpoint:
-        info = attach(req.endpoint, api_key=req.api_key)
+        urls = split_endpoints(req.endpoint)
+        infos = attach_fleet(urls, api_key=req.api_key) if len(urls) > 1 else (attach(urls[0], api_key=req.api_key),)
+        info = infos[0]
+        fleet = FleetSpec(tuple(i.base_url for i in infos), req.balance) if len(infos) > 1 else None
         local = is_local_url(info.base_url)
         snapshot = gpu_mod.inspect() if local else None
         run = new_run(model=info.model, weights="unknown", config=req.config, vllm_version=info.vllm_version,
                       gpu=gpu_mod.gpu_summary(snapshot, req.gpu_indices) if snapshot else None,
                       server={"mode": "endpoint", "base_url": info.base_url, "argv": [], "serve_args": []},
                       notes=["attached to an endpoint: weights and flags unknown"])
-        vocab = _vocabulary(req, run, base_url=info.base_url, model=info.model, model_path=None,
-                            is_vllm=info.vllm_version is not None)
-        target = sweep_target_kwargs(vocab, getattr(req, "backend", None), is_vllm=info.vllm_version is not None)
+        if fleet:
+            run["fleet"] = fleet_run_block([(i.base_url, i.model, i.vllm_version) for i in infos], fleet.balance)
+            run["notes"].append(f"fleet of {len(infos)} replicas, load spread {fleet.balance} by the client; "
+                                "GPU and server metrics per replica (the GPU block is this box's only)")
+        is_vllm = all(i.vllm_version is not None for i in infos)
+        vocab = _vocabulary(req, run, base_url=info.base_url, model=info.model, model_path=None, is_vllm=is_vllm)
+        if fleet:
+            vocab = _fleet_vocabulary(req, run, vocab, infos[1:], is_vllm=is_vllm)
+        target = sweep_target_kwargs(vocab, getattr(req, "backend", None), is_vllm=is_vllm)
         if isinstance(target, str):
             return _failed(run, target, on_point)
         run["vocabulary"]["backend"] = target["backend"].name
-        return _load_plan(req, trace, info.max_model_len)(
+        result = _load_plan(req, trace, min((i.max_model_len for i in infos if i.max_model_len), default=None))(
             run, req.config, base_url=info.base_url, model=info.model, **target, api_key=req.api_key,
-            stop=stop, on_progress=on_progress, on_point=on_point, gpu_indices=req.gpu_indices if local else [])
+            stop=stop, on_progress=on_progress, on_point=on_point, gpu_indices=req.gpu_indices if local else [],
+            **({"fleet": fleet} if fleet else {}))
+        finish_fleet_run(result)
+        return result
     python = req.vllm_python or settings.vllm_python
     if not python:
         raise ValueError("vllm_python (--vllm-python or env VLLM_PYTHON) is required: the interpreter of "
@@ -249,6 +264,26 @@ def _vocabulary(req: ProbeRequest, run: dict[str, Any], *, base_url: str, model:
     run["vocabulary"] = vocab.to_dict()
     run.setdefault("notes", []).append(vocab.note)
     return vocab
+
+
+def _fleet_vocabulary(req: ProbeRequest, run: dict[str, Any], first: Vocabulary, others: Any, *,
+                      is_vllm: bool) -> Vocabulary:
+    """The first replica's vocabulary when every replica agrees on it (same id bound and token pool); else no
+    ids at all (``auto`` then sends text; an explicit token-id request fails), recorded in a note."""
+    if first.source == "none":
+        return first
+    for info in others:
+        other = learn_vocabulary(base_url=info.base_url, model=info.model, is_vllm=is_vllm,
+                                 vocab_size=req.vocab_size, model_path=None, api_key=req.api_key)
+        if (other.id_bound, other.token_pool) != (first.id_bound, first.token_pool):
+            note = (f"replicas disagree on the vocabulary ({run['fleet']['replicas'][0]['url']}: ids below "
+                    f"{first.id_bound}, {info.base_url}: below {other.id_bound}): no token ids sent, text prompts")
+            vocab = Vocabulary("none", None, None, note=note)
+            run["vocabulary"] = vocab.to_dict()
+            run["notes"].append(note)
+            return vocab
+    run["notes"].append(f"all {len(others) + 1} replicas agree on the vocabulary")
+    return first
 
 
 def sweep_target_kwargs(vocab: Vocabulary, backend: str | None = None, *,

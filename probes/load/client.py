@@ -65,6 +65,7 @@ __all__ = [
 INTERRUPTED = "interrupted"
 _STOP_POLL_S = 0.05
 _MAX_ERROR_BODY_CHARS = 300
+FLEET_KEEPALIVE_S = 4.0  # idle keep-alive of a fleet's connections: under vLLM's 5 s server-side default
 
 
 @dataclass
@@ -84,6 +85,7 @@ class RequestResult:
     scheduled_s: float = 0.0
     queue_s: float = 0.0
     end_s: float = 0.0
+    replica: int | None = None  # which replica of a fleet it went to (probes.load.fleet); None: one endpoint
 
 
 @dataclass
@@ -329,12 +331,13 @@ async def _run_batch(
     return results, duration, interrupted
 
 
-def make_session(base_url: str, concurrency: int | None) -> aiohttp.ClientSession:
-    """The session a run uses: keep-alive connections, at most ``concurrency`` of them (None: no cap).
+def make_session(base_url: str, concurrency: int | None, keepalive_s: float = 60.0) -> aiohttp.ClientSession:
+    """The session a run uses: keep-alive connections (closed after ``keepalive_s`` idle), at most
+    ``concurrency`` of them (None: no cap).
 
     No overall timeout (each request has its own); proxies from the environment only for non-loopback URLs.
     """
-    connector = aiohttp.TCPConnector(limit=concurrency or 0, keepalive_timeout=60)
+    connector = aiohttp.TCPConnector(limit=concurrency or 0, keepalive_timeout=keepalive_s)
     return aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=None), trust_env=not _is_loopback(base_url)
     )
@@ -383,6 +386,7 @@ async def run_load(
     backend: Backend | str = "vllm-token-ids",
     workers: int | None = 1,
     offsets_s: Sequence[float] | None = None,
+    chooser: Any = None,
 ) -> LoadResult:
     """Drive ``requests`` at ``{base_url}{backend.path}`` and measure each one.
 
@@ -402,6 +406,11 @@ async def run_load(
     ``offsets_s``: the send time of each request (s from the start, sorted), given by the caller instead of
     drawn from ``request_rate`` (a trace replay, :mod:`probes.load.replay`); ``request_rate`` then only
     picks the automatic worker count.
+
+    ``chooser``: spread the requests over several replicas (a :class:`probes.load.fleet.Balancer`: ``urls``,
+    ``choose() -> index``, ``release(index, ok=True/False/None)``); each request goes to
+    ``{chooser.urls[i]}{backend.path}`` and its result carries ``replica = i``. One event loop sees every
+    request in flight, so a chooser runs in one worker process (``workers`` is then 1).
     """
     _validate(concurrency, request_timeout_s)
     if offsets_s is None:
@@ -413,8 +422,8 @@ async def run_load(
                              f"got {len(offsets)}")
     kind = BACKENDS[backend] if isinstance(backend, str) else backend
     nofile = raise_nofile_limit()
-    if session is not None:
-        if workers not in (None, 1):
+    if session is not None or chooser is not None:
+        if session is not None and workers not in (None, 1):
             raise ValueError("workers > 1 needs its own sessions: pass session=None")
         n_workers = 1
     else:
@@ -432,10 +441,27 @@ async def run_load(
 
     own_session = session is None
     if session is None:
-        session = make_session(base_url, concurrency)
+        # a fleet's connections idle while the other replicas serve: drop them before vLLM's own 5 s keep-alive
+        # (VLLM_HTTP_TIMEOUT_KEEP_ALIVE) closes them under a request being written ("Can not write request body")
+        session = make_session(base_url, concurrency, FLEET_KEEPALIVE_S if chooser is not None else 60.0)
     try:
 
+        async def send_chosen(request: RequestInput, run_start_s: float) -> RequestResult:
+            i = chooser.choose()
+            ok: bool | None = None
+            try:
+                result = await send_request(
+                    session, chooser.urls[i].rstrip("/") + kind.path, model, request, headers=headers,
+                    run_start_s=run_start_s, request_timeout_s=request_timeout_s, backend=kind)
+                ok = result.success
+            finally:
+                chooser.release(i, ok=ok)
+            result.replica = i
+            return result
+
         def send(request: RequestInput, run_start_s: float) -> Any:
+            if chooser is not None:
+                return send_chosen(request, run_start_s)
             return send_request(
                 session,
                 url,

@@ -22,6 +22,7 @@ import requests
 
 from probes.load.backends import BACKENDS, Backend
 from probes.load.client import LoadResult, RequestResult, client_facts, run_load_sync
+from probes.load.fleet import Balancer, FleetSpec, check_health, fleet_point
 from probes.load.metrics import PointMetrics, metrics_to_dict, request_samples, summarize
 from probes.load.workload import TOKEN_ID_KINDS, RequestInput, WorkloadSpec, requests_for
 from probes.observe import promscrape
@@ -45,6 +46,7 @@ class Target:
     gpu_indices: Sequence[int] | None = None
     token_pool: tuple[int, ...] | None = None
     backend: Backend = field(default_factory=lambda: BACKENDS["vllm-token-ids"])
+    fleet: FleetSpec | None = None  # several replicas (probes.load.fleet); base_url is then the first
 
     def __post_init__(self) -> None:
         if self.backend.name in TOKEN_ID_KINDS:
@@ -112,18 +114,23 @@ class _Watchdog:
     """Sets ``point_stop`` when the user stops, the managed process exits, or /health hangs too long."""
 
     def __init__(self, *, base_url: str, user_stop: threading.Event | None, point_stop: threading.Event,
-                 alive: Callable[[], bool] | None, hang_timeout_s: float, interval_s: float) -> None:
+                 alive: Callable[[], bool] | None, hang_timeout_s: float, interval_s: float,
+                 also: Sequence[str] = ()) -> None:
         self.base_url, self.user_stop, self.point_stop = base_url, user_stop, point_stop
+        self.urls = (base_url, *also)  # a fleet hangs only when no replica answers /health
         self.alive, self.hang_timeout_s, self.interval_s = alive, hang_timeout_s, interval_s
         self.reason: str | None = None
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _healthy(self, http: requests.Session) -> bool:
-        try:
-            return http.get(f"{self.base_url}/health", timeout=min(5.0, self.hang_timeout_s)).status_code == 200
-        except requests.RequestException:
-            return False
+        for url in self.urls:
+            try:
+                if http.get(f"{url}/health", timeout=min(5.0, self.hang_timeout_s)).status_code == 200:
+                    return True
+            except requests.RequestException:
+                continue
+        return False
 
     def _loop(self) -> None:
         last_ok = time.monotonic()
@@ -214,11 +221,20 @@ def measure_point(target: Target, load: Load, config: SweepConfig, *, index: int
         progress("load")
 
     point_stop = threading.Event()
+    fleet = target.fleet
     watchdog = _Watchdog(base_url=target.base_url, user_stop=stop, point_stop=point_stop, alive=target.alive,
-                         hang_timeout_s=config.hang_timeout_s, interval_s=config.watch_interval_s)
-    observed: dict[str, Any] = {"before": None, "msampler": None, "power": None}
+                         hang_timeout_s=config.hang_timeout_s, interval_s=config.watch_interval_s,
+                         also=fleet.urls[1:] if fleet else ())
+    observed: dict[str, Any] = {"before": None, "msampler": None, "power": None, "replicas": []}
+    balancer = Balancer(fleet.urls, fleet.balance) if fleet else None
 
     def on_warmup_done() -> None:  # in the event loop, with nothing in flight: the measured window opens
+        if fleet:  # each replica's own /metrics (the point-level server_metrics would be replica 0's only)
+            observed["replicas"] = [(url, _scrape(url), _metrics_sampler(url, config.metrics_interval_s))
+                                    for url in fleet.urls]
+            for _, _, sampler in observed["replicas"]:
+                if sampler is not None:
+                    sampler.start()
         observed["before"] = _scrape(target.base_url)
         msampler = _metrics_sampler(target.base_url, config.metrics_interval_s)
         power = PowerSampler(config.power_interval_s, indices=target.gpu_indices)
@@ -238,12 +254,15 @@ def measure_point(target: Target, load: Load, config: SweepConfig, *, index: int
                     request_rate=load.request_rate, burstiness=config.burstiness, seed=spec.seed + index,
                     warmup=warm, on_warmup_done=on_warmup_done, request_timeout_s=config.request_timeout_s,
                     on_result=on_result, stop=point_stop, api_key=target.api_key,
-                    backend=target.backend, workers=workers, offsets_s=offsets)
+                    backend=target.backend, workers=workers, offsets_s=offsets, chooser=balancer)
     finally:
         if observed["power"] is not None:
             observed["power"].stop()
         if observed["msampler"] is not None:
             observed["msampler"].stop()
+        for _, _, sampler in observed["replicas"]:
+            if sampler is not None:
+                sampler.stop()
     if not (load_result.results and load_result.duration_s > 0):
         return MeasuredPoint(None, None, n, len(warm), watchdog.reason)
     m = summarize(load_result.results, load_result.duration_s, goodput_ttft_ms=config.goodput_ttft_ms,
@@ -257,5 +276,13 @@ def measure_point(target: Target, load: Load, config: SweepConfig, *, index: int
              "power": _power_block(power.summary(), m.total_output_tokens) if power is not None else None,
              "interrupted": load_result.interrupted,
              "samples": request_samples(load_result.results) if config.keep_samples else []}
+    if fleet and balancer is not None:
+        point["fleet"] = fleet_point(
+            load_result.results, load_result.duration_s, fleet.urls, balance=fleet.balance,
+            ejected=balancer.ejected, health_after=[check_health(url) for url in fleet.urls],
+            server_metrics=[_server_metrics(url, before, sampler) for url, before, sampler in observed["replicas"]])
+        point["server_metrics"] = None  # per replica in point["fleet"]; replica 0's alone would mislead
+        for sample, r in zip(point["samples"], load_result.results, strict=False):
+            sample["replica"] = r.replica
     progress("point_done", m.output_tokens_per_s)
     return MeasuredPoint(point, m, n, len(warm), watchdog.reason, load_result.results)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from probes.load.backends import BACKENDS, Backend
+from probes.load.fleet import FleetSpec
 from probes.load.replay import (
     TEXT_MARGIN_TOKENS,
     PlannedRequest,
@@ -202,18 +203,19 @@ def run_replay(run: dict[str, Any], config: SweepConfig, replay: TraceReplay, tr
                describe_exit: Callable[[], str] | None = None, api_key: str | None = None,
                stop: threading.Event | None = None, on_progress: Callable[[SweepProgress], None] | None = None,
                on_point: Callable[[dict[str, Any]], None] | None = None,
-               gpu_indices: Sequence[int] | None = None) -> dict[str, Any]:
+               gpu_indices: Sequence[int] | None = None, fleet: FleetSpec | None = None) -> dict[str, Any]:
     """Replay ``trace`` (from :func:`read_trace`) against the server, filling ``run`` (from
     :func:`probes.plan.sweep.new_run`) in place; returns it with its status (module docstring).
 
     ``config`` supplies the warm-up count (``warmup_requests``, 0 = none), timeouts, goodput targets and
     whether to keep per-request samples; its workload and concurrency list do not apply. Never raises for
-    server death, hang or stop.
+    server death, hang or stop. ``fleet``: spread the replay over these replicas (:mod:`probes.load.fleet`).
     """
     kind = backend or BACKENDS["vllm-token-ids"]
     target = Target(base_url=base_url, model=model, vocab_size=vocab_size, api_key=api_key, alive=alive,
                     describe_exit=describe_exit, gpu_indices=gpu_indices,
-                    token_pool=tuple(token_pool) if token_pool is not None else None, backend=kind)
+                    token_pool=tuple(token_pool) if token_pool is not None else None, backend=kind,
+                    fleet=fleet)
     run["request_kind"] = {"name": kind.name, "vllm_extras": kind.vllm_extras, "path": kind.path}
     points, notes = run.setdefault("points", []), run.setdefault("notes", [])
     text = kind.name in TEXT_KINDS

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from probes.load.backends import BACKENDS, Backend
+from probes.load.fleet import FleetSpec
 from probes.plan.config import SweepConfig, SweepProgress, parse_int_list
 from probes.plan.measure import Load, Target, measure_point
 from probes.plan.search import Probe, SearchStep, SloSearch, next_step, operating_point, point_verdict
@@ -220,7 +221,7 @@ def run_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model:
               on_progress: Callable[[SweepProgress], None] | None = None,
               on_point: Callable[[dict[str, Any]], None] | None = None,
               gpu_indices: Sequence[int] | None = None, token_pool: Sequence[int] | None = None,
-              backend: Backend | None = None) -> dict[str, Any]:
+              backend: Backend | None = None, fleet: FleetSpec | None = None) -> dict[str, Any]:
     """Run the plan (list or search), filling ``run`` (from :func:`new_run`) in place; returns it with its
     final status (and ``operating_point`` for a search).
 
@@ -229,12 +230,14 @@ def run_sweep(run: dict[str, Any], config: SweepConfig, *, base_url: str, model:
     run after each point (to save partial results). Never raises for server death, hang or stop: they are
     recorded in ``status``/``error``/``notes``. Prompts: token ids (``backend`` vllm-token-ids, the default)
     drawn below ``vocab_size`` or only from ``token_pool`` (ids the server's tokenizer returned), or text
-    for the ``completions``/``chat`` kinds (no vocabulary needed).
+    for the ``completions``/``chat`` kinds (no vocabulary needed). ``fleet``: spread each point over these
+    replicas (:mod:`probes.load.fleet`; ``base_url`` is the first), each point then has a ``fleet`` block.
     """
     kind = backend or BACKENDS["vllm-token-ids"]
     target = Target(base_url=base_url, model=model, vocab_size=vocab_size, api_key=api_key, alive=alive,
                     describe_exit=describe_exit, gpu_indices=gpu_indices,
-                    token_pool=tuple(token_pool) if token_pool is not None else None, backend=kind)
+                    token_pool=tuple(token_pool) if token_pool is not None else None, backend=kind,
+                    fleet=fleet)
     run["request_kind"] = {"name": kind.name, "vllm_extras": kind.vllm_extras, "path": kind.path}
     points = run.setdefault("points", [])
     notes = run.setdefault("notes", [])

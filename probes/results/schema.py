@@ -50,6 +50,9 @@ _STATS = ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")
 _POWER_NUMBERS = ("mean_w", "peak_w", "energy_j", "j_per_output_token", "duration_s")
 _SERVER_NUMBERS = ("kv_cache_usage_peak", "preemptions", "num_requests_running_max", "num_requests_waiting_max",
                    "prefix_cache_hit_rate", "kv_cache_size_tokens", "prefix_cache_hits", "prefix_cache_queries")
+# run["fleet"] / point["fleet"] (several replicas, probes.load.fleet): what the CLI table and pages read
+_FLEET_REPLICA_NUMBERS = ("output_tokens_per_s", "requests_per_s")
+_FLEET_REPLICA_COUNTS = ("index", "sent", "completed", "failed")
 # run["replay"] (a trace replay, probes.plan.replay): numbers, counts and texts the CLI table and pages read
 _REPLAY_NUMBERS = ("time_scale", "trace_span_s", "replay_span_s", "offered_rate", "prefix_reuse_fraction_trace",
                    "prefix_reuse_fraction_sent", "prefix_cache_hit_rate", "prefix_cache_hits",
@@ -163,6 +166,7 @@ def check_point(p: Any, where: str) -> None:
     for key in _SERVER_NUMBERS:
         _number((metrics or {}).get(key), f"{where}.server_metrics.{key}")
     _text_list(p.get("errors"), f"{where}.errors")
+    _check_point_fleet(p.get("fleet"), f"{where}.fleet")
     samples = p.get("samples")
     if samples is not None:
         if not isinstance(samples, list) or len(samples) > MAX_SAMPLES_PER_POINT:
@@ -213,6 +217,7 @@ def check_run(run: Any) -> None:
     if run.get("best_point") is not None:
         check_point(run["best_point"], "run.best_point")
     _check_replay(run.get("replay"))
+    _check_run_fleet(run.get("fleet"))
 
 
 def _check_replay(replay: Any) -> None:
@@ -235,3 +240,73 @@ def _check_replay(replay: Any) -> None:
     late = _mapping(block.get("lateness_ms"), "run.replay.lateness_ms")
     for stat, value in (late or {}).items():
         _number(value, f"run.replay.lateness_ms.{stat}")
+
+
+def _replica_list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{where} must be a list of replica objects, got {_short(value)}")
+    for i, r in enumerate(value):
+        if not isinstance(r, Mapping):
+            raise ValueError(f"{where}[{i}] must be a JSON object, got {_short(r)}")
+    return value
+
+
+def _check_health(value: Any, where: str) -> None:
+    health = _mapping(value, where)
+    if health is not None and not isinstance(health.get("ok"), bool):
+        raise ValueError(f"{where}.ok must be true or false, got {_short(health.get('ok'))}")
+
+
+def _check_run_fleet(fleet: Any) -> None:
+    """``run.fleet`` (absent or null for one endpoint): the balance policy and each replica's url and health.
+
+    >>> _check_run_fleet({"balance": "round-robin", "replicas": [{"url": "http://a", "health_before": {"ok": 1}}]})
+    Traceback (most recent call last):
+    ...
+    ValueError: run.fleet.replicas[0].health_before.ok must be true or false, got 1
+    """
+    block = _mapping(fleet, "run.fleet")
+    if block is None:
+        return
+    _text(block.get("balance"), "run.fleet.balance")
+    for i, r in enumerate(_replica_list(block.get("replicas"), "run.fleet.replicas")):
+        where = f"run.fleet.replicas[{i}]"
+        for key in ("url", "model", "vllm_version"):
+            _text(r.get(key), f"{where}.{key}")
+        _number(r.get("index"), f"{where}.index", count=True)
+        for key in ("health_before", "health_after"):
+            _check_health(r.get(key), f"{where}.{key}")
+
+
+def _check_point_fleet(fleet: Any, where: str) -> None:
+    """A point's ``fleet`` block: per replica counts, throughput, latency stats and health; the imbalances.
+
+    >>> _check_point_fleet({"replicas": [{"completed": -1}]}, "run.points[0].fleet")
+    Traceback (most recent call last):
+    ...
+    ValueError: run.points[0].fleet.replicas[0].completed must be an integer >= 0 or null, got -1
+    """
+    block = _mapping(fleet, where)
+    if block is None:
+        return
+    _text(block.get("balance"), f"{where}.balance")
+    for key in ("imbalance_requests", "imbalance_output_tps"):
+        _number(block.get(key), f"{where}.{key}")
+    _number(block.get("unattributed"), f"{where}.unattributed", count=True)
+    for i, r in enumerate(_replica_list(block.get("replicas"), f"{where}.replicas")):
+        at = f"{where}.replicas[{i}]"
+        _text(r.get("url"), f"{at}.url")
+        for key in _FLEET_REPLICA_NUMBERS:
+            _number(r.get(key), f"{at}.{key}")
+        for key in _FLEET_REPLICA_COUNTS:
+            _number(r.get(key), f"{at}.{key}", count=True)
+        for key in ("ttft_ms", "tpot_ms", "e2el_ms"):
+            for stat, value in (_mapping(r.get(key), f"{at}.{key}") or {}).items():
+                _number(value, f"{at}.{key}.{stat}")
+        _text_list(r.get("errors"), f"{at}.errors")
+        _check_health(r.get("health_after"), f"{at}.health_after")
+        metrics = _mapping(r.get("server_metrics"), f"{at}.server_metrics")
+        for key in _SERVER_NUMBERS:
+            _number((metrics or {}).get(key), f"{at}.server_metrics.{key}")

@@ -1,4 +1,5 @@
-"""An already-running OpenAI-compatible endpoint: check it (``/v1/models``) and read its version (``/version``).
+"""An already-running OpenAI-compatible endpoint: check it (``/v1/models``) and read its version (``/version``);
+:func:`attach_fleet` checks several replicas of one model (:mod:`probes.load.fleet`).
 
 Which prompt ids it accepts is :mod:`probes.target.vocabulary`'s business: it never sends ids to find out
 (the bisection that did could kill a vLLM 0.26 server with one request whose id equalled the vocabulary size).
@@ -12,7 +13,7 @@ import requests
 
 from probes.errors import EndpointError
 
-__all__ = ["EndpointInfo", "attach", "get_version", "headers_for"]
+__all__ = ["EndpointInfo", "attach", "attach_fleet", "get_version", "headers_for"]
 
 
 @dataclass(frozen=True)
@@ -63,3 +64,20 @@ def attach(base_url: str, *, api_key: str | None = None, timeout_s: float = 10.0
     max_len = data[0].get("max_model_len") if isinstance(data[0], dict) else None
     return EndpointInfo(base_url=url, model=models[0], models=models, vllm_version=get_version(url, api_key),
                         max_model_len=int(max_len) if isinstance(max_len, int) else None)
+
+
+def attach_fleet(urls: tuple[str, ...] | list[str], *, api_key: str | None = None,
+                 timeout_s: float = 10.0) -> tuple[EndpointInfo, ...]:
+    """:func:`attach` to every replica; EndpointError when one cannot be used or they do not all serve the same
+    model (the message names the odd one out: the replica whose model differs from the most common one)."""
+    infos = tuple(attach(u, api_key=api_key, timeout_s=timeout_s) for u in urls)
+    counts: dict[str, int] = {}
+    for info in infos:
+        counts[info.model] = counts.get(info.model, 0) + 1
+    common = max(counts, key=lambda m: (counts[m], -[i.model for i in infos].index(m)))
+    for info in infos:
+        if info.model != common:
+            other = next(i for i in infos if i.model == common)
+            raise EndpointError(f"replica {info.base_url} serves {info.model!r}, but {other.base_url} serves "
+                                f"{common!r}: every replica must serve the same model")
+    return infos
