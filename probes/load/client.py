@@ -65,7 +65,8 @@ __all__ = [
 INTERRUPTED = "interrupted"
 _STOP_POLL_S = 0.05
 _MAX_ERROR_BODY_CHARS = 300
-FLEET_KEEPALIVE_S = 4.0  # idle keep-alive of a fleet's connections: under vLLM's 5 s server-side default
+KEEPALIVE_S = 4.0  # idle keep-alive of every run's connections: under vLLM's 5 s server-side default
+FLEET_KEEPALIVE_S = KEEPALIVE_S  # (a fleet idles connections the most; trace replays and open-loop gaps too)
 
 
 @dataclass
@@ -331,7 +332,7 @@ async def _run_batch(
     return results, duration, interrupted
 
 
-def make_session(base_url: str, concurrency: int | None, keepalive_s: float = 60.0) -> aiohttp.ClientSession:
+def make_session(base_url: str, concurrency: int | None, keepalive_s: float = KEEPALIVE_S) -> aiohttp.ClientSession:
     """The session a run uses: keep-alive connections (closed after ``keepalive_s`` idle), at most
     ``concurrency`` of them (None: no cap).
 
@@ -443,7 +444,7 @@ async def run_load(
     if session is None:
         # a fleet's connections idle while the other replicas serve: drop them before vLLM's own 5 s keep-alive
         # (VLLM_HTTP_TIMEOUT_KEEP_ALIVE) closes them under a request being written ("Can not write request body")
-        session = make_session(base_url, concurrency, FLEET_KEEPALIVE_S if chooser is not None else 60.0)
+        session = make_session(base_url, concurrency)
     try:
 
         async def send_chosen(request: RequestInput, run_start_s: float) -> RequestResult:
