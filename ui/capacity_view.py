@@ -7,8 +7,9 @@ its last good one, named by its label), the scenario's request shape, the one-cl
 - :func:`fix_changes` reads the widget changes out of a "what would fit" line of ``calculators.memory``'s fixes
   (each names its vLLM flag), so each fix is a button that applies them.
 - :func:`shape_estimate` is THE scenario-shaped throughput estimate of the page: output tokens/s and TPOT of a
-  closed loop of ``concurrency`` streams of the scenario's requests (prefill included). Swap its body for
-  ``calculators.closedloop`` when that lands; nothing else on the page computes an estimate.
+  closed loop of ``concurrency`` streams of the scenario's requests (prefill included), through
+  ``calculators.closedloop`` (optionally with a calibration's constants); nothing else on the page computes an
+  estimate.
 - :func:`run_points` / :func:`calibrate_from_run`: "Calibrate from a measured run": a probe run JSON (stored or
   reference) -> the deployment it measured (catalog GPU and model, dtype, TP, batch budget, the KV room vLLM
   logged) -> :func:`calculators.calibration.fit_calibration`; ``shape_estimate(..., calibration=...)`` then
