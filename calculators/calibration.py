@@ -15,11 +15,11 @@ probe's JSON schema) and the deployment the caller resolved (the catalog GPU, th
 
     score(mbu, overhead, mfu) = ( mean_i |tps_est_i / tps_i - 1| + mean_j |tpot_est_j / tpot_j - 1| ) / 2 * 100
 
-by a bounded grid search: a dense grid over the whole box ``BOUNDS`` (MBU and MFU in [0.05, 1], overhead in
-[0, 10] ms; steps ``COARSE_STEP`` 0.02, 0.1 ms, 0.04), then the ``RESOLUTION`` grid (0.01, 0.05 ms, 0.02) two
-coarse steps either side of the best, recentred on each new best until it stays (MBU and overhead trade off
-along a narrow diagonal valley that a coarse grid samples only roughly). Each point's step times are factored once into memory and compute parts at
-unit efficiency, so a grid of 10^5 combinations is a few numpy array operations; the chosen constants' errors
+by exhaustive search of the ``RESOLUTION`` lattice (0.01, 0.05 ms, 0.02) over the box ``BOUNDS`` (MBU and MFU
+in [0.05, 1], overhead in [0, 10] ms): 926,496 combinations, so the best on the lattice is found, never a local
+minimum (MBU and overhead trade off along a narrow diagonal valley that coarse-to-fine searches lose). Each
+point's step times are factored once into memory and compute parts at unit efficiency, so the whole lattice is
+a few numpy array operations in chunks (0.3 s of CPU for a run of 4 points); the chosen constants' errors
 are then recomputed with :func:`calculators.closedloop.closed_loop_point` itself and must give the same score.
 
 **Ties go to the reference.** One run on one GPU hardly tells MBU from the per-step overhead (a step of weights
@@ -106,11 +106,9 @@ __all__ = [
 Pct = float
 CONSTANTS = ("step_mbu", "step_overhead_ms", "step_mfu")
 BOUNDS = {"step_mbu": (0.05, 1.0), "step_overhead_ms": (0.0, 10.0), "step_mfu": (0.05, 1.0)}
-COARSE_STEP = {"step_mbu": 0.02, "step_overhead_ms": 0.1, "step_mfu": 0.04}
 RESOLUTION = {"step_mbu": 0.01, "step_overhead_ms": 0.05, "step_mfu": 0.02}
 REFERENCE = {"step_mbu": STEP_MBU, "step_overhead_ms": STEP_OVERHEAD_MS, "step_mfu": STEP_MFU}
 MIN_POINTS_FULL = 3
-MAX_REFINE = 100
 TIE_PCT = 0.5  # scores within this many percentage points of the best are ties: the one nearest REFERENCE wins
 
 
@@ -326,29 +324,23 @@ def _axis(name: str, center: float | None, step: float, half_width: int) -> np.n
 
 
 def _search(points: Sequence[MeasuredPoint], names: tuple[str, ...], tie_pct: float) -> tuple[dict[str, float], float]:
-    """The dense grid ``COARSE_STEP`` over ``BOUNDS`` of the ``names`` constants (the others at the reference),
-    then the ``RESOLUTION`` grid two coarse steps either side of the best, recentred until the best stays;
-    the best and its score."""
+    """Every point of the ``RESOLUTION`` lattice within ``BOUNDS`` for the ``names`` constants (the others at the
+    reference), in chunks of bounded memory; the best (near-ties to the reference) and its score."""
     cy = _cycles(points)
-
-    def best_of(axes: dict[str, np.ndarray]) -> tuple[dict[str, float], float]:
-        grids = np.meshgrid(*(axes.get(n, np.array([REFERENCE[n]])) for n in CONSTANTS), indexing="ij")
-        mbu, overhead, mfu = (g.ravel() for g in grids)
-        s = _scores(cy, mbu, overhead, mfu)
-        near = s <= s.min() + tie_pct
-        dist = sum(((g - REFERENCE[n]) / (BOUNDS[n][1] - BOUNDS[n][0])) ** 2
-                   for n, g in zip(CONSTANTS, (mbu, overhead, mfu), strict=True))
-        j = int(np.argmin(np.where(near, dist, np.inf)))
-        return {"step_mbu": float(mbu[j]), "step_overhead_ms": float(overhead[j]), "step_mfu": float(mfu[j])}, float(s[j])
-
-    best, score = best_of({n: _axis(n, None, COARSE_STEP[n], 0) for n in names})
-    for _ in range(MAX_REFINE):  # the valley runs diagonally (MBU against overhead): follow it to a fixed point
-        moved, score = best_of({n: _axis(n, best[n], RESOLUTION[n],
-                                         int(round(2 * COARSE_STEP[n] / RESOLUTION[n]))) for n in names})
-        if moved == best:
-            break
-        best = moved
-    return {n: round(best[n], 4) for n in CONSTANTS}, score
+    axes = [_axis(n, None, RESOLUTION[n], 0) if n in names else np.array([REFERENCE[n]]) for n in CONSTANTS]
+    shape = tuple(len(a) for a in axes)
+    total = math.prod(shape)
+    chunk = max(1, 2_000_000 // len(points))  # ~16 MB per temporary array
+    scores = np.empty(total)
+    for k in range(0, total, chunk):
+        idx = np.unravel_index(np.arange(k, min(total, k + chunk)), shape)
+        scores[k:k + chunk] = _scores(cy, *(a[i] for a, i in zip(axes, idx, strict=True)))
+    near = np.flatnonzero(scores <= scores.min() + tie_pct)
+    idx = np.unravel_index(near, shape)
+    values = [a[i] for a, i in zip(axes, idx, strict=True)]
+    dist = sum(((v - REFERENCE[n]) / (BOUNDS[n][1] - BOUNDS[n][0])) ** 2 for n, v in zip(CONSTANTS, values, strict=True))
+    j = int(np.argmin(dist))
+    return {n: round(float(v[j]), 4) for n, v in zip(CONSTANTS, values, strict=True)}, float(scores[near[j]])
 
 
 def _unique(values: Iterable[str]) -> tuple[str, ...]:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from calculators import calibration as cb
@@ -195,3 +197,15 @@ def test_page_calibrates_on_a_stored_run(monkeypatch, tmp_path):
     at.selectbox(key="cap_calibrate").set_value(f"store:{rid}").run()
     assert not at.exception, at.exception
     assert f"calibrated on run stored {rid} (NVIDIA H100 SXM 80GB, Llama 3.1 8B)" in _calibration_note(at)
+
+
+@settings(max_examples=20, deadline=None)
+@given(mbu=st.integers(30, 100), overhead=st.integers(0, 100), mfu=st.integers(10, 50))
+def test_fuzz_the_search_finds_a_zero_error_fit_of_model_generated_points(mbu, overhead, mfu):
+    """Constants on the grid's lattice (MBU 0.30-1.00, overhead 0-5 ms, MFU 0.20-1.00): the fit reproduces the
+    points it was given (it may pick another exact solution where the points cannot tell two apart)."""
+    truth = {"step_mbu": mbu / 100, "step_overhead_ms": overhead * 0.05, "step_mfu": mfu * 0.02}
+    pts = _synthetic(truth, shapes=((512, 256), (2048, 128)))
+    cal = cb.fit_calibration(pts, tie_pct=0)
+    assert cal.mae_tokens_per_s_pct < 1e-6 and cal.mae_tpot_pct < 1e-6, (truth, cal.constants())
+    assert all(lo <= cal.constants()[k] <= hi for k, (lo, hi) in cb.BOUNDS.items())
