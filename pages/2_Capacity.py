@@ -287,6 +287,8 @@ with right:
                 f"Estimate {point.label}. Constants: MBU "
                 f"{calibration.step_mbu:.2f}, per-step overhead {calibration.step_overhead_ms:.2f} ms, MFU "
                 f"{calibration.step_mfu:.2f} (reference fit 0.79, 0.90 ms, 0.56).")
+            with st.expander("The calibration run's points: measured against the calibrated estimate"):
+                st.dataframe(capacity_view.calibration_frame(calibration), hide_index=True)
 
 st.subheader("Use in the break-even")
 if plan.will_not_start or not r.kv_capacity_tokens:

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from calculators import catalog, modelspec
@@ -66,6 +67,7 @@ __all__ = [
     "shape_estimate",
     "run_points",
     "calibrate_from_run",
+    "calibration_frame",
     "request_shape",
     "seed_shape",
     "read_shape",
@@ -371,3 +373,14 @@ def read_shape(s: Scenario) -> tuple[Scenario, list[str]]:
     if new != s:
         st.session_state[_SEEDED_KEY] = (new, {spec.key: st.session_state[spec.key] for spec in SHAPE})
     return new, errors
+
+
+def calibration_frame(calibration: Calibration) -> pd.DataFrame:
+    """One row per point the calibration was fitted on: measured and estimated tok/s, median TPOT and TTFT, and
+    the errors in % (TTFT is reported, not fitted)."""
+    return pd.DataFrame([{
+        "run": e.run_id, "in / out": f"{e.input_tokens} / {e.output_tokens}", "c": e.concurrency, "bound": e.bound,
+        "tok/s measured": e.measured_tokens_per_s, "tok/s est": e.est_tokens_per_s,
+        "tok/s err %": e.err_tokens_per_s_pct, "TPOT ms measured": e.measured_tpot_ms, "TPOT ms est": e.est_tpot_ms,
+        "TPOT err %": e.err_tpot_pct, "TTFT ms measured": e.measured_ttft_ms, "TTFT ms est": e.est_ttft_ms,
+        "TTFT err %": e.err_ttft_pct} for e in calibration.errors])

@@ -21,6 +21,7 @@ from calculators import calibration as cb
 from calculators.catalog import gpu
 from calculators.closedloop import STEP_MBU, STEP_MFU, STEP_OVERHEAD_MS, ClosedLoopInput, closed_loop_point
 from calculators.modelspec import model
+from calculators.roofline import RooflineInput
 from probes.results import reference
 from probes.results.store import open_store
 from ui import capacity_view
@@ -184,6 +185,16 @@ def test_page_choosing_a_reference_run_changes_the_estimate_and_shows_the_label(
     assert "calibrated on run h100-vllm0.26-2026-11-28/llama-3.1-8b-bf16 (NVIDIA H100 SXM 80GB, Llama 3.1 8B)" in note
     assert "applied to the same NVIDIA H100 SXM 80GB/Llama 3.1 8B" in note and "extrapolated" not in note
     assert f"per-step overhead {cal.step_overhead_ms:.2f} ms" in note
+    table = at.dataframe[0].value  # the run's points, measured against the calibrated estimate
+    assert list(table["c"]) == [1, 8, 32, 128] and list(table["tok/s measured"]) == [
+        e.measured_tokens_per_s for e in cal.errors]
+    at.button(key="cap_use").click().run()  # the break-even gets the calibrated estimate, its source saying so
+    assert not at.exception, at.exception
+    sh = at.session_state["scenario"].self_host
+    rin = RooflineInput(model(L8B), gpu("h100-sxm"))
+    expected = capacity_view.shape_estimate(rin, *capacity_view.request_shape(at.session_state["scenario"]), 32, cal)
+    assert sh.output_tokens_per_s == round(expected.output_tokens_per_s_est, 1)
+    assert "calibrated on h100-vllm0.26-2026-11-28/llama-3.1-8b-bf16)" in sh.throughput_source
     at.selectbox(key="cap_calibrate").set_value("ref:h200-vllm0.26-2026-12-01/llama-3.1-8b-bf16").run()
     assert "extrapolated to NVIDIA H100 SXM 80GB/Llama 3.1 8B" in _calibration_note(at)
     assert any(w.value.startswith("Estimate calibrated on") for w in at.warning)  # extrapolation is a warning
