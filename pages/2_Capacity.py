@@ -38,7 +38,6 @@ def _arch_from_upload(data: bytes, name: str) -> modelspec.ModelArch:
     return modelspec.from_config_text(data, model_id=name, where=f"{name}.json")  # errors name the upload
 
 
-NO_CALIBRATION = "none"
 
 
 @st.cache_data(ttl=600, max_entries=1, show_spinner=False)
@@ -71,17 +70,21 @@ def _stored_runs(db: str) -> dict[str, str]:
                 for r in store.list_runs(limit=50)}
 
 
-@st.cache_data(ttl=600, max_entries=16, show_spinner="Calibrating on the run's points…")
-def _calibration(choice: str, db: str | None) -> Calibration:
-    """Fit the closed-loop constants on the chosen run (``ValueError`` saying why it cannot calibrate)."""
-    if choice.startswith("store:"):
-        if db is None:
-            raise ValueError("the results store is not there any more")
-        with open_store(db) as store:
-            run = store.get_run(int(choice.removeprefix("store:")))
-        return capacity_view.calibrate_from_run(run, f"stored {choice.removeprefix('store:')}")
-    _label, path = _reference_runs()[choice]
-    return capacity_view.calibrate_from_run(reference.load_run(path), choice.removeprefix("ref:"))
+@st.cache_data(ttl=600, max_entries=16, show_spinner="Calibrating on the runs' points…")
+def _calibration(choices: tuple[str, ...], db: str | None) -> Calibration:
+    """Fit the closed-loop constants on the chosen runs' points together (``ValueError`` naming the run that
+    cannot calibrate)."""
+    runs = []
+    for choice in choices:
+        if choice.startswith("store:"):
+            if db is None:
+                raise ValueError("the results store is not there any more")
+            with open_store(db) as store:
+                runs.append((store.get_run(int(choice.removeprefix("store:"))),
+                             f"stored {choice.removeprefix('store:')}"))
+        else:
+            runs.append((reference.load_run(_reference_runs()[choice][1]), choice.removeprefix("ref:")))
+    return capacity_view.calibrate_from_runs(runs)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -156,19 +159,18 @@ with st.sidebar:
         st.number_input(L["mfu"], min_value=0.05, max_value=1.0, step=0.05, key=W["mfu"])
     st.subheader("Calibration")
     db_url = _store_url()
-    cal_labels = {NO_CALIBRATION: "none: the reference fit (H100 + H200, 11 points)"}
-    cal_labels |= {k: label for k, (label, _path) in _reference_runs().items()}
+    cal_labels = {k: label for k, (label, _path) in _reference_runs().items()}
     if db_url is not None:
         try:
             cal_labels |= _stored_runs(db_url)
         except (OSError, ValueError, StoreError) as exc:
             st.caption(f"Stored runs not listed: {exc}")
-    if st.session_state.get("cap_calibrate") not in cal_labels:
-        st.session_state["cap_calibrate"] = NO_CALIBRATION
-    cal_choice = st.selectbox("Calibrate from a measured run", list(cal_labels), key="cap_calibrate",
-                              format_func=cal_labels.get,
-                              help="fit the estimate's bandwidth and compute efficiencies and per-step overhead "
-                                   "on a run's measured points, then use them for this deployment")
+    st.session_state["cap_calibrate"] = [c for c in st.session_state.get("cap_calibrate", []) if c in cal_labels]
+    cal_choice = st.multiselect("Calibrate from a measured run", list(cal_labels), key="cap_calibrate",
+                                format_func=cal_labels.get, placeholder="none: the reference fit (H100 + H200)",
+                                help="fit the estimate's bandwidth and compute efficiencies and per-step overhead "
+                                     "on the measured points of one run (or several together), then use them "
+                                     "for this deployment")
 
 new_scenario, shape_errors = capacity_view.read_shape(scenario)
 for error in shape_errors:
@@ -210,11 +212,11 @@ use_measured = measured is not None and st.sidebar.toggle(
     help="NVML sees this GPU here: the launch plan's utilization is capped by its free memory now")
 free_gib = measured if use_measured else None
 calibration = None
-if cal_choice != NO_CALIBRATION:
+if cal_choice:
     try:
-        calibration = _calibration(cal_choice, db_url)
+        calibration = _calibration(tuple(cal_choice), db_url)
     except (ValueError, OSError, StoreError) as exc:
-        st.warning(f"Not calibrated on {cal_labels[cal_choice]}: {exc}. The reference fit is used.")
+        st.warning(f"Not calibrated: {exc}. The reference fit is used.")
 r, plan, points, pf = _analyse(inp, rin, input_tokens, output_tokens, free_gib, calibration)
 g, tp = inp.gpu, inp.tensor_parallel_size
 
@@ -287,7 +289,7 @@ with right:
                 f"Estimate {point.label}. Constants: MBU "
                 f"{calibration.step_mbu:.2f}, per-step overhead {calibration.step_overhead_ms:.2f} ms, MFU "
                 f"{calibration.step_mfu:.2f} (reference fit 0.79, 0.90 ms, 0.56).")
-            with st.expander("The calibration run's points: measured against the calibrated estimate"):
+            with st.expander("The calibration's measured points against the calibrated estimate"):
                 st.dataframe(capacity_view.calibration_frame(calibration), hide_index=True)
 
 st.subheader("Use in the break-even")

@@ -29,7 +29,7 @@ its last good one, named by its label), the scenario's request shape, the one-cl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -67,6 +67,7 @@ __all__ = [
     "shape_estimate",
     "run_points",
     "calibrate_from_run",
+    "calibrate_from_runs",
     "calibration_frame",
     "request_shape",
     "seed_shape",
@@ -331,6 +332,14 @@ def run_points(run: Mapping[str, Any], run_id: str) -> list[MeasuredPoint]:
 def calibrate_from_run(run: Mapping[str, Any], run_id: str) -> Calibration:
     """:func:`calculators.calibration.fit_calibration` on :func:`run_points` (``ValueError`` as there)."""
     return fit_calibration(run_points(run, run_id))
+
+
+def calibrate_from_runs(runs: Sequence[tuple[Mapping[str, Any], str]]) -> Calibration:
+    """One calibration on the points of several ``(run, run_id)`` together (``ValueError`` as :func:`run_points`,
+    or when none is given)."""
+    if not runs:
+        raise ValueError("no run to calibrate on")
+    return fit_calibration([p for run, run_id in runs for p in run_points(run, run_id)])
 
 
 def request_shape(s: Scenario) -> tuple[int, int]:

@@ -175,8 +175,8 @@ def test_page_choosing_a_reference_run_changes_the_estimate_and_shows_the_label(
     assert not [m for m in (*at.info, *at.warning) if m.value.startswith("Estimate calibrated on")]
     key = "ref:h100-vllm0.26-2026-11-28/llama-3.1-8b-bf16"
     assert "llama-3.1-8b-bf16 · reference: H100 80GB HBM3, vLLM 0.26.0, synthetic weights, 2026-11-28" in (
-        at.selectbox(key="cap_calibrate").options)
-    at.selectbox(key="cap_calibrate").set_value(key).run()
+        at.multiselect(key="cap_calibrate").options)
+    at.multiselect(key="cap_calibrate").set_value([key]).run()
     assert not at.exception, at.exception
     cal = _cal_on(H100_8B)
     assert cal.constants() != cb.REFERENCE  # this run's fit differs from the reference one
@@ -195,9 +195,17 @@ def test_page_choosing_a_reference_run_changes_the_estimate_and_shows_the_label(
     expected = capacity_view.shape_estimate(rin, *capacity_view.request_shape(at.session_state["scenario"]), 32, cal)
     assert sh.output_tokens_per_s == round(expected.output_tokens_per_s_est, 1)
     assert "calibrated on h100-vllm0.26-2026-11-28/llama-3.1-8b-bf16)" in sh.throughput_source
-    at.selectbox(key="cap_calibrate").set_value("ref:h200-vllm0.26-2026-12-01/llama-3.1-8b-bf16").run()
+    at.multiselect(key="cap_calibrate").set_value(["ref:h200-vllm0.26-2026-12-01/llama-3.1-8b-bf16"]).run()
     assert "extrapolated to NVIDIA H100 SXM 80GB/Llama 3.1 8B" in _calibration_note(at)
     assert any(w.value.startswith("Estimate calibrated on") for w in at.warning)  # extrapolation is a warning
+    at.multiselect(key="cap_calibrate").set_value([key, "ref:h200-vllm0.26-2026-12-01/llama-3.1-8b-bf16"]).run()
+    note = _calibration_note(at)  # several runs: one fit on their points together
+    assert note.startswith("Estimate calibrated on runs h100-vllm0.26-2026-11-28/llama-3.1-8b-bf16, "
+                           "h200-vllm0.26-2026-12-01/llama-3.1-8b-bf16 (NVIDIA H100 SXM 80GB, NVIDIA H200 SXM 141GB")
+    assert "on its 8 points; applied to the same NVIDIA H100 SXM 80GB/Llama 3.1 8B" in note
+    at.multiselect(key="cap_calibrate").set_value([]).run()
+    assert not at.exception, at.exception
+    assert _estimate(at) == before  # none chosen: the reference fit again
 
 
 def test_page_calibrates_on_a_stored_run(monkeypatch, tmp_path):
@@ -205,7 +213,7 @@ def test_page_calibrates_on_a_stored_run(monkeypatch, tmp_path):
     with open_store(db) as store:
         rid = store.save_run(json.loads(H100_8B.read_text()))
     at = _page(monkeypatch, db)
-    at.selectbox(key="cap_calibrate").set_value(f"store:{rid}").run()
+    at.multiselect(key="cap_calibrate").set_value([f"store:{rid}"]).run()
     assert not at.exception, at.exception
     assert f"calibrated on run stored {rid} (NVIDIA H100 SXM 80GB, Llama 3.1 8B)" in _calibration_note(at)
 
