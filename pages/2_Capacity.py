@@ -6,6 +6,10 @@ its label) -> cached ``fit`` / ``plan_launch`` / ``shape_estimate`` -> Plotly (`
 shape is the scenario's (input/output tokens, shared with Break-even). Each "what would fit" line is a button
 that applies its change; a deployment that will not start says why instead of printing a command. The launch
 plan's utilization is capped by this machine's free GPU memory (NVML) when it has the planned GPU.
+"Calibrate from a measured run" (sidebar, key ``cap_calibrate``: reference runs and the newest 50 stored runs,
+one or several) refits the estimate's three constants on those runs' points
+(``ui.capacity_view.calibrate_from_runs`` -> ``calculators.calibration``) and labels the estimate with the
+source, its error there, and "extrapolated" (a warning) when this GPU or model is not one the runs measured.
 """
 
 import shlex
