@@ -16,7 +16,7 @@ probe's JSON schema) and the deployment the caller resolved (the catalog GPU, th
     score(mbu, overhead, mfu) = ( mean_i |tps_est_i / tps_i - 1| + mean_j |tpot_est_j / tpot_j - 1| ) / 2 * 100
 
 by exhaustive search of the ``RESOLUTION`` lattice (0.01, 0.05 ms, 0.02) over the box ``BOUNDS`` (MBU and MFU
-in [0.05, 1], overhead in [0, 10] ms): 926,496 combinations, so the best on the lattice is found, never a local
+in [0.05, 1], overhead in [0, 10] ms): 926,208 combinations, so the best on the lattice is found, never a local
 minimum (MBU and overhead trade off along a narrow diagonal valley that coarse-to-fine searches lose). Each
 point's step times are factored once into memory and compute parts at unit efficiency, so the whole lattice is
 a few numpy array operations in chunks (0.3 s of CPU for a run of 4 points); the chosen constants' errors
@@ -312,22 +312,18 @@ def _scores(cy: _Cycle, mbu: np.ndarray, overhead: np.ndarray, mfu: np.ndarray) 
     return 100 * (err_tps + err_tpot) / 2
 
 
-def _axis(name: str, center: float | None, step: float, half_width: int) -> np.ndarray:
-    """Multiples of ``step`` within ``BOUNDS``: all of them, or ``half_width`` either side of ``center``."""
-    low, high = BOUNDS[name]
-    if center is None:
-        k = np.arange(math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9) + 1)
-    else:
-        k = round(center / step) + np.arange(-half_width, half_width + 1)
-    vals = np.round(k * step, 4)
-    return vals[(vals >= low - 1e-9) & (vals <= high + 1e-9)]
+def _axis(name: str) -> np.ndarray:
+    """The multiples of ``RESOLUTION[name]`` within ``BOUNDS[name]``."""
+    (low, high), step = BOUNDS[name], RESOLUTION[name]
+    k = np.arange(math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9) + 1)
+    return np.round(k * step, 4)
 
 
 def _search(points: Sequence[MeasuredPoint], names: tuple[str, ...], tie_pct: float) -> tuple[dict[str, float], float]:
     """Every point of the ``RESOLUTION`` lattice within ``BOUNDS`` for the ``names`` constants (the others at the
     reference), in chunks of bounded memory; the best (near-ties to the reference) and its score."""
     cy = _cycles(points)
-    axes = [_axis(n, None, RESOLUTION[n], 0) if n in names else np.array([REFERENCE[n]]) for n in CONSTANTS]
+    axes = [_axis(n) if n in names else np.array([REFERENCE[n]]) for n in CONSTANTS]
     shape = tuple(len(a) for a in axes)
     total = math.prod(shape)
     chunk = max(1, 2_000_000 // len(points))  # ~16 MB per temporary array
