@@ -3,11 +3,14 @@
     python benchmarks/prediction_error.py                  # table + MAE, writes results/prediction-error-*.{md,json}
     python benchmarks/prediction_error.py --fit            # refit the three constants on the "fit" rows first
     python benchmarks/prediction_error.py --fit --fit-gpu h100-sxm --no-write   # fit on one GPU, test the other
+    python benchmarks/prediction_error.py --calibration    # leave-one-run-out: results/calibration-*.{md,json}
 
 Each run file is named in ``RUNS`` with what the file itself does not say (the catalog model or config, the
 GPU, weight/KV precision, ``--max-num-batched-tokens``, the KV room vLLM logged at startup) and its role:
 ``fit`` rows calibrate ``calculators.closedloop``'s constants, ``holdout`` rows only test them, ``excluded``
-rows are listed with the reason. Per point: measured output tok/s and median TPOT (our probe) against
+rows are listed with the reason. The fit is :func:`calculators.calibration.fit_calibration`, the same code the
+Capacity page's "Calibrate from a measured run" uses. ``--calibration`` calibrates on each run alone and
+predicts every other run (tok/s, median TPOT and median TTFT per concurrency). Per point: measured output tok/s and median TPOT (our probe) against
 :func:`calculators.closedloop.closed_loop_point`, and against the old decode-only roofline
 (:func:`calculators.roofline.decode_point` at context I + O/2, ``DEFAULT_MBU``) for comparison.
 """
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import itertools
 import json
 import sys
 from dataclasses import dataclass
@@ -25,12 +27,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from calculators.calibration import (  # noqa: E402
+    TIE_PCT,
+    MeasuredPoint,
+    PointError,
+    fit_calibration,
+    mae_pct,
+    points_from_run,
+    prediction_errors,
+)
 from calculators.catalog import gpu  # noqa: E402
 from calculators.closedloop import ClosedLoopInput, closed_loop_point  # noqa: E402
 from calculators.modelspec import load_model  # noqa: E402
 from calculators.roofline import RooflineInput, decode_point  # noqa: E402
 
-__all__ = ["RUNS", "Run", "load_points", "predict", "main"]
+__all__ = ["RUNS", "Run", "load_points", "measured_points", "predict", "fit_constants", "leave_one_run_out", "main"]
 
 RESULTS = ROOT / "benchmarks" / "results"
 QWEN7B = "benchmarks/results/h200-kv-capacity-vllm0.26-2026-11-28/qwen7b-config.json"
@@ -137,27 +148,97 @@ def _all_rows(consts: dict | None, roles: tuple[str, ...]) -> list[dict]:
     return rows
 
 
+def measured_points(run: Run) -> list[MeasuredPoint]:
+    """``run``'s completed points as :class:`calculators.calibration.MeasuredPoint` (what the fit takes)."""
+    base = _input(run, {"input_tokens": 1, "output_tokens": 1}, {})
+    return points_from_run(_read(RESULTS / run.path), run.path, base)
+
+
 def fit_constants(gpu_id: str | None = None) -> tuple[dict, float]:
-    """Grid search of (step_mbu, step_overhead_ms, step_mfu) minimising the mean of the tok/s and TPOT MAE on
-    the ``fit`` rows (of one GPU when ``gpu_id`` is given; coarse grid, then a fine one around the best)."""
-    base = [(run, r) for run in RUNS if run.role == "fit" and gpu_id in (None, run.gpu) for r in load_points(run)]
+    """:func:`calculators.calibration.fit_calibration` on the ``fit`` rows (of one GPU when ``gpu_id`` is given):
+    the constants and the mean of the tok/s and TPOT MAE (%) there. The product's calibration is the same code."""
+    pts = [p for run in RUNS if run.role == "fit" and gpu_id in (None, run.gpu) for p in measured_points(run)]
+    cal = fit_calibration(pts, tie_pct=0.0)  # the plain best: the reference is what this fit produces
+    return cal.constants(), (cal.mae_tokens_per_s_pct + cal.mae_tpot_pct) / 2
 
-    def score(c: dict) -> float:
-        rows = [predict(run, r, c) for run, r in base]
-        return (_mae(rows, "err_tokens_per_s_pct") + _mae(rows, "err_tpot_pct")) / 2
 
-    def grid(mbus, overs, mfus):
-        return min(((score(c), c) for c in ({"step_mbu": a, "step_overhead_ms": b, "step_mfu": m}
-                                            for a, b, m in itertools.product(mbus, overs, mfus))),
-                   key=lambda t: t[0])
+def _maes(errors: list[PointError]) -> dict:
+    return {"points": len(errors), "mae_tokens_per_s_pct": mae_pct(errors, "tokens_per_s"),
+            "mae_tpot_pct": mae_pct(errors, "tpot"), "mae_ttft_pct": mae_pct(errors, "ttft")}
 
-    s, best = grid([x / 100 for x in range(60, 100, 5)], [x / 10 for x in range(0, 21, 2)],
-                   [x / 100 for x in range(30, 91, 10)])
-    a, b, m = best["step_mbu"], best["step_overhead_ms"], best["step_mfu"]
-    s, best = grid([round(a + d / 100, 2) for d in range(-4, 5) if 0 < a + d / 100 <= 1],
-                   [round(b + d / 20, 2) for d in range(-3, 4) if b + d / 20 >= 0],
-                   [round(m + d / 100, 2) for d in range(-8, 9, 2) if 0 < m + d / 100 <= 1])
-    return best, s
+
+def leave_one_run_out(tie_pct: float, roles: tuple[str, ...] = ("fit", "holdout")) -> dict:
+    """Calibrate on each run alone (``fit_calibration`` on its points), predict every other run's points.
+
+    Returns ``calibrations`` (per run: constants, what was fitted, MAE on its own points and on the others),
+    ``by_concurrency`` and ``by_target`` (the pooled out-of-run predictions grouped by the measured point's
+    concurrency, by whether the predicted run has the calibration's GPU and model, and by the predicted run's
+    role: only ``holdout`` targets are out of sample when ``tie_pct`` > 0, since the tie rule leans on the shipped
+    constants, fitted on the ``fit`` runs), ``pooled`` (one calibration on every run, in-sample) and
+    ``predictions`` (one row per calibration run x predicted point)."""
+    runs = [r for r in RUNS if r.role in roles]
+    role = {r.path: r.role for r in runs}
+    points = {r.path: measured_points(r) for r in runs}
+    calibrations, predictions = [], []
+    for run in runs:
+        cal = fit_calibration(points[run.path], tie_pct=tie_pct)
+        others = [p for r in runs if r.path != run.path for p in points[r.path]]
+        errs = prediction_errors(others, cal.constants())
+        calibrations.append({"run": run.path, "gpu": run.gpu, "model": cal.models[0], **cal.constants(),
+                             "fitted": list(cal.fitted), "note": cal.note,
+                             "own": _maes(list(cal.errors)), "others": _maes(list(errs))})
+        for e in errs:
+            same = e.gpu in cal.gpus and e.model in cal.models
+            predictions.append({"calibrated_on": run.path, "target_role": role[e.run_id],
+                                "target": "same GPU and model" if same else
+                                "other GPU" if e.gpu not in cal.gpus else "other model, same GPU", **vars(e)})
+
+    def group(key) -> list[dict]:
+        keys = sorted({key(p) for p in predictions}, key=lambda k: (isinstance(k, str), k))
+        return [{"group": k, **_maes([PointError(**{f: p[f] for f in PointError.__dataclass_fields__})
+                                      for p in predictions if key(p) == k])} for k in keys]
+
+    pooled = fit_calibration([p for r in runs for p in points[r.path]], tie_pct=tie_pct)
+    return {"tie_pct": tie_pct, "calibrations": calibrations, "by_concurrency": group(lambda p: p["concurrency"]),
+            "by_target": group(lambda p: p["target"]),
+            "by_target_role": group(lambda p: f"{p['target_role']} runs"),
+            "overall": _maes([PointError(**{f: p[f] for f in PointError.__dataclass_fields__}) for p in predictions]),
+            "pooled": {**pooled.constants(), "fitted_on": list(pooled.fitted_on), **_maes(list(pooled.errors)),
+                       "by_concurrency": [{"group": c, **_maes([e for e in pooled.errors if e.concurrency == c])}
+                                          for c in sorted({e.concurrency for e in pooled.errors})]},
+            "predictions": predictions}
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f}%"
+
+
+def calibration_report(r: dict) -> str:
+    cal_lines = ["| calibrated on | GPU | model | MBU | overhead ms | MFU | own points | own MAE tok/s | TPOT | TTFT "
+                 "| other points | others' MAE tok/s | TPOT | TTFT |", "|" + "---|" * 14]
+    for c in r["calibrations"]:
+        o, x = c["own"], c["others"]
+        cal_lines.append(f"| {c['run']} | {c['gpu']} | {c['model']} | {c['step_mbu']:.2f} | {c['step_overhead_ms']:.2f} "
+                         f"| {c['step_mfu']:.2f} | {o['points']} | {_pct(o['mae_tokens_per_s_pct'])} "
+                         f"| {_pct(o['mae_tpot_pct'])} | {_pct(o['mae_ttft_pct'])} | {x['points']} "
+                         f"| {_pct(x['mae_tokens_per_s_pct'])} | {_pct(x['mae_tpot_pct'])} | {_pct(x['mae_ttft_pct'])} |")
+
+    def grouped(title: str, rows: list[dict]) -> str:
+        lines = [f"| {title} | predictions | MAE output tok/s | MAE median TPOT | MAE median TTFT |", "|---|---|---|---|---|"]
+        lines += [f"| {g['group']} | {g['points']} | {_pct(g['mae_tokens_per_s_pct'])} | {_pct(g['mae_tpot_pct'])} "
+                  f"| {_pct(g['mae_ttft_pct'])} |" for g in rows]
+        return "\n".join(lines)
+
+    p = r["pooled"]
+    return "\n\n".join([
+        f"Leave one run out, tie_pct = {r['tie_pct']:g}: calibrated on each run alone, predicting every other run",
+        "\n".join(cal_lines),
+        grouped("concurrency", r["by_concurrency"]),
+        grouped("target", r["by_target"] + r["by_target_role"] + [{"group": "all", **r["overall"]}]),
+        f"Pooled (one calibration on all {p['points']} points of {len(p['fitted_on'])} runs, in-sample): "
+        f"MBU {p['step_mbu']:.2f}, overhead {p['step_overhead_ms']:.2f} ms, MFU {p['step_mfu']:.2f}",
+        grouped("concurrency (pooled)", p["by_concurrency"] + [{"group": "all", **p}]),
+    ])
 
 
 def _fmt(v: float | None, nd: int = 1) -> str:
@@ -203,7 +284,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(RESULTS / "prediction-error-2026-12-01"),
                     help="write OUT.md and OUT.json (default: benchmarks/results/prediction-error-2026-12-01)")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--calibration", action="store_true",
+                    help="leave one run out: calibrate on each run, predict the others (writes OUT = "
+                         "benchmarks/results/calibration-2026-12-01 unless --out)")
     ns = ap.parse_args(argv)
+    if ns.calibration:
+        report = {"no_prior": leave_one_run_out(0.0), "default": leave_one_run_out(TIE_PCT)}
+        text = "\n\n".join(calibration_report(r) for r in report.values())
+        print(text)
+        if not ns.no_write:
+            out = Path(ns.out if ns.out != ap.get_default("out") else RESULTS / "calibration-2026-12-01")
+            out.with_suffix(".md").write_text(text + "\n")
+            out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+        return 0
     consts: dict = {}
     if ns.fit:
         consts, score = fit_constants(ns.fit_gpu)

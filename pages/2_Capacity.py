@@ -6,18 +6,28 @@ its label) -> cached ``fit`` / ``plan_launch`` / ``shape_estimate`` -> Plotly (`
 shape is the scenario's (input/output tokens, shared with Break-even). Each "what would fit" line is a button
 that applies its change; a deployment that will not start says why instead of printing a command. The launch
 plan's utilization is capped by this machine's free GPU memory (NVML) when it has the planned GPU.
+"Calibrate from a measured run" (sidebar, key ``cap_calibrate``: reference runs and the newest 50 stored runs,
+one or several) refits the estimate's three constants on those runs' points
+(``ui.capacity_view.calibrate_from_runs`` -> ``calculators.calibration``) and labels the estimate with the
+source, its error there, and "extrapolated" (a warning) when this GPU or model is not one the runs measured.
 """
 
 import shlex
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from calculators import catalog, modelspec
+from calculators.calibration import Calibration
 from calculators.claims import ARTICLE_CLAIMS, check_claim
 from calculators.launch import kv_room_sequences, plan_launch
 from calculators.memory import KV_CACHE_DTYPES, VLLM_0_26, WEIGHT_DTYPES, FitInput, fit
 from calculators.roofline import DEFAULT_MBU, DEFAULT_MFU, RooflineInput, prefill
+from probes.errors import StoreError
+from probes.results import reference
+from probes.results.store import default_db_url, open_store
+from probes.settings import is_postgres_url, load_settings
 from ui import cached, capacity_view, charts, inputs, state
 from ui.widgets import count_text, gib_text
 
@@ -32,15 +42,65 @@ def _arch_from_upload(data: bytes, name: str) -> modelspec.ModelArch:
     return modelspec.from_config_text(data, model_id=name, where=f"{name}.json")  # errors name the upload
 
 
+
+
+@st.cache_data(ttl=600, max_entries=1, show_spinner=False)
+def _reference_runs() -> dict[str, tuple[str, str]]:
+    """Calibration choices from the bundled reference runs: ``ref:<key>`` -> (label, path)."""
+    out = {}
+    for ref in reference.discover():
+        try:
+            run = reference.load_run(ref.path)
+        except ValueError:
+            continue
+        out[f"ref:{ref.key}"] = (f"{ref.name} · {reference.reference_label(run)}", str(ref.path))
+    return out
+
+
+def _store_url() -> str | None:
+    """The results store's path or URL when one exists (the Capacity page never creates a store file)."""
+    try:
+        db = load_settings().db_path or default_db_url()
+    except ValueError:
+        return None
+    return db if is_postgres_url(db) or Path(db).expanduser().is_file() else None
+
+
+@st.cache_data(ttl=30, max_entries=4, show_spinner=False)
+def _stored_runs(db: str) -> dict[str, str]:
+    """Calibration choices from the newest 50 stored runs: ``store:<id>`` -> label."""
+    with open_store(db) as store:
+        return {f"store:{r['id']}": f"run {r['id']} · {r['model']} · {r['gpu'] or 'no GPU'} · {r['created_at']}"
+                for r in store.list_runs(limit=50)}
+
+
+@st.cache_data(ttl=600, max_entries=16, show_spinner="Calibrating on the runs' points…")
+def _calibration(choices: tuple[str, ...], db: str | None) -> Calibration:
+    """Fit the closed-loop constants on the chosen runs' points together (``ValueError`` naming the run that
+    cannot calibrate)."""
+    runs = []
+    for choice in choices:
+        if choice.startswith("store:"):
+            if db is None:
+                raise ValueError("the results store is not there any more")
+            with open_store(db) as store:
+                runs.append((store.get_run(int(choice.removeprefix("store:"))),
+                             f"stored {choice.removeprefix('store:')}"))
+        else:
+            runs.append((reference.load_run(_reference_runs()[choice][1]), choice.removeprefix("ref:")))
+    return capacity_view.calibrate_from_runs(runs)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
-def _analyse(inp: FitInput, rin: RooflineInput, input_tokens: int, output_tokens: int, free_gib: float | None):
+def _analyse(inp: FitInput, rin: RooflineInput, input_tokens: int, output_tokens: int, free_gib: float | None,
+             calibration: Calibration | None = None):
     r = fit(inp)
     plan = plan_launch(inp, r, prompt_tokens=input_tokens, input_tokens=input_tokens, output_tokens=output_tokens,
                        free_gib_at_start=free_gib)
     request = min(input_tokens + output_tokens, r.max_model_len)
     running = max(1, min(kv_room_sequences(r.kv_capacity_tokens, request), plan.max_num_seqs or 1))
     # beyond what vLLM runs at once the extra streams queue: the point stays that of `running` streams
-    points = [capacity_view.shape_estimate(rin, input_tokens, output_tokens, min(c, running))
+    points = [capacity_view.shape_estimate(rin, input_tokens, output_tokens, min(c, running), calibration)
               for c in charts.CONCURRENCIES]
     return r, plan, points, prefill(rin, input_tokens)
 
@@ -101,6 +161,20 @@ with st.sidebar:
         st.selectbox(L["max_lora_rank"], [8, 16, 32, 64, 128], key=W["max_lora_rank"])
         st.number_input(L["mbu"], min_value=0.05, max_value=1.0, step=0.05, key=W["mbu"])
         st.number_input(L["mfu"], min_value=0.05, max_value=1.0, step=0.05, key=W["mfu"])
+    st.subheader("Calibration")
+    db_url = _store_url()
+    cal_labels = {k: label for k, (label, _path) in _reference_runs().items()}
+    if db_url is not None:
+        try:
+            cal_labels |= _stored_runs(db_url)
+        except (OSError, ValueError, StoreError) as exc:
+            st.caption(f"Stored runs not listed: {exc}")
+    st.session_state["cap_calibrate"] = [c for c in st.session_state.get("cap_calibrate", []) if c in cal_labels]
+    cal_choice = st.multiselect("Calibrate from a measured run", list(cal_labels), key="cap_calibrate",
+                                format_func=cal_labels.get, placeholder="none: the reference fit (H100 + H200)",
+                                help="fit the estimate's bandwidth and compute efficiencies and per-step overhead "
+                                     "on the measured points of one run (or several together), then use them "
+                                     "for this deployment")
 
 new_scenario, shape_errors = capacity_view.read_shape(scenario)
 for error in shape_errors:
@@ -141,7 +215,13 @@ use_measured = measured is not None and st.sidebar.toggle(
     "Cap by this machine's free GPU memory", value=True, key="cap_use_measured",
     help="NVML sees this GPU here: the launch plan's utilization is capped by its free memory now")
 free_gib = measured if use_measured else None
-r, plan, points, pf = _analyse(inp, rin, input_tokens, output_tokens, free_gib)
+calibration = None
+if cal_choice:
+    try:
+        calibration = _calibration(tuple(cal_choice), db_url)
+    except (ValueError, OSError, StoreError) as exc:
+        st.warning(f"Not calibrated: {exc}. The reference fit is used.")
+r, plan, points, pf = _analyse(inp, rin, input_tokens, output_tokens, free_gib, calibration)
 g, tp = inp.gpu, inp.tensor_parallel_size
 
 if r.weights_gib > ABSURD_FACTOR * r.total_gib:
@@ -191,7 +271,7 @@ with left:
              ("KV cache", r.kv_cache_gib), ("headroom (1 - utilization)", max(r.total_gib - r.budget_gib, 0.0))]
     st.plotly_chart(charts.memory_figure(parts, r.total_gib, r.budget_gib), key="cap_chart_memory")
 resident = max(1, min(int(used["concurrency"]), kv_streams or 1, plan.max_num_seqs or 1))
-point = capacity_view.shape_estimate(rin, input_tokens, output_tokens, resident)
+point = capacity_view.shape_estimate(rin, input_tokens, output_tokens, resident, calibration)
 with right:
     st.subheader("Throughput for the scenario's requests")
     if plan.will_not_start or not r.kv_capacity_tokens:
@@ -207,6 +287,14 @@ with right:
                    f"(~{pf.ttft_ms_est:,.0f} ms at {rin.mfu:.0%} MFU). vLLM runs at most "
                    f"{min(kv_streams, plan.max_num_seqs):,} of these at once (KV cache and --max-num-seqs); "
                    "more streams wait in its queue, so the curves stay flat past that.")
+    if calibration is not None:
+        with st.container(key="cap_calibration"):
+            (st.warning if point.extrapolated else st.info)(
+                f"Estimate {point.label}. Constants: MBU "
+                f"{calibration.step_mbu:.2f}, per-step overhead {calibration.step_overhead_ms:.2f} ms, MFU "
+                f"{calibration.step_mfu:.2f} (reference fit 0.79, 0.90 ms, 0.56).")
+            with st.expander("The calibration's measured points against the calibrated estimate"):
+                st.dataframe(capacity_view.calibration_frame(calibration), hide_index=True)
 
 st.subheader("Use in the break-even")
 if plan.will_not_start or not r.kv_capacity_tokens:
@@ -221,7 +309,9 @@ if st.button("Use this estimate in the break-even", key="cap_use",
         state.apply_operating_point(
             output_tokens_per_s=round(point.output_tokens_per_s_est, 1),
             source=f"roofline estimate ({arch.name}, {tp}x {g.id}, {inp.weight_dtype}, c={resident}, "
-                   f"{input_tokens} in / {output_tokens} out, MBU {rin.mbu:.0%}, MFU {rin.mfu:.0%})",
+                   f"{input_tokens} in / {output_tokens} out, MBU {rin.mbu:.0%}, MFU {rin.mfu:.0%}"
+                   + (f"; calibrated on {', '.join(calibration.fitted_on)}"
+                      + (", extrapolated" if point.extrapolated else "") if calibration is not None else "") + ")",
             gpu=g.id,
             gpus_per_replica=tp,
             prefill_tokens_per_s=None,  # the estimate already includes each request's prefill

@@ -7,8 +7,14 @@ its last good one, named by its label), the scenario's request shape, the one-cl
 - :func:`fix_changes` reads the widget changes out of a "what would fit" line of ``calculators.memory``'s fixes
   (each names its vLLM flag), so each fix is a button that applies them.
 - :func:`shape_estimate` is THE scenario-shaped throughput estimate of the page: output tokens/s and TPOT of a
-  closed loop of ``concurrency`` streams of the scenario's requests (prefill included). Swap its body for
-  ``calculators.closedloop`` when that lands; nothing else on the page computes an estimate.
+  closed loop of ``concurrency`` streams of the scenario's requests (prefill included), through
+  ``calculators.closedloop`` (optionally with a calibration's constants); nothing else on the page computes an
+  estimate.
+- :func:`run_points` / :func:`calibrate_from_run`: "Calibrate from a measured run": a probe run JSON (stored or
+  reference) -> the deployment it measured (catalog GPU and model, dtype, TP, batch budget, the KV room vLLM
+  logged) -> :func:`calculators.calibration.fit_calibration`; ``shape_estimate(..., calibration=...)`` then
+  uses the fitted constants and carries the label (run, MAE on its points, "extrapolated to" when the GPU or
+  model differs).
 - :func:`seed_shape` / :func:`read_shape`: the scenario's input/output tokens per request as Capacity widgets
   (keys ``cap_input_tokens``, ``cap_output_tokens``), shared with the Break-even page through ``ui.state``.
 
@@ -23,19 +29,28 @@ its last good one, named by its label), the scenario's request shape, the one-cl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
-from calculators import catalog
+from calculators import catalog, modelspec
+from calculators.calibration import (
+    Calibration,
+    MeasuredPoint,
+    calibrated_estimate,
+    fit_calibration,
+    points_from_run,
+)
 from calculators.closedloop import STEP_MBU, STEP_MFU, ClosedLoopInput, closed_loop_point
 from calculators.memory import FitInput
 from calculators.modelspec import ModelArch
 from calculators.roofline import DEFAULT_MBU, DEFAULT_MFU, RooflineInput
 from calculators.scenario import MAX_TOKENS, Scenario, replace_field
 from calculators.validation import relabel
+from probes.results import reference
 from ui import inputs
 
 __all__ = [
@@ -50,6 +65,10 @@ __all__ = [
     "fix_widget_values",
     "ShapePoint",
     "shape_estimate",
+    "run_points",
+    "calibrate_from_run",
+    "calibrate_from_runs",
+    "calibration_frame",
     "request_shape",
     "seed_shape",
     "read_shape",
@@ -213,9 +232,12 @@ class ShapePoint:
     output_tokens_per_s_est: float
     tpot_ms_est: float
     output_tokens_per_s_max: float  # the same closed loop at the roofline ceilings (no efficiency losses)
+    label: str = ""  # with a calibration: its source, error, and "extrapolated to ..." when GPU/model differ
+    extrapolated: bool = False
 
 
-def shape_estimate(rin: RooflineInput, input_tokens: int, output_tokens: int, concurrency: int) -> ShapePoint:
+def shape_estimate(rin: RooflineInput, input_tokens: int, output_tokens: int, concurrency: int,
+                   calibration: Calibration | None = None) -> ShapePoint:
     """Closed-loop estimate for ``concurrency`` streams, each sending requests of ``input_tokens`` in and
     ``output_tokens`` out back to back (prefill included). THE estimate of the Capacity page.
 
@@ -224,6 +246,8 @@ def shape_estimate(rin: RooflineInput, input_tokens: int, output_tokens: int, co
     ``--max-num-seqs`` run at once, so the KV room given here is exactly ``concurrency`` whole requests. The
     page's MBU/MFU inputs scale the calibrated step efficiencies (at their defaults they are the calibrated
     ones); ``output_tokens_per_s_max`` is the same closed loop at the datasheet ceilings with no per-step overhead.
+    With a ``calibration`` (:func:`calibrate_from_run`) its constants replace the reference ones (the MBU/MFU
+    inputs scale them the same way) and ``label`` says where they come from.
 
     >>> from calculators.catalog import gpu
     >>> from calculators.modelspec import model
@@ -237,11 +261,85 @@ def shape_estimate(rin: RooflineInput, input_tokens: int, output_tokens: int, co
         rin.arch, rin.gpu, rin.tensor_parallel_size, rin.weight_dtype, rin.kv_cache_dtype,
         input_tokens=min(i, 10**7), output_tokens=min(o, 10**7), max_num_seqs=min(c, 10**6),
         kv_capacity_tokens=min(c * (i + o), 10**10),
-        step_mbu=min(1.0, STEP_MBU * rin.mbu / DEFAULT_MBU), step_mfu=min(1.0, STEP_MFU * rin.mfu / DEFAULT_MFU),
     )
-    est = closed_loop_point(base, c)
     ceiling = closed_loop_point(replace(base, step_mbu=1.0, step_mfu=1.0, step_overhead_ms=0.0), c)
-    return ShapePoint(c, est.output_tokens_per_s_est, est.tpot_ms_est, ceiling.output_tokens_per_s_est)
+    mbu0, mfu0 = (STEP_MBU, STEP_MFU) if calibration is None else (calibration.step_mbu, calibration.step_mfu)
+    scale = {"step_mbu": min(1.0, mbu0 * rin.mbu / DEFAULT_MBU), "step_mfu": min(1.0, mfu0 * rin.mfu / DEFAULT_MFU)}
+    if calibration is None:
+        est = closed_loop_point(replace(base, **scale), c)
+        return ShapePoint(c, est.output_tokens_per_s_est, est.tpot_ms_est, ceiling.output_tokens_per_s_est)
+    cal = replace(calibration, **scale)
+    out = calibrated_estimate(cal, base, c)
+    return ShapePoint(c, out.point.output_tokens_per_s_est, out.point.tpot_ms_est, ceiling.output_tokens_per_s_est,
+                      out.label, out.extrapolated)
+
+
+def _flag(args: list[str], name: str) -> str | None:
+    for j, arg in enumerate(args):
+        flag, eq, value = arg.partition("=")
+        if flag == name:
+            return value if eq else (args[j + 1] if j + 1 < len(args) else None)
+    return None
+
+
+def run_points(run: Mapping[str, Any], run_id: str) -> list[MeasuredPoint]:
+    """A probe run JSON's points as calibration points, with the deployment its JSON records: the model (a
+    catalog id), the GPU (NVML name -> catalog), ``--quantization``/``--kv-cache-dtype``, the tensor-parallel
+    size, ``--max-num-batched-tokens``, and the KV room vLLM logged (``startup.kv_cache_tokens``, else the
+    points' ``kv_cache_size_tokens`` scrape, else the memory fit at ``--max-model-len``). ``ValueError`` saying
+    what is missing when the run cannot calibrate (a model or GPU not in the catalogs, a shared-prefix workload
+    served from the prefix cache, no completed point).
+
+    >>> run = {"model": "meta-llama/Llama-3.1-8B-Instruct", "gpu": {"name": "NVIDIA H200", "count": 1},
+    ...        "server": {"serve_args": ["--max-num-batched-tokens", "2048"]}, "startup": {"kv_cache_tokens": 920592},
+    ...        "workload": {"input_tokens": 512, "output_tokens": 256},
+    ...        "points": [{"concurrency": 32, "completed": 96, "output_tokens_per_s": 4436.4}]}
+    >>> p = run_points(run, "x")[0]
+    >>> p.inp.gpu.id, p.inp.weight_dtype, p.inp.batched_tokens, p.inp.kv_capacity_tokens
+    ('h200', 'bf16', 2048, 920592)
+    """
+    model_id = str(run.get("model") or "")
+    if model_id not in modelspec.models():
+        raise ValueError(f"run {run_id}: model {model_id or '(none)'!r} is not in the model catalog")
+    gpu_name = (run.get("gpu") or {}).get("name") if isinstance(run.get("gpu"), Mapping) else None
+    gpu_id = reference.gpu_catalog_id(gpu_name)
+    if gpu_id is None:
+        raise ValueError(f"run {run_id}: GPU {gpu_name or '(none recorded)'!r} is not in the GPU catalog")
+    wl = run.get("workload") or {}
+    if (wl.get("shared_prefix_tokens") or 0) > 0:
+        raise ValueError(f"run {run_id}: a shared-prefix workload (prefix caching is not modelled)")
+    args = [str(a) for a in ((run.get("server") or {}).get("serve_args") or [])]
+    quant, kv_dtype = _flag(args, "--quantization"), _flag(args, "--kv-cache-dtype")
+    if quant not in (None, "fp8"):
+        raise ValueError(f"run {run_id}: --quantization {quant} is not modelled (bf16 and fp8 are)")
+    mbt, mml = _flag(args, "--max-num-batched-tokens"), _flag(args, "--max-model-len")
+    kv = (run.get("startup") or {}).get("kv_cache_tokens")
+    if not isinstance(kv, int | float):
+        kv = next((m["kv_cache_size_tokens"] for p in run.get("points") or []
+                   if isinstance(m := p.get("server_metrics"), Mapping)
+                   and isinstance(m.get("kv_cache_size_tokens"), int | float)), None)
+    base = ClosedLoopInput(
+        modelspec.model(model_id), catalog.gpu(gpu_id), reference.tensor_parallel_size(run),
+        "fp8" if quant == "fp8" else "bf16", "fp8" if (kv_dtype or "").startswith("fp8") else "auto",
+        max_num_batched_tokens=int(mbt) if mbt and mbt.isdigit() else None,
+        kv_capacity_tokens=int(kv) if kv else None, max_model_len=int(mml) if mml and mml.isdigit() else None)
+    points = points_from_run(run, run_id, base)
+    if not points:
+        raise ValueError(f"run {run_id}: no completed point to calibrate on")
+    return points
+
+
+def calibrate_from_run(run: Mapping[str, Any], run_id: str) -> Calibration:
+    """:func:`calculators.calibration.fit_calibration` on :func:`run_points` (``ValueError`` as there)."""
+    return fit_calibration(run_points(run, run_id))
+
+
+def calibrate_from_runs(runs: Sequence[tuple[Mapping[str, Any], str]]) -> Calibration:
+    """One calibration on the points of several ``(run, run_id)`` together (``ValueError`` as :func:`run_points`,
+    or when none is given)."""
+    if not runs:
+        raise ValueError("no run to calibrate on")
+    return fit_calibration([p for run, run_id in runs for p in run_points(run, run_id)])
 
 
 def request_shape(s: Scenario) -> tuple[int, int]:
@@ -284,3 +382,14 @@ def read_shape(s: Scenario) -> tuple[Scenario, list[str]]:
     if new != s:
         st.session_state[_SEEDED_KEY] = (new, {spec.key: st.session_state[spec.key] for spec in SHAPE})
     return new, errors
+
+
+def calibration_frame(calibration: Calibration) -> pd.DataFrame:
+    """One row per point the calibration was fitted on: measured and estimated tok/s, median TPOT and TTFT, and
+    the errors in % (TTFT is reported, not fitted)."""
+    return pd.DataFrame([{
+        "run": e.run_id, "in / out": f"{e.input_tokens} / {e.output_tokens}", "c": e.concurrency, "bound": e.bound,
+        "tok/s measured": e.measured_tokens_per_s, "tok/s est": e.est_tokens_per_s,
+        "tok/s err %": e.err_tokens_per_s_pct, "TPOT ms measured": e.measured_tpot_ms, "TPOT ms est": e.est_tpot_ms,
+        "TPOT err %": e.err_tpot_pct, "TTFT ms measured": e.measured_ttft_ms, "TTFT ms est": e.est_ttft_ms,
+        "TTFT err %": e.err_ttft_pct} for e in calibration.errors])
