@@ -74,6 +74,7 @@ class ProbeRequest:
     api_key: str | None = field(default=None, repr=False)
     backend: str = "auto"  # request kind (probes.load.backends): "auto" or one of BACKEND_NAMES
     trace: TraceReplay | None = None
+    visible_devices: str | None = None  # CUDA_VISIBLE_DEVICES for the managed server (the locked GPUs); None: inherit
 
     def __post_init__(self) -> None:
         given = [n for n in ("model", "synthetic", "endpoint") if getattr(self, n)]
@@ -160,9 +161,10 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
         if install.cpu_build and "--enforce-eager" not in serve_args:
             serve_args.append("--enforce-eager")
             notes.append("CPU build of vLLM: added --enforce-eager")
+        env = {"CUDA_VISIBLE_DEVICES": req.visible_devices} if req.visible_devices is not None else None
         server = VllmServer(model=model_path, serve_args=serve_args, vllm_python=python,
                             host=req.host or settings.host, port=req.port, served_model_name=served,
-                            log_path=req.log_path, startup_timeout_s=req.startup_timeout_s)
+                            log_path=req.log_path, startup_timeout_s=req.startup_timeout_s, env=env)
         server.install = install
         stack.callback(server.stop)
         if on_server:
@@ -171,7 +173,7 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
         run = new_run(model=label, weights=weights, config=req.config, vllm_version=install.version,
                       gpu=gpu_mod.gpu_summary(snapshot, req.gpu_indices),
                       server={"mode": "managed", "base_url": server.base_url, "argv": server.argv,
-                              "serve_args": serve_args}, notes=notes)
+                              "serve_args": serve_args, "cuda_visible_devices": req.visible_devices}, notes=notes)
         if not snapshot.available:
             run["notes"].append(snapshot.reason)
         log(f"starting vLLM {install.version or '?'} ({'CPU' if install.cpu_build else 'GPU'} build) on "
@@ -385,12 +387,25 @@ class GpuLocks:
     def __init__(self, data_dir: str | os.PathLike[str], indices: tuple[int, ...] | list[int] = (0,)) -> None:
         self.locks = [GpuLock(data_dir, i) for i in sorted(set(indices) or {0})]
 
+    @property
+    def indices(self) -> list[int]:
+        return [lock.gpu_index for lock in self.locks]
+
     def acquire(self, status: dict[str, Any]) -> None:
+        """Take every lock in index order (two probes wanting overlapping groups cannot deadlock) or none: a
+        busy GPU releases those already taken and raises ProbeBusyError naming the holder and the group."""
         taken: list[GpuLock] = []
         try:
             for lock in self.locks:
                 lock.acquire(status)
                 taken.append(lock)
+        except ProbeBusyError as exc:
+            for lock in taken:
+                lock.release()
+            if len(self.locks) == 1:
+                raise
+            group = ",".join(map(str, self.indices))
+            raise ProbeBusyError(f"{exc} (this probe needs GPUs {group}, all or none: none taken)") from None
         except BaseException:
             for lock in taken:
                 lock.release()
