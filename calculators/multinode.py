@@ -45,6 +45,7 @@ env VLLM_HOST_IP=HEAD_IP NCCL_SOCKET_IFNAME=IFACE GLOO_SOCKET_IFNAME=IFACE ray s
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from dataclasses import asdict, dataclass, field
 
@@ -63,6 +64,7 @@ RAY_PORT = 6379  # run_cluster.sh: the head "accepts connections on port 6379"
 API_PORT = 8000
 HEAD_IP, WORKER_IP, IFACE = "HEAD_IP", "WORKER_IP", "IFACE"  # placeholders the user replaces
 Gib = float
+_NAME = re.compile(r"[A-Za-z0-9_.:%\-]{1,253}")  # host, IPv4/IPv6 address or interface name: nothing a shell reads
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,10 @@ def plan_cluster(arch: ModelArch, gpu: Gpu, topo: Topology, *, weight_dtype: str
     ``python -m probes run --endpoint http://HOST:PORT`` and takes no GPU lock (the server owns the GPUs).
     """
     warnings = list(check_topology(arch, topo))
+    for name, value in (("head_address", head_address), ("network_interface", network_interface),
+                        ("serve_host", serve_host)):
+        if not _NAME.fullmatch(value):
+            raise ValueError(f"{name} must be a host name, an IP address or an interface name, got {value!r}")
     require_int("port", port, low=1, high=65535)
     require_int("ray_port", ray_port, low=1, high=65535)
     tp, pp, dp, nodes = (topo.tensor_parallel_size, topo.pipeline_parallel_size, topo.data_parallel_size,
@@ -303,7 +309,7 @@ def plan_cluster(arch: ModelArch, gpu: Gpu, topo: Topology, *, weight_dtype: str
         launch = plan_launch(inp)
         will_not_start = launch.will_not_start
         serve = list(launch.serve_args)
-        if dp > 1:
+        if dp > 1 and not will_not_start:
             notes.append(f"--max-num-seqs {launch.max_num_seqs} applies per DP rank: {dp} replicas run up to "
                          f"{dp * launch.max_num_seqs:,} requests at once")
     else:
@@ -373,8 +379,8 @@ def plan_cluster(arch: ModelArch, gpu: Gpu, topo: Topology, *, weight_dtype: str
                         "VLLM_API_KEY set (vLLM then requires the key); the probe reads it with --api-key-env")
     commands.append(Command("probe" if nodes == 1 else "head", tuple(probe),
                             "attach the probe once /health answers (it takes no GPU lock: the server owns them)"))
-    if will_not_start:
-        commands = []
+    if will_not_start:  # no command for a deployment vLLM would refuse (as calculators.launch)
+        commands, serve = [], []
     return ClusterPlan(model=arch.id, gpu=gpu.id, topology=topo, total_gpus=topo.total_gpus, replicas=dp,
                        stages=stages, ranks=_placements(topo), kv_tokens_per_replica=per_replica,
                        kv_tokens_total=per_replica * dp, serve_args=tuple(serve), commands=tuple(commands), env=env,
