@@ -100,7 +100,7 @@ def check_topology(arch: ModelArch, topo: Topology) -> tuple[str, ...]:
     >>> check_topology(m, Topology(2, 1, 1, 2, 2))
     Traceback (most recent call last):
     ...
-    ValueError: TP 2 x PP 1 x DP 1 = 2 GPUs, but nodes 2 x gpus_per_node 2 = 4: every GPU must be one rank (raise --data-parallel to 2, or use fewer nodes)
+    ValueError: TP 2 x PP 1 x DP 1 = 2 GPUs, but nodes 2 x gpus_per_node 2 = 4: every GPU must be one rank (raise --data-parallel to 2, or use fewer GPUs)
     >>> check_topology(m, Topology(16, 1, 1, 2, 8))[0][:52]
     'tensor parallel 16 spans nodes (8 GPUs each): every '
     """
@@ -116,8 +116,10 @@ def check_topology(arch: ModelArch, topo: Topology) -> tuple[str, ...]:
     pp_partition(arch.layers, pp)
     total, cluster = topo.total_gpus, nodes * per_node
     if total != cluster:
-        hint = (f"raise --data-parallel to {cluster // (tp * pp)}, or use fewer nodes" if cluster % (tp * pp) == 0
-                and cluster > total else "make nodes x gpus-per-node equal the GPUs the ranks need")
+        if cluster > total and cluster % (tp * pp) == 0:
+            hint = f"raise --data-parallel to {cluster // (tp * pp)}, or use fewer GPUs"
+        else:
+            hint = "make nodes x gpus-per-node equal the GPUs the ranks need"
         raise ValueError(f"TP {tp} x PP {pp} x DP {dp} = {total} GPUs, but nodes {nodes} x gpus_per_node {per_node} "
                          f"= {cluster}: every GPU must be one rank ({hint})")
     replica = tp * pp
