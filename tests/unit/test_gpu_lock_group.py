@@ -194,3 +194,17 @@ def test_the_managed_server_sees_only_the_locked_gpus(tmp_path: Path, monkeypatc
     execute(inherit, settings=ProbeSettings(data_dir=str(tmp_path / "data")))
     assert "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7" in log.read_text()  # None: the caller's value, untouched
     json.dumps(run)  # the run stays JSON
+
+
+def test_probe_run_with_a_gpu_group_it_cannot_have_exits_2_with_one_line(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    monkeypatch.setenv("APP__PROBE__DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    out, err = io.StringIO(), io.StringIO()
+    rc = cli.main(["run", "--synthetic", "tiny", "--vllm-python", sys.executable, "--tensor-parallel-size", "2",
+                   "--no-store"], out=out, err=err)
+    assert rc == 2 and err.getvalue() == ("error: TP x PP x DP needs 2 GPUs, but CUDA_VISIBLE_DEVICES=0 lists 1: "
+                                          "widen it or pass --gpu-ids\n")
+    assert running_probe(tmp_path, 0) is None  # refused before any lock was taken
