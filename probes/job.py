@@ -194,7 +194,7 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
         run["cold_start_s"] = server.cold_start_s
         run["vllm_version"] = server.version() or install.version
         _record_gpu_memory(run, req.gpu_indices)
-        _record_startup(run, server.log_path)
+        _record_startup(run, server.log_path, _data_parallel_size(serve_args))
         log(f"vLLM ready after {server.cold_start_s:.1f} s")
 
         def describe_exit() -> str:
@@ -298,8 +298,25 @@ def _record_gpu_memory(run: dict[str, Any], indices: tuple[int, ...]) -> None:
         run["gpu"]["memory_used_mib_after_start"] = sum(used)
 
 
-def _record_startup(run: dict[str, Any], log_path: str | None) -> None:
-    """What vLLM logged at startup (memory split, KV capacity, compile time) -> ``run["startup"]`` + notes."""
+def _data_parallel_size(serve_args: list[str] | tuple[str, ...]) -> int:
+    """``--data-parallel-size`` (or ``-dp``, vLLM's short form) among the serve args; 1 when absent.
+
+    >>> _data_parallel_size(["--max-model-len", "512", "--data-parallel-size", "2"]), _data_parallel_size(["-dp=4"])
+    (2, 4)
+    """
+    for i, arg in enumerate(serve_args):
+        name, eq, value = arg.partition("=")
+        if name in ("--data-parallel-size", "-dp"):
+            text = value if eq else (serve_args[i + 1] if i + 1 < len(serve_args) else "")
+            return int(text) if text.isdigit() and int(text) > 0 else 1
+    return 1
+
+
+def _record_startup(run: dict[str, Any], log_path: str | None, data_parallel_size: int = 1) -> None:
+    """What vLLM logged at startup (memory split, KV capacity, compile time) -> ``run["startup"]`` + notes.
+
+    With ``--data-parallel-size D`` every DP rank logs its own KV cache: the parsed figures are one rank's, and a
+    note says what the D ranks hold together (``startup.data_parallel_size`` records D)."""
     if not log_path:
         return
     try:
@@ -308,6 +325,12 @@ def _record_startup(run: dict[str, Any], log_path: str | None) -> None:
         return
     run["startup"] = parse_startup(text)
     run.setdefault("notes", []).extend(startup_notes(run["startup"]))
+    tokens = run["startup"].get("kv_cache_tokens")
+    if data_parallel_size > 1:
+        run["startup"]["data_parallel_size"] = data_parallel_size
+        if tokens is not None:
+            run["notes"].append(f"data parallel {data_parallel_size}: the KV cache above is one DP rank's; the "
+                                f"{data_parallel_size} ranks hold {data_parallel_size * tokens:,} tokens together")
 
 
 class GpuLock:

@@ -208,3 +208,12 @@ def test_probe_run_with_a_gpu_group_it_cannot_have_exits_2_with_one_line(tmp_pat
     assert rc == 2 and err.getvalue() == ("error: TP x PP x DP needs 2 GPUs, but CUDA_VISIBLE_DEVICES=0 lists 1: "
                                           "widen it or pass --gpu-ids\n")
     assert running_probe(tmp_path, 0) is None  # refused before any lock was taken
+
+
+def test_a_data_parallel_startup_says_what_all_ranks_hold() -> None:
+    log = ROOT / "benchmarks" / "results" / "cpu-dp2-vllm0.32-2026-12-01" / "managed-dp2.startup.txt"
+    run: dict[str, Any] = {"notes": []}
+    job._record_startup(run, str(log), job._data_parallel_size(["--data-parallel-size", "2"]))
+    # the real CPU vLLM 0.32 log: each of the two EngineCore_DP ranks logged 1,048,576 tokens
+    assert run["startup"]["kv_cache_tokens"] == 1_048_576 and run["startup"]["data_parallel_size"] == 2
+    assert run["notes"][-1].endswith("the 2 ranks hold 2,097,152 tokens together")
