@@ -413,6 +413,15 @@ def _gpu_indices(tp: int | None, pp: int | None = None, dp: int | None = None,
     return ids, ",".join(map(str, ids))
 
 
+def _require_gpus_exist(indices: Sequence[int]) -> None:
+    """A group naming a GPU this box does not have fails here, in one line, not minutes later inside vLLM
+    ("World size is larger than the number of available GPUs"). Without NVML (a CPU box) nothing is checked."""
+    snap = gpu_mod.inspect()
+    if snap.available and indices and max(indices) >= len(snap.gpus):
+        raise ValueError(f"GPU {max(indices)} does not exist here: NVML sees {len(snap.gpus)} GPU(s) "
+                         f"(indices 0..{len(snap.gpus) - 1}); this probe needs GPUs {','.join(map(str, indices))}")
+
+
 def _workload(ns: argparse.Namespace) -> WorkloadSpec:
     prefix_tokens = ns.shared_prefix_tokens or (ns.input_tokens // 2 if ns.shared_prefix else 0)
     return WorkloadSpec(input_tokens=ns.input_tokens, output_tokens=ns.output_tokens, num_requests=ns.requests,
@@ -516,6 +525,8 @@ def _cmd_run(ns: argparse.Namespace, out: TextIO, err: TextIO, config: SweepConf
         err.write(msg + "\n")
         err.flush()
 
+    if not ns.endpoint:
+        _require_gpus_exist(req.gpu_indices)
     lock = GpuLocks(settings.data_dir, req.gpu_indices or (0,))
     status = {"pid": os.getpid(), "host": socket.gethostname(), "phase": "running (CLI)",
               "model": ns.synthetic or ns.model, "started_at": _now(), "gpus": list(req.gpu_indices)}

@@ -217,3 +217,20 @@ def test_a_data_parallel_startup_says_what_all_ranks_hold() -> None:
     # the real CPU vLLM 0.32 log: each of the two EngineCore_DP ranks logged 1,048,576 tokens
     assert run["startup"]["kv_cache_tokens"] == 1_048_576 and run["startup"]["data_parallel_size"] == 2
     assert run["notes"][-1].endswith("the 2 ranks hold 2,097,152 tokens together")
+
+
+def test_a_group_naming_a_gpu_this_box_lacks_exits_2_before_any_lock(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from probes.observe.gpu import GpuInfo, GpuSnapshot
+
+    monkeypatch.setattr(cli.gpu_mod, "inspect", lambda: GpuSnapshot(True, gpus=(GpuInfo(0, "NVIDIA H200"),)))
+    monkeypatch.setenv("APP__PROBE__DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    err = io.StringIO()
+    rc = cli.main(["run", "--synthetic", "tiny", "--vllm-python", sys.executable, "--tensor-parallel-size", "2",
+                   "--no-store"], out=io.StringIO(), err=err)
+    assert rc == 2 and err.getvalue() == ("error: GPU 1 does not exist here: NVML sees 1 GPU(s) (indices 0..0); "
+                                          "this probe needs GPUs 0,1\n")
+    assert running_probe(tmp_path, 0) is None
