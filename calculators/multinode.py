@@ -52,10 +52,19 @@ from dataclasses import asdict, dataclass, field
 from calculators.catalog import Gpu
 from calculators.kvcache import check_tensor_parallel, kv_bytes_per_token
 from calculators.launch import plan_launch
-from calculators.memory import GIB, VLLM_0_26, FitInput, activation_bytes, fit, per_gpu_memory, weight_bytes
+from calculators.memory import (
+    GIB,
+    VLLM_0_26,
+    FitInput,
+    activation_bytes,
+    check_deployment,
+    fit,
+    per_gpu_memory,
+    weight_bytes,
+)
 from calculators.modelspec import ModelArch
 from calculators.parallel import pp_partition
-from calculators.validation import require_int
+from calculators.validation import require_finite, require_int
 
 __all__ = ["RAY_PORT", "Topology", "StageMemory", "RankPlacement", "Command", "ClusterPlan", "check_topology",
            "stage_memory", "plan_cluster"]
@@ -190,6 +199,9 @@ def stage_memory(arch: ModelArch, gpu: Gpu, tp: int = 1, pp: int = 1, weight_dty
     ...                                                  2, 2)]
     [32.85, 32.85]
     """
+    check_deployment(arch, tp, weight_dtype, kv_cache_dtype)
+    if gpu_memory_utilization is not None:
+        require_finite("gpu_memory_utilization", gpu_memory_utilization, low=0.0, high=1.0, low_inclusive=False)
     util = VLLM_0_26.default_gpu_memory_utilization if gpu_memory_utilization is None else gpu_memory_utilization
     mnbt = max_num_batched_tokens or VLLM_0_26.default_max_num_batched_tokens(gpu)
     per = per_gpu_memory(arch, tp, weight_dtype, mnbt)
@@ -323,7 +335,12 @@ def plan_cluster(arch: ModelArch, gpu: Gpu, topo: Topology, *, weight_dtype: str
         serve += ["--pipeline-parallel-size", str(pp)]
         notes.append("pipeline parallel: per-stage memory is an estimate (activation peak and send/receive "
                      "buffers between stages not measured); no utilization or --max-num-seqs cap is computed")
-        if any(s.kv_tokens < VLLM_0_26.block_size for s in stages):
+        free = gpu.usable_memory_gib - VLLM_0_26.startup_used_gib - VLLM_0_26.comm_buffers_gib_tp
+        if stages[0].budget_gib > free:  # vllm/v1/worker/utils.py::request_memory, as calculators.memory
+            will_not_start = (f"the budget {stages[0].budget_gib:.2f} GiB per GPU is above the about {free:.2f} GiB "
+                              "free when vLLM starts (CUDA context and NCCL buffers): vLLM refuses it; lower "
+                              "--gpu-memory-utilization")
+        elif any(s.kv_tokens < VLLM_0_26.block_size for s in stages):
             will_not_start = "a pipeline stage has no room for the KV cache (weights + activations over the budget)"
     if dp > 1:
         serve += ["--data-parallel-size", str(dp)]

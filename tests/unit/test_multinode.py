@@ -252,3 +252,12 @@ def test_fit_without_the_new_flags_prints_what_it_did_before(capsys) -> None:
 def test_fit_bad_parallel_combos_exit_2_with_one_line(capsys, extra: list[str]) -> None:
     rc, out, err = _run(capsys, "fit", "--model", L8.id, "--gpu", "h100-sxm", *extra)
     assert rc == 2 and out == "" and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_pipeline_plans_refuse_what_vllm_refuses_at_startup() -> None:
+    assert "vLLM refuses it" in plan_cluster(L70, H100, Topology(8, 2, 1, 2, 8), gpu_memory_utilization=1.0
+                                             ).will_not_start
+    tight = plan_cluster(L70, H100, Topology(1, 2, 1), gpu_memory_utilization=0.5)  # 70B bf16 on 2 GPUs, half each
+    assert tight.will_not_start.startswith("a pipeline stage has no room") and tight.commands == ()
+    with pytest.raises(ValueError, match="weight_dtype must be one of"):
+        stage_memory(L70, H100, 2, 2, weight_dtype="fp4")
