@@ -18,7 +18,7 @@ from calculators.claims import ARTICLE_CLAIMS, check_claim
 from calculators.launch import kv_room_sequences, plan_launch
 from calculators.memory import KV_CACHE_DTYPES, VLLM_0_26, WEIGHT_DTYPES, FitInput, fit
 from calculators.roofline import DEFAULT_MBU, DEFAULT_MFU, RooflineInput, prefill
-from ui import cached, capacity_view, charts, inputs, state
+from ui import cached, capacity_view, charts, inputs, multinode_view, state
 from ui.widgets import count_text, gib_text
 
 st.set_page_config(page_title="Capacity · Self-host or API?", page_icon="🧮", layout="wide")
@@ -244,6 +244,8 @@ else:
                  hide_index=True)
     for w in plan.warnings:
         st.warning(w)
+
+multinode_view.render(inp)  # pipeline / data parallel over nodes: per-GPU memory per stage, Ray commands
 
 st.subheader("The article's claims, checked")
 for key, v in _claims().items():
