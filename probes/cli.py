@@ -16,8 +16,8 @@ trace's own reuse.
 ``--precision`` in at most ``--max-points`` points; the answer is the run's ``operating_point``.
 
 Flags that go to vLLM: ``--max-model-len``, ``--gpu-memory-utilization``, ``--max-num-seqs``,
-``--tensor-parallel-size``, ``--pipeline-parallel-size``, ``--data-parallel-size``, ``--quantization``, ``--kv-cache-dtype``, ``--[no-]enable-prefix-caching``,
-``--enforce-eager``, ``--load-format`` and ``--vllm-arg=ARG`` (repeatable, split like a shell would:
+``--tensor-parallel-size``, ``--pipeline-parallel-size``, ``--data-parallel-size``, ``--quantization``,
+``--kv-cache-dtype``, ``--[no-]enable-prefix-caching``, ``--enforce-eager``, ``--load-format`` and ``--vllm-arg=ARG`` (repeatable, split like a shell would:
 ``--vllm-arg="--block-size 16"``).
 
 Several GPUs on one box: a managed server of TP x PP x DP GPUs takes one lock per GPU (``--gpu-ids``, else the
