@@ -17,8 +17,8 @@ trace's own reuse.
 
 Flags that go to vLLM: ``--max-model-len``, ``--gpu-memory-utilization``, ``--max-num-seqs``,
 ``--tensor-parallel-size``, ``--pipeline-parallel-size``, ``--data-parallel-size``, ``--quantization``,
-``--kv-cache-dtype``, ``--[no-]enable-prefix-caching``, ``--enforce-eager``, ``--load-format`` and ``--vllm-arg=ARG`` (repeatable, split like a shell would:
-``--vllm-arg="--block-size 16"``).
+``--kv-cache-dtype``, ``--[no-]enable-prefix-caching``, ``--enforce-eager``, ``--load-format`` and
+``--vllm-arg=ARG`` (repeatable, split like a shell would: ``--vllm-arg="--block-size 16"``).
 
 Several GPUs on one box: a managed server of TP x PP x DP GPUs takes one lock per GPU (``--gpu-ids``, else the
 first of ``CUDA_VISIBLE_DEVICES``, else 0..N-1; in index order, all or none; a GPU held by another probe refuses
