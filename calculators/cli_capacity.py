@@ -6,6 +6,10 @@
   tokens; ``--gpu-memory-utilization`` capped by the free memory per GPU at start: measured through NVML with
   ``auto``, the default, where this machine has the planned GPU; an idle GPU otherwise or with ``idle``);
   a deployment that will not start prints "will not start: ..." and no command;
+  ``[--pipeline-parallel P] [--data-parallel D] [--nodes K --gpus-per-node G] [--head-address IP]
+  [--network-interface IF]`` add the per-GPU accounting of every pipeline stage, the rank placement and the
+  commands (Ray head and workers on several nodes, then ``vllm serve`` and the probe), ``parallel`` in the JSON
+  (:mod:`calculators.multinode`; ``--gpus`` is the tensor-parallel size, total GPUs = gpus x P x D);
 - ``roofline --model ... --gpu ... --concurrency 1,8,32 [--context-tokens C] [--prompt-tokens P] [--json]``;
   with ``--input-tokens I --output-tokens O [--max-num-batched-tokens B] [--max-model-len L]`` each point also
   carries the closed-loop estimate of that request shape (:mod:`calculators.closedloop`:
@@ -38,6 +42,7 @@ from calculators.launch import (
 )
 from calculators.memory import KV_CACHE_DTYPES, WEIGHT_DTYPES, FitInput, fit
 from calculators.modelspec import load_model
+from calculators.multinode import HEAD_IP, IFACE, ClusterPlan, Topology, plan_cluster
 from calculators.roofline import DEFAULT_MBU, DEFAULT_MFU, RooflineInput, decode_sweep, prefill
 
 __all__ = ["main"]
@@ -61,6 +66,19 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _parallel_flags(p: argparse.ArgumentParser) -> None:
+    """``fit``'s multi-GPU and multi-node shape (:mod:`calculators.multinode`); ``--gpus`` stays the TP size."""
+    g = p.add_argument_group("several GPUs and nodes (total GPUs = --gpus x --pipeline-parallel x --data-parallel)")
+    g.add_argument("--pipeline-parallel", type=int, default=1, metavar="P", help="pipeline stages (default 1)")
+    g.add_argument("--data-parallel", type=int, default=1, metavar="D", help="replicas (default 1)")
+    g.add_argument("--nodes", type=int, default=1, metavar="K", help="machines (default 1)")
+    g.add_argument("--gpus-per-node", type=int, default=None, metavar="G",
+                   help="GPUs per machine (required with --nodes > 1)")
+    g.add_argument("--head-address", default=HEAD_IP, help="the head node's IP in the commands (default HEAD_IP)")
+    g.add_argument("--network-interface", default=IFACE,
+                   help="NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME in the commands (default IFACE)")
+
+
 def _parser(cmd: str) -> argparse.ArgumentParser:
     p = _Parser(prog=f"python -m calculators {cmd}", add_help=True)
     if cmd == "fit":
@@ -75,6 +93,7 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
                        help="expected output tokens per request (sizes --max-num-seqs)")
         p.add_argument("--free-gib", default="auto",
                        help="free GiB per GPU before vLLM starts: auto (NVML, default), idle, or a number")
+        _parallel_flags(p)
     elif cmd == "roofline":
         _common(p)
         p.add_argument("--concurrency", default="1,8,32", help="comma-separated, e.g. 1,8,32")
@@ -134,7 +153,50 @@ def _free_gib(a: argparse.Namespace, g, tp: int) -> tuple[float | None, str]:
     return value, f"--free-gib {value:g}"
 
 
+def _parallel_requested(a: argparse.Namespace) -> bool:
+    return (a.pipeline_parallel, a.data_parallel, a.nodes, a.gpus_per_node) != (1, 1, 1, None) or \
+        (a.head_address, a.network_interface) != (HEAD_IP, IFACE)
+
+
+def _cluster(a: argparse.Namespace) -> ClusterPlan:
+    topo = Topology(a.gpus, a.pipeline_parallel, a.data_parallel, a.nodes, a.gpus_per_node)
+    return plan_cluster(load_model(a.model), gpu(a.gpu), topo, weight_dtype=a.dtype, kv_cache_dtype=a.kv_cache_dtype,
+                        max_model_len=a.max_model_len, gpu_memory_utilization=a.gpu_memory_utilization,
+                        max_num_batched_tokens=a.max_num_batched_tokens, head_address=a.head_address,
+                        network_interface=a.network_interface)
+
+
+def _cluster_lines(c: ClusterPlan) -> list[str]:
+    t = c.topology
+    lines = [f"parallel: TP {t.tensor_parallel_size} x PP {t.pipeline_parallel_size} x DP {t.data_parallel_size} = "
+             f"{c.total_gpus} GPUs on {t.nodes} node(s) x {t.node_gpus}; {c.replicas} replica(s) of "
+             f"{t.gpus_per_replica} GPU(s)"]
+    for s in c.stages:
+        lines.append(f"per GPU, stage {s.stage} ({s.layers} layers, {t.tensor_parallel_size} GPU(s)): weights "
+                     f"{s.weights_gib:.2f} GiB + activations {s.activation_gib:.2f} + non-torch {s.non_torch_gib:.2f}"
+                     f" of a {s.budget_gib:.2f} GiB budget -> KV cache {s.kv_cache_gib:.2f} GiB = {s.kv_tokens:,} "
+                     f"tokens; NCCL/all-reduce {s.comm_buffers_gib:.2f} GiB outside the budget"
+                     + (" (estimate: not measured at PP > 1)" if s.estimate_only else ""))
+    lines.append(f"KV cache: {c.kv_tokens_per_replica:,} tokens per replica, {c.kv_tokens_total:,} in all")
+    by_node: dict[int, list[str]] = {}
+    for r in c.ranks:
+        by_node.setdefault(r.node, []).append(f"{r.local_gpu}:dp{r.dp_rank}/pp{r.pp_rank}/tp{r.tp_rank}")
+    lines += [f"node {n} GPUs: {' '.join(v)}" for n, v in by_node.items()]
+    lines += [f"warning: {w}" for w in c.warnings] + [f"note: {n}" for n in c.notes]
+    if c.will_not_start:
+        return [*lines, f"will not start: {c.will_not_start}"]
+    lines += [f"each node needs: {n}" for n in c.node_needs]
+    lines += [f"env {name}={value}: {why}" for name, value, why in c.env]
+    lines += [f"[{cmd.node}] {cmd.text}" for cmd in c.commands]
+    return lines
+
+
 def _fit(a: argparse.Namespace) -> tuple[dict, str]:
+    cluster = _cluster(a) if _parallel_requested(a) else None
+    if cluster is not None and a.pipeline_parallel > 1:  # the single-replica fit below models TP only
+        d = {"model": cluster.model, "gpu": cluster.gpu, "gpus": a.gpus, "parallel": cluster.as_dict()}
+        return d, "\n".join([f"{cluster.model} on {cluster.total_gpus} x {cluster.gpu} ({a.dtype})",
+                             *_cluster_lines(cluster)])
     inp = FitInput(load_model(a.model), gpu(a.gpu), a.gpus, a.dtype, a.kv_cache_dtype, a.max_model_len,
                    a.gpu_memory_utilization, a.max_num_batched_tokens, a.concurrency)
     r = fit(inp)
@@ -151,6 +213,9 @@ def _fit(a: argparse.Namespace) -> tuple[dict, str]:
         lines.append(f"will not start: {plan.will_not_start}")
     else:
         lines += [*("cap: " + c for c in plan.caps), "launch: " + shlex.join(plan.vllm_serve_argv())]
+    if cluster is not None:
+        d["parallel"] = cluster.as_dict()
+        lines += _cluster_lines(cluster)
     return d, "\n".join(lines)
 
 

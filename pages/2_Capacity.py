@@ -28,7 +28,7 @@ from probes.errors import StoreError
 from probes.results import reference
 from probes.results.store import default_db_url, open_store
 from probes.settings import is_postgres_url, load_settings
-from ui import cached, capacity_view, charts, inputs, state
+from ui import cached, capacity_view, charts, inputs, multinode_view, state
 from ui.widgets import count_text, gib_text
 
 st.set_page_config(page_title="Capacity · Self-host or API?", page_icon="🧮", layout="wide")
@@ -334,6 +334,8 @@ else:
                  hide_index=True)
     for w in plan.warnings:
         st.warning(w)
+
+multinode_view.render(inp)  # pipeline / data parallel over nodes: per-GPU memory per stage, Ray commands
 
 st.subheader("The article's claims, checked")
 for key, v in _claims().items():

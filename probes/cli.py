@@ -16,9 +16,13 @@ trace's own reuse.
 ``--precision`` in at most ``--max-points`` points; the answer is the run's ``operating_point``.
 
 Flags that go to vLLM: ``--max-model-len``, ``--gpu-memory-utilization``, ``--max-num-seqs``,
-``--tensor-parallel-size``, ``--quantization``, ``--kv-cache-dtype``, ``--[no-]enable-prefix-caching``,
-``--enforce-eager``, ``--load-format`` and ``--vllm-arg=ARG`` (repeatable, split like a shell would:
-``--vllm-arg="--block-size 16"``).
+``--tensor-parallel-size``, ``--pipeline-parallel-size``, ``--data-parallel-size``, ``--quantization``,
+``--kv-cache-dtype``, ``--[no-]enable-prefix-caching``, ``--enforce-eager``, ``--load-format`` and
+``--vllm-arg=ARG`` (repeatable, split like a shell would: ``--vllm-arg="--block-size 16"``).
+
+Several GPUs on one box: a managed server of TP x PP x DP GPUs takes one lock per GPU (``--gpu-ids``, else the
+first of ``CUDA_VISIBLE_DEVICES``, else 0..N-1; in index order, all or none; a GPU held by another probe refuses
+the run naming that probe) and starts vLLM with ``CUDA_VISIBLE_DEVICES`` set to exactly those GPUs.
 
 >>> p = build_parser().parse_args(["run", "--synthetic", "tiny", "--concurrency", "1,4", "--max-model-len", "512"])
 >>> serve_args_from(p, synthetic=True)
@@ -162,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--gpu-memory-utilization", type=_positive_float)
     v.add_argument("--max-num-seqs", type=_positive_int)
     v.add_argument("--tensor-parallel-size", type=_positive_int)
+    v.add_argument("--pipeline-parallel-size", type=_positive_int)
+    v.add_argument("--data-parallel-size", type=_positive_int,
+                   help="replicas in one server; the probe locks TP x PP x DP GPUs (all or none) and starts vLLM "
+                        "with CUDA_VISIBLE_DEVICES set to them")
+    v.add_argument("--gpu-ids", metavar="I,J,...",
+                   help="physical GPU indices for a managed server (default: CUDA_VISIBLE_DEVICES's, else 0..N-1)")
     v.add_argument("--quantization")
     v.add_argument("--kv-cache-dtype")
     v.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=None)
@@ -261,7 +271,7 @@ def serve_args_from(ns: argparse.Namespace, *, synthetic: bool) -> list[str]:
     """vLLM flags from the parsed ``run`` arguments (in a stable order)."""
     args: list[str] = []
     for flag in ("max_model_len", "gpu_memory_utilization", "max_num_seqs", "tensor_parallel_size",
-                 "quantization", "kv_cache_dtype"):
+                 "pipeline_parallel_size", "data_parallel_size", "quantization", "kv_cache_dtype"):
         value = getattr(ns, flag)
         if value is not None:
             args += ["--" + flag.replace("_", "-"), str(value)]
@@ -388,11 +398,44 @@ def _interrupts(stop: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _gpu_indices(tp: int | None) -> list[int]:
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    ids = [int(x) for x in visible.split(",") if x.strip().isdigit()] if visible else []
-    count = tp or 1
-    return (ids or list(range(count)))[:count]
+def _gpu_indices(tp: int | None, pp: int | None = None, dp: int | None = None,
+                 gpu_ids: str | None = None) -> tuple[list[int], str | None]:
+    """The GPUs a managed server uses (one lock each) and the ``CUDA_VISIBLE_DEVICES`` it gets (None: leave the
+    caller's as it is). TP x PP x DP GPUs: ``--gpu-ids``, else the first of ``CUDA_VISIBLE_DEVICES``, else 0..N-1.
+    ``CUDA_VISIBLE_DEVICES`` naming GPUs by UUID or MIG id stays untouched (the lock then goes by position).
+
+    >>> _gpu_indices(2, dp=2, gpu_ids="4,5,6,7")
+    ([4, 5, 6, 7], '4,5,6,7')
+    """
+    count = (tp or 1) * (pp or 1) * (dp or 1)
+    if gpu_ids is not None:
+        try:
+            ids = [int(x) for x in gpu_ids.split(",")]
+        except ValueError:
+            raise ValueError(f"--gpu-ids must be comma-separated GPU indices, got {gpu_ids!r}") from None
+        if len(ids) != count or len(set(ids)) != count or min(ids) < 0:
+            raise ValueError(f"--gpu-ids {gpu_ids}: TP x PP x DP needs {count} distinct GPU indices >= 0")
+        return ids, ",".join(map(str, ids))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    entries = [x.strip() for x in visible.split(",") if x.strip()] if visible else []
+    if entries and not all(x.isdigit() for x in entries):
+        if len(entries) < count:
+            raise ValueError(f"TP x PP x DP needs {count} GPUs, but CUDA_VISIBLE_DEVICES lists {len(entries)}")
+        return list(range(count)), None
+    if entries and len(entries) < count:
+        raise ValueError(f"TP x PP x DP needs {count} GPUs, but CUDA_VISIBLE_DEVICES={visible} lists "
+                         f"{len(entries)}: widen it or pass --gpu-ids")
+    ids = [int(x) for x in entries][:count] if entries else list(range(count))
+    return ids, ",".join(map(str, ids))
+
+
+def _require_gpus_exist(indices: Sequence[int]) -> None:
+    """A group naming a GPU this box does not have fails here, in one line, not minutes later inside vLLM
+    ("World size is larger than the number of available GPUs"). Without NVML (a CPU box) nothing is checked."""
+    snap = gpu_mod.inspect()
+    if snap.available and indices and max(indices) >= len(snap.gpus):
+        raise ValueError(f"GPU {max(indices)} does not exist here: NVML sees {len(snap.gpus)} GPU(s) "
+                         f"(indices 0..{len(snap.gpus) - 1}); this probe needs GPUs {','.join(map(str, indices))}")
 
 
 def _workload(ns: argparse.Namespace) -> WorkloadSpec:
@@ -451,13 +494,17 @@ def _endpoint(ns: argparse.Namespace) -> str | None:
 
 
 def _request(ns: argparse.Namespace, config: SweepConfig, api_key: str | None) -> ProbeRequest:
+    indices, visible = _gpu_indices(ns.tensor_parallel_size, ns.pipeline_parallel_size, ns.data_parallel_size,
+                                    ns.gpu_ids)
+    if ns.endpoint and ns.gpu_ids is not None:
+        raise ValueError("--gpu-ids is for a managed server: an --endpoint's GPUs are its own")
     return ProbeRequest(config=config, model=ns.model, synthetic=ns.synthetic, endpoint=_endpoint(ns),
                         balance=ns.balance or "round-robin",
                         serve_args=tuple(serve_args_from(ns, synthetic=bool(ns.synthetic))),
                         vllm_python=ns.vllm_python, host=ns.host, port=ns.port,
                         served_model_name=ns.served_model_name, startup_timeout_s=ns.startup_timeout,
-                        log_path=ns.log, gpu_indices=tuple(_gpu_indices(ns.tensor_parallel_size)),
-                        vocab_size=ns.vocab_size, api_key=api_key, backend=ns.api, trace=_trace(ns))
+                        log_path=ns.log, gpu_indices=tuple(indices), vocab_size=ns.vocab_size, api_key=api_key,
+                        backend=ns.api, trace=_trace(ns), visible_devices=None if ns.endpoint else visible)
 
 
 def _search_config(ns: argparse.Namespace) -> SweepConfig:
@@ -504,9 +551,11 @@ def _cmd_run(ns: argparse.Namespace, out: TextIO, err: TextIO, config: SweepConf
         err.write(msg + "\n")
         err.flush()
 
+    if not ns.endpoint:
+        _require_gpus_exist(req.gpu_indices)
     lock = GpuLocks(settings.data_dir, req.gpu_indices or (0,))
     status = {"pid": os.getpid(), "host": socket.gethostname(), "phase": "running (CLI)",
-              "model": ns.synthetic or ns.model, "started_at": _now()}
+              "model": ns.synthetic or ns.model, "started_at": _now(), "gpus": list(req.gpu_indices)}
     with _interrupts(stop), lock:
         if not ns.endpoint:  # one managed probe per GPU, also across the app and other terminals
             lock.acquire(status)

@@ -77,6 +77,7 @@ class ProbeRequest:
     backend: str = "auto"  # request kind (probes.load.backends): "auto" or one of BACKEND_NAMES
     trace: TraceReplay | None = None
     balance: str = "round-robin"  # how load is spread over several endpoint replicas (probes.load.fleet)
+    visible_devices: str | None = None  # CUDA_VISIBLE_DEVICES for the managed server (the locked GPUs); None: inherit
 
     def __post_init__(self) -> None:
         given = [n for n in ("model", "synthetic", "endpoint") if getattr(self, n)]
@@ -175,9 +176,10 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
         if install.cpu_build and "--enforce-eager" not in serve_args:
             serve_args.append("--enforce-eager")
             notes.append("CPU build of vLLM: added --enforce-eager")
+        env = {"CUDA_VISIBLE_DEVICES": req.visible_devices} if req.visible_devices is not None else None
         server = VllmServer(model=model_path, serve_args=serve_args, vllm_python=python,
                             host=req.host or settings.host, port=req.port, served_model_name=served,
-                            log_path=req.log_path, startup_timeout_s=req.startup_timeout_s)
+                            log_path=req.log_path, startup_timeout_s=req.startup_timeout_s, env=env)
         server.install = install
         stack.callback(server.stop)
         if on_server:
@@ -186,7 +188,7 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
         run = new_run(model=label, weights=weights, config=req.config, vllm_version=install.version,
                       gpu=gpu_mod.gpu_summary(snapshot, req.gpu_indices),
                       server={"mode": "managed", "base_url": server.base_url, "argv": server.argv,
-                              "serve_args": serve_args}, notes=notes)
+                              "serve_args": serve_args, "cuda_visible_devices": req.visible_devices}, notes=notes)
         if not snapshot.available:
             run["notes"].append(snapshot.reason)
         log(f"starting vLLM {install.version or '?'} ({'CPU' if install.cpu_build else 'GPU'} build) on "
@@ -207,7 +209,7 @@ def execute(req: ProbeRequest, *, settings: ProbeSettings | None = None, stop: t
         run["cold_start_s"] = server.cold_start_s
         run["vllm_version"] = server.version() or install.version
         _record_gpu_memory(run, req.gpu_indices)
-        _record_startup(run, server.log_path)
+        _record_startup(run, server.log_path, _data_parallel_size(serve_args))
         log(f"vLLM ready after {server.cold_start_s:.1f} s")
 
         def describe_exit() -> str:
@@ -331,8 +333,25 @@ def _record_gpu_memory(run: dict[str, Any], indices: tuple[int, ...]) -> None:
         run["gpu"]["memory_used_mib_after_start"] = sum(used)
 
 
-def _record_startup(run: dict[str, Any], log_path: str | None) -> None:
-    """What vLLM logged at startup (memory split, KV capacity, compile time) -> ``run["startup"]`` + notes."""
+def _data_parallel_size(serve_args: list[str] | tuple[str, ...]) -> int:
+    """``--data-parallel-size`` (or ``-dp``, vLLM's short form) among the serve args; 1 when absent.
+
+    >>> _data_parallel_size(["--max-model-len", "512", "--data-parallel-size", "2"]), _data_parallel_size(["-dp=4"])
+    (2, 4)
+    """
+    for i, arg in enumerate(serve_args):
+        name, eq, value = arg.partition("=")
+        if name in ("--data-parallel-size", "-dp"):
+            text = value if eq else (serve_args[i + 1] if i + 1 < len(serve_args) else "")
+            return int(text) if text.isdigit() and int(text) > 0 else 1
+    return 1
+
+
+def _record_startup(run: dict[str, Any], log_path: str | None, data_parallel_size: int = 1) -> None:
+    """What vLLM logged at startup (memory split, KV capacity, compile time) -> ``run["startup"]`` + notes.
+
+    With ``--data-parallel-size D`` every DP rank logs its own KV cache: the parsed figures are one rank's, and a
+    note says what the D ranks hold together (``startup.data_parallel_size`` records D)."""
     if not log_path:
         return
     try:
@@ -341,6 +360,12 @@ def _record_startup(run: dict[str, Any], log_path: str | None) -> None:
         return
     run["startup"] = parse_startup(text)
     run.setdefault("notes", []).extend(startup_notes(run["startup"]))
+    tokens = run["startup"].get("kv_cache_tokens")
+    if data_parallel_size > 1:
+        run["startup"]["data_parallel_size"] = data_parallel_size
+        if tokens is not None:
+            run["notes"].append(f"data parallel {data_parallel_size}: the KV cache above is one DP rank's; the "
+                                f"{data_parallel_size} ranks hold {data_parallel_size * tokens:,} tokens together")
 
 
 class GpuLock:
@@ -420,12 +445,25 @@ class GpuLocks:
     def __init__(self, data_dir: str | os.PathLike[str], indices: tuple[int, ...] | list[int] = (0,)) -> None:
         self.locks = [GpuLock(data_dir, i) for i in sorted(set(indices) or {0})]
 
+    @property
+    def indices(self) -> list[int]:
+        return [lock.gpu_index for lock in self.locks]
+
     def acquire(self, status: dict[str, Any]) -> None:
+        """Take every lock in index order (two probes wanting overlapping groups cannot deadlock) or none: a
+        busy GPU releases those already taken and raises ProbeBusyError naming the holder and the group."""
         taken: list[GpuLock] = []
         try:
             for lock in self.locks:
                 lock.acquire(status)
                 taken.append(lock)
+        except ProbeBusyError as exc:
+            for lock in taken:
+                lock.release()
+            if len(self.locks) == 1:
+                raise
+            group = ",".join(map(str, self.indices))
+            raise ProbeBusyError(f"{exc} (this probe needs GPUs {group}, all or none: none taken)") from None
         except BaseException:
             for lock in taken:
                 lock.release()

@@ -219,7 +219,9 @@ class VllmServer:
     """A vLLM OpenAI-compatible server we start and own; use as a context manager.
 
     ``with VllmServer(model=..., vllm_python=...) as srv: ... srv.base_url ...`` starts it, waits for
-    ``/health`` and always stops the whole process group on exit.
+    ``/health`` and always stops the whole process group on exit. ``env`` overrides the inherited environment:
+    a multi-GPU probe passes ``CUDA_VISIBLE_DEVICES`` there, the GPUs it locked (:class:`probes.job.GpuLocks`),
+    so vLLM's TP/PP/DP ranks run on exactly those.
     """
 
     def __init__(self, *, model: str, serve_args: Sequence[str] = (), vllm_python: str | None = None,
