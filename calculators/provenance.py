@@ -30,7 +30,9 @@ is the user's own assumption and is never called stale.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from calculators import catalog, gpuprices
 from calculators.scenario import Scenario
@@ -45,6 +47,7 @@ __all__ = [
     "throughput_kind",
     "stale_reasons",
     "with_context",
+    "run_context",
     "reestimate",
     "rests_on",
     "pct_text",
@@ -102,6 +105,36 @@ def with_context(s: Scenario, ctx: ThroughputContext) -> Scenario:
         s.self_host, throughput_gpu=ctx.gpu, throughput_model=ctx.model, throughput_dtype=ctx.dtype,
         throughput_input_tokens=ctx.input_tokens, throughput_output_tokens=ctx.output_tokens)
     return dataclasses.replace(s, self_host=host)
+
+
+_QUANT_DTYPES = {"fp8": "fp8", "awq": "int4-awq", "awq_marlin": "int4-awq", "gptq": "int4-gptq",
+                 "gptq_marlin": "int4-gptq"}
+_DTYPES = {"bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "half": "fp16", "fp16": "fp16"}
+
+
+def run_context(run: Mapping[str, Any], gpu_id: str | None) -> ThroughputContext:
+    """The context of a probe run's points (``probes.results`` run dict): its model, the weight dtype its
+    server was started with (``--quantization`` / ``--dtype``; "" when neither was given: not recorded), its
+    workload's request shape and ``gpu_id`` (the catalog id of its GPU, None when not in the catalog).
+
+    >>> run_context({"model": "meta-llama/Llama-3.3-70B-Instruct", "workload": {"input_tokens": 512,
+    ...              "output_tokens": 256}, "server": {"serve_args": ["--quantization", "fp8"]}}, "h100-sxm")
+    ThroughputContext(gpu='h100-sxm', model='meta-llama/Llama-3.3-70B-Instruct', dtype='fp8', input_tokens=512.0, output_tokens=256.0)
+    """
+    args = [str(a) for a in ((run.get("server") or {}).get("serve_args") or [])]
+    dtype = ""
+    for flag, table in (("--dtype", _DTYPES), ("--quantization", _QUANT_DTYPES)):
+        if flag in args[:-1]:
+            dtype = table.get(args[args.index(flag) + 1].lower(), dtype)
+    work = run.get("workload") or {}
+
+    def tokens(key: str) -> float | None:
+        v = work.get(key) if isinstance(work, Mapping) else None
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1e7 else None
+
+    model = run.get("model")
+    return ThroughputContext(gpu=gpu_id or "", model=model[:200] if isinstance(model, str) else "", dtype=dtype,
+                             input_tokens=tokens("input_tokens"), output_tokens=tokens("output_tokens"))
 
 
 def _gpu_name(gpu_id: str) -> str:

@@ -17,6 +17,7 @@ from calculators import catalog, modelspec
 from calculators.claims import ARTICLE_CLAIMS, check_claim
 from calculators.launch import kv_room_sequences, plan_launch
 from calculators.memory import KV_CACHE_DTYPES, VLLM_0_26, WEIGHT_DTYPES, FitInput, fit
+from calculators.provenance import ThroughputContext
 from calculators.roofline import DEFAULT_MBU, DEFAULT_MFU, RooflineInput, prefill
 from ui import cached, capacity_view, charts, inputs, state
 from ui.widgets import count_text, gib_text
@@ -225,6 +226,7 @@ if st.button("Use this estimate in the break-even", key="cap_use",
             gpu=g.id,
             gpus_per_replica=tp,
             prefill_tokens_per_s=None,  # the estimate already includes each request's prefill
+            context=ThroughputContext(g.id, arch.id[:200], inp.weight_dtype, float(input_tokens), float(output_tokens)),
         )
     except ValueError as exc:
         st.error(f"Not applied: {capacity_view.human_error(exc)}")

@@ -167,13 +167,14 @@ def use_point_panel(run: Mapping[str, Any], *, key: str, run_name: str) -> None:
     i = st.selectbox("Operating point", range(len(points)), index=best, key=f"{key}_point",
                      format_func=lambda j: point_label(points[j]) + (" — best" if j == best else ""))
     if st.button("Use this operating point in the break-even", key=f"{key}_use"):
+        from calculators.provenance import run_context  # noqa: PLC0415 - only on click
         from ui.state import apply_operating_point  # noqa: PLC0415 - only on click
 
         point = points[int(i)]
         try:
             apply_operating_point(output_tokens_per_s=round(float(point["output_tokens_per_s"]), 1),
                                   source=reference.operating_point_source(run_name, point),
-                                  gpu=gpu_id, gpus_per_replica=tp)
+                                  gpu=gpu_id, gpus_per_replica=tp, context=run_context(run, gpu_id))
         except ValueError as exc:
             st.error(f"Not applied: {exc}")
         else:
