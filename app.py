@@ -7,7 +7,7 @@ Run with ``make run`` (or ``streamlit run app.py``).
 
 import streamlit as st
 
-from calculators import provenance
+from calculators import catalog, provenance
 from ui import cached, restson_view, state, widgets
 
 st.set_page_config(page_title="Self-host or API?", page_icon="⚖️", layout="wide")
@@ -30,7 +30,8 @@ with left:
     restson_view.stale_panel(scenario, key="home")
     report = cached.evaluate(scenario)
     h = scenario.self_host
-    st.markdown(f"Self-hosting on {h.gpus_per_replica}x {h.gpu} per replica, compared with the API model "
+    gpu_name = getattr(catalog.gpus().get(h.gpu), "name", h.gpu)
+    st.markdown(f"Self-hosting on {h.gpus_per_replica}x {gpu_name} per replica, compared with the API model "
                 f"**{provenance.priced_model_label(scenario)}**.")
     widgets.verdict_panel(scenario)
     st.markdown("\n".join(f"- {line}" for line in restson_view.per_token_lines(report)))

@@ -295,7 +295,7 @@ def _gpu_price_row(s: Scenario) -> Row:
 def _throughput_row(s: Scenario, stale: list[str]) -> Row:
     h = s.self_host
     kind = throughput_kind(h.throughput_source)
-    ctx = [x for x in (f"{h.gpus_per_replica}x {_gpu_name(h.throughput_gpu)}" if h.throughput_gpu else "",
+    ctx = [x for x in (_gpu_name(h.throughput_gpu) if h.throughput_gpu else "",
                        h.throughput_model, h.throughput_dtype) if x]
     if h.throughput_input_tokens is not None and h.throughput_output_tokens is not None:
         ctx.append(f"{h.throughput_input_tokens:,.0f} in / {h.throughput_output_tokens:,.0f} out tokens")

@@ -22,6 +22,12 @@ __all__ = ["stale_panel", "rests_on_table", "per_token_lines", "description_text
 _DONE_KEY = "restson_reestimated"  # the success line shown after the rerun a re-estimate causes
 
 
+def _labelled(source: str) -> str:
+    """The throughput's source with its kind in front, unless it already starts with it."""
+    kind = provenance.throughput_kind(source)
+    return source if source.lower().startswith(kind) else f"{kind}: {source}"
+
+
 def stale_panel(s: Scenario, *, key: str, model: str | None = None, dtype: str | None = None) -> bool:
     """A loud ``st.warning`` when the scenario's throughput was measured or estimated elsewhere (another GPU,
     model, dtype or request shape: ``provenance.stale_reasons``), with a button that replaces it by the
@@ -36,7 +42,7 @@ def stale_panel(s: Scenario, *, key: str, model: str | None = None, dtype: str |
     gpu = catalog.gpus().get(h.gpu)
     st.warning(
         f"**Stale throughput:** {h.output_tokens_per_s:,.0f} output tok/s per replica "
-        f"({provenance.throughput_kind(h.throughput_source)}: {h.throughput_source}) does not fit this "
+        f"({_labelled(h.throughput_source)}) does not fit this "
         f"scenario. " + "; ".join(f"{r}." for r in reasons)
         + " The verdict still uses it: re-estimate it, or measure this set-up (Probe page).",
         icon="⚠️",
@@ -92,7 +98,7 @@ def description_text(s: Scenario) -> str:
 
     >>> from calculators.scenario import DEFAULT_SCENARIO, apply_api_model
     >>> description_text(apply_api_model(DEFAULT_SCENARIO, "claude-sonnet-5-5"))[-40:]
-    'one H100 versus claude-sonnet-5-5 (edited).'
+    ' H100 versus claude-sonnet-5-5 (edited).'
     """
     priced = provenance.priced_model_label(s)
 
