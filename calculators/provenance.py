@@ -299,7 +299,10 @@ def _throughput_row(s: Scenario, stale: list[str]) -> Row:
                        h.throughput_model, h.throughput_dtype) if x]
     if h.throughput_input_tokens is not None and h.throughput_output_tokens is not None:
         ctx.append(f"{h.throughput_input_tokens:,.0f} in / {h.throughput_output_tokens:,.0f} out tokens")
-    source = "typed by you" if h.throughput_source.strip() == TYPED_SOURCE else h.throughput_source
+    if h.throughput_source.strip() == TYPED_SOURCE:  # a typed value: an older point's context is not its own
+        return Row("Self-host throughput", f"{h.output_tokens_per_s:,.0f} output tok/s per replica", kind,
+                   "typed by you")
+    source = h.throughput_source
     if kind != "assumption" or ctx:
         source += f" [{'; '.join(ctx) if ctx else 'GPU, model and shape not recorded'}]"
     if kind == "estimate" and "calibrat" not in source:
