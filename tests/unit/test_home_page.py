@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from calculators import cost
 from calculators.provenance import stale_reasons
-from calculators.scenario import DEFAULT_SCENARIO, apply_api_model, apply_gpu, to_query_params
+from calculators.scenario import DEFAULT_SCENARIO, apply_api_model, apply_gpu, load_toml, to_query_params
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "app.py")
@@ -119,3 +119,28 @@ def test_default_has_no_stale_throughput_after_switching_back():
     s = apply_gpu(apply_gpu(DEFAULT_SCENARIO, "l40s"), "h100-sxm")
     at = _home(to_query_params(s))
     assert not _stale_warnings(at)
+
+
+def test_a_512_token_reference_point_applied_to_the_6000_token_rag_scenario_is_stale(tmp_path, monkeypatch):
+    """The issue's case: the 70B fp8 H100 reference point (512 in / 256 out) sent from the Results page into the
+    RAG scenario (6,000 in / 400 out) is flagged on the home page, with its measured context in the table."""
+    monkeypatch.setenv("APP__PROBE__DB", str(tmp_path / "results.sqlite"))
+    monkeypatch.setenv("APP__PROBE__DATA_DIR", str(tmp_path / "data"))
+    rag = load_toml(ROOT / "scenarios/rag-assistant-70b.toml")
+    at = AppTest.from_file(HOME, default_timeout=60)
+    at.query_params.update(to_query_params(rag))
+    at.switch_page("pages/4_Results.py").run()
+    assert not at.exception, at.exception
+    at.selectbox(key="res_run").set_value("ref:h100-vllm0.26-2026-11-28/llama-3.3-70b-fp8").run()
+    at.button(key="res_run_view_use").click().run()
+    assert not at.exception, at.exception
+    h = at.session_state["scenario"].self_host
+    assert (h.throughput_gpu, h.throughput_model, h.throughput_dtype) == (
+        "h100-sxm", "meta-llama/Llama-3.3-70B-Instruct", "fp8")
+    assert (h.throughput_input_tokens, h.throughput_output_tokens) == (512.0, 256.0)
+    at.switch_page("app.py").run()
+    assert not at.exception, at.exception
+    (warning,) = _stale_warnings(at)
+    assert "measured at 512 in / 256 out tokens" in warning and "6,000 in" in warning
+    row = _rests_on(at).loc["Self-host throughput"]
+    assert row["kind"] == "measured" and "fp8" in row["source"] and "request shape" in row["stale"]
