@@ -3,6 +3,7 @@ home and Break-even pages, and one click replaces it by an estimate labelled as 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -144,3 +145,12 @@ def test_a_512_token_reference_point_applied_to_the_6000_token_rag_scenario_is_s
     assert "measured at 512 in / 256 out tokens" in warning and "6,000 in" in warning
     row = _rests_on(at).loc["Self-host throughput"]
     assert row["kind"] == "measured" and "fp8" in row["source"] and "request shape" in row["stale"]
+
+
+def test_low_volume_shares_read_under_one_percent_never_zero():
+    at = _home({"rpd": "50"})
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["GPU utilization"] == "<1%"
+    text = " ".join(m.value for m in at.markdown)
+    assert "Average GPU utilization is <1%" in text and "busy <1% of the time" in text
+    assert not re.search(r"(?<![\d.])0%", text), text
