@@ -35,12 +35,12 @@ with left:
                 f"**{provenance.priced_model_label(scenario)}**.")
     widgets.verdict_panel(scenario)
     st.markdown("\n".join(f"- {line}" for line in restson_view.per_token_lines(report)))
-    st.subheader("What this verdict rests on")
-    restson_view.rests_on_table(scenario, report)
-    st.caption("Kinds: assumption (typed by you, or our default), catalog (a price or spec table with its source "
-               "and date; unverified where the row is estimated), estimate (roofline / closed-loop model, "
-               "calibrated on real vLLM runs), measured (a probe run or a published benchmark).")
 with right:
     st.page_link("pages/1_Break_even.py", label="Break-even: all inputs and charts", icon="📈")
     st.subheader("Scenario")
     widgets.scenario_io_panel(scenario)
+st.subheader("What this verdict rests on")
+restson_view.rests_on_table(scenario, report)
+st.caption("Kinds: assumption (typed by you, or our default), catalog (a price or spec table with its source "
+           "and date; unverified where the row is estimated), estimate (roofline / closed-loop model, "
+           "calibrated on real vLLM runs), measured (a probe run or a published benchmark).")

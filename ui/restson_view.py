@@ -65,8 +65,8 @@ def stale_panel(s: Scenario, *, key: str, model: str | None = None, dtype: str |
 def rests_on_table(s: Scenario, report: Report | None = None, *, key: str = "home_rests_on") -> pd.DataFrame:
     """The "rests on" table for ``s`` (one row per input: value, kind, source, as of, stale); returns it."""
     rows = provenance.rests_on(s, getattr(report, "rates", None))
-    df = pd.DataFrame([{"input": r.field, "value": r.value, "kind": r.kind, "source": r.source,
-                        "as of": r.as_of, "stale": r.stale or ""} for r in rows])
+    df = pd.DataFrame([{"input": r.field, "value": r.value, "kind": r.kind, "as of": r.as_of,
+                        "stale": r.stale or "", "source": r.source} for r in rows])  # long text last
     st.dataframe(df, hide_index=True, key=key, column_config={
         "source": st.column_config.TextColumn(width="large"),
         "stale": st.column_config.TextColumn(help="why this input no longer fits the scenario")})
