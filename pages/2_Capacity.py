@@ -19,7 +19,7 @@ from calculators.launch import kv_room_sequences, plan_launch
 from calculators.memory import KV_CACHE_DTYPES, VLLM_0_26, WEIGHT_DTYPES, FitInput, fit
 from calculators.provenance import ThroughputContext
 from calculators.roofline import DEFAULT_MBU, DEFAULT_MFU, RooflineInput, prefill
-from ui import cached, capacity_view, charts, inputs, state
+from ui import cached, capacity_view, charts, inputs, restson_view, state
 from ui.widgets import count_text, gib_text
 
 st.set_page_config(page_title="Capacity · Self-host or API?", page_icon="🧮", layout="wide")
@@ -233,6 +233,7 @@ if st.button("Use this estimate in the break-even", key="cap_use",
     else:
         st.success("Applied: the Break-even page now uses this throughput (marked as a roofline estimate, "
                    "prefill included) and this GPU at its catalog low price.")
+restson_view.deployment_note(state.get_scenario(), gpu=g.id, model=arch.id, dtype=inp.weight_dtype)
 
 st.subheader("Launch plan")
 st.caption(f"Free memory at start: {free_note if use_measured or measured is None else 'an idle GPU assumed'}.")

@@ -7,6 +7,7 @@ The rules are ``calculators.provenance`` (pure); this module only draws them. Ke
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pandas as pd
@@ -17,7 +18,7 @@ from calculators.cost import Report
 from calculators.scenario import Scenario
 from ui import state
 
-__all__ = ["stale_panel", "rests_on_table", "per_token_lines", "description_text"]
+__all__ = ["stale_panel", "deployment_note", "rests_on_table", "per_token_lines", "description_text"]
 
 _DONE_KEY = "restson_reestimated"  # the success line shown after the rerun a re-estimate causes
 
@@ -60,6 +61,19 @@ def stale_panel(s: Scenario, *, key: str, model: str | None = None, dtype: str |
                 f"labelled {new.self_host.throughput_source!r}.")
             st.rerun()
     return True
+
+
+def deployment_note(s: Scenario, *, gpu: str, model: str, dtype: str) -> list[str]:
+    """On the Capacity page: a caption when the break-even's throughput was measured or estimated for another
+    GPU, model, dtype or request shape than the deployment shown there (where the model and dtype are known).
+    Returns the reasons (empty: nothing shown)."""
+    here = dataclasses.replace(s, self_host=dataclasses.replace(s.self_host, gpu=gpu))
+    reasons = provenance.stale_reasons(here, model=model, dtype=dtype)
+    if reasons:
+        st.caption(f"The break-even now uses {s.self_host.output_tokens_per_s:,.0f} output tok/s "
+                   f"({_labelled(s.self_host.throughput_source)}), which does not fit this deployment: "
+                   + "; ".join(reasons).replace("the scenario uses", "this page uses") + ".")
+    return reasons
 
 
 def rests_on_table(s: Scenario, report: Report | None = None, *, key: str = "home_rests_on") -> pd.DataFrame:

@@ -154,3 +154,22 @@ def test_low_volume_shares_read_under_one_percent_never_zero():
     text = " ".join(m.value for m in at.markdown)
     assert "Average GPU utilization is <1%" in text and "busy <1% of the time" in text
     assert not re.search(r"(?<![\d.])0%", text), text
+
+
+def test_capacity_page_flags_another_model_and_dtype_and_its_estimate_records_the_deployment():
+    at = AppTest.from_file(HOME, default_timeout=60)
+    at.switch_page("pages/2_Capacity.py").run()
+    assert not at.exception, at.exception
+    at.selectbox(key="cap_dtype").set_value("fp8").run()  # the page's default 70B now fits one H100
+    assert not at.exception, at.exception
+    (note,) = [c.value for c in at.caption if c.value.startswith("The break-even now uses")]
+    assert "model: the throughput was measured on meta-llama/Llama-3.1-8B-Instruct" in note
+    assert "this deployment runs meta-llama/Llama-3.3-70B-Instruct" in note
+    at.button(key="cap_use").click().run()
+    assert not at.exception, at.exception
+    h = at.session_state["scenario"].self_host
+    assert (h.throughput_gpu, h.throughput_model, h.throughput_dtype) == (
+        "h100-sxm", "meta-llama/Llama-3.3-70B-Instruct", "fp8")
+    assert (h.throughput_input_tokens, h.throughput_output_tokens) == (1500.0, 300.0)
+    assert h.throughput_source.startswith("roofline estimate")
+    assert not [c for c in at.caption if c.value.startswith("The break-even now uses")]
