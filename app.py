@@ -7,7 +7,8 @@ Run with ``make run`` (or ``streamlit run app.py``).
 
 import streamlit as st
 
-from ui import state, widgets
+from calculators import catalog, provenance
+from ui import cached, restson_view, state, widgets
 
 st.set_page_config(page_title="Self-host or API?", page_icon="⚖️", layout="wide")
 
@@ -25,13 +26,21 @@ with left:
     if scenario.name:
         st.subheader(scenario.name)
     if scenario.description:
-        st.caption(scenario.description)
+        st.caption(restson_view.description_text(scenario))
+    restson_view.stale_panel(scenario, key="home")
+    report = cached.evaluate(scenario)
+    h = scenario.self_host
+    gpu_name = getattr(catalog.gpus().get(h.gpu), "name", h.gpu)
+    st.markdown(f"Self-hosting on {h.gpus_per_replica}x {gpu_name} per replica, compared with the API model "
+                f"**{provenance.priced_model_label(scenario)}**.")
     widgets.verdict_panel(scenario)
+    st.markdown("\n".join(f"- {line}" for line in restson_view.per_token_lines(report)))
 with right:
     st.page_link("pages/1_Break_even.py", label="Break-even: all inputs and charts", icon="📈")
     st.subheader("Scenario")
     widgets.scenario_io_panel(scenario)
-    st.caption(
-        f"Self-host throughput: {scenario.self_host.output_tokens_per_s:,.0f} output tokens/s per replica "
-        f"({scenario.self_host.throughput_source})."
-    )
+st.subheader("What this verdict rests on")
+restson_view.rests_on_table(scenario, report)
+st.caption("Kinds: assumption (typed by you, or our default), catalog (a price or spec table with its source "
+           "and date; unverified where the row is estimated), estimate (roofline / closed-loop model, "
+           "calibrated on real vLLM runs), measured (a probe run or a published benchmark).")

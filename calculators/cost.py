@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from calculators import apirates, catalog, goodcost
+from calculators.provenance import pct_text
 from calculators.scenario import LIMITS, PRICE_FIELDS, Scenario, scenario_to_dict
 from calculators.validation import require_finite, require_int
 
@@ -537,7 +538,7 @@ def _reasons(s: Scenario, api: ApiResult, host: SelfHostResult, be: Breakeven, v
                f"({'plus a prefill rate' if h.prefill_tokens_per_s else 'output tokens only'}); "
                f"source: {h.throughput_source}.")
     if t.requests_per_day > 0 and host.utilization < 0.5:
-        out.append(f"Average GPU utilization is {host.utilization:.0%} (sized for a {t.peak_to_mean:g}x peak, "
+        out.append(f"Average GPU utilization is {pct_text(host.utilization)} (sized for a {t.peak_to_mean:g}x peak, "
                    f"{h.min_replicas} minimum replica(s)): most of the GPU time you pay for is idle.")
     if t.requests_per_day < LOW_VOLUME_REQUESTS_PER_DAY:
         out.append("Consideration: under 1,000 requests/day the article's rule of thumb is that the API is "

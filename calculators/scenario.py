@@ -137,6 +137,12 @@ _SPECS: dict[str, dict[str, _Spec]] = {
         "fallback_fraction": _Spec("float", "fb", 0, 1),
         "throughput_source": _Spec("str", "src", high=200),
         "slo_good_fraction": _Spec("opt_float", "good", 0, 1),
+        # where the throughput was measured or estimated ("" / None: not recorded); see calculators.provenance
+        "throughput_gpu": _Spec("str", "tgpu", high=100),
+        "throughput_model": _Spec("str", "tmodel", high=200),
+        "throughput_dtype": _Spec("str", "tdtype", high=40),
+        "throughput_input_tokens": _Spec("opt_float", "tin", 0, MAX_TOKENS),
+        "throughput_output_tokens": _Spec("opt_float", "tout", 0, MAX_TOKENS),
     },
     "context": {
         "needs_frontier_quality": _Spec("bool", "frontier"),
@@ -257,7 +263,13 @@ class ApiPricing:
 
 @dataclass(frozen=True)
 class SelfHost:
-    """One replica = ``gpus_per_replica`` GPUs serving ``output_tokens_per_s`` at the chosen operating point."""
+    """One replica = ``gpus_per_replica`` GPUs serving ``output_tokens_per_s`` at the chosen operating point.
+
+    ``throughput_source`` says where the throughput came from (its first word gives its kind: "measured",
+    "estimate"/"roofline estimate", else a typed assumption); ``throughput_gpu`` (catalog id), ``_model``,
+    ``_dtype`` and ``_input_tokens``/``_output_tokens`` record the context it was measured or estimated in
+    ("" / None: not recorded), so ``calculators.provenance`` can mark it stale when the scenario moves away.
+    """
 
     gpu: str
     gpu_usd_per_hour: float
@@ -269,6 +281,11 @@ class SelfHost:
     fallback_fraction: float = 0.0
     throughput_source: str = "user input"
     slo_good_fraction: float | None = None  # share of requests meeting the SLO at this point (calculators.goodcost)
+    throughput_gpu: str = ""
+    throughput_model: str = ""
+    throughput_dtype: str = ""
+    throughput_input_tokens: float | None = None
+    throughput_output_tokens: float | None = None
 
     def __post_init__(self) -> None:
         _validate_section(self, "self_host")
@@ -627,6 +644,9 @@ DEFAULT_SCENARIO = Scenario(
         output_tokens_per_s=3400.0,
         ops_usd_per_month=1500.0,
         throughput_source="measured: Lambda vllm-benchmark, Llama-3.1-8B FP8, 1xH100 SXM, vLLM 0.5.4 (2024-09)",
+        throughput_gpu="h100-sxm",
+        throughput_model="meta-llama/Llama-3.1-8B-Instruct",
+        throughput_dtype="fp8",
     ),
     name="Support bot, Llama 3.1 8B",
     description="A customer-support chatbot: 20,000 requests a day, Llama-3.1-8B on one H100 "

@@ -7,7 +7,7 @@ Thin page: widgets (keys ``be_``) → ``Scenario`` (validated by ``replace_field
 import streamlit as st
 
 from calculators import operating
-from ui import cached, charts, inputs, results_view, state, traffic_view, widgets
+from ui import cached, charts, inputs, restson_view, results_view, state, traffic_view, widgets
 
 st.set_page_config(page_title="Break-even · Self-host or API?", page_icon="📈", layout="wide")
 
@@ -44,6 +44,7 @@ if new != scenario:
     state.set_scenario(new)
     scenario = new
 inputs.mark_synced(scenario)
+restson_view.stale_panel(scenario, key="be")  # another GPU/model/shape than the throughput's: say so, offer one
 
 st.caption(
     f"Self-host throughput: {scenario.self_host.output_tokens_per_s:,.0f} output tokens/s per replica, "

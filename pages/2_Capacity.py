@@ -23,12 +23,13 @@ from calculators.calibration import Calibration
 from calculators.claims import ARTICLE_CLAIMS, check_claim
 from calculators.launch import kv_room_sequences, plan_launch
 from calculators.memory import KV_CACHE_DTYPES, VLLM_0_26, WEIGHT_DTYPES, FitInput, fit
+from calculators.provenance import ThroughputContext
 from calculators.roofline import DEFAULT_MBU, DEFAULT_MFU, RooflineInput, prefill
 from probes.errors import StoreError
 from probes.results import reference
 from probes.results.store import default_db_url, open_store
 from probes.settings import is_postgres_url, load_settings
-from ui import cached, capacity_view, charts, inputs, multinode_view, state
+from ui import cached, capacity_view, charts, inputs, multinode_view, restson_view, state
 from ui.widgets import count_text, gib_text
 
 st.set_page_config(page_title="Capacity · Self-host or API?", page_icon="🧮", layout="wide")
@@ -315,12 +316,14 @@ if st.button("Use this estimate in the break-even", key="cap_use",
             gpu=g.id,
             gpus_per_replica=tp,
             prefill_tokens_per_s=None,  # the estimate already includes each request's prefill
+            context=ThroughputContext(g.id, arch.id[:200], inp.weight_dtype, float(input_tokens), float(output_tokens)),
         )
     except ValueError as exc:
         st.error(f"Not applied: {capacity_view.human_error(exc)}")
     else:
         st.success("Applied: the Break-even page now uses this throughput (marked as a roofline estimate, "
                    "prefill included) and this GPU at its catalog low price.")
+restson_view.deployment_note(state.get_scenario(), gpu=g.id, model=arch.id, dtype=inp.weight_dtype)
 
 st.subheader("Launch plan")
 st.caption(f"Free memory at start: {free_note if use_measured or measured is None else 'an idle GPU assumed'}.")

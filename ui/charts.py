@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from calculators.cost import Report, usd_per_mtok_output
+from calculators.provenance import pct_text
 from calculators.scenario import Scenario
 
 __all__ = ["cost_vs_volume_figure", "usd_per_mtok_figure", "savings_heatmap_figure", "ticks_125", "tick_text",
@@ -161,7 +162,7 @@ def usd_per_mtok_figure(df: pd.DataFrame, s: Scenario, report: Report) -> go.Fig
             x=[u],
             y=[y],
             mode="markers",
-            name=f"you: {u:.0%} used",
+            name=f"you: {pct_text(u)} used",
             marker={"color": _MARK, "size": 12, "symbol": "diamond"},
         )
     be_u = report.breakeven.utilization

@@ -191,6 +191,12 @@ LABELS: dict[str, str] = {
     "api.model": "API model",
     "self_host.gpu": "GPU",
     "self_host.throughput_source": "Throughput source",
+    # where the throughput was measured or estimated (calculators.provenance; set by the "use" buttons)
+    "self_host.throughput_gpu": "GPU the throughput was measured on",
+    "self_host.throughput_model": "Model the throughput was measured with",
+    "self_host.throughput_dtype": "Weight dtype the throughput was measured with",
+    "self_host.throughput_input_tokens": "Input tokens the throughput was measured at",
+    "self_host.throughput_output_tokens": "Output tokens the throughput was measured at",
 }
 """Dotted scenario field -> the label of the widget that edits it (for error messages a person can act on)."""
 

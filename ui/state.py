@@ -16,6 +16,7 @@ import dataclasses
 
 import streamlit as st
 
+from calculators.provenance import ThroughputContext, with_context
 from calculators.scenario import (
     DEFAULT_SCENARIO,
     Scenario,
@@ -99,6 +100,7 @@ def apply_operating_point(
     gpu: str | None = None,
     gpus_per_replica: int | None = None,
     prefill_tokens_per_s: float | None = None,
+    context: ThroughputContext | None = None,
 ) -> Scenario:
     """Put a measured or computed operating point into the scenario's self-host side, store it, return it.
 
@@ -106,6 +108,9 @@ def apply_operating_point(
     Break-even page can say where its throughput came from. ``None`` leaves a field unchanged, except
     ``prefill_tokens_per_s``, which is always set (``None`` means capacity is bounded by output tokens only).
     A different ``gpu`` also takes that GPU's catalog low $/GPU-hour (the user can edit it afterwards).
+    ``context`` records where the throughput was measured or estimated (GPU, model, dtype, request shape;
+    ``calculators.provenance``); without it only the GPU is recorded (``gpu``, else none): the old point's
+    context never stays attached to a new throughput.
     Raises ``ScenarioError`` naming the field when a value is rejected; the stored scenario is then unchanged.
     """
     if not isinstance(source, str) or not source.strip():
@@ -118,5 +123,6 @@ def apply_operating_point(
         s = replace_field(s, "self_host.gpus_per_replica", gpus_per_replica)
     s = replace_field(s, "self_host.prefill_tokens_per_s", prefill_tokens_per_s)
     s = dataclasses.replace(s, self_host=dataclasses.replace(s.self_host, throughput_source=source.strip()))
+    s = with_context(s, context if context is not None else ThroughputContext(gpu=gpu or ""))
     set_scenario(s)
     return s

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from calculators.provenance import pct_text
 from calculators.scenario import Scenario, dumps_toml, load_toml, loads_toml
 from ui import cached, state
 from ui.inputs import human_error
@@ -125,7 +126,7 @@ def verdict_panel(s: Scenario) -> None:
     c = st.columns(3)
     c[0].metric("Replicas", f"{r.self_host.replicas:,}")
     c[1].metric(
-        "GPU utilization", f"{r.self_host.utilization:.0%}", help="mean demand / provisioned capacity"
+        "GPU utilization", pct_text(r.self_host.utilization), help="mean demand / provisioned capacity"
     )
     c[2].metric(
         "Break-even, requests/day",

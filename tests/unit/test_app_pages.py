@@ -73,6 +73,7 @@ for _field, _value in (
     ("self_host.gpu_usd_per_hour", 1.39),
     ("self_host.output_tokens_per_s", 2100.0),
     ("self_host.min_replicas", 2),
+    ("self_host.throughput_source", "user input"),  # typed, as the Break-even page labels it (else: stale)
 ):
     URL_SCENARIO = replace_field(URL_SCENARIO, _field, _value)
 

@@ -137,7 +137,7 @@ def test_every_conditional_reason_word_for_word():
         "Per output token, a replica matches the API ($2.69/M output-equivalent) at 152% average utilization "
         "(above 100%: a replica is dearer per token than the API even when fully busy).",
         DEFAULT_REASONS[3],
-        "Average GPU utilization is 0% (sized for a 2x peak, 1 minimum replica(s)): most of the GPU time you pay "
+        "Average GPU utilization is <1% (sized for a 2x peak, 1 minimum replica(s)): most of the GPU time you pay "
         "for is idle.",
         "Consideration: under 1,000 requests/day the article's rule of thumb is that the API is cheaper, simpler "
         "and more reliable.",
