@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from calculators import apirates, catalog
+from calculators import apirates, catalog, gpuprices
 from calculators.scenario import LIMITS, PRICE_FIELDS, Scenario, scenario_to_dict
 from calculators.validation import require_finite, require_int
 
@@ -58,6 +58,7 @@ __all__ = [
     "dearer_gaps",
     "VERDICT_TOLERANCE",
     "no_dearer",
+    "gpu_price_words",
     "MAX_REQUESTS_PER_DAY",
     "breakeven_utilization",
     "ApiRates",
@@ -603,6 +604,27 @@ def _usd(x: float) -> str:
     return f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"
 
 
+def gpu_price_words(s: Scenario) -> str:
+    """Where the $/GPU-hour came from: "typed", or its tier and statistic ("on-demand, median of 4 rows").
+
+    >>> from calculators.scenario import DEFAULT_SCENARIO
+    >>> gpu_price_words(DEFAULT_SCENARIO)
+    'on-demand: median of 8 on-demand rows'
+
+    A price that no longer matches its tier (a newer catalog, or a price set without the tier) says so.
+    """
+    h = s.self_host
+    if h.gpu_price_tier not in gpuprices.TIERS:
+        return "typed"
+    try:
+        now = gpuprices.tier_usd_per_hour(h.gpu, h.gpu_price_tier)
+    except ValueError:
+        return f"labelled {h.gpu_price_tier}; the catalog has no such price for this GPU"
+    if now != h.gpu_usd_per_hour:
+        return f"labelled {h.gpu_price_tier}, but the catalog's {h.gpu_price_tier} median is now ${now:g}"
+    return f"{h.gpu_price_tier}: {gpuprices.tier_statistic(h.gpu, h.gpu_price_tier)}"
+
+
 def _rpd(x: float) -> str:
     return f"{x:,.0f}"
 
@@ -633,7 +655,7 @@ def _reasons(s: Scenario, api: ApiResult, host: SelfHostResult, be: Breakeven, v
     out = [
         f"At {t.requests_per_day:,.0f} requests/day the API costs {_usd(api.usd_per_month)}/month and "
         f"self-hosting {_usd(host.usd_per_month)}/month ({host.replicas:,} replica(s) of {h.gpus_per_replica}x "
-        f"{gpu_name} at ${h.gpu_usd_per_hour:g}/GPU-hour = {_usd(host.gpu_usd_per_month)}, ops "
+        f"{gpu_name} at ${h.gpu_usd_per_hour:g}/GPU-hour ({gpu_price_words(s)}) = {_usd(host.gpu_usd_per_month)}, ops "
         f"{_usd(host.ops_usd_per_month)}, API fallback {_usd(host.fallback_usd_per_month)}): {cheaper} is "
         f"cheaper by {_usd(abs(api.usd_per_month - host.usd_per_month))}/month.",
     ]
