@@ -460,3 +460,59 @@ def test_gpu_price_tier_is_shown_switchable_and_a_typed_price_is_labelled_typed(
     at.selectbox(key="be_gpu_tier").set_value("on-demand").run()
     s = at.session_state["scenario"]
     assert (s.self_host.gpu_usd_per_hour, s.self_host.gpu_price_tier) == (default_usd_per_hour("h200"), "on-demand")
+
+
+ISSUE_11_TOML = """
+name = "L40S vs a nano API (issue 11)"
+[traffic]
+requests_per_day = 230000.5
+input_tokens = 512.7
+output_tokens = 500
+peak_to_mean = 1.5
+[api]
+input_usd_per_mtok = 0.05
+cached_input_usd_per_mtok = 0.005
+output_usd_per_mtok = 0.40
+[self_host]
+gpu = "l40s"
+gpu_usd_per_hour = 0.79
+output_tokens_per_s = 950
+"""
+
+
+@pytest.mark.parametrize("tier", [None, "community"])
+def test_the_cli_and_the_page_print_the_same_numbers(tmp_path, tier):
+    """``python -m calculators evaluate FILE`` (a real subprocess) and the Break-even page opened on the same
+    scenario show the same verdict, costs, replicas, both break-evens and reasons, word for word."""
+    import json
+    import subprocess
+    import sys
+
+    text = ISSUE_11_TOML if tier is None else ISSUE_11_TOML.replace(
+        "gpu_usd_per_hour = 0.79", f'gpu_price_tier = "{tier}"')
+    path = tmp_path / "scenario.toml"
+    path.write_text(text)
+    out = subprocess.run([sys.executable, "-m", "calculators", "evaluate", str(path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    cli = json.loads(out)
+    at = _break_even(to_query_params(loads_toml(text)))
+    assert at.session_state["scenario"] == loads_toml(text)  # 230,000.5 and 512.7 kept exactly
+    m = _metrics(at)
+    assert verdict_headline(cli["verdict"], cli["savings_usd_per_month"]) in _verdict_text(at)
+    assert m["API, $/month"] == usd(cli["api"]["usd_per_month"])
+    assert m["Self-host, $/month"] == usd(cli["self_host"]["usd_per_month"])
+    assert m["Savings, $/month"] == usd(cli["savings_usd_per_month"])
+    assert m["Replicas"] == f"{cli['self_host']['replicas']:,}"
+    assert m["Break-even, requests/day"] == f"{cli['breakeven']['requests_per_day']:,.0f}"
+    assert m["Sustained break-even, requests/day"] == f"{cli['breakeven']['sustained_requests_per_day']:,.0f}"
+    reasons = [md.value for md in at.markdown if md.value.startswith("- At ")]
+    assert reasons == ["\n".join(f"- {x}" for x in cli["reasons"])]
+    if tier is None:  # the issue's example: first crossing 84,267, sustained 337,067 (512.7 input tokens
+        # cost the API a little more per request, so both move down a little)
+        assert cli["verdict"] == "api" and cli["scenario"]["self_host"]["gpu_price_tier"] == "typed"
+        assert 80_000 < cli["breakeven"]["requests_per_day"] < 84_267
+        assert 300_000 < cli["breakeven"]["sustained_requests_per_day"] < 337_067
+    else:
+        assert cli["scenario"]["self_host"]["gpu_price_tier"] == tier
+        assert cli["self_host"]["gpu_usd_per_month"] == pytest.approx(
+            cli["self_host"]["gpus"] * tier_usd_per_hour("l40s", tier) * 730)
