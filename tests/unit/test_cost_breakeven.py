@@ -81,9 +81,13 @@ def test_sustained_break_even_holds_at_every_higher_volume_and_not_just_below(s,
     assert _at(s, min(x, hi)).verdict == "self_host"
     # each reported gap is dearer at its middle; just below the sustained point is dearer when a gap exists
     for lo, up in b.dearer_ranges[:3]:
-        mid = (lo + up) / 2
-        assume(up - lo > 1e-6 * up)
-        assert _at(s, mid).verdict == "api", (lo, up)
+        if up - lo > 1e-6 * up:
+            assert _at(s, (lo + up) / 2).verdict == "api", (lo, up)
+    if b.dearer_ranges and len(b.dearer_ranges) == b.sustained_replicas - b.replicas:  # all listed
+        lo, up = b.dearer_ranges[-1]
+        assert up == sus  # the last gap ends at the sustained point: nothing lower qualifies
+        if up - lo > 1e-5 * up and s.self_host.fallback_fraction < 0.99:
+            assert _at(s, sus * (1 - 1e-6)).verdict == "api"
 
 
 @settings(max_examples=300, deadline=None)
@@ -114,3 +118,38 @@ def test_the_tolerance_is_what_decides_at_the_break_even(usd_per_hour):
     assert -1e-9 < r.savings_usd_per_month < 0  # the noise is there ...
     assert r.verdict == "self_host"  # ... and does not decide
     assert not cost.no_dearer(100.0 + 1e-6, 100.0) and cost.no_dearer(100.0 + 1e-8, 100.0)
+
+
+# Realistic scenarios, where the saw-tooth shows (the extreme corners of ``scenarios()`` rarely have gaps).
+realistic = st.builds(
+    lambda usd, otps, inp, out, peak, ops, m, fb, p_out: scenario_from_dict({
+        "traffic": {"requests_per_day": 1000, "input_tokens": inp, "output_tokens": out, "peak_to_mean": peak},
+        "api": {"input_usd_per_mtok": p_out / 8, "output_usd_per_mtok": p_out},
+        "self_host": {"gpu": "l40s", "gpu_usd_per_hour": usd, "output_tokens_per_s": otps, "min_replicas": m,
+                      "ops_usd_per_month": ops, "fallback_fraction": fb}}),
+    st.floats(0.3, 8.0), st.floats(200, 8000), st.floats(50, 8000), st.floats(20, 2000), st.floats(1.0, 4.0),
+    st.sampled_from([0.0, 500.0, 5000.0]), st.integers(1, 3), st.sampled_from([0.0, 0.1]), st.floats(0.2, 20.0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(realistic, st.data())
+def test_sustained_break_even_is_exact_on_realistic_scenarios(s, data):
+    """Brute force through ``evaluate``: dearer inside every reported gap and just below the sustained point,
+    no dearer at it and at any volume above it up to the limit."""
+    b = cost.evaluate(s).breakeven
+    assume(b.requests_per_day is not None and b.sustained_requests_per_day is not None)
+    sus = b.sustained_requests_per_day
+    assert _at(s, sus).verdict == "self_host" and _at(s, b.requests_per_day).verdict == "self_host"
+    x = data.draw(st.floats(sus, cost.MAX_REQUESTS_PER_DAY))
+    assert _at(s, x).verdict == "self_host", x
+    assert len(b.dearer_ranges) == min(20, b.sustained_replicas - b.replicas)
+    for lo, up in b.dearer_ranges:
+        assert b.requests_per_day < lo < up <= sus
+        # inside, clear of the 1e-9 replica and tie tolerances at both ends
+        lo_in, up_in = lo * (1 + 1e-7), up * (1 - 1e-7)
+        if lo_in < up_in:
+            assert _at(s, data.draw(st.floats(lo_in, up_in))).verdict == "api", (lo, up)
+        assert _at(s, lo).verdict == "self_host"  # the step edge itself is still the cheaper step
+    if b.dearer_ranges and b.sustained_replicas - b.replicas <= 20:
+        assert b.dearer_ranges[-1][1] == sus
+        assert _at(s, sus - (sus - b.dearer_ranges[-1][0]) / 2).verdict == "api"
