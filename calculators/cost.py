@@ -529,7 +529,8 @@ class Report:
 
 
 def evaluate(s: Scenario) -> Report:
-    """Both sides' monthly cost, break-even, savings and a verdict (self_host iff its cost <= API's).
+    """Both sides' monthly cost, break-evens (first crossing and sustained), savings and a verdict:
+    self_host iff its cost <= the API's, a difference within ``VERDICT_TOLERANCE`` counting as a tie (``no_dearer``).
 
     At zero traffic the API costs 0, self-host costs its minimum replicas plus ops, utilization is 0 and
     ``usd_per_mtok_output`` is None (no tokens to divide by).
@@ -630,21 +631,32 @@ def _rpd(x: float) -> str:
 
 
 def _breakeven_words(be: Breakeven) -> str:
-    """The first crossing, the ranges where the API is cheaper again, and the sustained point, in words."""
+    """The first crossing, the ranges where the API is cheaper again, and the sustained point, in words.
+
+    >>> print(_breakeven_words(Breakeven(84_267.2, 1, 0.5, 337_067.4, 4, ((109_440, 168_533.1), (218_880, 252_800),
+    ...                                                                (328_320, 337_067.4)))))
+    Break-even: self-hosting is no dearer from 84,267 requests/day (1 replica(s)); dearer again on 109,440-168,533, 218,880-252,800, 328,320-337,067 requests/day (just after a replica is added); no dearer at every volume from 337,067 requests/day (4 replica(s)).
+    >>> print(_breakeven_words(Breakeven(9e8, 3, 0.9, None, None, ((1e9, 1.2e9),))))
+    Break-even: self-hosting is no dearer from 900,000,000 requests/day (3 replica(s)); dearer again on 1,000,000,000-1,200,000,000 requests/day (just after a replica is added); it is dearer again just after each added replica up to the 1e10 requests/day limit, so no volume keeps it no dearer at every higher volume.
+    """
     first = be.requests_per_day
     assert first is not None
     text = f"Break-even: self-hosting is no dearer from {_rpd(first)} requests/day ({be.replicas:,} replica(s))"
-    if be.sustained_requests_per_day is None:
-        return (text + "; but each added replica makes it dearer again for a while, at every volume up to the "
-                "1e10 requests/day limit: it is never no dearer at every higher volume.")
-    if not be.dearer_ranges:
+    if be.sustained_requests_per_day is not None and not be.dearer_ranges:
         return text + ", and at every higher volume."
-    shown = be.dearer_ranges[:5]
-    ranges = ", ".join(f"{_rpd(lo)}-{_rpd(hi)}" for lo, hi in shown)
-    count = (be.sustained_replicas or 0) - (be.replicas or 0)  # every step in between has a gap
-    more = f" and {count - len(shown)} more" if count > len(shown) else ""
-    return (text + f"; dearer again on {ranges}{more} requests/day (just after a replica is added); no dearer "
-            f"at every volume from {_rpd(be.sustained_requests_per_day)} requests/day "
+    if be.dearer_ranges:
+        shown = be.dearer_ranges[:5]
+        ranges = ", ".join(f"{_rpd(lo)}-{_rpd(hi)}" for lo, hi in shown)
+        if be.sustained_requests_per_day is None:
+            more = " and more" if len(be.dearer_ranges) > len(shown) else ""
+        else:
+            count = (be.sustained_replicas or 0) - (be.replicas or 0)  # every step in between has a gap
+            more = f" and {count - len(shown)} more" if count > len(shown) else ""
+        text += f"; dearer again on {ranges}{more} requests/day (just after a replica is added)"
+    if be.sustained_requests_per_day is None:
+        return (text + "; it is dearer again just after each added replica up to the 1e10 requests/day limit, so "
+                "no volume keeps it no dearer at every higher volume.")
+    return (text + f"; no dearer at every volume from {_rpd(be.sustained_requests_per_day)} requests/day "
             f"({be.sustained_replicas:,} replica(s)).")
 
 
