@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from calculators import apirates, catalog, goodcost
+from calculators import apirates, catalog, goodcost, gpuprices
 from calculators.provenance import pct_text
 from calculators.scenario import LIMITS, PRICE_FIELDS, Scenario, scenario_to_dict
 from calculators.validation import require_finite, require_int
@@ -55,6 +55,12 @@ __all__ = [
     "self_host_usd_per_month",
     "usd_per_mtok_output",
     "breakeven_requests_per_day",
+    "sustained_breakeven_requests_per_day",
+    "dearer_gaps",
+    "VERDICT_TOLERANCE",
+    "no_dearer",
+    "gpu_price_words",
+    "MAX_REQUESTS_PER_DAY",
     "breakeven_utilization",
     "ApiRates",
     "ApiResult",
@@ -70,6 +76,8 @@ HOURS_PER_MONTH = 730.0
 SECONDS_PER_DAY = 86_400.0
 REPLICA_TOLERANCE = 1e-9  # relative: a peak load of 2.0000000001 replicas needs 2, not 3
 LOW_VOLUME_REQUESTS_PER_DAY = 1000.0  # the article's "<1000 requests/day: API is cheaper, simpler"
+VERDICT_TOLERANCE = 1e-9  # relative to the dearer side's monthly cost: closer than that is a tie (float noise)
+MAX_REQUESTS_PER_DAY = LIMITS["traffic.requests_per_day"][1] or 1e10  # the scenario limit
 MIN_UTILIZATION = 1e-6  # below it $/M tokens is meaningless (and overflows)
 MAX_BUSY_S = 1e12  # replica-seconds per request; the scenario limits give at most 2e10
 MAX_API_USD_PER_REQUEST = 1e6  # the scenario limits give at most 2e4
@@ -270,6 +278,91 @@ def breakeven_requests_per_day(*, api_usd_per_request: float, busy_s_per_request
     return (x, n0) if math.isfinite(x) else None
 
 
+def _breakeven_terms(api_usd_per_request: float, busy_s_per_request: float, peak_to_mean: float,
+                     min_replicas: int, gpus_per_replica: int, gpu_usd_per_hour: float,
+                     ops_usd_per_month: float, fallback_fraction: float) -> tuple[float, float, float, float, int]:
+    """(b, k, G, ops, m) of ``breakeven_requests_per_day``'s derivation, validated."""
+    a = require_finite("api_usd_per_request", api_usd_per_request, low=0, high=MAX_API_USD_PER_REQUEST)
+    busy = require_finite("busy_s_per_request", busy_s_per_request, low=0, high=MAX_BUSY_S)
+    peak = _lim("traffic.peak_to_mean", peak_to_mean)
+    low, high = LIMITS["self_host.min_replicas"]
+    m = require_int("min_replicas", min_replicas, low=int(low or 1), high=int(high or 1))
+    g = _lim("self_host.gpus_per_replica", gpus_per_replica)
+    price = _lim("self_host.gpu_usd_per_hour", gpu_usd_per_hour)
+    ops = _lim("self_host.ops_usd_per_month", ops_usd_per_month)
+    f = _num("fallback_fraction", fallback_fraction, low=0, high=1)
+    return ((1 - f) * a * _DAYS_PER_MONTH, (1 - f) * busy * peak / SECONDS_PER_DAY, g * price * HOURS_PER_MONTH,
+            ops, m)
+
+
+def sustained_breakeven_requests_per_day(*, api_usd_per_request: float, busy_s_per_request: float,
+                                         peak_to_mean: float, min_replicas: int, gpus_per_replica: int,
+                                         gpu_usd_per_hour: float, ops_usd_per_month: float = 0.0,
+                                         fallback_fraction: float = 0.0,
+                                         max_requests_per_day: float = MAX_REQUESTS_PER_DAY
+                                         ) -> tuple[float, int] | None:
+    """The LOWEST requests/day from which self-hosting is no dearer at EVERY higher volume up to
+    ``max_requests_per_day`` (the scenario limit, 1e10), with its replicas; or None (never, within the limit).
+
+    Same terms as ``breakeven_requests_per_day`` (b, k, G, ops, m, d = b - G*k). Step n > m covers
+    x in ((n-1)/k, n/k]; self is no dearer on it from x_n = (n*G + ops)/b, so the step holds a dearer
+    gap ((n-1)/k, x_n) iff x_n > (n-1)/k, i.e. ``n*d < b + ops*k``. With d > 0 the gaps stop after
+    n* = max(m, ceil((b + ops*k)/d) - 1) and the sustained point is x_n* (step n* is feasible: n*·d >=
+    b + ops*k - d >= ops*k). With d <= 0 a gap (or a dearer step) recurs at every volume: None, unless
+    G = ops = 0 (0). None too when x_n* > max_requests_per_day. It is >= the first crossing; they are
+    equal when no gap follows it.
+
+    The issue's example: L40S at $0.79/h, 950 output tok/s, $0.05 in / $0.40 out per M, 500/500 tokens,
+    peak 1.5 (first crossing 84,267/day; dearer again on 109k-169k, 219k-253k, 328k-337k; sustained 337,067):
+
+    >>> kw = dict(api_usd_per_request=(500 * 0.05 + 500 * 0.40) / 1e6, busy_s_per_request=500 / 950,
+    ...           peak_to_mean=1.5, min_replicas=1, gpus_per_replica=1, gpu_usd_per_hour=0.79)
+    >>> x, n = breakeven_requests_per_day(**kw); round(x), n
+    (84267, 1)
+    >>> x, n = sustained_breakeven_requests_per_day(**kw); round(x), n
+    (337067, 4)
+    >>> [(round(lo), round(hi)) for lo, hi in dearer_gaps(**kw)]
+    [(109440, 168533), (218880, 252800), (328320, 337067)]
+    """
+    b, k, G, ops, m = _breakeven_terms(api_usd_per_request, busy_s_per_request, peak_to_mean, min_replicas,
+                                       gpus_per_replica, gpu_usd_per_hour, ops_usd_per_month, fallback_fraction)
+    n = _last_gap_step(b, k, G, ops, m)
+    if n is None:
+        return (0.0, m) if G == 0 and ops == 0 else None
+    x = (n * G + ops) / b
+    return (x, n) if math.isfinite(x) and x <= max_requests_per_day else None
+
+
+def _last_gap_step(b: float, k: float, G: float, ops: float, m: int) -> int | None:
+    """n* of the sustained derivation (the last step whose start is dearer), or None when d <= 0 or b = 0."""
+    if G == 0 and ops == 0:
+        return None
+    d = b - G * k
+    if b <= 0 or d <= 0:
+        return None
+    q = (b + ops * k) / d
+    if not math.isfinite(q) or q > 1e18:
+        return None
+    return max(m, math.ceil(q * (1 - REPLICA_TOLERANCE)) - 1)
+
+
+def dearer_gaps(*, api_usd_per_request: float, busy_s_per_request: float, peak_to_mean: float,
+                min_replicas: int, gpus_per_replica: int, gpu_usd_per_hour: float, ops_usd_per_month: float = 0.0,
+                fallback_fraction: float = 0.0, limit: int = 20) -> list[tuple[float, float]]:
+    """The volume ranges (lo, hi) between the first crossing and the sustained point where self-hosting is
+    dearer again (the start of each replica step n with ``n*d < b + ops*k``, up to x_n), at most ``limit``."""
+    b, k, G, ops, m = _breakeven_terms(api_usd_per_request, busy_s_per_request, peak_to_mean, min_replicas,
+                                       gpus_per_replica, gpu_usd_per_hour, ops_usd_per_month, fallback_fraction)
+    first = breakeven_requests_per_day(
+        api_usd_per_request=api_usd_per_request, busy_s_per_request=busy_s_per_request, peak_to_mean=peak_to_mean,
+        min_replicas=min_replicas, gpus_per_replica=gpus_per_replica, gpu_usd_per_hour=gpu_usd_per_hour,
+        ops_usd_per_month=ops_usd_per_month, fallback_fraction=fallback_fraction)
+    last = _last_gap_step(b, k, G, ops, m)
+    if first is None or last is None or k == 0:
+        return []
+    return [((n - 1) / k, (n * G + ops) / b) for n in range(first[1] + 1, min(last, first[1] + limit) + 1)]
+
+
 def breakeven_utilization(*, gpu_usd_per_hour: float, gpus_per_replica: int, busy_s_per_request: float,
                           api_usd_per_request: float) -> float | None:
     """Average utilization at which a replica's GPU cost per output token equals the API's, or None.
@@ -414,9 +507,14 @@ class SelfHostResult:
 
 @dataclass(frozen=True)
 class Breakeven:
-    requests_per_day: float | None  # lowest volume where self-host is no dearer; None if never
+    requests_per_day: float | None  # lowest volume where self-host is no dearer (first crossing); None if never
     replicas: int | None  # replicas at that volume
     utilization: float | None  # see breakeven_utilization; None when the API is free
+    # the lowest volume from which self-host is no dearer at EVERY higher volume up to 1e10/day; None if never
+    sustained_requests_per_day: float | None = None
+    sustained_replicas: int | None = None
+    # (lo, hi) requests/day between the two where the API is cheaper again (just after a replica step)
+    dearer_ranges: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -433,7 +531,8 @@ class Report:
 
 
 def evaluate(s: Scenario) -> Report:
-    """Both sides' monthly cost, break-even, savings and a verdict (self_host iff its cost <= API's).
+    """Both sides' monthly cost, break-evens (first crossing and sustained), savings and a verdict:
+    self_host iff its cost <= the API's, a difference within ``VERDICT_TOLERANCE`` counting as a tie (``no_dearer``).
 
     At zero traffic the API costs 0, self-host costs its minimum replicas plus ops, utilization is 0 and
     ``usd_per_mtok_output`` is None (no tokens to divide by).
@@ -459,10 +558,12 @@ def evaluate(s: Scenario) -> Report:
     gpu_month = replicas * h.gpus_per_replica * h.gpu_usd_per_hour * HOURS_PER_MONTH
     fallback_month = h.fallback_fraction * api_month
     self_month = gpu_month + h.ops_usd_per_month + fallback_month
-    be = breakeven_requests_per_day(
-        api_usd_per_request=per_req, busy_s_per_request=busy, peak_to_mean=t.peak_to_mean,
-        min_replicas=h.min_replicas, gpus_per_replica=h.gpus_per_replica, gpu_usd_per_hour=h.gpu_usd_per_hour,
-        ops_usd_per_month=h.ops_usd_per_month, fallback_fraction=h.fallback_fraction)
+    be_kw = dict(api_usd_per_request=per_req, busy_s_per_request=busy, peak_to_mean=t.peak_to_mean,
+                 min_replicas=h.min_replicas, gpus_per_replica=h.gpus_per_replica,
+                 gpu_usd_per_hour=h.gpu_usd_per_hour, ops_usd_per_month=h.ops_usd_per_month,
+                 fallback_fraction=h.fallback_fraction)
+    be = breakeven_requests_per_day(**be_kw)
+    sus = sustained_breakeven_requests_per_day(**be_kw)
     api = ApiResult(api_month, per_req, per_req / t.output_tokens * 1e6, req_month, out_month)
     host = SelfHostResult(
         usd_per_month=self_month, gpu_usd_per_month=gpu_month, ops_usd_per_month=h.ops_usd_per_month,
@@ -474,9 +575,12 @@ def evaluate(s: Scenario) -> Report:
         requests_per_day=None if be is None else be[0], replicas=None if be is None else be[1],
         utilization=breakeven_utilization(gpu_usd_per_hour=h.gpu_usd_per_hour,
                                           gpus_per_replica=h.gpus_per_replica, busy_s_per_request=busy,
-                                          api_usd_per_request=per_req))
+                                          api_usd_per_request=per_req),
+        sustained_requests_per_day=None if sus is None else sus[0],
+        sustained_replicas=None if sus is None else sus[1],
+        dearer_ranges=tuple(dearer_gaps(**be_kw)))
     savings = api_month - self_month
-    verdict = "self_host" if savings >= 0 else "api"
+    verdict = "self_host" if no_dearer(self_month, api_month) else "api"
     reasons = _reasons(s, api, host, breakeven, verdict) + rates.explanation
     return Report(s, api, host, breakeven, savings, verdict, reasons, rates, _good_tokens(s, rates, host, req_month))
 
@@ -497,6 +601,16 @@ def _good_tokens(s: Scenario, rates: ApiRates, host: SelfHostResult, req_month: 
         fallback_fraction=h.fallback_fraction, cached_input_fraction=t.cached_input_fraction)
 
 
+def no_dearer(self_host_usd: float, api_usd: float) -> bool:
+    """Whether self-hosting is no dearer than the API, ties within ``VERDICT_TOLERANCE`` (1e-9 of the
+    dearer side) counted as no dearer, so that float noise at the break-even does not decide the verdict.
+
+    >>> no_dearer(576.7000000000001, 576.7), no_dearer(577.0, 576.7)
+    (True, False)
+    """
+    return self_host_usd - api_usd <= VERDICT_TOLERANCE * max(abs(self_host_usd), abs(api_usd))
+
+
 def _per_mtok(usd: float, tokens: float) -> float | None:
     """usd / tokens * 1e6; None at zero tokens (or when so few that the ratio overflows)."""
     v = usd / tokens * 1e6 if tokens > 0 else math.inf
@@ -509,6 +623,61 @@ def _usd(x: float) -> str:
     return f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"
 
 
+def gpu_price_words(s: Scenario) -> str:
+    """Where the $/GPU-hour came from: "typed", or its tier and statistic ("on-demand, median of 4 rows").
+
+    >>> from calculators.scenario import DEFAULT_SCENARIO
+    >>> gpu_price_words(DEFAULT_SCENARIO)
+    'on-demand: median of 8 on-demand rows'
+
+    A price that no longer matches its tier (a newer catalog, or a price set without the tier) says so.
+    """
+    h = s.self_host
+    if h.gpu_price_tier not in gpuprices.TIERS:
+        return "typed"
+    try:
+        now = gpuprices.tier_usd_per_hour(h.gpu, h.gpu_price_tier)
+    except ValueError:
+        return f"labelled {h.gpu_price_tier}; the catalog has no such price for this GPU"
+    if now != h.gpu_usd_per_hour:
+        return f"labelled {h.gpu_price_tier}, but the catalog's {h.gpu_price_tier} median is now ${now:g}"
+    return f"{h.gpu_price_tier}: {gpuprices.tier_statistic(h.gpu, h.gpu_price_tier)}"
+
+
+def _rpd(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def _breakeven_words(be: Breakeven) -> str:
+    """The first crossing, the ranges where the API is cheaper again, and the sustained point, in words.
+
+    >>> print(_breakeven_words(Breakeven(84_267.2, 1, 0.5, 337_067.4, 4, ((109_440, 168_533.1), (218_880, 252_800),
+    ...                                                                (328_320, 337_067.4)))))
+    Break-even: self-hosting is no dearer from 84,267 requests/day (1 replica(s)); dearer again on 109,440-168,533, 218,880-252,800, 328,320-337,067 requests/day (just after a replica is added); no dearer at every volume from 337,067 requests/day (4 replica(s)).
+    >>> print(_breakeven_words(Breakeven(9e8, 3, 0.9, None, None, ((1e9, 1.2e9),))))
+    Break-even: self-hosting is no dearer from 900,000,000 requests/day (3 replica(s)); dearer again on 1,000,000,000-1,200,000,000 requests/day (just after a replica is added); it is dearer again just after each added replica up to the 1e10 requests/day limit, so no volume keeps it no dearer at every higher volume.
+    """
+    first = be.requests_per_day
+    assert first is not None
+    text = f"Break-even: self-hosting is no dearer from {_rpd(first)} requests/day ({be.replicas:,} replica(s))"
+    if be.sustained_requests_per_day is not None and not be.dearer_ranges:
+        return text + ", and at every higher volume."
+    if be.dearer_ranges:
+        shown = be.dearer_ranges[:5]
+        ranges = ", ".join(f"{_rpd(lo)}-{_rpd(hi)}" for lo, hi in shown)
+        if be.sustained_requests_per_day is None:
+            more = " and more" if len(be.dearer_ranges) > len(shown) else ""
+        else:
+            count = (be.sustained_replicas or 0) - (be.replicas or 0)  # every step in between has a gap
+            more = f" and {count - len(shown)} more" if count > len(shown) else ""
+        text += f"; dearer again on {ranges}{more} requests/day (just after a replica is added)"
+    if be.sustained_requests_per_day is None:
+        return (text + "; it is dearer again just after each added replica up to the 1e10 requests/day limit, so "
+                "no volume keeps it no dearer at every higher volume.")
+    return (text + f"; no dearer at every volume from {_rpd(be.sustained_requests_per_day)} requests/day "
+            f"({be.sustained_replicas:,} replica(s)).")
+
+
 def _reasons(s: Scenario, api: ApiResult, host: SelfHostResult, be: Breakeven, verdict: str) -> tuple[str, ...]:
     t, h, ctx = s.traffic, s.self_host, s.context
     cheaper = "self-hosting" if verdict == "self_host" else "the API"
@@ -516,7 +685,7 @@ def _reasons(s: Scenario, api: ApiResult, host: SelfHostResult, be: Breakeven, v
     out = [
         f"At {t.requests_per_day:,.0f} requests/day the API costs {_usd(api.usd_per_month)}/month and "
         f"self-hosting {_usd(host.usd_per_month)}/month ({host.replicas:,} replica(s) of {h.gpus_per_replica}x "
-        f"{gpu_name} at ${h.gpu_usd_per_hour:g}/GPU-hour = {_usd(host.gpu_usd_per_month)}, ops "
+        f"{gpu_name} at ${h.gpu_usd_per_hour:g}/GPU-hour ({gpu_price_words(s)}) = {_usd(host.gpu_usd_per_month)}, ops "
         f"{_usd(host.ops_usd_per_month)}, API fallback {_usd(host.fallback_usd_per_month)}): {cheaper} is "
         f"cheaper by {_usd(abs(api.usd_per_month - host.usd_per_month))}/month.",
     ]
@@ -524,8 +693,7 @@ def _reasons(s: Scenario, api: ApiResult, host: SelfHostResult, be: Breakeven, v
         out.append("Self-hosting never breaks even at these prices: even a fully used replica costs more per "
                    "request than the API (or the API is free).")
     else:
-        out.append(f"Break-even: self-hosting is no dearer from {be.requests_per_day:,.0f} requests/day "
-                   f"({be.replicas:,} replica(s)).")
+        out.append(_breakeven_words(be))
         if verdict == "api" and t.requests_per_day > be.requests_per_day:
             out.append("This volume sits just past a replica step: the newly added replica is not yet paid "
                        "for by traffic; a little more volume tips it back to self-hosting.")

@@ -45,14 +45,15 @@ def _check(s: object) -> Scenario:
 def cost_vs_volume(s: Scenario, n: int = 200) -> pd.DataFrame:
     """Monthly cost of both sides over requests/day: ``n`` log-spaced points plus the exact replica edges.
 
-    The grid spans ``[max(1, hi/1e5), hi]`` with ``hi = max(10 x current volume, 3 x break-even, 10,000)``
-    (capped at 1e10). For each replica edge ``x_n = n / k`` inside it (k = peak replicas per request/day)
+    The grid spans ``[max(1, hi/1e5), hi]`` with ``hi = max(10 x current volume, 3 x break-even,
+    1.5 x sustained break-even, 10,000)`` (capped at 1e10). For each replica edge ``x_n = n / k`` inside it (k = peak replicas per request/day)
     there is a point at the edge and one just past it, so a line chart shows the steps as steps; with more
     than ``n`` edges in range, ``n`` of them are picked evenly (steps that fine are not visible anyway).
-    The current volume and the break-even volume are added as points and flagged.
+    The current volume, the break-even volume (first crossing) and the sustained break-even (no dearer at
+    every higher volume) are added as points and flagged.
 
     Columns: requests_per_day, replicas, api_usd_per_month, self_host_usd_per_month, gpu_usd_per_month,
-    is_breakeven, is_current (sorted by volume).
+    is_breakeven, is_current, is_sustained_breakeven (sorted by volume).
 
     >>> from calculators.scenario import DEFAULT_SCENARIO
     >>> df = cost_vs_volume(DEFAULT_SCENARIO, n=50)
@@ -64,8 +65,8 @@ def cost_vs_volume(s: Scenario, n: int = 200) -> pd.DataFrame:
     n = require_int("n", n, low=2, high=100_000)
     r = evaluate(s)
     t, h, rt = s.traffic, s.self_host, r.rates  # the API rates evaluate applied (tier, batch, cache writes)
-    be = r.breakeven.requests_per_day
-    hi = min(_MAX_RPD, max(10 * t.requests_per_day, 3 * (be or 0.0), 1e4))
+    be, sus = r.breakeven.requests_per_day, r.breakeven.sustained_requests_per_day
+    hi = min(_MAX_RPD, max(10 * t.requests_per_day, 3 * (be or 0.0), 1.5 * (sus or 0.0), 1e4))
     lo = max(1.0, hi * 1e-5)
     k = (1 - h.fallback_fraction) * r.self_host.busy_s_per_request * t.peak_to_mean / SECONDS_PER_DAY
     parts = [np.geomspace(lo, hi, n)]
@@ -76,7 +77,7 @@ def cost_vs_volume(s: Scenario, n: int = 200) -> pd.DataFrame:
             steps = np.unique(np.linspace(first, last, min(n, last - first + 1)).round())
             edges = steps / k
             parts += [edges, edges * (1 + _EDGE_STEP)]
-    extra = [x for x in (t.requests_per_day, be) if x is not None and x > 0]
+    extra = [x for x in (t.requests_per_day, be, sus) if x is not None and x > 0]
     x = np.unique(np.clip(np.concatenate(parts + [np.array(extra)]), 0.0, _MAX_RPD))
     api = api_usd_per_month(x, t.input_tokens, t.output_tokens, t.cached_input_fraction,
                             rt.input_usd_per_mtok, rt.cached_input_usd_per_mtok, rt.output_usd_per_mtok)
@@ -92,6 +93,7 @@ def cost_vs_volume(s: Scenario, n: int = 200) -> pd.DataFrame:
         "gpu_usd_per_month": gpu,
         "is_breakeven": x == (be if be is not None else -1.0),
         "is_current": x == t.requests_per_day,
+        "is_sustained_breakeven": x == (sus if sus is not None else -1.0),
     })
 
 

@@ -24,7 +24,7 @@ from functools import cache
 from calculators.catalog import _rows
 
 __all__ = ["KINDS", "TIERS", "DEFAULT_TIER", "DEFAULT_STATISTIC", "GpuPrice", "all_prices", "prices",
-           "default_usd_per_hour", "on_demand_range"]
+           "default_usd_per_hour", "on_demand_range", "tiers", "tier_usd_per_hour", "tier_statistic"]
 
 KINDS = ("hyperscaler", "gpu-cloud", "marketplace")
 TIERS = ("spot", "community", "on-demand", "1y-reserved", "3y-reserved")
@@ -74,10 +74,38 @@ def prices(gpu_id: str, tier: str | None = None) -> list[GpuPrice]:
 
 def default_usd_per_hour(gpu_id: str) -> float:
     """The median of the GPU's on-demand rows (``DEFAULT_STATISTIC``); ValueError if it has none."""
-    rows = prices(gpu_id, DEFAULT_TIER)
+    return tier_usd_per_hour(gpu_id, DEFAULT_TIER)
+
+
+def tiers(gpu_id: str) -> tuple[str, ...]:
+    """The tiers with at least one row for the GPU, in ``TIERS`` order.
+
+    >>> tiers("h100-sxm")
+    ('spot', 'community', 'on-demand', '1y-reserved', '3y-reserved')
+    """
+    have = {r.tier for r in all_prices() if r.gpu == gpu_id}
+    return tuple(t for t in TIERS if t in have)
+
+
+def tier_usd_per_hour(gpu_id: str, tier: str) -> float:
+    """The median of the GPU's rows of one tier, rounded to 4 decimals; ValueError naming the tier if none.
+
+    >>> tier_usd_per_hour("h200", "on-demand") == default_usd_per_hour("h200")
+    True
+    """
+    if tier not in TIERS:
+        raise ValueError(f"GPU price tier must be one of {', '.join(TIERS)}, got {tier!r:.60}")
+    rows = prices(gpu_id, tier)
     if not rows:
-        raise ValueError(f"GPU {gpu_id!r} has no on-demand price in gpu_prices.csv")
+        raise ValueError(f"GPU {gpu_id!r} has no {tier} price in gpu_prices.csv (it has: "
+                         f"{', '.join(tiers(gpu_id)) or 'none'})")
     return round(statistics.median(r.usd_per_gpu_hour for r in rows), 4)
+
+
+def tier_statistic(gpu_id: str, tier: str) -> str:
+    """How ``tier_usd_per_hour`` got its number, in words (e.g. "median of 4 on-demand rows")."""
+    n = len(prices(gpu_id, tier))
+    return f"the only {tier} row" if n == 1 else f"median of {n} {tier} rows"
 
 
 def on_demand_range(gpu_id: str) -> tuple[float, float]:

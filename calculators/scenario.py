@@ -82,6 +82,9 @@ __all__ = [
     "replace_field",
     "apply_api_model",
     "apply_gpu",
+    "apply_gpu_tier",
+    "GPU_PRICE_TIERS",
+    "TYPED_TIER",
     "reprice_api",
     "PRICE_FIELDS",
 ]
@@ -100,6 +103,9 @@ class _Spec(NamedTuple):
 
 
 MAX_TOKENS = 10_000_000
+TYPED_TIER = "typed"
+GPU_PRICE_TIERS = (*gpuprices.TIERS, TYPED_TIER)
+"""``self_host.gpu_price_tier`` values: a tier of gpu_prices.csv (its median for the GPU), or typed."""
 _SPECS: dict[str, dict[str, _Spec]] = {
     "": {"name": _Spec("str", "name", high=200), "description": _Spec("str", "desc", high=2000)},
     "traffic": {
@@ -143,6 +149,7 @@ _SPECS: dict[str, dict[str, _Spec]] = {
         "throughput_dtype": _Spec("str", "tdtype", high=40),
         "throughput_input_tokens": _Spec("opt_float", "tin", 0, MAX_TOKENS),
         "throughput_output_tokens": _Spec("opt_float", "tout", 0, MAX_TOKENS),
+        "gpu_price_tier": _Spec("tier", "gpu_tier"),
     },
     "context": {
         "needs_frontier_quality": _Spec("bool", "frontier"),
@@ -179,6 +186,10 @@ def _check(path: str, spec: _Spec, value: object) -> Any:
         if spec.kind == "str":
             if not isinstance(value, str) or len(value) > (spec.high or 0):
                 raise ValueError(f"{path} must be text of at most {spec.high:g} characters, got {value!r:.60}")
+            return value
+        if spec.kind == "tier":
+            if value not in GPU_PRICE_TIERS:
+                raise ValueError(f"{path} must be one of {', '.join(GPU_PRICE_TIERS)}, got {value!r:.60}")
             return value
         if spec.kind == "model" and value is None:
             return None
@@ -286,6 +297,10 @@ class SelfHost:
     throughput_dtype: str = ""
     throughput_input_tokens: float | None = None
     throughput_output_tokens: float | None = None
+    # where gpu_usd_per_hour came from: a tier of calculators/data/gpu_prices.csv (the median of that GPU's
+    # rows of the tier) or "typed". Built directly with a price, the price is typed; a TOML file or URL
+    # without a price takes the on-demand tier (``scenario_from_dict``).
+    gpu_price_tier: str = TYPED_TIER
 
     def __post_init__(self) -> None:
         _validate_section(self, "self_host")
@@ -352,7 +367,9 @@ def scenario_from_dict(d: Mapping[str, Any]) -> Scenario:
     typed prices win over the model's (taken from the price data for model, provider and batch); with all
     three of input/cached/output typed the model is only a label; without a model, input and output prices
     are required and cached defaults to input. ``[self_host]`` gpu and output_tokens_per_s (required),
-    gpus_per_replica (1), gpu_usd_per_hour (the median of that GPU's on-demand rows, ``calculators.gpuprices``), prefill_tokens_per_s (none: capacity set by
+    gpus_per_replica (1), gpu_price_tier ("on-demand"; or spot, community, 1y-reserved, 3y-reserved: that tier's median in
+    ``calculators.gpuprices``; "typed" when gpu_usd_per_hour is given without a tier), gpu_usd_per_hour (the
+    tier's price), prefill_tokens_per_s (none: capacity set by
     output tokens alone), min_replicas (1), ops_usd_per_month (0), fallback_fraction (0),
     throughput_source ("user input"), slo_good_fraction (none: the report has no ``good_tokens``; else the
     share of requests meeting the latency SLO at the measured point, ``calculators.goodcost``). ``[context]`` needs_frontier_quality (false), fine_tuned_model
@@ -375,7 +392,12 @@ def scenario_from_dict(d: Mapping[str, Any]) -> Scenario:
     api = _api_section(sections["api"])
     host = sections["self_host"]
     host["gpu"] = _check("self_host.gpu", _SPECS["self_host"]["gpu"], host["gpu"])
-    host.setdefault("gpu_usd_per_hour", gpuprices.default_usd_per_hour(host["gpu"]))
+    if "gpu_usd_per_hour" in host:
+        host.setdefault("gpu_price_tier", TYPED_TIER)
+    else:
+        tier = _check("self_host.gpu_price_tier", _SPECS["self_host"]["gpu_price_tier"],
+                      host.setdefault("gpu_price_tier", gpuprices.DEFAULT_TIER))
+        host["gpu_usd_per_hour"] = _tier_price(host["gpu"], tier)
     return Scenario(
         traffic=Traffic(**sections["traffic"]),
         api=api,
@@ -496,7 +518,8 @@ def replace_field(s: Scenario, dotted: str, value: object) -> Scenario:
     """A copy of ``s`` with one field set (validated), e.g. ``"self_host.output_tokens_per_s"``.
 
     A pure set: changing ``api.model`` or ``self_host.gpu`` does not touch prices (see ``apply_api_model``
-    and ``apply_gpu`` for that). Setting an API price marks it typed (``ApiPricing.typed``).
+    and ``apply_gpu`` for that). Setting an API price marks it typed (``ApiPricing.typed``); setting
+    ``self_host.gpu_usd_per_hour`` sets ``gpu_price_tier`` to "typed" (``apply_gpu_tier`` takes a tier's price).
 
     >>> replace_field(DEFAULT_SCENARIO, "self_host.output_tokens_per_s", 3000.0).self_host.output_tokens_per_s
     3000.0
@@ -509,6 +532,8 @@ def replace_field(s: Scenario, dotted: str, value: object) -> Scenario:
     extra: dict[str, Any] = {}
     if sec == "api" and key in PRICE_FIELDS:
         extra["typed"] = (*s.api.typed, key)
+    if dotted == "self_host.gpu_usd_per_hour":
+        extra["gpu_price_tier"] = TYPED_TIER
     return dataclasses.replace(s, **{sec: dataclasses.replace(getattr(s, sec), **{key: value}, **extra)})
 
 
@@ -529,12 +554,48 @@ def reprice_api(s: Scenario) -> Scenario:
     return dataclasses.replace(s, api=_api_section(d))
 
 
+def _tier_price(gpu: str, tier: str) -> float:
+    """The tier's $/GPU-hour for the GPU; ScenarioError naming self_host.gpu_price_tier if it has none."""
+    if tier == TYPED_TIER:
+        raise ScenarioError("self_host.gpu_price_tier \"typed\" needs self_host.gpu_usd_per_hour")
+    try:
+        return gpuprices.tier_usd_per_hour(gpu, tier)
+    except ValueError as e:
+        raise ScenarioError(f"self_host.gpu_price_tier: {e}") from None
+
+
 def apply_gpu(s: Scenario, gpu: str) -> Scenario:
-    """Select a catalog GPU and take its default $/GPU-hour: the median of its on-demand rows
-    (``calculators.gpuprices.DEFAULT_STATISTIC``), a UI preset."""
+    """Select a catalog GPU and take its $/GPU-hour from the scenario's price tier (the median of that GPU's
+    rows of the tier), a UI preset. A typed price, or a tier the new GPU lacks, becomes the on-demand tier
+    (``calculators.gpuprices.DEFAULT_STATISTIC``): the old GPU's $/hour never carries over.
+
+    >>> s = apply_gpu_tier(DEFAULT_SCENARIO, "community")
+    >>> h = apply_gpu(s, "h200").self_host
+    >>> h.gpu_price_tier, h.gpu_usd_per_hour == gpuprices.tier_usd_per_hour("h200", "community")
+    ('community', True)
+    >>> apply_gpu(apply_gpu_tier(DEFAULT_SCENARIO, "spot"), "h200").self_host.gpu_price_tier  # no spot rows
+    'on-demand'
+    """
     g = catalog.gpu(_check("self_host.gpu", _SPECS["self_host"]["gpu"], gpu))
-    price = gpuprices.default_usd_per_hour(g.id)
-    return dataclasses.replace(s, self_host=dataclasses.replace(s.self_host, gpu=g.id, gpu_usd_per_hour=price))
+    tier = s.self_host.gpu_price_tier
+    if tier not in gpuprices.tiers(g.id):
+        tier = gpuprices.DEFAULT_TIER
+    price = _tier_price(g.id, tier)
+    return dataclasses.replace(s, self_host=dataclasses.replace(s.self_host, gpu=g.id, gpu_usd_per_hour=price,
+                                                                gpu_price_tier=tier))
+
+
+def apply_gpu_tier(s: Scenario, tier: str) -> Scenario:
+    """Take the GPU's $/GPU-hour from another tier of gpu_prices.csv (the median of its rows of that tier);
+    ScenarioError naming self_host.gpu_price_tier when the GPU has no row of that tier.
+
+    >>> apply_gpu_tier(DEFAULT_SCENARIO, "community").self_host.gpu_usd_per_hour   # median of 2 community rows
+    2.545
+    """
+    tier = _check("self_host.gpu_price_tier", _SPECS["self_host"]["gpu_price_tier"], tier)
+    price = _tier_price(s.self_host.gpu, tier)
+    return dataclasses.replace(s, self_host=dataclasses.replace(s.self_host, gpu_usd_per_hour=price,
+                                                                gpu_price_tier=tier))
 
 
 def _fmt(value: object) -> str:
@@ -564,7 +625,7 @@ def to_query_params(s: Scenario) -> dict[str, str]:
 
 def _parse(path: str, spec: _Spec, text: str) -> object:
     t = text.strip()
-    if spec.kind in ("str", "gpu"):
+    if spec.kind in ("str", "gpu", "tier"):
         return text
     if spec.kind == "model":
         return t or None
@@ -616,6 +677,8 @@ def from_query_params(qp: Mapping[str, str], base: Scenario | None = None) -> tu
                 api_in[field] = _check(dotted, spec, value) if value is not None else None
             elif key == "gpu" and value != s.self_host.gpu:
                 s = apply_gpu(s, str(value))
+            elif key == "gpu_tier" and "gpu_usd" not in params:
+                s = apply_gpu_tier(s, str(value))
             else:
                 s = replace_field(s, dotted, value)
         except ValueError as e:
@@ -640,7 +703,8 @@ DEFAULT_SCENARIO = Scenario(
     api=ApiPricing(0.1, 0.01, 0.5, model="gpt-6-luna", cache_write_usd_per_mtok=0.125, typed=()),
     self_host=SelfHost(
         gpu="h100-sxm",
-        gpu_usd_per_hour=5.2225,
+        gpu_usd_per_hour=5.2225,  # the median of the H100 SXM on-demand rows (gpu_prices.csv)
+        gpu_price_tier="on-demand",
         output_tokens_per_s=3400.0,
         ops_usd_per_month=1500.0,
         throughput_source="measured: Lambda vllm-benchmark, Llama-3.1-8B FP8, 1xH100 SXM, vLLM 0.5.4 (2024-09)",

@@ -23,7 +23,7 @@ def with_prices(s: Scenario, api: tuple[float, float, float], gpu_usd_per_hour: 
                 model: str | None) -> Scenario:
     return dataclasses.replace(
         s, api=ApiPricing(*api, model=model),
-        self_host=dataclasses.replace(s.self_host, gpu_usd_per_hour=gpu_usd_per_hour))
+        self_host=dataclasses.replace(s.self_host, gpu_usd_per_hour=gpu_usd_per_hour, gpu_price_tier="typed"))
 
 
 SUPPORT_BOT = with_prices(DEFAULT_SCENARIO, (0.25, 0.025, 2.0), 2.69, None)

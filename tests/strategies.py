@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from calculators import catalog
-from calculators.scenario import LIMITS, ApiPricing, Context, Scenario, SelfHost, Traffic
+from calculators.scenario import GPU_PRICE_TIERS, LIMITS, ApiPricing, Context, Scenario, SelfHost, Traffic
 
 __all__ = [
     "FUZZ",
@@ -126,6 +126,7 @@ def self_hosts(*, tiny: bool = False) -> st.SearchStrategy[SelfHost]:
         ops_usd_per_month=fv(f + "ops_usd_per_month"),
         fallback_fraction=fv(f + "fallback_fraction"),
         throughput_source=st.text(max_size=40),
+        gpu_price_tier=st.sampled_from(GPU_PRICE_TIERS),
     )
 
 

@@ -106,6 +106,10 @@ def cost_vs_volume_figure(df: pd.DataFrame, s: Scenario, report: Report) -> go.F
     be = report.breakeven.requests_per_day
     if be is not None:
         _vline(fig, be, f"break-even: {be:,.0f}/day", "black", "dash", log_x)
+    sus = report.breakeven.sustained_requests_per_day
+    if sus is not None and be is not None and sus > be:  # the API is cheaper again in places before it
+        _vline(fig, sus, f"no dearer at every volume from: {sus:,.0f}/day", "black", "dashdot", log_x,
+               top=False)
     return fig
 
 

@@ -2,7 +2,9 @@
 
 Widgets are keyed only (no ``value=``); their session-state values are (re)seeded from the scenario
 whenever the scenario changed outside the widgets (page switch, example loaded, file uploaded, an
-operating point applied from the Capacity or Probe page). Reading them back goes through
+operating point applied from the Capacity or Probe page). The page never changes a loaded value: a widget
+that shows a value rounded (a mean of 312.7 input tokens in a whole-number box) writes it back only once the
+user edits that widget (the values each widget was seeded with are kept under ``be_seeded_values``). Reading them back goes through
 ``calculators.scenario.replace_field``, which validates and names the field; a rejected value is
 reported (naming the field by its label, ``LABELS``) and that field keeps its last good value, while the
 other edits of the same rerun still apply.
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from calculators import apiprices, catalog, gpuprices
-from calculators.scenario import LIMITS, Scenario, apply_api_model, replace_field, reprice_api
+from calculators.scenario import LIMITS, TYPED_TIER, Scenario, apply_api_model, replace_field, reprice_api
 from calculators.validation import relabel
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "api_prices_caption",
     "model_key",
     "gpu_select",
+    "gpu_tier_select",
     "context_checkboxes",
     "read_widgets",
     "mark_synced",
@@ -45,6 +48,8 @@ __all__ = [
 
 CUSTOM = "custom"  # the API-model selectbox entry for typed-in prices
 _SYNCED_KEY = "be_synced_scenario"
+_SEEDED_KEY = "be_seeded_values"  # {widget key: the value it was seeded with, or last applied}
+_TIER_KEY = "be_gpu_tier"
 _UPDATE_MSGS_KEY = "be_prices_update_msgs"
 
 
@@ -190,6 +195,7 @@ LABELS: dict[str, str] = {
     **{path: label for _key, path, label in CONTEXT},
     "api.model": "API model",
     "self_host.gpu": "GPU",
+    "self_host.gpu_price_tier": "GPU price tier",
     "self_host.throughput_source": "Throughput source",
     # where the throughput was measured or estimated (calculators.provenance; set by the "use" buttons)
     "self_host.throughput_gpu": "GPU the throughput was measured on",
@@ -230,27 +236,43 @@ def _widget_value(spec: NumberSpec, v: object) -> tuple[float | int | None, bool
 def seed_widgets(s: Scenario) -> list[str]:
     """Put ``s`` into the widgets' session state when ``s`` changed outside them.
 
-    Returns a note for each value the widgets cannot hold exactly (rounded or clamped).
+    Returns a note for each value the widgets cannot hold exactly (rounded or clamped) while the widget is
+    unedited: the scenario keeps the exact value (``read_widgets`` skips unedited widgets).
     """
-    if st.session_state.get(_SYNCED_KEY) == s:
-        return []
+    if st.session_state.get(_SYNCED_KEY) != s:
+        seeded = {}
+        for spec in _NUMBERS:
+            v, _changed = _widget_value(spec, get_path(s, spec.path))
+            st.session_state[spec.key] = seeded[spec.key] = v
+        for key, path, _label in CONTEXT:
+            st.session_state[key] = bool(get_path(s, path))
+        st.session_state["be_api_model"] = model_key(s)
+        st.session_state["be_api_batch"] = s.api.batch
+        st.session_state["be_gpu"] = s.self_host.gpu
+        st.session_state[_TIER_KEY] = s.self_host.gpu_price_tier
+        st.session_state[_SEEDED_KEY] = seeded
+        st.session_state[_SYNCED_KEY] = s
+    seeded = st.session_state.get(_SEEDED_KEY, {})
     notes = []
     for spec in _NUMBERS:
-        v, clamped = _widget_value(spec, get_path(s, spec.path))
-        st.session_state[spec.key] = v
-        if clamped:
-            notes.append(
-                f"{spec.label} = {get_path(s, spec.path)!r} does not fit this input "
-                f"({'whole numbers ' if spec.integer else ''}{spec.min_value:g} to {spec.max_value:g}); "
-                f"it is shown, and will be used, as {v}"
-            )
-    for key, path, _label in CONTEXT:
-        st.session_state[key] = bool(get_path(s, path))
-    st.session_state["be_api_model"] = model_key(s)
-    st.session_state["be_api_batch"] = s.api.batch
-    st.session_state["be_gpu"] = s.self_host.gpu
-    st.session_state[_SYNCED_KEY] = s
+        exact = get_path(s, spec.path)
+        shown = st.session_state.get(spec.key)
+        if exact is None or shown is None or shown == exact or seeded.get(spec.key) != shown:
+            continue
+        notes.append(
+            f"{spec.label} = {exact!r} is shown as {shown} (this input holds "
+            f"{'whole numbers ' if spec.integer else ''}{spec.min_value:g} to {spec.max_value:g}); the "
+            f"calculation keeps {exact!r} unless you edit this input"
+        )
     return notes
+
+
+def _mark_price_typed() -> None:
+    """on_change of $/GPU-hour: a typed price is labelled typed (the tier box follows)."""
+    st.session_state[_TIER_KEY] = TYPED_TIER
+
+
+_ON_CHANGE = {"be_gpu_usd_per_hour": _mark_price_typed}
 
 
 def number_inputs(specs: tuple[NumberSpec, ...]) -> None:
@@ -265,6 +287,7 @@ def number_inputs(specs: tuple[NumberSpec, ...]) -> None:
             format=spec.fmt,
             key=spec.key,
             help=spec.help,
+            on_change=_ON_CHANGE.get(spec.key),
         )
 
 
@@ -410,13 +433,53 @@ def api_prices_update() -> Scenario | None:
 
 
 def _fill_gpu_price() -> None:
+    """on_change of the GPU: its price from the chosen tier (on-demand when typed or the GPU lacks the tier)."""
     gpu_id = st.session_state.get("be_gpu")
     if gpu_id in catalog.gpus():
-        st.session_state["be_gpu_usd_per_hour"] = gpuprices.default_usd_per_hour(gpu_id)
+        tier = st.session_state.get(_TIER_KEY)
+        if tier not in gpuprices.tiers(gpu_id):
+            tier = gpuprices.DEFAULT_TIER
+        st.session_state[_TIER_KEY] = tier
+        st.session_state["be_gpu_usd_per_hour"] = gpuprices.tier_usd_per_hour(gpu_id, tier)
+
+
+def _fill_tier_price() -> None:
+    """on_change of the tier: the GPU's median $/GPU-hour of that tier ("typed" keeps the price)."""
+    gpu_id, tier = st.session_state.get("be_gpu"), st.session_state.get(_TIER_KEY)
+    if gpu_id in catalog.gpus() and tier in gpuprices.tiers(gpu_id):
+        st.session_state["be_gpu_usd_per_hour"] = gpuprices.tier_usd_per_hour(gpu_id, tier)
+
+
+def _tier_label(gpu_id: str, tier: str) -> str:
+    if tier == TYPED_TIER:
+        return "typed (your $/GPU-hour)"
+    if tier not in gpuprices.tiers(gpu_id):
+        return f"{tier} (no such row for this GPU)"
+    return f"{tier}: ${gpuprices.tier_usd_per_hour(gpu_id, tier):.2f}/h ({gpuprices.tier_statistic(gpu_id, tier)})"
+
+
+def gpu_tier_select() -> None:
+    """The GPU price tier (``self_host.gpu_price_tier``): choosing one fills $/GPU-hour with the median of
+    the GPU's rows of that tier; typing a price switches it to "typed". A caption says which applies."""
+    gpu_id = st.session_state.get("be_gpu", "")
+    options = [*gpuprices.tiers(gpu_id), TYPED_TIER]
+    current = st.session_state.get(_TIER_KEY, gpuprices.DEFAULT_TIER)
+    if current not in options:
+        options.append(current)
+    st.selectbox(
+        "GPU price tier", options, key=_TIER_KEY, format_func=lambda t: _tier_label(gpu_id, t),
+        on_change=_fill_tier_price,
+        help="on-demand is the like-for-like with a pay-as-you-go API; spot and community can be preempted "
+        "or lack an SLA, reserved tiers need a 1- or 3-year commitment (calculators/data/gpu_prices.csv)")
+    price = st.session_state.get("be_gpu_usd_per_hour")
+    if current == TYPED_TIER:
+        st.caption(f"GPU price: ${price:g}/GPU-hour, **typed** by you (not a catalog tier).")
+    elif current in gpuprices.tiers(gpu_id):
+        st.caption(f"GPU price tier: **{current}**, ${price:g}/GPU-hour = the median of the {current} rows.")
 
 
 def gpu_select() -> None:
-    """GPU preset: choosing one fills $/GPU-hour with the median of its on-demand rows; tiers shown."""
+    """GPU preset: choosing one fills $/GPU-hour from the chosen price tier (on-demand by default); tiers shown."""
     table = catalog.gpus()
     options = list(table)
     if st.session_state.get("be_gpu") not in options:
@@ -442,6 +505,7 @@ def gpu_select() -> None:
             f"{gpuprices.DEFAULT_STATISTIC} (on-demand ${g.usd_per_gpu_hour_low:.2f}–"
             f"${g.usd_per_gpu_hour_high:.2f}; {g.as_of}).{flags}" + (f" Other tiers: {others}." if others else "")
         )
+    gpu_tier_select()
 
 
 def context_checkboxes() -> None:
@@ -465,9 +529,13 @@ def read_widgets(s: Scenario) -> tuple[Scenario, list[str]]:
     changes: list[tuple[str, object]] = [(spec.path, st.session_state[spec.key]) for spec in _NUMBERS]
     changes += [(path, st.session_state[key]) for key, path, _label in CONTEXT]
     changes.append(("self_host.gpu", st.session_state["be_gpu"]))
+    changes.append(("self_host.gpu_price_tier", st.session_state.get(_TIER_KEY, s.self_host.gpu_price_tier)))
+    seeded = st.session_state.get(_SEEDED_KEY, {})
+    unedited = {spec.path for spec in _NUMBERS
+                if spec.key in seeded and st.session_state[spec.key] == seeded[spec.key]}
     for path, value in changes:
-        if value == get_path(new, path):
-            continue
+        if path in unedited or value == get_path(new, path):
+            continue  # an unedited widget never rewrites the scenario (a rounded 312.7 stays 312.7)
         try:
             new = replace_field(new, path, value)
         except ValueError as e:  # ScenarioError names the field: shown by its label, with the value kept
@@ -482,5 +550,11 @@ def read_widgets(s: Scenario) -> tuple[Scenario, list[str]]:
 
 
 def mark_synced(s: Scenario) -> None:
-    """Record that the widgets already show ``s`` (after the page stored what the widgets built)."""
+    """Record that the widgets already show ``s`` (after the page stored what the widgets built): the widgets'
+    current values become the reference for "edited" (an edit back to a rounded value is then an edit)."""
     st.session_state[_SYNCED_KEY] = s
+    seeded = st.session_state.get(_SEEDED_KEY)
+    if seeded is not None:
+        for key in seeded:
+            if key in st.session_state:
+                seeded[key] = st.session_state[key]

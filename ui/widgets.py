@@ -131,7 +131,15 @@ def verdict_panel(s: Scenario) -> None:
     c[2].metric(
         "Break-even, requests/day",
         requests_per_day_text(r.breakeven.requests_per_day),
-        help="lowest requests/day at which self-hosting is no dearer than the API",
+        help="first crossing: the lowest requests/day at which self-hosting is no dearer than the API "
+        "(just after each added replica the API can be cheaper again: see the sustained break-even)",
+    )
+    c = st.columns(3)
+    c[2].metric(
+        "Sustained break-even, requests/day",
+        requests_per_day_text(r.breakeven.sustained_requests_per_day),
+        help="the lowest requests/day from which self-hosting is no dearer at every higher volume "
+        "(up to 1e10/day)",
     )
     if r.reasons:
         st.markdown("\n".join(f"- {reason}" for reason in r.reasons))

@@ -16,7 +16,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from calculators import apiprices, cost, curves
-from calculators.gpuprices import default_usd_per_hour
+from calculators.gpuprices import default_usd_per_hour, tier_usd_per_hour
 from calculators.scenario import DEFAULT_SCENARIO, Scenario, loads_toml, replace_field, to_query_params
 from tests.pinned import SUPPORT_BOT
 from ui.widgets import usd, verdict_headline
@@ -335,7 +335,9 @@ def test_break_even_warns_on_a_bad_url_value_and_on_a_value_its_inputs_must_roun
     assert "Requests per day must be at least 0" in warnings
     assert "Input tokens per request" in warnings and "313" in warnings
     s = at.session_state["scenario"]
-    assert (s.traffic.requests_per_day, s.traffic.input_tokens) == (20_000, 313)
+    # issue 11: the page never changes a loaded value; the whole-number box shows 313, the scenario keeps 312.7
+    assert (s.traffic.requests_per_day, s.traffic.input_tokens) == (20_000, 312.7)
+    assert "the calculation keeps 312.7 unless you edit this input" in warnings
     _assert_shows(at, s)
 
 
@@ -405,3 +407,113 @@ def test_update_prices_button_offline_keeps_the_pinned_data(tmp_path, monkeypatc
     assert any("cannot fetch price data" in w.value and "still using genai-prices 0.2.3" in w.value
                for w in at.warning)
     assert at.session_state["scenario"] == DEFAULT_SCENARIO
+
+
+def test_a_loaded_scenario_with_non_integer_means_keeps_them_exactly_until_edited():
+    """Loaded means (312.7 input, 187.3 output tokens, 12,345.6 requests/day) survive other edits and reruns;
+    only the widget the user edits writes its value, and an edit back to the shown rounding is an edit."""
+    loaded = replace_field(replace_field(replace_field(SUPPORT_BOT, "traffic.input_tokens", 312.7),
+                                         "traffic.output_tokens", 187.3), "traffic.requests_per_day", 12_345.6)
+    at = _break_even(to_query_params(loaded))
+    assert at.number_input(key="be_input_tokens").value == 313  # shown rounded ...
+    assert at.session_state["scenario"] == loaded  # ... but not written back
+    at.number_input(key="be_output_tokens_per_s").set_value(2000.0).run()  # another widget
+    at.run()
+    s = at.session_state["scenario"]
+    assert (s.traffic.input_tokens, s.traffic.output_tokens, s.traffic.requests_per_day) == (312.7, 187.3, 12_345.6)
+    edited = replace_field(replace_field(loaded, "self_host.output_tokens_per_s", 2000.0),
+                           "self_host.throughput_source", "user input")
+    assert s == edited
+    _assert_shows(at, s)
+    assert at.query_params["in"] == "312.7"
+    at.number_input(key="be_input_tokens").set_value(400).run()  # the user edits it: now it is 400
+    assert at.session_state["scenario"].traffic.input_tokens == 400
+    at.number_input(key="be_input_tokens").set_value(313).run()  # and back to the shown value: an edit too
+    assert at.session_state["scenario"].traffic.input_tokens == 313
+    assert at.session_state["scenario"].traffic.output_tokens == 187.3
+
+
+def test_gpu_price_tier_is_shown_switchable_and_a_typed_price_is_labelled_typed():
+    at = _break_even()
+    assert at.selectbox(key="be_gpu_tier").value == "on-demand"
+    assert any("GPU price tier: **on-demand**, $5.2225/GPU-hour" in c.value for c in at.caption)
+    at.selectbox(key="be_gpu_tier").set_value("community").run()
+    assert not at.exception, at.exception
+    s = at.session_state["scenario"]
+    assert s.self_host.gpu_price_tier == "community"
+    assert s.self_host.gpu_usd_per_hour == tier_usd_per_hour("h100-sxm", "community")
+    assert at.query_params["gpu_tier"] == "community"
+    assert any("(community: median of 2 community rows)" in r for r in cost.evaluate(s).reasons)
+    _assert_shows(at, s)
+    # another GPU keeps the tier where it has one, at that GPU's price
+    at.selectbox(key="be_gpu").set_value("h200").run()
+    s = at.session_state["scenario"]
+    assert (s.self_host.gpu, s.self_host.gpu_price_tier) == ("h200", "community")
+    assert s.self_host.gpu_usd_per_hour == tier_usd_per_hour("h200", "community")
+    # typing a price labels it typed, on the page and in the scenario
+    at.number_input(key="be_gpu_usd_per_hour").set_value(3.1).run()
+    s = at.session_state["scenario"]
+    assert (s.self_host.gpu_usd_per_hour, s.self_host.gpu_price_tier) == (3.1, "typed")
+    assert at.selectbox(key="be_gpu_tier").value == "typed"
+    assert any("**typed** by you" in c.value for c in at.caption)
+    _assert_shows(at, s)
+    # back to a tier: its price again
+    at.selectbox(key="be_gpu_tier").set_value("on-demand").run()
+    s = at.session_state["scenario"]
+    assert (s.self_host.gpu_usd_per_hour, s.self_host.gpu_price_tier) == (default_usd_per_hour("h200"), "on-demand")
+
+
+ISSUE_11_TOML = """
+name = "L40S vs a nano API (issue 11)"
+[traffic]
+requests_per_day = 230000.5
+input_tokens = 512.7
+output_tokens = 500
+peak_to_mean = 1.5
+[api]
+input_usd_per_mtok = 0.05
+cached_input_usd_per_mtok = 0.005
+output_usd_per_mtok = 0.40
+[self_host]
+gpu = "l40s"
+gpu_usd_per_hour = 0.79
+output_tokens_per_s = 950
+"""
+
+
+@pytest.mark.parametrize("tier", [None, "community"])
+def test_the_cli_and_the_page_print_the_same_numbers(tmp_path, tier):
+    """``python -m calculators evaluate FILE`` (a real subprocess) and the Break-even page opened on the same
+    scenario show the same verdict, costs, replicas, both break-evens and reasons, word for word."""
+    import json
+    import subprocess
+    import sys
+
+    text = ISSUE_11_TOML if tier is None else ISSUE_11_TOML.replace(
+        "gpu_usd_per_hour = 0.79", f'gpu_price_tier = "{tier}"')
+    path = tmp_path / "scenario.toml"
+    path.write_text(text)
+    out = subprocess.run([sys.executable, "-m", "calculators", "evaluate", str(path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    cli = json.loads(out)
+    at = _break_even(to_query_params(loads_toml(text)))
+    assert at.session_state["scenario"] == loads_toml(text)  # 230,000.5 and 512.7 kept exactly
+    m = _metrics(at)
+    assert verdict_headline(cli["verdict"], cli["savings_usd_per_month"]) in _verdict_text(at)
+    assert m["API, $/month"] == usd(cli["api"]["usd_per_month"])
+    assert m["Self-host, $/month"] == usd(cli["self_host"]["usd_per_month"])
+    assert m["Savings, $/month"] == usd(cli["savings_usd_per_month"])
+    assert m["Replicas"] == f"{cli['self_host']['replicas']:,}"
+    assert m["Break-even, requests/day"] == f"{cli['breakeven']['requests_per_day']:,.0f}"
+    assert m["Sustained break-even, requests/day"] == f"{cli['breakeven']['sustained_requests_per_day']:,.0f}"
+    reasons = [md.value for md in at.markdown if md.value.startswith("- At ")]
+    assert reasons == ["\n".join(f"- {x}" for x in cli["reasons"])]
+    if tier is None:  # the issue's example: first crossing 84,267, sustained 337,067 (512.7 input tokens
+        # cost the API a little more per request, so both move down a little)
+        assert cli["verdict"] == "api" and cli["scenario"]["self_host"]["gpu_price_tier"] == "typed"
+        assert 80_000 < cli["breakeven"]["requests_per_day"] < 84_267
+        assert 300_000 < cli["breakeven"]["sustained_requests_per_day"] < 337_067
+    else:
+        assert cli["scenario"]["self_host"]["gpu_price_tier"] == tier
+        assert cli["self_host"]["gpu_usd_per_month"] == pytest.approx(
+            cli["self_host"]["gpus"] * tier_usd_per_hour("l40s", tier) * 730)

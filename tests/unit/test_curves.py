@@ -93,3 +93,18 @@ def test_fuzz_curves_are_finite_for_any_valid_scenario(s):
     assert (vol.drop(columns=["is_breakeven", "is_current"]).to_numpy(dtype=float) >= 0).all()
     assert (np.diff(vol.self_host_usd_per_month) >= 0).all() and (np.diff(vol.api_usd_per_month) >= 0).all()
     assert (mtok.drop(columns="utilization").to_numpy() >= 0).all()
+
+
+def test_cost_vs_volume_flags_the_sustained_break_even_and_the_gaps_before_it():
+    from tests.unit.test_cost_breakeven import L40S_NANO
+
+    df = curves.cost_vs_volume(L40S_NANO)
+    b = cost.evaluate(L40S_NANO).breakeven
+    sus = df[df.is_sustained_breakeven]
+    assert len(sus) == 1 and sus.requests_per_day.iloc[0] == b.sustained_requests_per_day
+    assert df.requests_per_day.max() >= 1.5 * b.sustained_requests_per_day
+    # on the curve itself: dearer somewhere between the two break-evens, never from the sustained one on
+    between = df[(df.requests_per_day > b.requests_per_day) & (df.requests_per_day < b.sustained_requests_per_day)]
+    above = df[df.requests_per_day >= b.sustained_requests_per_day]
+    assert (between.self_host_usd_per_month > between.api_usd_per_month).any()
+    assert (above.self_host_usd_per_month <= above.api_usd_per_month * (1 + 1e-9)).all()

@@ -20,6 +20,7 @@ from calculators.scenario import (
     ScenarioError,
     apply_api_model,
     apply_gpu,
+    apply_gpu_tier,
     dumps_toml,
     from_query_params,
     load_toml,
@@ -281,3 +282,42 @@ def test_traffic_shape_from_a_trace_round_trips_through_toml_and_url():
     assert back.traffic.output_tokens_p50 is None and back.traffic.trace_name == "azure-conv-2024.csv"
     with pytest.raises(ScenarioError, match=r"traffic\.input_tokens_p99"):
         replace_field(s, "traffic.input_tokens_p99", 2e7)
+
+
+def test_gpu_price_tier_defaults_to_on_demand_and_a_price_without_a_tier_is_typed():
+    s = scenario_from_dict(MINIMAL)
+    assert s.self_host.gpu_price_tier == "on-demand"
+    assert s.self_host.gpu_usd_per_hour == gpuprices.tier_usd_per_hour("l40s", "on-demand")
+    typed = scenario_from_dict(MINIMAL | {"self_host": MINIMAL["self_host"] | {"gpu_usd_per_hour": 0.79}})
+    assert (typed.self_host.gpu_price_tier, typed.self_host.gpu_usd_per_hour) == ("typed", 0.79)
+    spot = scenario_from_dict(MINIMAL | {"self_host": MINIMAL["self_host"] | {"gpu": "h100-sxm",
+                                                                             "gpu_price_tier": "spot"}})
+    assert spot.self_host.gpu_usd_per_hour == gpuprices.tier_usd_per_hour("h100-sxm", "spot")
+    # every tier of the TOML round-trips exactly, price and label
+    for tier in gpuprices.tiers("h100-sxm"):
+        s = apply_gpu_tier(DEFAULT_SCENARIO, tier)
+        assert loads_toml(dumps_toml(s)) == s and from_query_params(to_query_params(s), base=spot)[0] == s
+        assert f'gpu_price_tier = "{tier}"' in dumps_toml(s)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({"gpu_price_tier": "cheap"}, "self_host.gpu_price_tier must be one of spot, community, on-demand"),
+    ({"gpu": "h200", "gpu_price_tier": "spot"}, "self_host.gpu_price_tier: GPU 'h200' has no spot price"),
+    ({"gpu_price_tier": "typed"}, 'self_host.gpu_price_tier "typed" needs self_host.gpu_usd_per_hour'),
+])
+def test_bad_gpu_price_tiers_name_the_field(table, message):
+    with pytest.raises(ScenarioError, match=message):
+        scenario_from_dict(MINIMAL | {"self_host": MINIMAL["self_host"] | table})
+
+
+def test_gpu_price_tier_in_urls_and_edits():
+    s, problems = from_query_params({"gpu_tier": "community"})  # a tier alone takes its price
+    assert problems == [] and s.self_host.gpu_price_tier == "community"
+    assert s.self_host.gpu_usd_per_hour == gpuprices.tier_usd_per_hour("h100-sxm", "community")
+    s2, problems2 = from_query_params({"gpu_tier": "cheap"})
+    assert s2 == DEFAULT_SCENARIO and "'gpu_tier'" in problems2[0] and "(kept on-demand)" in problems2[0]
+    typed = replace_field(s, "self_host.gpu_usd_per_hour", 2.0)  # a typed price is labelled typed
+    assert typed.self_host.gpu_price_tier == "typed"
+    back = apply_gpu(typed, "l40s")  # another GPU never keeps the old $/hour: its on-demand price
+    assert back.self_host.gpu_price_tier == "on-demand"
+    assert back.self_host.gpu_usd_per_hour == gpuprices.default_usd_per_hour("l40s")
