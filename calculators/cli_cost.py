@@ -4,6 +4,12 @@
 names the file and the field, no traceback). A file over 256 KiB, not UTF-8 (a byte-order mark is fine),
 nested over 32 deep or with an integer beyond 64 bits is refused before it is evaluated
 (``calculators.filelimits``). The JSON is ``calculators.cost.report_to_dict`` with indent 2.
+
+``--band`` adds an ``uncertainty`` key (``calculators.uncertainty.uncertainty_to_dict``): the savings band at
+the low/high corners, a seeded Monte Carlo (p5/p50/p95) and the tornado ranking, for the assumed +/- % of
+``uncertainty.DEFAULT_PCT``; ``--ranges "otps=20,gpu_usd=4..6"`` (the Break-even page's ``unc`` URL parameter)
+varies exactly the inputs it names instead. ``--samples`` and ``--seed`` set the Monte Carlo (2000, 0: the
+page's).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import sys
 from typing import NoReturn
 
+from calculators import uncertainty
 from calculators.cost import evaluate, report_to_dict
 from calculators.filelimits import MAX_SCENARIO_BYTES, read_stream_limited
 from calculators.scenario import load_toml, loads_toml
@@ -34,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("scenario", help="path of a scenario TOML file, or - to read it from stdin")
     p.add_argument("--indent", type=int, default=2, help="JSON indent (default 2; 0 for one line)")
+    p.add_argument("--band", action="store_true",
+                   help="add the uncertainty band and tornado ranking for the default assumed ranges "
+                   "(" + uncertainty.format_ranges(uncertainty.DEFAULT_PCT) + ", in +/- %%)")
+    p.add_argument("--ranges", metavar="SPEC",
+                   help="vary these inputs instead (implies --band): KEY=PCT (+/- %%) or KEY=LOW..HIGH, "
+                   "comma-separated; keys: " + ", ".join(uncertainty.RANGE_KEYS))
+    p.add_argument("--samples", type=int, default=2000, help="Monte Carlo samples (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="Monte Carlo seed (default 0)")
     return p
 
 
@@ -55,6 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         where = "stdin" if args.scenario == "-" else args.scenario
         print(f"error: {msg}" if named else f"error: {where}: {msg}", file=sys.stderr)
         return 2
+    if args.band or args.ranges is not None:
+        try:
+            ranges = (uncertainty.ranges_from_pct(scenario, uncertainty.DEFAULT_PCT) if args.ranges is None
+                      else uncertainty.parse_ranges(scenario, args.ranges))
+            report["uncertainty"] = uncertainty.uncertainty_to_dict(
+                uncertainty.analyse(scenario, ranges, n=args.samples, seed=args.seed))
+        except ValueError as e:  # a bad --ranges/--samples: name the option, not the file
+            option = "--samples" if str(e).startswith("samples") else "--ranges"
+            print(f"error: {option}: {' '.join(str(e).splitlines())}", file=sys.stderr)
+            return 2
     indent = args.indent if args.indent > 0 else None
     print(json.dumps(report, indent=indent, allow_nan=False))
     return 0

@@ -53,6 +53,7 @@ __all__ = [
     "ranges_from_pct",
     "parse_ranges",
     "format_ranges",
+    "parse_pct",
     "savings_model",
     "Band",
     "MonteCarlo",
@@ -262,15 +263,46 @@ def parse_ranges(s: Scenario, spec: str) -> dict[str, Range]:
         try:
             if ".." in value:
                 lo, _, hi = value.partition("..")
-                out[key] = _check_range(s, key, Range(float(lo), float(hi)))
+                out[key] = _check_range(s, key, Range(_float(lo), _float(hi)))
             else:
-                pct = ranges_from_pct(s, {key: float(value)})
+                pct = ranges_from_pct(s, {key: _float(value)})
                 if key in pct:
                     out[key] = pct[key]
                 elif _base(s, key) is None:
                     raise ValueError(f"the scenario has no {RANGE_KEYS[key][1].lower()} to vary")
         except ValueError as e:
             raise ValueError(f"range {item!r}: {str(e).removeprefix(key + ': ')}") from None
+    return out
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a number") from None
+
+
+def parse_pct(spec: str) -> dict[str, float]:
+    """The +/- % of a ``KEY=PCT,...`` text (the page's ``unc`` URL parameter; ``none``: nothing varies).
+    ValueError naming the item for an unknown key, an absolute ``LOW..HIGH`` or a % outside [0, 100).
+
+    >>> parse_pct("otps=20, gpu_usd=15"), parse_pct("none")
+    ({'otps': 20.0, 'gpu_usd': 15.0}, {})
+    """
+    out: dict[str, float] = {}
+    for item in (x.strip() for x in spec.split(",")):
+        if not item or item == "none":
+            continue
+        key, eq, value = (x.strip() for x in item.partition("="))
+        if not eq or key not in RANGE_KEYS or ".." in value:
+            raise ValueError(f"range {item!r}: expected KEY=PCT (+/- %) with KEY one of {', '.join(RANGE_KEYS)}")
+        try:
+            p = _float(value)
+        except ValueError as e:
+            raise ValueError(f"range {item!r}: {e}") from None
+        if not 0 <= p < 100:
+            raise ValueError(f"range {item!r}: +/- % must be in [0, 100)")
+        out[key] = p
     return out
 
 

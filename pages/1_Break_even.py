@@ -6,7 +6,7 @@ Thin page: widgets (keys ``be_``) → ``Scenario`` (validated by ``replace_field
 
 import streamlit as st
 
-from ui import cached, charts, inputs, state, traffic_view, widgets
+from ui import cached, charts, inputs, state, traffic_view, uncertainty_view, widgets
 
 st.set_page_config(page_title="Break-even · Self-host or API?", page_icon="📈", layout="wide")
 
@@ -79,3 +79,4 @@ with chart_cols[1]:
 _chart_with_csv(charts.savings_heatmap_figure(heat, scenario, report), heat, "savings_heatmap",
                 "Savings heatmap (CSV)")
 traffic_view.traffic_section(scenario)
+uncertainty_view.uncertainty_section(scenario)

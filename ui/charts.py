@@ -16,7 +16,7 @@ from calculators.cost import Report, usd_per_mtok_output
 from calculators.scenario import Scenario
 
 __all__ = ["cost_vs_volume_figure", "usd_per_mtok_figure", "savings_heatmap_figure", "ticks_125", "tick_text",
-           "memory_figure", "throughput_figure", "CONCURRENCIES"]
+           "memory_figure", "throughput_figure", "CONCURRENCIES", "tornado_figure"]
 
 _API = "#1f77b4"
 _SELF = "#d62728"
@@ -261,3 +261,26 @@ def throughput_figure(df: pd.DataFrame, kv_streams: int | None,
                 "showgrid": False, **_log_ticks(right)},
     )
     return fig
+
+
+def tornado_figure(df: pd.DataFrame, base_savings_usd_per_month: float) -> go.Figure:
+    """Sensitivity (tornado) of monthly savings: one row per input (``df`` from
+    ``ui.uncertainty_view.tornado_frame``, largest swing first, drawn at the top), a bar from the base savings
+    to the savings with that input at its low and one to its high, the others at base."""
+    fig = go.Figure()
+    base = base_savings_usd_per_month
+    for col, name, color in (("savings_at_low", "input at its low", _API), ("savings_at_high", "input at its high",
+                                                                           _SELF)):
+        fig.add_bar(
+            y=df["label"], x=df[col] - base, base=base, orientation="h", name=name, marker_color=color,
+            customdata=df[["low" if col == "savings_at_low" else "high", col]].to_numpy(),
+            hovertemplate="%{y}: %{customdata[0]:,.4~g} gives %{customdata[1]:$,.0f}/month<extra></extra>",
+        )
+    fig.add_vline(x=base, line={"color": "black", "dash": "dot"}, annotation_text="base",
+                  annotation_position="top")
+    fig = _layout(fig, "Which input moves the monthly savings most", "savings, $/month (API minus self-host)", "")
+    fig.update_layout(barmode="overlay", hovermode="closest", height=max(260, 60 + 40 * len(df)))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickformat="$,.0f")
+    return fig
+
