@@ -245,8 +245,9 @@ def ranges_from_pct(s: Scenario, pct: Mapping[str, float]) -> dict[str, Range]:
 
 
 def parse_ranges(s: Scenario, spec: str) -> dict[str, Range]:
-    """Ranges from text: comma-separated ``KEY=PCT`` (+/- % of the scenario's value) or ``KEY=LOW..HIGH``
-    (absolute). The URL's ``unc`` parameter and the CLI's ``--ranges`` use it. ValueError naming the item.
+    """Ranges from text: comma-separated ``KEY=PCT`` (+/- % of the scenario's value; none when the scenario
+    has no value, as ``ptps`` without a prefill rate, or at 0%) or ``KEY=LOW..HIGH`` (absolute). The URL's
+    ``unc`` parameter and the CLI's ``--ranges`` use it. ValueError naming the item.
 
     >>> from calculators.scenario import DEFAULT_SCENARIO
     >>> parse_ranges(DEFAULT_SCENARIO, "gpu_usd=4..6, otps=10")["gpu_usd"]
@@ -265,11 +266,7 @@ def parse_ranges(s: Scenario, spec: str) -> dict[str, Range]:
                 lo, _, hi = value.partition("..")
                 out[key] = _check_range(s, key, Range(_float(lo), _float(hi)))
             else:
-                pct = ranges_from_pct(s, {key: _float(value)})
-                if key in pct:
-                    out[key] = pct[key]
-                elif _base(s, key) is None:
-                    raise ValueError(f"the scenario has no {RANGE_KEYS[key][1].lower()} to vary")
+                out.update(ranges_from_pct(s, {key: _float(value)}))  # a % of no prefill rate: nothing
         except ValueError as e:
             raise ValueError(f"range {item!r}: {str(e).removeprefix(key + ': ')}") from None
     return out
@@ -436,7 +433,8 @@ def analyse(s: Scenario, ranges: Mapping[str, Range], n: int = 2000, seed: int =
     base_sav = float(base["savings_usd_per_month"])
     base_be = _opt(float(base["breakeven_requests_per_day"]))
 
-    corners = np.array(list(itertools.product((0, 1), repeat=len(keys))), dtype=bool).reshape(-1, len(keys))
+    corners = np.array(list(itertools.product((0, 1), repeat=len(keys))), dtype=bool)
+    corners = corners.reshape(2 ** len(keys), len(keys))  # (1, 0) when nothing varies
     cvals = {k: np.where(corners[:, i], ranges[k].high, ranges[k].low) for i, k in enumerate(keys)}
     cm = savings_model(s, cvals, rates) if keys else base
     csav = np.atleast_1d(cm["savings_usd_per_month"])

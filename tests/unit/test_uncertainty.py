@@ -170,11 +170,15 @@ def test_ranges_from_pct_clip_to_limits_and_skip_what_cannot_vary():
     ("gpu_usd=1..2", "does not contain the scenario's value 5.2225"),
     ("otps=2..1", "range low 2 is above high 1"),
     ("otps=0.0001..5000", "leaves the field's limits"),
-    ("ptps=10", "no prefill rate"),
+    ("ptps=1..2", "no prefill rate"),
 ])
 def test_parse_ranges_names_the_bad_item(spec, msg):
     with pytest.raises(ValueError, match=f"range '{spec.split(',')[0]}'.*{msg}"):
         parse_ranges(DEFAULT_SCENARIO, spec)
+
+
+def test_a_pct_of_a_field_the_scenario_lacks_varies_nothing():
+    assert parse_ranges(DEFAULT_SCENARIO, "ptps=20,otps=0") == {}
 
 
 def test_parse_pct_and_format_round_trip():
@@ -184,3 +188,10 @@ def test_parse_pct_and_format_round_trip():
         parse_pct("otps=1..2")
     with pytest.raises(ValueError, match=r"\[0, 100\)"):
         parse_pct("otps=-5")
+
+
+def test_no_ranges_give_a_zero_width_band_at_the_scenario():
+    u = analyse(DEFAULT_SCENARIO, {}, n=10)
+    base = cost.evaluate(DEFAULT_SCENARIO).savings_usd_per_month
+    assert u.tornado == () and u.band.corners == 1
+    assert u.band.savings_low == u.band.savings_high == u.mc.savings_p5 == u.mc.savings_p95 == base

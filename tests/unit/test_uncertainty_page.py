@@ -1,0 +1,126 @@
+"""The Break-even page's "Uncertainty" expander (AppTest) and ``python -m calculators evaluate --band/--ranges``
+(subprocess): the page and the CLI give the same numbers for the same scenario and ranges."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from calculators import uncertainty
+from calculators.scenario import DEFAULT_SCENARIO, dumps_toml, load_toml, to_query_params
+from ui.uncertainty_view import share_text
+from ui.widgets import usd
+
+ROOT = Path(__file__).resolve().parents[2]
+HOME = str(ROOT / "app.py")
+BREAK_EVEN = "pages/1_Break_even.py"
+EXAMPLE = ROOT / "scenarios" / "rag-assistant-70b.toml"
+TIMEOUT_S = 30
+
+
+def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "calculators", "evaluate", *args], cwd=ROOT, input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def page(query_params: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT_S)
+    at.query_params.update(query_params or {})
+    at.switch_page(BREAK_EVEN).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def tornado_table(at: AppTest) -> pd.DataFrame:
+    frames = [d.value for d in at.dataframe if "swing" in d.value.columns]
+    assert len(frames) == 1
+    return frames[0]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def assert_page_equals_cli(at: AppTest, d: dict) -> None:
+    u = d["uncertainty"]
+    df = tornado_table(at)
+    assert list(df["key"]) == [b["key"] for b in u["tornado"]]
+    for col in ("low", "high", "savings_at_low", "savings_at_high", "swing"):
+        assert list(df[col]) == [b[col] for b in u["tornado"]], col
+    m, mc = metrics(at), u["monte_carlo"]
+    assert m["Savings p5, $/month"] == usd(mc["savings_p5"])
+    assert m["Savings p50, $/month"] == usd(mc["savings_p50"])
+    assert m["Savings p95, $/month"] == usd(mc["savings_p95"])
+    assert m["Self-hosting no dearer in"] == share_text(mc["share_self_host_cheaper"])
+
+
+def test_cli_band_prints_the_library_analysis_and_the_default_ranges():
+    proc = cli(str(EXAMPLE.relative_to(ROOT)), "--band")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    s = load_toml(EXAMPLE)
+    want = uncertainty.uncertainty_to_dict(uncertainty.analyse(s, uncertainty.ranges_from_pct(
+        s, uncertainty.DEFAULT_PCT)))
+    assert d["uncertainty"] == json.loads(json.dumps(want))
+    assert d["uncertainty"]["base"]["savings_usd_per_month"] == d["savings_usd_per_month"]
+    assert "uncertainty" not in json.loads(cli(str(EXAMPLE.relative_to(ROOT))).stdout)  # only when asked
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--ranges", "otps=120"], r"error: --ranges: range 'otps=120': \+/- % must be in \[0, 100\)"),
+    (["--ranges", "speed=10"], "error: --ranges: range 'speed=10': expected KEY=PCT or KEY=LOW..HIGH"),
+    (["--band", "--samples", "0"], "error: --samples: samples must be a whole number in 1..1000000, got 0"),
+])
+def test_cli_bad_ranges_exit_2_naming_the_option(args, message):
+    proc = cli(str(EXAMPLE.relative_to(ROOT)), *args)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert pytest.importorskip("re").search(message, proc.stderr), proc.stderr
+
+
+def test_the_expander_shows_the_band_and_tornado_the_cli_prints():
+    at = page()
+    assert "Uncertainty" in [e.label for e in at.expander]
+    assert "unc" not in at.query_params  # defaults: nothing extra in the link
+    proc = cli("-", "--band", stdin=dumps_toml(DEFAULT_SCENARIO))
+    assert proc.returncode == 0, proc.stderr
+    assert_page_equals_cli(at, json.loads(proc.stdout))
+    assert any(c.key == "be_chart_tornado" for c in at.get("plotly_chart")) or len(at.get("plotly_chart")) >= 4
+
+
+def test_applying_ranges_updates_the_tornado_and_the_link_which_reproduces_them():
+    at = page()
+    at.number_input(key="be_unc_gpu_usd").set_value(40.0)
+    at.number_input(key="be_unc_ops").set_value(0.0)
+    at.button(key="FormSubmitter:be_unc_form-Apply ranges").click().run()
+    assert not at.exception, at.exception
+    df = tornado_table(at)
+    assert "ops" not in set(df["key"])
+    gpu = df[df["key"] == "gpu_usd"].iloc[0]
+    base = DEFAULT_SCENARIO.self_host.gpu_usd_per_hour
+    assert (gpu["low"], gpu["high"]) == pytest.approx((base * 0.6, base * 1.4))
+    spec = at.query_params["unc"][0] if isinstance(at.query_params["unc"], list) else at.query_params["unc"]
+    assert "gpu_usd=40" in spec and "ops=" not in spec
+    # the link opens the same ranges in a new session, and the CLI's --ranges gives the same numbers
+    again = page({**to_query_params(DEFAULT_SCENARIO), "unc": spec})
+    pd.testing.assert_frame_equal(tornado_table(again), df)
+    proc = cli("-", "--ranges", spec, stdin=dumps_toml(DEFAULT_SCENARIO))
+    assert proc.returncode == 0, proc.stderr
+    assert_page_equals_cli(again, json.loads(proc.stdout))
+
+
+def test_a_bad_link_range_warns_and_the_rest_apply():
+    at = page({"unc": "otps=10,speed=5"})
+    assert any("speed=5" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert list(tornado_table(at)["key"]) == ["otps"]
+
+
+def test_nothing_varied_says_so():
+    at = page({"unc": "none"})
+    assert any("No input varies" in i.value for i in at.info)
