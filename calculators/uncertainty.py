@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from calculators import cost
 from calculators.scenario import LIMITS, Scenario
@@ -55,6 +56,7 @@ __all__ = [
     "format_ranges",
     "parse_pct",
     "savings_model",
+    "savings_band_vs_volume",
     "Band",
     "MonteCarlo",
     "TornadoBar",
@@ -421,6 +423,17 @@ def _opt(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
+def _draws(s: Scenario, ranges: Mapping[str, Range], n: int, seed: int) -> dict[str, np.ndarray]:
+    """``n`` seeded triangular(low, base, high) draws per key, in ``RANGE_KEYS`` order (the same draws for
+    ``analyse`` and ``savings_band_vs_volume``)."""
+    rng = np.random.default_rng(seed)
+    draws = {}
+    for k in (k for k in RANGE_KEYS if k in ranges):
+        lo, hi, mode = ranges[k].low, ranges[k].high, _base(s, k)
+        draws[k] = np.full(n, lo) if lo == hi else rng.triangular(lo, mode, hi, size=n)
+    return draws
+
+
 def analyse(s: Scenario, ranges: Mapping[str, Range], n: int = 2000, seed: int = 0) -> Uncertainty:
     """Band, Monte Carlo and tornado of the monthly savings for ``ranges`` (see the module docstring).
     ValueError naming the key for a range the scenario cannot take; ``n`` in 1..1,000,000."""
@@ -443,11 +456,7 @@ def analyse(s: Scenario, ranges: Mapping[str, Range], n: int = 2000, seed: int =
                 None if np.all(np.isnan(cbe)) else float(np.nanmin(cbe)),
                 None if np.any(np.isnan(cbe)) else float(np.max(cbe)), len(csav))
 
-    rng = np.random.default_rng(seed)
-    draws = {}
-    for k in keys:
-        lo, hi, mode = ranges[k].low, ranges[k].high, _base(s, k)
-        draws[k] = np.full(n, lo) if lo == hi else rng.triangular(lo, mode, hi, size=n)
+    draws = _draws(s, ranges, n, seed)
     mm = savings_model(s, draws, rates) if keys else base
     sav = np.broadcast_to(mm["savings_usd_per_month"], (n,))
     be = np.broadcast_to(mm["breakeven_requests_per_day"], (n,))
@@ -465,6 +474,38 @@ def analyse(s: Scenario, ranges: Mapping[str, Range], n: int = 2000, seed: int =
         bars.append(TornadoBar(k, RANGE_KEYS[k][1], r.low, r.high, lo_s, hi_s, swing))
     bars.sort(key=lambda b: -b.swing)  # stable: ties keep RANGE_KEYS order
     return Uncertainty(dict(ranges), base_sav, base_be, band, mc, tuple(bars))
+
+
+def savings_band_vs_volume(s: Scenario, ranges: Mapping[str, Range], n: int = 2000, seed: int = 0,
+                           points: int = 120, max_requests_per_day: float | None = None) -> pd.DataFrame:
+    """p5/p50/p95 of monthly savings over requests/day, the other inputs drawn as in ``analyse`` (same seed,
+    same draws; the volume's own range is replaced by the grid): where the band crosses 0 is the break-even
+    band. Grid: ``points`` log-spaced volumes over ``[max(1, hi/1e5), hi]``, ``hi = max_requests_per_day`` or
+    ``max(10 x volume, 3 x scenario break-even, 10,000)``, capped at 1e10. All samples x volumes at once.
+
+    Columns: requests_per_day, savings_p5, savings_p50, savings_p95.
+
+    >>> from calculators.scenario import DEFAULT_SCENARIO
+    >>> df = savings_band_vs_volume(DEFAULT_SCENARIO, {"gpu_usd": Range(4.0, 6.0)}, n=100, points=5)
+    >>> bool((df.savings_p5 <= df.savings_p50).all() and (df.savings_p50 <= df.savings_p95).all())
+    True
+    """
+    if isinstance(points, bool) or not isinstance(points, int) or not 2 <= points <= 10_000:
+        raise ValueError(f"points must be a whole number in 2..10000, got {points!r}")
+    ranges = {k: _check_range(s, k, r) for k, r in ranges.items()}
+    rates = cost.api_rates(s)
+    if max_requests_per_day is None:
+        be = savings_model(s, {}, rates)["breakeven_requests_per_day"]
+        hi = max(10 * s.traffic.requests_per_day, 3 * float(np.nan_to_num(be)), 1e4)
+    else:
+        hi = cost._lim("traffic.requests_per_day", max_requests_per_day)
+    hi = min(hi, LIMITS["traffic.requests_per_day"][1] or 1e10)
+    x = np.geomspace(max(1.0, hi * 1e-5), hi, points)
+    draws = {k: v[:, None] for k, v in _draws(s, ranges, n, seed).items() if k != "rpd"}
+    sav = np.broadcast_to(savings_model(s, {**draws, "rpd": x[None, :]}, rates)["savings_usd_per_month"],
+                          (n if draws else 1, points))
+    p5, p50, p95 = np.percentile(sav, [5, 50, 95], axis=0)
+    return pd.DataFrame({"requests_per_day": x, "savings_p5": p5, "savings_p50": p50, "savings_p95": p95})
 
 
 def uncertainty_to_dict(u: Uncertainty) -> dict[str, Any]:

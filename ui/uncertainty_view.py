@@ -24,6 +24,13 @@ URL_KEY = "unc"
 PCT_KEY = "be_unc_pct"
 SAMPLES = 2000
 SEED = 0
+BAND_POINTS = 80
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _band(s: Scenario, pct_items: tuple[tuple[str, float], ...]) -> pd.DataFrame:
+    ranges = uncertainty.ranges_from_pct(s, dict(pct_items))
+    return uncertainty.savings_band_vs_volume(s, ranges, n=SAMPLES, seed=SEED, points=BAND_POINTS)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -116,6 +123,9 @@ def uncertainty_section(s: Scenario) -> None:
             f"{requests_per_day_text(band.breakeven_high)} (scenario: "
             f"{requests_per_day_text(u.base_breakeven_requests_per_day)}). Never breaks even in "
             f"{share_text(mc.share_never_breaks_even)} of samples.")
+        band_df = _band(s, items)
+        st.plotly_chart(charts.savings_band_figure(band_df, s.traffic.requests_per_day, mc.breakeven_p5,
+                                                   mc.breakeven_p95), key="be_chart_savings_band")
         df = tornado_frame(u)
         st.plotly_chart(charts.tornado_figure(df, u.base_savings_usd_per_month), key="be_chart_tornado")
         st.dataframe(df, key="be_unc_tornado", hide_index=True)
