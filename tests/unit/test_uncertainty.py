@@ -195,3 +195,18 @@ def test_no_ranges_give_a_zero_width_band_at_the_scenario():
     base = cost.evaluate(DEFAULT_SCENARIO).savings_usd_per_month
     assert u.tornado == () and u.band.corners == 1
     assert u.band.savings_low == u.band.savings_high == u.mc.savings_p5 == u.mc.savings_p95 == base
+
+
+def test_the_volume_band_at_the_scenario_volume_is_the_monte_carlo_of_the_same_draws():
+    s = load_toml(ROOT / "scenarios" / "rag-assistant-70b.toml")
+    ranges = ranges_from_pct(s, {**uncertainty.DEFAULT_PCT, "rpd": 0})
+    u = analyse(s, ranges, n=500, seed=3)
+    df = uncertainty.savings_band_vs_volume(s, ranges, n=500, seed=3, points=7,
+                                            max_requests_per_day=s.traffic.requests_per_day)
+    last = df.iloc[-1]
+    assert last.requests_per_day == s.traffic.requests_per_day
+    assert (last.savings_p5, last.savings_p50, last.savings_p95) == pytest.approx(
+        (u.mc.savings_p5, u.mc.savings_p50, u.mc.savings_p95), rel=1e-12)
+    assert (df.savings_p5 <= df.savings_p50).all() and (df.savings_p50 <= df.savings_p95).all()
+    with pytest.raises(ValueError, match="points"):
+        uncertainty.savings_band_vs_volume(s, ranges, points=1)

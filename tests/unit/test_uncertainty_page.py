@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,12 @@ def tornado_table(at: AppTest) -> pd.DataFrame:
     frames = [d.value for d in at.dataframe if "swing" in d.value.columns]
     assert len(frames) == 1
     return frames[0]
+
+
+def chart(at: AppTest, key: str) -> dict:
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}")]
+    assert len(specs) == 1, key
+    return specs[0]
 
 
 def metrics(at: AppTest) -> dict[str, str]:
@@ -81,7 +88,7 @@ def test_cli_bad_ranges_exit_2_naming_the_option(args, message):
     proc = cli(str(EXAMPLE.relative_to(ROOT)), *args)
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1
-    assert pytest.importorskip("re").search(message, proc.stderr), proc.stderr
+    assert re.search(message, proc.stderr), proc.stderr
 
 
 def test_the_expander_shows_the_band_and_tornado_the_cli_prints():
@@ -91,7 +98,13 @@ def test_the_expander_shows_the_band_and_tornado_the_cli_prints():
     proc = cli("-", "--band", stdin=dumps_toml(DEFAULT_SCENARIO))
     assert proc.returncode == 0, proc.stderr
     assert_page_equals_cli(at, json.loads(proc.stdout))
-    assert any(c.key == "be_chart_tornado" for c in at.get("plotly_chart")) or len(at.get("plotly_chart")) >= 4
+    d = json.loads(proc.stdout)["uncertainty"]
+    tornado, band = chart(at, "be_chart_tornado"), chart(at, "be_chart_savings_band")
+    assert tornado["data"][0]["y"] == [b["label"] for b in d["tornado"]]  # largest swing first (drawn on top)
+    assert tornado["data"][0]["base"] == d["base"]["savings_usd_per_month"]
+    shapes = [sh for sh in band["layout"]["shapes"] if sh["type"] == "rect"]
+    assert [sh["x0"] for sh in shapes] == [d["monte_carlo"]["breakeven_p5"]] or d["monte_carlo"]["breakeven_p5"] \
+        is None and shapes == []
 
 
 def test_applying_ranges_updates_the_tornado_and_the_link_which_reproduces_them():
