@@ -48,6 +48,8 @@ __all__ = [
     "bootstrap_ci",
     "littles_law_tokens_per_s",
     "throughput_ci_from_samples",
+    "point_throughput_ci",
+    "relative_range",
     "Range",
     "RANGE_KEYS",
     "DEFAULT_PCT",
@@ -156,13 +158,49 @@ def throughput_ci_from_samples(samples: Sequence[Mapping[str, Any]], duration_s:
     (200.0, 200.0, 200.0)
     """
     duration_s = cost._num("duration_s", duration_s, low=0, low_inclusive=False)
-    rows = [(float(r["output_tokens"]), float(r["latency_ms"]) / 1000.0) for r in samples
-            if r.get("success") and float(r.get("latency_ms") or 0) > 0]
+    rows = []
+    for i, r in enumerate(samples):
+        try:
+            if r.get("success") is True and r.get("latency_ms"):
+                out, lat = cost._num("output_tokens", r["output_tokens"], low=0), cost._num(
+                    "latency_ms", r["latency_ms"], low=0)
+                rows.append((out, lat / 1000.0))
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"samples[{i}]: {e}") from None
     if not rows:
         raise ValueError("samples: no successful request with a latency to resample")
     arr = np.array(rows)
     occupancy = float(arr[:, 1].sum()) / duration_s
     return bootstrap_ci(arr, littles_law_tokens_per_s(occupancy), n=n, level=level, seed=seed)
+
+
+def point_throughput_ci(run: Mapping[str, Any], concurrency: int | None = None, n: int = 2000,
+                        level: float = 0.95, seed: int = 0) -> tuple[Mapping[str, Any], CI]:
+    """The point of a run JSON at ``concurrency`` (default: the point with samples and the highest
+    ``output_tokens_per_s``) and its ``throughput_ci_from_samples``. ValueError naming what is missing."""
+    points = [p for p in run.get("points") or [] if isinstance(p, Mapping) and p.get("samples")]
+    if concurrency is not None:
+        points = [p for p in points if p.get("concurrency") == concurrency]
+    if not points:
+        have = sorted({p.get("concurrency") for p in run.get("points") or [] if isinstance(p, Mapping)
+                       and p.get("samples") and isinstance(p.get("concurrency"), int)})
+        raise ValueError(f"no point{'' if concurrency is None else f' at concurrency {concurrency}'} with "
+                         f"per-request samples (points with samples: {have or 'none'})")
+    point = max(points, key=lambda p: float(p.get("output_tokens_per_s") or 0))
+    return point, throughput_ci_from_samples(point["samples"], point.get("duration_s"), n=n, level=level,
+                                             seed=seed)
+
+
+def relative_range(base: float, ci: CI) -> Range:
+    """The interval's relative width around ``base``: ``Range(base * low / estimate, base * high / estimate)``
+    (a measured throughput's spread applied to the scenario's throughput).
+
+    >>> relative_range(3000.0, CI(1000.0, 950.0, 1100.0, 0.95, 10, 2000))
+    Range(low=2850.0, high=3300.0)
+    """
+    if not ci.estimate > 0:
+        raise ValueError(f"the interval's estimate must be > 0, got {ci.estimate:g}")
+    return Range(base * ci.low / ci.estimate, base * ci.high / ci.estimate)
 
 
 # --- inputs as ranges -------------------------------------------------------------------------------------

@@ -92,9 +92,16 @@ def test_throughput_ci_of_each_stored_point_is_centred_on_its_recorded_throughpu
         assert ci.low <= ci.estimate <= ci.high
 
 
-def test_throughput_ci_needs_a_successful_request():
+def test_throughput_ci_needs_a_successful_request_and_names_a_bad_sample():
     with pytest.raises(ValueError, match="no successful request"):
         uncertainty.throughput_ci_from_samples([{"success": False, "output_tokens": 0, "latency_ms": 0}], 1.0)
+    ok = {"success": True, "output_tokens": 10, "latency_ms": 100.0}
+    with pytest.raises(ValueError, match=r"samples\[1\]: output_tokens must be a number"):
+        uncertainty.throughput_ci_from_samples([ok, {**ok, "output_tokens": "x"}], 1.0)
+    with pytest.raises(ValueError, match=r"samples\[0\]: latency_ms must be a finite number"):
+        uncertainty.throughput_ci_from_samples([{**ok, "latency_ms": math.inf}], 1.0)
+    with pytest.raises(ValueError, match="duration_s must be > 0"):
+        uncertainty.throughput_ci_from_samples([ok], 0.0)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

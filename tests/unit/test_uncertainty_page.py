@@ -91,6 +91,26 @@ def test_cli_bad_ranges_exit_2_naming_the_option(args, message):
     assert re.search(message, proc.stderr), proc.stderr
 
 
+RUN = ROOT / "benchmarks" / "results" / "h100-vllm0.26-2026-11-28" / "probe-llama-3.3-70b-fp8.json"
+
+
+def test_cli_throughput_run_takes_the_throughput_range_from_the_bootstrap_interval():
+    proc = cli(str(EXAMPLE.relative_to(ROOT)), "--throughput-run", str(RUN), "--point", "32")
+    assert proc.returncode == 0, proc.stderr
+    u = json.loads(proc.stdout)["uncertainty"]
+    run = json.loads(RUN.read_text())
+    point = next(p for p in run["points"] if p["concurrency"] == 32)
+    ci = uncertainty.throughput_ci_from_samples(point["samples"], point["duration_s"])
+    assert u["throughput_ci"]["estimate"] == point["output_tokens_per_s"] == ci.estimate
+    assert (u["throughput_ci"]["low"], u["throughput_ci"]["high"]) == (ci.low, ci.high)
+    base = load_toml(EXAMPLE).self_host.output_tokens_per_s
+    assert u["ranges"]["otps"] == {"low": base * ci.low / ci.estimate, "high": base * ci.high / ci.estimate}
+    bad = cli(str(EXAMPLE.relative_to(ROOT)), "--throughput-run", str(RUN), "--point", "5")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == ("error: --throughput-run: no point at concurrency 5 with per-request samples "
+                                  "(points with samples: [1, 8, 32])")
+
+
 def test_the_expander_shows_the_band_and_tornado_the_cli_prints():
     at = page()
     assert "Uncertainty" in [e.label for e in at.expander]
