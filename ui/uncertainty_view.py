@@ -85,8 +85,8 @@ def _write_url(pct: dict[str, float]) -> None:
 
 def uncertainty_section(s: Scenario) -> None:
     """The expander: the +/- % form, the band on savings and break-even, and the tornado chart."""
+    pct = _applied_pct()  # outside the expander: a bad link's warning shows even while it is closed
     with st.expander("Uncertainty", expanded=False):
-        pct = _applied_pct()
         st.caption(
             "Ranges are **assumptions** (± % around this scenario's values), not measurements: defaults say "
             "throughput ±20% (run-to-run and workload), GPU price ±15% (providers and tiers), volume ±30% "

@@ -217,3 +217,16 @@ def test_the_volume_band_at_the_scenario_volume_is_the_monte_carlo_of_the_same_d
     assert (df.savings_p5 <= df.savings_p50).all() and (df.savings_p50 <= df.savings_p95).all()
     with pytest.raises(ValueError, match="points"):
         uncertainty.savings_band_vs_volume(s, ranges, points=1)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(s=scenarios(), seed=hst.integers(0, 2**32 - 1))
+def test_fuzz_default_ranges_always_give_an_ordered_band_and_a_sorted_tornado(s, seed):
+    u = analyse(s, ranges_from_pct(s, uncertainty.DEFAULT_PCT), n=200, seed=seed)
+    assert u.mc.savings_p5 <= u.mc.savings_p50 <= u.mc.savings_p95
+    assert u.band.savings_low <= u.band.savings_high
+    b = [x for x in (u.mc.breakeven_p5, u.mc.breakeven_p50, u.mc.breakeven_p95) if x is not None]
+    assert b == sorted(b)
+    assert [t.swing for t in u.tornado] == sorted((t.swing for t in u.tornado), reverse=True)
+    assert all(t.low <= t.high for t in u.tornado)
+    json.dumps(uncertainty.uncertainty_to_dict(u), allow_nan=False)  # the CLI prints it as strict JSON
