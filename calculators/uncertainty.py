@@ -53,6 +53,7 @@ __all__ = [
     "Range",
     "RANGE_KEYS",
     "DEFAULT_PCT",
+    "MAX_PCT",
     "ranges_from_pct",
     "parse_ranges",
     "format_ranges",
@@ -221,6 +222,8 @@ RANGE_KEYS: dict[str, tuple[str | None, str]] = {
 DEFAULT_PCT: dict[str, float] = {"otps": 20, "ptps": 20, "gpu_usd": 15, "rpd": 30, "in": 20, "out": 20,
                                  "peak": 20, "ops": 25, "api_price": 10}
 """Assumed +/- % when nothing better is known (assumptions, not measurements)."""
+MAX_PCT = 95.0
+"""The widest +/- % (the page's input allows the same): -100% would be a zero throughput or price."""
 
 
 @dataclass(frozen=True)
@@ -264,7 +267,7 @@ def _check_range(s: Scenario, key: str, r: Range) -> Range:
 
 def ranges_from_pct(s: Scenario, pct: Mapping[str, float]) -> dict[str, Range]:
     """``base * (1 -/+ pct/100)`` per key, clipped to the field's hard limits; keys the scenario cannot vary
-    (no prefill rate) and 0% are left out. ValueError naming the key for a % outside [0, 100).
+    (no prefill rate) and 0% are left out. ValueError naming the key for a % outside [0, ``MAX_PCT``].
 
     >>> from calculators.scenario import DEFAULT_SCENARIO
     >>> ranges_from_pct(DEFAULT_SCENARIO, {"otps": 20, "peak": 50})["peak"]   # peak_to_mean >= 1
@@ -272,8 +275,8 @@ def ranges_from_pct(s: Scenario, pct: Mapping[str, float]) -> dict[str, Range]:
     """
     out: dict[str, Range] = {}
     for key, p in pct.items():
-        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p < 100:
-            raise ValueError(f"{key}: +/- % must be in [0, 100), got {p!r}")
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= MAX_PCT:
+            raise ValueError(f"{key}: +/- % must be in [0, {MAX_PCT:g}], got {p!r}")
         base = _base(s, key)
         if base is None or p == 0:
             continue
@@ -321,7 +324,7 @@ def _float(text: str) -> float:
 
 def parse_pct(spec: str) -> dict[str, float]:
     """The +/- % of a ``KEY=PCT,...`` text (the page's ``unc`` URL parameter; ``none``: nothing varies).
-    ValueError naming the item for an unknown key, an absolute ``LOW..HIGH`` or a % outside [0, 100).
+    ValueError naming the item for an unknown key, an absolute ``LOW..HIGH`` or a % outside [0, ``MAX_PCT``].
 
     >>> parse_pct("otps=20, gpu_usd=15"), parse_pct("none")
     ({'otps': 20.0, 'gpu_usd': 15.0}, {})
@@ -337,8 +340,8 @@ def parse_pct(spec: str) -> dict[str, float]:
             p = _float(value)
         except ValueError as e:
             raise ValueError(f"range {item!r}: {e}") from None
-        if not 0 <= p < 100:
-            raise ValueError(f"range {item!r}: +/- % must be in [0, 100)")
+        if not 0 <= p <= MAX_PCT:
+            raise ValueError(f"range {item!r}: +/- % must be in [0, {MAX_PCT:g}]")
         out[key] = p
     return out
 

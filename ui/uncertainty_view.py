@@ -96,7 +96,8 @@ def uncertainty_section(s: Scenario) -> None:
         with st.form("be_unc_form"):
             cols = st.columns(3)
             for i, k in enumerate(keys):
-                cols[i % 3].number_input(f"{uncertainty.RANGE_KEYS[k][1]}, ± %", min_value=0.0, max_value=95.0,
+                cols[i % 3].number_input(f"{uncertainty.RANGE_KEYS[k][1]}, ± %", min_value=0.0,
+                                         max_value=uncertainty.MAX_PCT,
                                          step=5.0, value=float(pct.get(k, 0.0)), key=f"be_unc_{k}")
             if st.form_submit_button("Apply ranges"):
                 pct = {k: float(st.session_state[f"be_unc_{k}"]) if k in keys else pct.get(k, 0.0)

@@ -166,7 +166,7 @@ def test_monte_carlo_is_seeded():
 def test_ranges_from_pct_clip_to_limits_and_skip_what_cannot_vary():
     r = ranges_from_pct(DEFAULT_SCENARIO, {"peak": 60, "otps": 0, "ptps": 20})
     assert r == {"peak": Range(1.0, 3.2)}  # peak_to_mean >= 1; 0% and no prefill rate left out
-    with pytest.raises(ValueError, match="otps: \\+/- % must be in \\[0, 100\\)"):
+    with pytest.raises(ValueError, match="otps: \\+/- % must be in \\[0, 95\\]"):
         ranges_from_pct(DEFAULT_SCENARIO, {"otps": 100})
 
 
@@ -193,7 +193,7 @@ def test_parse_pct_and_format_round_trip():
     assert parse_pct(uncertainty.format_ranges(pct)) == pct
     with pytest.raises(ValueError, match="KEY=PCT"):
         parse_pct("otps=1..2")
-    with pytest.raises(ValueError, match=r"\[0, 100\)"):
+    with pytest.raises(ValueError, match=r"\[0, 95\]"):
         parse_pct("otps=-5")
 
 
