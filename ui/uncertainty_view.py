@@ -129,6 +129,15 @@ def uncertainty_section(s: Scenario) -> None:
                                                    mc.breakeven_p95), key="be_chart_savings_band")
         df = tornado_frame(u)
         st.plotly_chart(charts.tornado_figure(df, u.base_savings_usd_per_month), key="be_chart_tornado")
-        st.dataframe(df, key="be_unc_tornado", hide_index=True)
+        money = {c: st.column_config.NumberColumn(c.replace("_", " ") + ", $/month", format="dollar")
+                 for c in ("savings_at_low", "savings_at_high", "swing")}
+        st.dataframe(df, key="be_unc_tornado", hide_index=True, column_config={
+            "key": st.column_config.TextColumn("key", help="the range's key in the link and in --ranges"),
+            "label": "input", "low": st.column_config.NumberColumn("low", format="%.4g"),
+            "high": st.column_config.NumberColumn("high", format="%.4g"), **money})
+        flat = [b.label.split(" (")[0] for b in u.tornado if b.swing == 0 and b.key in ("otps", "ptps", "peak")]
+        if flat:
+            st.caption(f"{', '.join(flat)}: no swing. Capacity inputs move the cost only when they change the "
+                       "number of replicas (whole replicas, at least the minimum); within these ranges they do not.")
         spec = uncertainty.format_ranges(dict(items)) or "none"
         st.caption(f'Same numbers headless: `python -m calculators evaluate SCENARIO.toml --ranges "{spec}"`.')
