@@ -158,3 +158,11 @@ def test_a_bad_link_range_warns_and_the_rest_apply():
 def test_nothing_varied_says_so():
     at = page({"unc": "none"})
     assert any("No input varies" in i.value for i in at.info)
+
+
+def test_capacity_inputs_without_swing_are_explained():
+    s = load_toml(EXAMPLE)  # 2 minimum replicas at 18% utilization: +/-20% throughput changes no replica count
+    at = page(to_query_params(s))
+    df = tornado_table(at)
+    assert set(df[df["swing"] == 0]["key"]) == {"otps", "ptps", "peak"}
+    assert any(c.value.startswith("Throughput, Prefill rate, Peak-to-mean: no swing") for c in at.caption)
