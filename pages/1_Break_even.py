@@ -7,7 +7,17 @@ Thin page: widgets (keys ``be_``) → ``Scenario`` (validated by ``replace_field
 import streamlit as st
 
 from calculators import operating
-from ui import cached, charts, inputs, restson_view, results_view, state, traffic_view, widgets
+from ui import (
+    cached,
+    charts,
+    inputs,
+    restson_view,
+    results_view,
+    state,
+    traffic_view,
+    uncertainty_view,
+    widgets,
+)
 
 st.set_page_config(page_title="Break-even · Self-host or API?", page_icon="📈", layout="wide")
 
@@ -87,3 +97,4 @@ with chart_cols[1]:
 _chart_with_csv(charts.savings_heatmap_figure(heat, scenario, report), heat, "savings_heatmap",
                 "Savings heatmap (CSV)")
 traffic_view.traffic_section(scenario)
+uncertainty_view.uncertainty_section(scenario)

@@ -17,7 +17,8 @@ from calculators.provenance import pct_text
 from calculators.scenario import Scenario
 
 __all__ = ["cost_vs_volume_figure", "usd_per_mtok_figure", "savings_heatmap_figure", "ticks_125", "tick_text",
-           "memory_figure", "throughput_figure", "CONCURRENCIES"]
+           "memory_figure", "throughput_figure", "CONCURRENCIES", "tornado_figure",
+           "savings_band_figure"]
 
 _API = "#1f77b4"
 _SELF = "#d62728"
@@ -266,3 +267,52 @@ def throughput_figure(df: pd.DataFrame, kv_streams: int | None,
                 "showgrid": False, **_log_ticks(right)},
     )
     return fig
+
+
+def tornado_figure(df: pd.DataFrame, base_savings_usd_per_month: float) -> go.Figure:
+    """Sensitivity (tornado) of monthly savings: one row per input (``df`` from
+    ``ui.uncertainty_view.tornado_frame``, largest swing first, drawn at the top), a bar from the base savings
+    to the savings with that input at its low and one to its high, the others at base."""
+    fig = go.Figure()
+    base = base_savings_usd_per_month
+    for col, name, color in (("savings_at_low", "input at its low", _API), ("savings_at_high", "input at its high",
+                                                                           _SELF)):
+        fig.add_bar(
+            y=df["label"], x=df[col] - base, base=base, orientation="h", name=name, marker_color=color,
+            customdata=df[["low" if col == "savings_at_low" else "high", col]].to_numpy(),
+            hovertemplate="%{y}: %{customdata[0]:,.4~g} gives %{customdata[1]:$,.0f}/month<extra></extra>",
+        )
+    fig.add_vline(x=base, line={"color": "black", "dash": "dot"}, annotation_text="base",
+                  annotation_position="top")
+    fig = _layout(fig, "Which input moves the monthly savings most", "savings, $/month (API minus self-host)", "")
+    fig.update_layout(barmode="overlay", hovermode="closest", height=max(260, 60 + 40 * len(df)))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickformat="$,.0f")
+    return fig
+
+
+def savings_band_figure(df: pd.DataFrame, requests_per_day: float, breakeven_p5: float | None,
+                        breakeven_p95: float | None) -> go.Figure:
+    """Monthly savings against requests/day as a p5-p95 band with its median (``df`` from
+    ``calculators.uncertainty.savings_band_vs_volume``); above 0 self-hosting saves. The break-even band
+    (Monte Carlo p5 to p95 of the first crossing; to the axis end when p95 is "never") is shaded."""
+    x = df["requests_per_day"]
+    fig = go.Figure()
+    fig.add_scatter(x=x, y=df["savings_p95"], mode="lines", line={"width": 0}, name="p95", showlegend=False,
+                    hovertemplate="p95 $%{y:,.0f}<extra></extra>")
+    fig.add_scatter(x=x, y=df["savings_p5"], mode="lines", line={"width": 0}, fill="tonexty",
+                    fillcolor="rgba(31,119,180,0.25)", name="p5 to p95", hovertemplate="p5 $%{y:,.0f}<extra></extra>")
+    fig.add_scatter(x=x, y=df["savings_p50"], mode="lines", line={"color": _API}, name="median",
+                    hovertemplate="median $%{y:,.0f}<extra></extra>")
+    fig.add_hline(y=0, line={"color": "black", "width": 1})
+    if breakeven_p5 is not None:
+        hi = breakeven_p95 if breakeven_p95 is not None else float(x.max())
+        fig.add_vrect(x0=breakeven_p5, x1=max(hi, breakeven_p5), fillcolor="rgba(44,160,44,0.15)", line_width=0,
+                      annotation_text="break-even p5 to p95", annotation_position="top left")
+    fig = _layout(fig, "Savings vs volume, with the uncertainty band", "requests per day",
+                  "savings, $/month (API minus self-host)")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(tickformat="$,.0f")
+    _vline(fig, requests_per_day, f"you: {requests_per_day:,.0f}/day", _MARK, "dot", True, top=False)
+    return fig
+
