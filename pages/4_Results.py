@@ -188,7 +188,7 @@ if store is not None and total:
 
 st.subheader("Compare runs")
 compare_view.show_compare(
-    {k: i.label for k, i in infos.items()}, lambda keys: _compare_runs(store, keys),
+    compare.unique_labels(infos.values()), lambda keys: _compare_runs(store, keys),
     default=compare.preselect(infos.values(), gpu_id=scenario.self_host.gpu,
                               model=getattr(scenario.self_host, "throughput_model", "") or None))
 st.subheader("One run in detail")

@@ -53,6 +53,8 @@ RUNS_KEY = "cmp_runs"
 _LABELS_KEY = "cmp_labels"  # key -> label of every run ever offered this session (a pick survives a page change)
 _COLORS = qualitative.Plotly
 TABLE_COLUMNS = ("run", "GPU", "model", "shape", "best tok/s", "date", "host", "status")
+_TABLE_WIDTHS_PX = {"run": 52, "GPU": 140, "model": 180, "shape": 80, "best tok/s": 80, "date": 88, "host": 90,
+                    "status": 70}
 
 
 def compare_frame(runs: Sequence[tuple[str, Mapping[str, Any]]], *,
@@ -137,7 +139,7 @@ def _figure(df: pd.DataFrame, y: str, title: str, y_title: str, hover: str) -> g
     xs = [c for part in shown for c in part["concurrency"]]
     fig.update_layout(title={"text": title}, height=400, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       hovermode="closest", xaxis=concurrency_axis(xs), yaxis={"title": y_title},
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0.0})
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0.0, "font": {"size": 11}})
     return fig
 
 
@@ -167,26 +169,29 @@ def latency_figure(df: pd.DataFrame, metric: str, percentile: str) -> go.Figure:
 
 
 def table_frame(table_rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """The Results table (columns :data:`TABLE_COLUMNS`) of :func:`probes.results.compare.table_row` rows."""
-    return pd.DataFrame(list(table_rows), columns=list(TABLE_COLUMNS))
+    """The Results table (columns :data:`TABLE_COLUMNS`) of :func:`probes.results.compare.table_row` rows; best
+    tok/s to a whole token.
+
+    >>> table_frame([{"run": "#1", "best tok/s": 7329.086}])["best tok/s"].tolist()
+    [7329.0]
+    """
+    df = pd.DataFrame(list(table_rows), columns=list(TABLE_COLUMNS))
+    df["best tok/s"] = pd.to_numeric(df["best tok/s"], errors="coerce").round(0)
+    return df
 
 
 def show_table(table_rows: Sequence[Mapping[str, Any]], *, key: str = "res_table") -> None:
-    """The compact runs table: fits a 1,280-pixel window without a horizontal scroll bar."""
-    st.dataframe(
-        table_frame(table_rows), hide_index=True, key=key, width="stretch",
-        column_config={
-            "run": st.column_config.TextColumn("run", width="small"),
-            "GPU": st.column_config.TextColumn("GPU", width="medium"),
-            "model": st.column_config.TextColumn("model", width="medium"),
-            "shape": st.column_config.TextColumn("shape", width="small", help="input/output tokens per request "
-                                                 "(~: lengths vary)"),
-            "best tok/s": st.column_config.NumberColumn("best tok/s", width="small", format="localized",
-                                                        help="best output tokens/s of the run (one replica)"),
-            "date": st.column_config.TextColumn("date", width="small", help="created, UTC"),
-            "host": st.column_config.TextColumn("host", width="small"),
-            "status": st.column_config.TextColumn("status", width="small"),
-        })
+    """The compact runs table: its columns (:data:`_TABLE_WIDTHS_PX`, 780 px in all) fit the main column of a
+    1,280-pixel window with the sidebar open, so nothing needs a horizontal scroll."""
+    help_text = {"run": "#id: a stored run; ref: a reference run shipped with the app",
+                 "model": "without its organisation (meta-llama/…)",
+                 "shape": "input/output tokens per request (~: lengths vary)",
+                 "best tok/s": "best output tokens/s of the run (one replica)", "date": "created, UTC"}
+    config: dict[str, Any] = {c: st.column_config.TextColumn(c, width=w, help=help_text.get(c))
+                              for c, w in _TABLE_WIDTHS_PX.items()}
+    config["best tok/s"] = st.column_config.NumberColumn("best tok/s", width=_TABLE_WIDTHS_PX["best tok/s"],
+                                                         format="localized", help=help_text["best tok/s"])
+    st.dataframe(table_frame(table_rows), hide_index=True, key=key, width="stretch", column_config=config)
 
 
 def show_compare(options: Mapping[str, str], load: Callable[[Sequence[str]], list[tuple[str, Mapping[str, Any]]]],

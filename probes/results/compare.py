@@ -37,6 +37,7 @@ __all__ = [
     "gpu_short",
     "shape_text",
     "short_id",
+    "unique_labels",
     "run_info",
     "compare_rows",
     "table_row",
@@ -126,16 +127,32 @@ def shape_text(workload: Any) -> str:
 
 
 def short_id(key: str) -> str:
-    """``#7`` for stored run 7, the reference's name for a bundled one.
+    """``#7`` for stored run 7, ``ref`` for a bundled reference run (its GPU, model and date tell them apart;
+    :func:`unique_labels` adds its name when they do not).
 
     >>> short_id("store:7"), short_id("ref:h100-vllm0.26-2026-11-28/llama-3.1-8b-bf16")
-    ('#7', 'ref llama-3.1-8b-bf16')
+    ('#7', 'ref')
     """
     if key.startswith("store:"):
         return "#" + key.removeprefix("store:")
     if key.startswith("ref:"):
-        return "ref " + key.removeprefix("ref:").rsplit("/", 1)[-1]
+        return "ref"
     return key
+
+
+def unique_labels(infos: Iterable[RunInfo]) -> dict[str, str]:
+    """Run key -> :attr:`RunInfo.label`, with the run's own name appended where two labels would be equal.
+
+    >>> a, b = (run_info(f"ref:campaign/{n}", {"model": "m"}) for n in ("x", "y"))
+    >>> list(unique_labels([a, b]).values())
+    ['CPU · m · ? · undated · ref (x)', 'CPU · m · ? · undated · ref (y)']
+    """
+    infos = list(infos)
+    seen: dict[str, int] = {}
+    for i in infos:
+        seen[i.label] = seen.get(i.label, 0) + 1
+    return {i.key: i.label if seen[i.label] == 1 else f"{i.label} ({i.key.split(':', 1)[-1].rsplit('/', 1)[-1]})"
+            for i in infos}
 
 
 def _replicas(run: Mapping[str, Any]) -> int:
@@ -168,7 +185,7 @@ def compare_rows(runs: Sequence[tuple[str, Mapping[str, Any]]], *,
                  hosts: Mapping[str, str | None] | None = None) -> list[dict[str, Any]]:
     """One row (keys :data:`ROW_KEYS`) per measured point of each ``(key, run)``, in the given order; points
     without a concurrency >= 1 (a rate or trace replay point) or without a throughput are left out (a chart
-    against concurrency cannot place them). ``run`` is :attr:`RunInfo.label`.
+    against concurrency cannot place them). ``run`` is the run's label (:func:`unique_labels`).
 
     >>> runs = [("store:1", {"gpu": {"name": "NVIDIA L4"}, "points": [{"concurrency": 1,
     ...          "output_tokens_per_s": 40.0}, {"concurrency": None, "output_tokens_per_s": 9.0}]}),
@@ -176,9 +193,10 @@ def compare_rows(runs: Sequence[tuple[str, Mapping[str, Any]]], *,
     >>> [(r["run"], r["concurrency"], r["output_tokens_per_s_per_gpu"]) for r in compare_rows(runs)]
     [('L4 · model ? · ? · undated · #1', 1, 40.0), ('CPU · model ? · ? · undated · #2', 2, None)]
     """
+    infos = [run_info(key, run, host=(hosts or {}).get(key)) for key, run in runs]
+    labels = unique_labels(infos)
     out: list[dict[str, Any]] = []
-    for key, run in runs:
-        info = run_info(key, run, host=(hosts or {}).get(key))
+    for info, (key, run) in zip(infos, runs, strict=True):
         for p in run.get("points") or []:
             if not isinstance(p, Mapping):
                 continue
@@ -186,7 +204,7 @@ def compare_rows(runs: Sequence[tuple[str, Mapping[str, Any]]], *,
             if isinstance(c, bool) or not isinstance(c, int) or c < 1 or tps is None:
                 continue
             row: dict[str, Any] = {
-                "run": info.label, "key": key, "gpu": info.gpu, "model": info.model, "shape": info.shape,
+                "run": labels[key], "key": key, "gpu": info.gpu, "model": info.model, "shape": info.shape,
                 "gpus": None if info.is_cpu else info.gpus, "concurrency": c, "output_tokens_per_s": tps,
                 "output_tokens_per_s_per_gpu": None if info.is_cpu else tps / info.gpus,
             }
@@ -198,14 +216,16 @@ def compare_rows(runs: Sequence[tuple[str, Mapping[str, Any]]], *,
 
 
 def table_row(info: RunInfo, *, best_output_tokens_per_s: float | None, status: str | None = None) -> dict[str, Any]:
-    """The Results table's row of a run: run, GPU, model, shape, best output tok/s, date, host, status.
+    """The Results table's row of a run: run, GPU, model (without its organisation), shape, best output tok/s,
+    date, host, status.
 
-    >>> info = run_info("ref:c/x", {"model": "m", "gpu": {"name": "NVIDIA L40S"}, "created_at": "2026-12-01"})
+    >>> info = run_info("ref:c/x", {"model": "org/m", "gpu": {"name": "NVIDIA L40S"}, "created_at": "2026-12-01"})
     >>> table_row(info, best_output_tokens_per_s=12.5)
-    {'run': 'ref x', 'GPU': 'L40S', 'model': 'm', 'shape': '?', 'best tok/s': 12.5, 'date': '2026-12-01', \
+    {'run': 'ref', 'GPU': 'L40S', 'model': 'm', 'shape': '?', 'best tok/s': 12.5, 'date': '2026-12-01', \
 'host': None, 'status': 'complete'}
     """
-    return {"run": short_id(info.key), "GPU": info.gpu, "model": info.model, "shape": info.shape,
+    model = info.model.rsplit("/", 1)[-1] if info.model else None
+    return {"run": short_id(info.key), "GPU": info.gpu, "model": model, "shape": info.shape,
             "best tok/s": best_output_tokens_per_s, "date": info.date or None, "host": info.host,
             "status": status or "complete"}
 

@@ -74,8 +74,8 @@ def test_the_bundled_reference_runs_are_one_gpu_each():
     runs = [("ref:a/h100", reference.load_run(H100_8B)), ("ref:b/h200", reference.load_run(H200_8B))]
     df = compare_view.compare_frame(runs)
     assert set(df["run"]) == {
-        "H100 80GB HBM3 · Llama-3.1-8B-Instruct · 512/256 · 2026-11-28 · ref h100",
-        "H200 · Llama-3.1-8B-Instruct · 512/256 · 2026-12-01 · ref h200"}
+        "H100 80GB HBM3 · Llama-3.1-8B-Instruct · 512/256 · 2026-11-28 · ref",
+        "H200 · Llama-3.1-8B-Instruct · 512/256 · 2026-12-01 · ref"}
     assert (df["output_tokens_per_s_per_gpu"] == df["output_tokens_per_s"]).all()
     h100 = df[df["key"] == "ref:a/h100"]
     assert list(h100["concurrency"]) == [p["concurrency"] for p in runs[0][1]["points"]]
@@ -88,7 +88,16 @@ def test_labels_name_gpu_model_shape_date_and_id_and_differ_per_run():
     assert a.label == "2× A100-SXM4-80GB · Llama-3.3-70B-Instruct · 512/256 · 2026-11-28 · #3"  # the UTC date
     b = compare.run_info("store:4", _run(None, model="tiny"))
     assert b.label == "CPU · tiny · 512/256 · 2026-12-01 · #4"
-    assert compare.run_info("ref:camp/x", {}).label == "CPU · model ? · ? · undated · ref x"
+    assert compare.run_info("ref:camp/x", {}).label == "CPU · model ? · ? · undated · ref"
+
+
+def test_equal_labels_get_the_runs_name_in_the_comparison():
+    twin = _run(H100)
+    rows = compare.compare_rows([("ref:c1/first", twin), ("ref:c2/second", twin), ("store:5", twin)])
+    assert sorted({r["run"] for r in rows}) == [
+        "H100 80GB HBM3 · Model-8B · 512/256 · 2026-12-01 · #5",
+        "H100 80GB HBM3 · Model-8B · 512/256 · 2026-12-01 · ref (first)",
+        "H100 80GB HBM3 · Model-8B · 512/256 · 2026-12-01 · ref (second)"]
 
 
 @pytest.mark.parametrize(("workload", "text"), [
@@ -107,7 +116,7 @@ def test_table_rows_have_the_compact_columns():
     info = compare.run_info("store:9", _run(H100), host="gpu-box-1")
     row = compare.table_row(info, best_output_tokens_per_s=1600.0, status="partial")
     assert tuple(row) == compare_view.TABLE_COLUMNS
-    assert row == {"run": "#9", "GPU": "H100 80GB HBM3", "model": "org/Model-8B", "shape": "512/256",
+    assert row == {"run": "#9", "GPU": "H100 80GB HBM3", "model": "Model-8B", "shape": "512/256",
                    "best tok/s": 1600.0, "date": "2026-12-01", "host": "gpu-box-1", "status": "partial"}
 
 
