@@ -194,3 +194,13 @@ def test_get_runs_bare_reads_several_runs_without_samples(tmp_path: Path):
     assert store.get_runs_bare([]) == {}
     with pytest.raises(ValueError, match="at most 1,000"):
         store.get_runs_bare(range(1001))
+
+
+def test_the_single_run_charts_label_the_measured_concurrencies_too():
+    from ui import results_view
+
+    run = _run(H100, concurrency=(1, 8, 32, 128))
+    for fig in (results_view.throughput_figure(run), results_view.latency_figure(run, "tpot_ms")):
+        assert fig.layout.xaxis.type == "log"
+        assert list(fig.layout.xaxis.tickvals) == [1, 8, 32, 128]
+        assert list(fig.layout.xaxis.ticktext) == ["1", "8", "32", "128"]
