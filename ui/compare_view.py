@@ -226,6 +226,8 @@ def show_compare(options: Mapping[str, str], load: Callable[[Sequence[str]], lis
         return
     if per_gpu and df["output_tokens_per_s_per_gpu"].isna().any():
         st.caption("Runs without a GPU (CPU) have no per-GPU throughput: turn off *Per GPU* to see them.")
+    if df[f"{metric}_{pct}"].isna().all():
+        st.caption(f"No run picked recorded {LATENCY_METRICS[metric]} {pct}: try another percentile.")
     left, right = st.columns(2)
     left.plotly_chart(throughput_figure(df, per_gpu=per_gpu), key="cmp_chart_tps")
     right.plotly_chart(latency_figure(df, metric, pct), key="cmp_chart_latency")

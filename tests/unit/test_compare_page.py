@@ -144,3 +144,16 @@ def test_a_pick_survives_a_filter_that_hides_it(runs: dict[str, int]):
     assert not at.exception, at.exception
     assert at.multiselect(key="cmp_runs").value == [f"store:{runs['h100']}", f"store:{runs['tp2']}"]
     assert len(_charts(at)["Output throughput vs concurrency (per GPU)"]["data"]) == 2
+
+
+def test_a_percentile_no_run_recorded_is_said(db: Path):
+    run = _run({"name": "NVIDIA L4"}, "m", (1, 2), 10.0)
+    for p in run["points"]:
+        del p["ttft_ms"]["p90"]
+    rid = ResultStore(db).save_run(run)
+    at = _page(gpu="l40s")
+    at.multiselect(key="cmp_runs").set_value([f"store:{rid}"]).run()
+    at.selectbox(key="cmp_pct").set_value("p90").run()
+    assert not at.exception, at.exception
+    assert any("No run picked recorded TTFT p90" in c.value for c in at.caption)
+    assert _charts(at)["TTFT p90 vs concurrency"]["data"] == []
