@@ -231,5 +231,12 @@ def show_compare(options: Mapping[str, str], load: Callable[[Sequence[str]], lis
     left, right = st.columns(2)
     left.plotly_chart(throughput_figure(df, per_gpu=per_gpu), key="cmp_chart_tps")
     right.plotly_chart(latency_figure(df, metric, pct), key="cmp_chart_latency")
-    st.dataframe(best_frame(df).round(1), hide_index=True, key="cmp_best", width="stretch",
-                 column_config={"run": st.column_config.TextColumn("run", width="large")})
+    best = best_frame(df).round({"output tok/s": 0, "per GPU": 0, "TTFT p99 ms": 1, "TPOT p99 ms": 1})
+    num = st.column_config.NumberColumn
+    st.dataframe(best, hide_index=True, key="cmp_best", width="stretch", column_config={  # fits 1,280 px
+        "run": st.column_config.TextColumn("run", width=300), "GPUs": num("GPUs", width=50),
+        "at concurrency": num("at c", width=55, help="the concurrency of the run's best throughput"),
+        "output tok/s": num("output tok/s", width=80, format="localized"),
+        "per GPU": num("per GPU", width=75, format="localized"),
+        "TTFT p99 ms": num("TTFT p99 ms", width=85, format="localized"),
+        "TPOT p99 ms": num("TPOT p99 ms", width=85, format="localized")})
