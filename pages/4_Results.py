@@ -168,8 +168,9 @@ for name, values in results_view.filter_params(filters).items() if store is not 
         del st.query_params[name]
 refs = [] if filtered else _references()
 
-infos = {f"store:{r['id']}": compare.run_info(f"store:{r['id']}", bare.get(r["id"]) or {"model": r["model"]},
-                                               host=r.get("host")) for r in stored}
+infos = {f"store:{r['id']}": compare.run_info(  # the listing's own columns if the run went meanwhile
+    f"store:{r['id']}", bare.get(r["id"]) or {"model": r["model"], "gpu": {"name": r["gpu_name"]},
+                                              "created_at": r["created_at"]}, host=r.get("host")) for r in stored}
 infos |= {f"ref:{r['key']}": r["info"] for r in refs}
 table = [compare.table_row(infos[f"store:{r['id']}"], best_output_tokens_per_s=r["best_output_tokens_per_s"],
                            status=r["status"]) for r in stored]
