@@ -1,27 +1,29 @@
-"""Results page: every stored probe run and the bundled reference measurements, one at a time in detail.
+"""Results page: every stored probe run and the bundled reference measurements, compared side by side and one at
+a time in detail.
 
-Thin page (keys ``res_``): the runs of the results store (``probes.results.store.open_store``: a SQLite file, or
-a PostgreSQL database shared by many GPU boxes, from ``APP__PROBE__DB``), filtered by host, GPU kind, model and
-date and listed one page at a time (the store's indexed queries; nothing else is read until a run is picked; the
-filters live in the URL, ``res_host``/``res_gpu``/``res_model`` repeatable, ``res_since``/``res_until``),
-and the reference runs shipped under ``benchmarks/results/**/probe-*.json`` (``probes.results.reference``;
-their ``vllm bench serve`` files shown side by side; listed when no filter is set) ->
-``ui.results_view.show_run``. Import (a run JSON or a ``vllm bench serve --save-result`` file), export and
-delete (stored runs only) run in widget callbacks and report through one message. Works with no GPU and an empty
-store; a store that cannot be opened (a wrong password, a server down) is one line naming the host, never the
-password.
+Thin page (keys ``res_``, the comparison's ``cmp_``): the runs of the results store
+(``probes.results.store.open_store``: a SQLite file, or a PostgreSQL database shared by many GPU boxes, from
+``APP__PROBE__DB``), filtered by host, GPU kind, model and date and listed one page at a time (the store's indexed
+queries, then the listed runs' JSON without samples, for their request shapes; the filters live in the URL,
+``res_host``/``res_gpu``/``res_model`` repeatable, ``res_since``/``res_until``), and the reference runs shipped
+under ``benchmarks/results/**/probe-*.json`` (``probes.results.reference``; their ``vllm bench serve`` files shown
+side by side; listed when no filter is set). The compact table (GPU, model, request shape, best tok/s, date,
+host) and the comparison (throughput per GPU and TTFT/TPOT against concurrency, one line per run, preset to the
+runs on the scenario's GPU, never a CPU run) are ``ui.compare_view``; one run picked -> ``ui.results_view.show_run``.
+Import (a run JSON or a ``vllm bench serve --save-result`` file), export and delete (stored runs only) run in
+widget callbacks and report through one message. Works with no GPU and an empty store; a store that cannot be
+opened (a wrong password, a server down) is one line naming the host, never the password.
 """
 
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from probes.errors import StoreError
-from probes.results import reference
+from probes.results import compare, reference
 from probes.results.store import ResultStore, open_store
 from probes.settings import load_settings
-from ui import results_view, state
+from ui import compare_view, results_view, state
 
 st.set_page_config(page_title="Results · Self-host or API?", page_icon="📊", layout="wide")
 
@@ -42,7 +44,8 @@ def _references() -> list[dict]:
             continue
         out.append({"key": ref.key, "name": ref.name, "label": reference.reference_label(run),
                     "path": str(ref.path), "bench": tuple(str(p) for p in ref.bench_paths), "model": run.get("model"),
-                    "points": len(run["points"]), "best": (run.get("best_point") or {}).get("output_tokens_per_s")})
+                    "points": len(run["points"]), "best": (run.get("best_point") or {}).get("output_tokens_per_s"),
+                    "info": compare.run_info(f"ref:{ref.key}", run)})
     return out
 
 
@@ -88,13 +91,26 @@ def _delete(store: ResultStore, rid: int) -> None:
         st.session_state.pop(SELECT_KEY, None)
 
 
+def _compare_runs(store: ResultStore | None, keys: list[str]) -> list[tuple[str, dict]]:
+    """The picked runs that exist, without samples (stored runs in one query; any reference run)."""
+    ids = [int(k.removeprefix("store:")) for k in keys if k.startswith("store:")]
+    try:
+        found = store.get_runs_bare(ids) if store is not None and ids else {}
+    except StoreError as exc:
+        st.error(f"The results store cannot be read: {exc}")
+        found = {}
+    paths = {f"ref:{r['key']}": r["path"] for r in _references()}
+    return [(k, found[int(k.removeprefix("store:"))]) if k.startswith("store:") else (k, _reference_run(paths[k]))
+            for k in keys if (k.startswith("store:") and int(k.removeprefix("store:")) in found) or k in paths]
+
+
 def _filter_widget(column, label: str, key: str, options: list[str]) -> list[str]:
     """A multiselect of the values there are; a remembered choice that no longer exists is dropped first."""
     st.session_state[key] = [v for v in st.session_state.get(key, []) if v in options]
     return column.multiselect(label, options, key=key, placeholder="all")
 
 
-state.get_scenario()  # keep the scenario (and its URL) across page switches
+scenario = state.get_scenario()  # keep the scenario (and its URL) across page switches
 st.title("Results")
 st.caption("Probe runs in the results store (this machine's file, or a database shared by many GPU boxes) and "
            "reference measurements shipped with the app. Pick one to see its points; any point can become the "
@@ -121,6 +137,7 @@ if "res_f_seeded" not in st.session_state:  # a shared link's filters, once per 
     st.session_state["res_f_seeded"] = True
 
 stored: list[dict] = []
+bare: dict[int, dict] = {}
 total = 0
 filters = results_view.run_filter()
 if store is not None:
@@ -139,6 +156,7 @@ if store is not None:
             st.session_state[PAGE_KEY] = 1
         page = int(st.session_state.get(PAGE_KEY, 1))
         stored = store.list_runs(filters, limit=size, offset=(page - 1) * size)
+        bare = store.get_runs_bare(r["id"] for r in stored)  # the request shapes (no samples read)
     except StoreError as exc:
         st.error(f"The results store cannot be read: {exc}. Reference runs are still shown.")
         store = None
@@ -150,21 +168,31 @@ for name, values in results_view.filter_params(filters).items() if store is not 
         del st.query_params[name]
 refs = [] if filtered else _references()
 
-rows = results_view.stored_rows(stored)
-rows += [{"run": f"ref:{r['key']}", "source": r["label"], "host": None, "model": r["model"], "gpu": None,
-          "weights": None, "status": "complete", "points": r["points"], "best output tok/s": r["best"],
-          "created": None} for r in refs]
-if not rows:
+infos = {f"store:{r['id']}": compare.run_info(  # the listing's own columns if the run went meanwhile
+    f"store:{r['id']}", bare.get(r["id"]) or {"model": r["model"], "gpu": {"name": r["gpu_name"]},
+                                              "created_at": r["created_at"]}, host=r.get("host")) for r in stored}
+infos |= {f"ref:{r['key']}": r["info"] for r in refs}
+table = [compare.table_row(infos[f"store:{r['id']}"], best_output_tokens_per_s=r["best_output_tokens_per_s"],
+                           status=r["status"]) for r in stored]
+table += [compare.table_row(r["info"], best_output_tokens_per_s=r["best"]) for r in refs]
+if not table:
     st.info("No run matches these filters." if filtered else
             "No runs yet: start one on the Probe page, or import a file in the sidebar.")
     st.stop()
-st.dataframe(pd.DataFrame(rows), hide_index=True, key="res_table")
+compare_view.show_table(table)
 if store is not None and total:
     c = st.columns([1, 1, 4])
     c[0].number_input("Page", min_value=1, max_value=results_view.page_count(total, size), step=1, key=PAGE_KEY)
     c[1].selectbox("Runs per page", PAGE_SIZES, key="res_page_size")
     c[2].caption(f"Stored runs {(page - 1) * size + 1:,}-{(page - 1) * size + len(stored):,} of {total:,}"
                  + (" matching the filters" if filtered else "") + ", newest first.")
+
+st.subheader("Compare runs")
+compare_view.show_compare(
+    compare.unique_labels(infos.values()), lambda keys: _compare_runs(store, keys),
+    default=compare.preselect(infos.values(), gpu_id=scenario.self_host.gpu,
+                              model=getattr(scenario.self_host, "throughput_model", "") or None))
+st.subheader("One run in detail")
 
 labels = {f"store:{r['id']}": f"run {r['id']} · {r['host'] or 'host ?'} · {r['model']} · {r['gpu'] or 'no GPU'} · "
           f"{r['status']} · {r['created_at']}" for r in stored}

@@ -176,7 +176,8 @@ def _xy(run: Mapping[str, Any], key: str) -> tuple[list[Any], list[Any]]:
 
 
 def _layout(fig: go.Figure, title: str, y_title: str) -> go.Figure:
-    fig.update_layout(title=dict(text=title), xaxis=dict(type="log", title="concurrency (streams)"),
+    from ui.compare_view import concurrency_axis  # noqa: PLC0415 - ticks at the measured concurrencies
+    fig.update_layout(title=dict(text=title), xaxis=concurrency_axis([x for t in fig.data for x in t.x or ()]),
                       yaxis=dict(title=y_title), height=340, margin=dict(t=50, b=30),
                       legend=dict(orientation="h", y=-0.3))
     return fig

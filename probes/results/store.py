@@ -259,6 +259,19 @@ class ResultStore:
                                   "ORDER BY point_index", (int(run_id),)).fetchall()
         return rows.join_samples(json.loads(row[0]), ((int(i), json.loads(s)) for i, s in samples))
 
+    def get_runs_bare(self, run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The stored run JSONs of ``run_ids`` without their per-request samples, in one query (the Results
+        page's shapes and run comparison); ids with no run are left out. At most 1,000 ids."""
+        ids = sorted({int(r) for r in run_ids})
+        if len(ids) > 1000:
+            raise ValueError(f"get_runs_bare takes at most 1,000 run ids, got {len(ids):,}")
+        if not ids:
+            return {}
+        with self._db.connect() as con:
+            found = con.execute(f"SELECT id, run_json FROM runs WHERE id IN ({', '.join('?' for _ in ids)})",
+                                ids).fetchall()
+        return {int(rid): json.loads(text) for rid, text in found}
+
     def delete_run(self, run_id: int) -> None:
         """Remove one run and its samples; :class:`RunNotFoundError` when there is no such run."""
         with self._db.connect() as con, self._db.write(con):
