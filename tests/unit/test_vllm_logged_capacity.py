@@ -200,3 +200,28 @@ def test_utilization_above_the_free_memory_at_startup_is_refused():
     assert "vLLM refuses to start" in r.reasons[-1]
     assert r.fixes[0].startswith(f"--gpu-memory-utilization {max_startup_utilization(h100, 2):g} ")
     assert max_startup_utilization(h100, 2) * 79.18 <= 77.64
+
+
+# --- architectures beyond dense Llamas, on a real vLLM (issue 9 item 2) ----------------------------------------
+# MLA + MoE (DeepSeek-V2-Lite), MoE with a shared expert (Qwen1.5-MoE-A2.7B), sliding window on every layer
+# (Mistral-7B-v0.1) and hybrid sliding/full layers (Gemma 2 9B, Gemma 3 1B), each started once by
+# benchmarks/gpu_validate.py on the lent H200 (vLLM 0.26.0, --load-format dummy, --max-model-len 4096, default
+# utilization 0.92, 2026-12-01). The configs that were served and the startup lines are committed beside the runs.
+_ARCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "h200-arch-kv-vllm0.26-2026-12-01"
+_ARCH = {  # name -> tolerance on weights ("Model loading took"): Gemma 3 1B loads 1.96 GiB where 1.86 are counted
+    "deepseek-v2-lite-chat": 0.01, "qwen1.5-moe-a2.7b": 0.01, "gemma-2-9b": 0.01, "mistral-7b-v0.1": 0.01,
+    "gemma-3-1b-it": 0.06,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ARCH))
+def test_architectures_kv_capacity_matches_a_real_vllm_startup(name):
+    from calculators.modelspec import load_model  # noqa: PLC0415
+
+    logged = parse_startup((_ARCH_DIR / f"{name}.startup.txt").read_text())
+    r = fit(FitInput(load_model(str(_ARCH_DIR / "configs" / f"{name}.json")), gpu("h200"), max_model_len=4096))
+    assert r.verdict == "fits"
+    assert r.kv_capacity_tokens == pytest.approx(logged["kv_cache_tokens"], rel=0.01)  # all five within 0.93 %
+    assert r.kv_cache_gib == pytest.approx(logged["kv_cache_gib"], rel=TOLERANCE)
+    assert r.max_concurrent_sequences == pytest.approx(logged["max_concurrency"], rel=0.01)
+    assert r.weights_gib == pytest.approx(logged["weights_gib"], rel=_ARCH[name])
