@@ -295,7 +295,8 @@ def simulate(rate: np.ndarray, step_s: float, replica_req_per_s: float, cold_sta
         ready_out[i] = ready
         scaling[i] = starting > 0
     capacity = ready_out * c
-    fallback = np.maximum(0.0, r - capacity)
+    over = r - capacity
+    fallback = np.where(over > 1e-9 * r, over, 0.0)  # within float noise of capacity: served
     return Timeline(np.arange(n) * step, r, capacity, ready_out, scaling, fallback)
 
 
