@@ -63,6 +63,7 @@ __all__ = [
     "DEFAULT_HOLD_S",
     "ARTICLE_COLD_START_S",
     "MAX_SERIES_POINTS",
+    "PEAK_MISMATCH",
     "FleetInput",
     "Timeline",
     "FleetPlan",
@@ -82,6 +83,7 @@ DEFAULT_RAMP_S = 3600.0  # synthetic day: an hour from night level to peak (assu
 DEFAULT_HOLD_S = 8 * 3600.0  # synthetic day: eight hours at peak (office hours; assumption)
 ARTICLE_COLD_START_S = 120.0  # the article: "Cold start for vLLM is 60-120 seconds (model loading)"
 MAX_SERIES_POINTS = 10_000  # a longer series is a mistake (a trace is binned to at most 1,440 points)
+PEAK_MISMATCH = 0.10  # a series peak more than 10 % off the scenario's peak gets a note
 _DAY_START_S = 8 * 3600.0  # the synthetic ramp starts at 08:00
 _SHARE_TOLERANCE = 1e-12  # relative: fallback below this share of demand is float noise
 
@@ -329,6 +331,10 @@ def plan(inp: FleetInput) -> FleetPlan:
                       f"ramp from 08:00 to the peak ({inp.peak_to_mean:g}x mean), {inp.hold_s / 3600:,.1f} h at "
                       "the peak, the same ramp down (give a trace for the real shape).")
     peak = mean * inp.peak_to_mean
+    series_peak = float(rate.max(initial=0.0))
+    if inp.rate_req_per_s and peak > 0 and abs(series_peak / peak - 1) > PEAK_MISMATCH:
+        shape_note += (f" Its busiest {inp.step_s:,.0f} s bin is {series_peak / mean:,.2f}x the mean, the scenario's "
+                       f"peak_to_mean {inp.peak_to_mean:g}: replicas at peak and the outage case use the scenario's.")
     n_mean, n_peak = _replicas(mean, c, inp.min_replicas), _replicas(peak, c, inp.min_replicas)
     rise = steepest_rise(rate, inp.step_s, inp.cold_start_s)
     headroom = math.ceil(rise / c * (1 - 1e-9)) if rise > 0 else 0

@@ -269,3 +269,9 @@ def test_cli_bad_scenario_names_the_file(capsys, tmp_path):
 
 def test_default_cold_start_is_the_articles_upper_end():
     assert fleet.ARTICLE_COLD_START_S == 120.0
+
+
+def test_a_trace_whose_peak_differs_from_the_scenario_says_which_peak_sizes_the_fleet():
+    p = plan(_inp(STEP, peak_to_mean=1.0))  # the series peaks at 7/4.5 = 1.56x the mean
+    assert any("busiest 60 s bin is 1.56x the mean, the scenario's peak_to_mean 1" in a for a in p.assumptions)
+    assert not any("busiest" in a for a in plan(_inp(STEP)).assumptions)
