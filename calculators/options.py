@@ -35,9 +35,12 @@ scenario URL keys (``calculators.scenario.QUERY_KEYS``) whose value differs from
 Comparison (``compare_options``): one row per option from ``cost.evaluate`` of its scenario. Self-host $/M input
 and $/M output split the monthly bill by where a replica's time goes (``cost.replica_busy_s_per_request``)::
 
-    s = input * (1 - cached) / prefill_tokens_per_s / busy_s          (0 without a prefill rate: the output
-    usd_per_m_input  = bill * s / (requests_per_month * input) * 1e6    rate then includes prompt processing,
-    usd_per_m_output = bill * (1 - s) / (requests_per_month * output) * 1e6   so all of it is charged to output)
+    s = input * (1 - cached) / prefill_tokens_per_s / busy_s
+    usd_per_m_input  = bill * s / (requests_per_month * input) * 1e6
+    usd_per_m_output = bill * (1 - s) / (requests_per_month * output) * 1e6
+
+Without a prefill rate the output rate includes prompt processing, so the whole bill is charged to output tokens
+and $/M input is None ("in the output price"), not $0.
 
 The API's are its effective rates (``cost.ApiRates``: long-context tier and cache writes folded in; input is the
 blend of cached and uncached input). None at zero traffic.
@@ -540,7 +543,8 @@ def _row(o: Option) -> dict[str, Any]:
         "monthly_usd": bill, "gpu_usd_per_month": host.gpu_usd_per_month,
         "ops_usd_per_month": host.ops_usd_per_month, "fallback_usd_per_month": host.fallback_usd_per_month,
         "api_usd_per_month": None,
-        "usd_per_m_input": _per_m(bill * share, req_month * t.input_tokens),
+        "usd_per_m_input": None if h.prefill_tokens_per_s is None else _per_m(bill * share,
+                                                                                req_month * t.input_tokens),
         "usd_per_m_output": _per_m(bill * (1 - share), req_month * t.output_tokens),
         "replicas": int(host.replicas), "gpus": int(host.gpus), "utilization": host.utilization,
         "latency_at_slo": None if slo is None else slo[1], "run_id": run,
