@@ -73,8 +73,8 @@ def test_build_two_options_and_see_both_in_the_table(browser, base_url):
         table = page.locator('[data-testid="stDataFrame"]').first
         expect(table).to_contain_text("Own H100", timeout=30_000)
         expect(table).to_contain_text("Vendor API")
-        for usd in expected["monthly_usd"]:  # the grid's accessible copy holds the raw values
-            expect(table).to_contain_text(repr(float(usd)))
+        for usd in expected["monthly_usd"]:
+            expect(table).to_contain_text(f"${usd:,.0f}")
         chart = page.locator(".st-key-opt_chart")
         expect(chart.locator(".xtick text")).to_have_text(["Own H100", "Vendor API"], timeout=30_000)
         expect(page).to_have_url(re.compile(r"[?&]o2_kind=api(&|$)"), timeout=10_000)
