@@ -81,3 +81,29 @@ def test_build_two_options_and_see_both_in_the_table(browser, base_url):
         assert re.search(r"[?&]o1_name=Own(\+|%20)H100(&|$)", page.url), page.url
     finally:
         page.close()
+
+
+def test_upload_the_three_ways_file_and_download_it_back(browser, base_url, tmp_path):
+    from playwright.sync_api import expect
+
+    example = Path(__file__).resolve().parents[2] / "scenarios" / "options" / "three-ways.toml"
+    oset = opts.load_options(example)
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    try:
+        page.goto(f"{base_url}/Options", wait_until="domcontentloaded")
+        main = page.locator('[data-testid="stMain"]')
+        expect(main).to_contain_text("No options yet", timeout=60_000)
+        page.locator(".st-key-opt_upload input[type=file]").set_input_files(str(example))
+        expect(main).to_contain_text("Loaded 3 option(s)", timeout=30_000)
+        table = page.locator('[data-testid="stDataFrame"]').first
+        for name, usd in zip(oset.names(), opts.compare_options(oset)["monthly_usd"], strict=True):
+            expect(table).to_contain_text(name, timeout=30_000)
+            expect(table).to_contain_text(f"${usd:,.0f}")
+        expect(main).to_contain_text("50,000 requests/day")  # the file's traffic is the scenario's now
+        with page.expect_download() as dl:
+            page.locator(".st-key-opt_download").get_by_role("button").click()
+        saved = tmp_path / "options.toml"
+        dl.value.save_as(saved)
+        assert opts.load_options(saved) == oset
+    finally:
+        page.close()

@@ -22,7 +22,7 @@ from calculators.scenario import DEFAULT_SCENARIO, Traffic, apply_api_model, app
 from tests.strategies import FUZZ, scenarios, traffics
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "scenarios" / "options-three-ways.toml"
+EXAMPLE = ROOT / "scenarios" / "options" / "three-ways.toml"
 
 
 @st.composite
