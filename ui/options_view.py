@@ -167,6 +167,8 @@ def _edit_one(oset: opts.OptionsSet, o: opts.Option) -> None:
                                      index=1 if kind == "estimate" else 0)
             v["otps"] = left.number_input("Output tok/s per replica (typed)", 0.001, 1e7,
                                           float(h.output_tokens_per_s), key=f"{k}_otps", format="%.6g")
+            left.caption(f"Now {kind if kind != 'assumption' else 'typed'}: {h.throughput_source[:160]}. "
+                         "A measured or estimated value is kept unless you change the number or re-estimate.")
             models = list(modelspec.models())
             cur_model = h.throughput_model if h.throughput_model in models else models[0]
             v["model"] = mid.selectbox("Model (estimate)", models, index=models.index(cur_model), key=f"{k}_model")
@@ -225,10 +227,13 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     ['$5,312', 'in $/M output', '$29.11', '1', '2%']
     """
     tp, inputs = [], []
-    for kind, run, usd_in in zip(df["throughput_kind"], df["run_id"], df["usd_per_m_input"], strict=True):
+    for kind, run, usd_in, stale in zip(df["throughput_kind"], df["run_id"], df["usd_per_m_input"],
+                                        df["throughput_stale"], strict=True):
         text = kind if isinstance(kind, str) else "—"
         if isinstance(run, str) and run:
             text += f" (run {run})"
+        if isinstance(stale, str) and stale:
+            text += f" ⚠️ stale: {stale}"
         tp.append(text)
         inputs.append(_usd(usd_in, cents=True, missing="in $/M output" if isinstance(kind, str) else "—"))
     return pd.DataFrame({
