@@ -3,7 +3,8 @@
 Subcommands: ``evaluate`` (break-even report for a scenario TOML), ``fit`` (will the model fit),
 ``roofline`` (throughput ceilings), ``claim`` (is a claimed tokens/s physically possible), ``prices``
 (API prices from genai-prices: list, search, update), ``traffic`` (a production trace's traffic shape),
-``fleet`` (replicas, autoscaling headroom for a cold start, API fallback share and cost).
+``fleet`` (replicas, autoscaling headroom for a cold start, API fallback share and cost), ``options`` (named
+options side by side).
 Each prints JSON (or text) on stdout; bad input exits 2 with a message naming the field.
 """
 
@@ -21,6 +22,7 @@ _COMMANDS = {
     "prices": ("calculators.cli_prices", "prices: API model prices (genai-prices): list, search, --update"),
     "traffic": ("calculators.cli_traffic", "traffic: traffic shape of a production trace (Azure CSV, Mooncake JSONL)"),
     "fleet": ("calculators.cli_fleet", "fleet: replicas at mean/peak, cold-start headroom, API fallback share and cost"),
+    "options": ("calculators.cli_options", "options: named options side by side (cost, $/M, replicas, sources)"),
 }
 
 
