@@ -50,6 +50,8 @@ __all__ = [
     "OwnedCost",
     "owned_cost",
     "joules_per_output_token",
+    "PowerPoint",
+    "power_points",
     "power_w_per_gpu",
     "energy_usd_per_mtok",
     "owned_cost_to_dict",
@@ -212,6 +214,40 @@ def joules_per_output_token(point: Mapping[str, Any]) -> float | None:
     if mean_w is not None and otps:
         return mean_w / otps
     return None
+
+
+@dataclass(frozen=True)
+class PowerPoint:
+    """One measured load point of a probe run with GPU power: mean W per GPU, J per output token (all GPUs)."""
+
+    concurrency: Any
+    output_tokens_per_s: float
+    w_per_gpu: float
+    j_per_output_token: float | None
+    energy_source: str
+
+
+def power_points(run: Mapping[str, Any]) -> list[PowerPoint]:
+    """The points of a probe run JSON that carry GPU power (``point.power.mean_w`` and ``.gpus``, from NVML),
+    in run order; [] for a run measured without NVML.
+
+    >>> power_points({"points": [{"concurrency": 32, "output_tokens_per_s": 4304.0, "total_output_tokens": 65536,
+    ...   "power": {"mean_w": 633.7, "gpus": 1, "energy_j": 9659.0, "energy_source": "NVML total energy counter"}},
+    ...   {"concurrency": 1, "output_tokens_per_s": 200.0}]})[0].w_per_gpu
+    633.7
+    """
+    out = []
+    for p in run.get("points") or []:
+        if not isinstance(p, Mapping):
+            continue
+        power = p.get("power")
+        mean_w, gpus, otps = _num(power, "mean_w"), _num(power, "gpus") or 1.0, _num(p, "output_tokens_per_s")
+        if mean_w is None or otps is None or gpus <= 0:
+            continue
+        src = power.get("energy_source") if isinstance(power, Mapping) else None
+        out.append(PowerPoint(p.get("concurrency"), otps, mean_w / gpus, joules_per_output_token(p),
+                              src if isinstance(src, str) else "NVML"))
+    return out
 
 
 def energy_usd_per_mtok(j_per_output_token: float, usd_per_kwh: float, pue: float) -> float:
