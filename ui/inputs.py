@@ -29,6 +29,7 @@ from calculators.scenario import (
     reprice_api,
 )
 from calculators.validation import relabel
+from ui.ownership_view import LABELS as _OWN_LABELS
 
 __all__ = [
     "NumberSpec",
@@ -211,6 +212,7 @@ LABELS: dict[str, str] = {
     "self_host.throughput_dtype": "Weight dtype the throughput was measured with",
     "self_host.throughput_input_tokens": "Input tokens the throughput was measured at",
     "self_host.throughput_output_tokens": "Output tokens the throughput was measured at",
+    **_OWN_LABELS,  # buying servers (the "owned" tier's panel, ui.ownership_view)
 }
 """Dotted scenario field -> the label of the widget that edits it (for error messages a person can act on)."""
 

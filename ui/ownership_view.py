@@ -15,8 +15,9 @@ import streamlit as st
 
 from calculators import catalog, ownership
 from calculators.scenario import OWNED_TIER, Scenario, apply_gpu_tier, buy_input, replace_field
+from calculators.validation import relabel
 
-__all__ = ["owned_section", "breakdown_frame", "POWER_TDP", "POWER_TYPED", "POWER_MEASURED"]
+__all__ = ["owned_section", "breakdown_frame", "LABELS", "POWER_TDP", "POWER_TYPED", "POWER_MEASURED"]
 
 _TIER_KEY = "be_gpu_tier"
 _SYNC_KEY = "be_own_synced"
@@ -41,6 +42,13 @@ _NUMBERS = (
     ("be_own_load_factor", "own_load_factor", "Load factor (share of TDP)", 0.0, 1.5, 0.05, "%.2f",
      _D["load_factor"][1]),
 )
+
+LABELS: dict[str, str] = {
+    **{f"self_host.{field}": label for _key, field, label, *_rest in _NUMBERS},
+    "self_host.own_power_w": "GPU power W (mean, per GPU)",
+    "self_host.own_power_kind": "Where the GPU power comes from",
+}
+"""Dotted own_* field -> its widget label (``ui.inputs.LABELS`` includes them, for error messages)."""
 
 
 @st.cache_data(ttl=600, max_entries=1, show_spinner=False)
@@ -166,7 +174,7 @@ def _apply(s: Scenario, wanted: dict[str, object], tier_wanted: bool) -> tuple[S
         try:
             new = replace_field(new, f"self_host.{field}", value)
         except ValueError as e:
-            errors.append(f"{e} (kept {getattr(new.self_host, field)!r})")
+            errors.append(f"{relabel(str(e), LABELS)} (kept {getattr(new.self_host, field)!r})")
     if tier_wanted and new.self_host.gpu_price_tier != OWNED_TIER:
         try:
             new = apply_gpu_tier(new, OWNED_TIER)
