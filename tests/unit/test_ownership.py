@@ -161,3 +161,11 @@ def test_cli_evaluate_prints_the_ownership_block(tmp_path):
     plain = subprocess.run([sys.executable, "-m", "calculators", "evaluate", "-"], cwd=ROOT, check=True,
                            input=dumps_toml(DEFAULT_SCENARIO), capture_output=True, text=True, timeout=120).stdout
     assert "ownership" not in json.loads(plain)
+
+
+def test_what_the_verdict_rests_on_says_the_price_is_derived_from_owning():
+    from calculators import provenance
+
+    rows = provenance.rests_on(_owned(own_power_w=500.0, own_power_kind="typed"))
+    row = next(r for r in rows if r.field == "GPU price")
+    assert row.kind == "assumption" and "derived from owning servers" in row.source and "typed power" in row.source
