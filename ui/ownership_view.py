@@ -51,9 +51,21 @@ LABELS: dict[str, str] = {
 """Dotted own_* field -> its widget label (``ui.inputs.LABELS`` includes them, for error messages)."""
 
 
+def _options_of(run: dict, key: str, label: str) -> dict[str, tuple[float, str]]:
+    """Option label -> (W per GPU, own_power_kind text) for each point of ``run`` with NVML power."""
+    out: dict[str, tuple[float, str]] = {}
+    for p in ownership.power_points(run):
+        jpt = "" if p.j_per_output_token is None else f", {p.j_per_output_token:.3g} J/output token"
+        text = (f"{label}, concurrency {p.concurrency}: {p.w_per_gpu:,.0f} W/GPU at "
+                f"{p.output_tokens_per_s:,.0f} output tok/s{jpt}")
+        kind = f"measured: {key} at concurrency {p.concurrency}, {p.w_per_gpu:,.0f} W/GPU ({p.energy_source})"
+        out[text] = (round(p.w_per_gpu, 3), kind[:200])
+    return out
+
+
 @st.cache_data(ttl=600, max_entries=1, show_spinner=False)
-def _measured_options() -> dict[str, tuple[float, str]]:
-    """Option label -> (W per GPU, own_power_kind text) for every bundled reference run point with NVML power."""
+def _reference_options() -> dict[str, tuple[float, str]]:
+    """The bundled reference runs' points with NVML power."""
     from probes.results import reference  # noqa: PLC0415 - json/re only
 
     out: dict[str, tuple[float, str]] = {}
@@ -62,14 +74,40 @@ def _measured_options() -> dict[str, tuple[float, str]]:
             run = reference.load_run(ref.path)
         except ValueError:
             continue
-        label = f"{ref.key}: {reference.reference_label(run).removeprefix('reference: ')}"
-        for p in ownership.power_points(run):
-            jpt = "" if p.j_per_output_token is None else f", {p.j_per_output_token:.3g} J/output token"
-            text = (f"{label}, concurrency {p.concurrency}: {p.w_per_gpu:,.0f} W/GPU at "
-                    f"{p.output_tokens_per_s:,.0f} output tok/s{jpt}")
-            kind = f"measured: {ref.key} at concurrency {p.concurrency}, {p.w_per_gpu:,.0f} W/GPU ({p.energy_source})"
-            out[text] = (round(p.w_per_gpu, 3), kind[:200])
+        out |= _options_of(run, ref.key, f"{ref.key}: {reference.reference_label(run).removeprefix('reference: ')}")
     return out
+
+
+@st.cache_data(ttl=60, max_entries=1, show_spinner=False)
+def _stored_options() -> tuple[dict[str, tuple[float, str]], str]:
+    """The newest 50 runs of the results store (``APP__PROBE__DB``) with NVML power, and a note when the store
+    cannot be read (the bundled runs are still offered)."""
+    from probes.errors import StoreError  # noqa: PLC0415
+    from probes.results.store import open_store  # noqa: PLC0415
+    from probes.settings import load_settings  # noqa: PLC0415
+
+    try:
+        settings = load_settings()
+        store = open_store(settings.db_path, hostname=settings.hostname)
+        ids = [r["id"] for r in store.list_runs(limit=50)]
+        runs = store.get_runs_bare(ids)
+    except (ValueError, OSError, StoreError) as exc:
+        return {}, f"The results store cannot be read ({exc}); only the bundled runs are offered."
+    out: dict[str, tuple[float, str]] = {}
+    for rid in ids:
+        run = runs.get(rid)
+        if run is not None:
+            gpu = (run.get("gpu") or {}).get("name") or "GPU?"
+            out |= _options_of(run, f"run {rid}", f"run {rid}: {run.get('model') or 'model?'} on {gpu}")
+    return out, ""
+
+
+def _measured_options() -> dict[str, tuple[float, str]]:
+    """Option label -> (W per GPU, own_power_kind text): stored runs first, then the bundled reference runs."""
+    stored, note = _stored_options()
+    if note:
+        st.caption(note)
+    return stored | _reference_options()
 
 
 def _defaults(s: Scenario) -> dict[str, float]:

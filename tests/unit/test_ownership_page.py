@@ -21,6 +21,17 @@ TIMEOUT_S = 60
 BUSY = replace_field(DEFAULT_SCENARIO, "traffic.requests_per_day", 800_000.0)
 
 
+@pytest.fixture(autouse=True)
+def _store(tmp_path, monkeypatch):
+    """A results store of this test's own (a real SQLite file), so the page never touches the user's."""
+    monkeypatch.setenv("APP__PROBE__DB", str(tmp_path / "runs.sqlite"))
+    monkeypatch.setenv("APP__PROBE__DATA_DIR", str(tmp_path / "data"))
+    from ui import ownership_view
+
+    ownership_view._stored_options.clear()
+    return tmp_path / "runs.sqlite"
+
+
 def _page(rpd: str = "800000") -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT_S)
     at.query_params["rpd"] = rpd
@@ -112,3 +123,23 @@ def test_a_gpu_without_a_catalog_server_price_asks_for_one():
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert _breakdown(at).loc["Purchase, amortized net of residual", "$ per server-month"] == pytest.approx(
         round(450_000 * 0.8 / 36, 2))
+
+
+def test_a_run_of_the_results_store_can_supply_the_measured_power(_store):
+    from probes.results import reference
+    from probes.results.store import open_store
+
+    run = next(reference.load_run(r.path) for r in reference.discover() if r.key.startswith("h200-vllm0.26"))
+    run["points"] = run["points"][2:3]
+    run["points"][0]["power"]["mean_w"] = 321.0  # a run of our own, told apart from the bundled one
+    rid = open_store(str(_store)).save_run(run)
+    at = _page()
+    at.selectbox(key="be_gpu_tier").set_value("owned").run()
+    at.radio(key="be_own_power_source").set_value("measured run").run()
+    options = at.selectbox(key="be_own_run_point").options
+    mine = [o for o in options if o.startswith(f"run {rid}:")]
+    assert len(mine) == 1 and "321 W/GPU" in mine[0]
+    at.selectbox(key="be_own_run_point").set_value(mine[0]).run()
+    assert not at.exception and not at.error
+    assert at.query_params["own_w"] in ("321", ["321"])
+    assert any("321 W per GPU [measured]" in c.value for c in at.caption)
