@@ -88,6 +88,7 @@ __all__ = [
     "OWNED_TIER",
     "OWN_FIELDS",
     "buy_input",
+    "for_new_gpu",
     "reprice_api",
     "PRICE_FIELDS",
 ]
@@ -381,6 +382,30 @@ def buy_input(h: SelfHost) -> ownership.BuyInput:
         raise ScenarioError(f"self_host owned server: {e}") from None
 
 
+_GPU_SPECIFIC_OWN = {"own_server_usd": None, "own_gpus_per_server": None, "own_overhead_w": None,
+                     "own_power_w": None, "own_power_kind": ""}
+
+
+def for_new_gpu(h: SelfHost, gpu: str) -> SelfHost:
+    """``h`` moved to another GPU while owned: the server price, GPUs per server, rest-of-server power and GPU
+    power go back to the new GPU's catalog row and TDP (the old GPU's quote or measured watts never carry
+    over); the money inputs (months, residual, hosting, $/kWh, PUE, people, load factor) stay. A GPU without a
+    catalog server price becomes the on-demand rental tier, as a rental tier the new GPU lacks does.
+
+    >>> h = for_new_gpu(SelfHost("h100-sxm", 0.0, 1000.0, gpu_price_tier="owned", own_power_w=300.0), "h200")
+    >>> h.gpu_price_tier, h.own_power_w, buy_input(h).server_usd
+    ('owned', None, 340000.0)
+    >>> for_new_gpu(h, "l40s").gpu_price_tier
+    'on-demand'
+    """
+    g = catalog.gpu(_check("self_host.gpu", _SPECS["self_host"]["gpu"], gpu))
+    reset = dataclasses.replace(h, **_GPU_SPECIFIC_OWN) if h.gpu != g.id else h
+    if ownership.server_price(g.id) is None and reset.own_server_usd is None:
+        return dataclasses.replace(reset, gpu=g.id, gpu_price_tier=gpuprices.DEFAULT_TIER,
+                                   gpu_usd_per_hour=gpuprices.tier_usd_per_hour(g.id, gpuprices.DEFAULT_TIER))
+    return dataclasses.replace(reset, gpu=g.id)
+
+
 @dataclass(frozen=True)
 class Context:
     """Flags that do not change the math but change the advice (see ``cost.evaluate``'s reasons)."""
@@ -659,7 +684,7 @@ def apply_gpu(s: Scenario, gpu: str) -> Scenario:
     g = catalog.gpu(_check("self_host.gpu", _SPECS["self_host"]["gpu"], gpu))
     tier = s.self_host.gpu_price_tier
     if tier == OWNED_TIER:  # the server price, power and GPU count follow the new GPU's catalog row
-        return dataclasses.replace(s, self_host=dataclasses.replace(s.self_host, gpu=g.id))
+        return dataclasses.replace(s, self_host=for_new_gpu(s.self_host, g.id))
     if tier not in gpuprices.tiers(g.id):
         tier = gpuprices.DEFAULT_TIER
     price = _tier_price(g.id, tier)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from calculators import apiprices, catalog, gpuprices
+from calculators import apiprices, catalog, gpuprices, ownership
 from calculators.scenario import (
     LIMITS,
     OWNED_TIER,
@@ -447,8 +447,8 @@ def _fill_gpu_price() -> None:
     gpu_id = st.session_state.get("be_gpu")
     if gpu_id in catalog.gpus():
         tier = st.session_state.get(_TIER_KEY)
-        if tier == OWNED_TIER:  # owning keeps its tier: the price is derived for the new GPU (ui.ownership_view)
-            return
+        if tier == OWNED_TIER and ownership.server_price(gpu_id) is not None:
+            return  # owning keeps its tier: the price is derived for the new GPU (ui.ownership_view)
         if tier not in gpuprices.tiers(gpu_id):
             tier = gpuprices.DEFAULT_TIER
         st.session_state[_TIER_KEY] = tier

@@ -10,11 +10,13 @@ unless the user types watts or picks a measured point of a bundled probe run (NV
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import streamlit as st
 
 from calculators import catalog, ownership
-from calculators.scenario import OWNED_TIER, Scenario, apply_gpu_tier, buy_input, replace_field
+from calculators.scenario import OWNED_TIER, Scenario, apply_gpu_tier, buy_input, for_new_gpu, replace_field
 from calculators.validation import relabel
 
 __all__ = ["owned_section", "breakdown_frame", "LABELS", "POWER_TDP", "POWER_TYPED", "POWER_MEASURED"]
@@ -124,12 +126,18 @@ def _defaults(s: Scenario) -> dict[str, float]:
     return values
 
 
+def _mark(s: Scenario) -> tuple:
+    """What the buy widgets were last seeded from or applied to (the GPU first)."""
+    h = s.self_host
+    return (h.gpu, *(getattr(h, f) for f in ("own_server_usd", "own_gpus_per_server", "own_months", "own_residual",
+                                              "own_hosting_usd", "own_power_w", "own_power_kind", "own_load_factor",
+                                              "own_overhead_w", "own_usd_per_kwh", "own_pue", "own_people_usd")))
+
+
 def _seed(s: Scenario) -> None:
     """Put ``s``'s buy inputs into the widgets when the scenario changed outside them."""
     h = s.self_host
-    mark = (h.gpu, *(getattr(h, f) for f in ("own_server_usd", "own_gpus_per_server", "own_months", "own_residual",
-                                              "own_hosting_usd", "own_power_w", "own_power_kind", "own_load_factor",
-                                              "own_overhead_w", "own_usd_per_kwh", "own_pue", "own_people_usd")))
+    mark = _mark(s)
     if st.session_state.get(_SYNC_KEY) == mark:
         return
     values = _defaults(s)
@@ -227,6 +235,11 @@ def owned_section(s: Scenario, errors: list[str]) -> tuple[Scenario, list[str]]:
     tier_wanted = st.session_state.get(_TIER_KEY) == OWNED_TIER
     if not tier_wanted:
         return s, errors
+    before = st.session_state.get(_SYNC_KEY)
+    if before and s.self_host.gpu_price_tier == OWNED_TIER and before[0] != s.self_host.gpu:
+        # the GPU box changed the GPU: its catalog server and TDP, never the old GPU's quote or measured watts
+        s = dataclasses.replace(s, self_host=for_new_gpu(dataclasses.replace(s.self_host, gpu=before[0]),
+                                                         s.self_host.gpu))
     _seed(s)
     with st.expander("Buying instead of renting: owned GPU servers", expanded=True):
         wanted = _inputs(s)
@@ -236,6 +249,7 @@ def owned_section(s: Scenario, errors: list[str]) -> tuple[Scenario, list[str]]:
         if new.self_host.gpu_price_tier == OWNED_TIER:
             errors = [e for e in errors if not e.startswith("GPU price tier")]
             _show_breakdown(new)
+    st.session_state[_SYNC_KEY] = _mark(new)  # the widgets show ``new`` now: no re-seed over the user's edits
     # the sidebar's $/GPU-hour box shows the derived price: re-seed it once when owning changed the price
     if (new.self_host.gpu_usd_per_hour != st.session_state.get("be_gpu_usd_per_hour")
             and st.session_state.get(_RERUN_KEY) != new):

@@ -100,11 +100,21 @@ def test_measured_watts_replace_tdp_and_typing_a_price_leaves_owning():
 
 
 def test_owned_gpu_without_a_catalog_server_needs_a_price_and_says_so():
+    owned_b200 = replace_field(DEFAULT_SCENARIO, "self_host.gpu", "b200")
     with pytest.raises(ScenarioError, match=r"self_host\.own_server_usd is required for an owned b200"):
-        apply_gpu(apply_gpu_tier(DEFAULT_SCENARIO, "owned"), "b200")
-    s = apply_gpu(_owned(own_server_usd=450_000.0), "b200")
+        apply_gpu_tier(owned_b200, "owned")
+    s = apply_gpu_tier(replace_field(owned_b200, "self_host.own_server_usd", 450_000.0), "owned")
     assert s.self_host.gpu_price_tier == "owned"
-    assert buy_input(s.self_host).power_w_per_gpu == pytest.approx(1000 * 0.8)  # B200 TDP 1000 W
+    assert buy_input(s.self_host).power_w_per_gpu == pytest.approx(1000 * 0.8)  # B200 TDP 1000 W x 0.8
+
+
+def test_a_new_gpu_takes_its_own_server_and_power_and_keeps_the_money_inputs():
+    s = _owned(own_server_usd=300_000.0, own_power_w=420.0, own_power_kind="measured: run 1", own_pue=1.2)
+    h200 = apply_gpu(s, "h200").self_host
+    assert (h200.gpu_price_tier, h200.own_server_usd, h200.own_power_w, h200.own_power_kind) == ("owned", None, None, "")
+    assert h200.own_pue == 1.2 and buy_input(h200).server_usd == 340_000.0
+    b200 = apply_gpu(s, "b200").self_host  # no catalog server: the on-demand rental tier, as for rental tiers
+    assert b200.gpu_price_tier == "on-demand" and cost.evaluate(apply_gpu(s, "b200")).ownership is None
 
 
 def test_a_derived_price_over_the_limit_is_refused_naming_the_fields():

@@ -143,3 +143,21 @@ def test_a_run_of_the_results_store_can_supply_the_measured_power(_store):
     assert not at.exception and not at.error
     assert at.query_params["own_w"] in ("321", ["321"])
     assert any("321 W per GPU [measured]" in c.value for c in at.caption)
+
+
+def test_changing_the_gpu_while_owned_takes_the_new_gpus_server_and_power():
+    at = _page()
+    at.selectbox(key="be_gpu_tier").set_value("owned").run()
+    at.radio(key="be_own_power_source").set_value("typed watts").run()
+    at.number_input(key="be_own_power_w").set_value(333.0).run()
+    assert at.query_params["own_w"] in ("333", ["333"])
+    at.selectbox(key="be_gpu").set_value("h200").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="be_gpu_tier").value == "owned"
+    assert at.radio(key="be_own_power_source").value == "TDP × load factor"  # the H100's watts do not carry over
+    assert at.number_input(key="be_own_server_usd").value == 340_000.0
+    expected = apply_gpu_tier(replace_field(BUSY, "self_host.gpu", "h200"), "owned")
+    assert at.number_input(key="be_gpu_usd_per_hour").value == pytest.approx(expected.self_host.gpu_usd_per_hour)
+    at.selectbox(key="be_gpu").set_value("l40s").run()  # no catalog server price: back to renting on demand
+    assert not at.exception and at.selectbox(key="be_gpu_tier").value == "on-demand"
+    assert not [d for d in at.dataframe if "Cost" in d.value.columns]
