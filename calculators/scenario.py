@@ -386,11 +386,12 @@ _GPU_SPECIFIC_OWN = {"own_server_usd": None, "own_gpus_per_server": None, "own_o
                      "own_power_w": None, "own_power_kind": ""}
 
 
-def for_new_gpu(h: SelfHost, gpu: str) -> SelfHost:
+def for_new_gpu(h: SelfHost, gpu: str, *, reset: bool | None = None) -> SelfHost:
     """``h`` moved to another GPU while owned: the server price, GPUs per server, rest-of-server power and GPU
     power go back to the new GPU's catalog row and TDP (the old GPU's quote or measured watts never carry
-    over); the money inputs (months, residual, hosting, $/kWh, PUE, people, load factor) stay. A GPU without a
-    catalog server price becomes the on-demand rental tier, as a rental tier the new GPU lacks does.
+    over; ``reset`` True forces that for the same GPU, as after the page's GPU box changed it); the money
+    inputs (months, residual, hosting, $/kWh, PUE, people, load factor) stay. A GPU without a catalog server
+    price becomes the on-demand rental tier, as a rental tier the new GPU lacks does.
 
     >>> h = for_new_gpu(SelfHost("h100-sxm", 0.0, 1000.0, gpu_price_tier="owned", own_power_w=300.0), "h200")
     >>> h.gpu_price_tier, h.own_power_w, buy_input(h).server_usd
@@ -399,11 +400,12 @@ def for_new_gpu(h: SelfHost, gpu: str) -> SelfHost:
     'on-demand'
     """
     g = catalog.gpu(_check("self_host.gpu", _SPECS["self_host"]["gpu"], gpu))
-    reset = dataclasses.replace(h, **_GPU_SPECIFIC_OWN) if h.gpu != g.id else h
-    if ownership.server_price(g.id) is None and reset.own_server_usd is None:
-        return dataclasses.replace(reset, gpu=g.id, gpu_price_tier=gpuprices.DEFAULT_TIER,
-                                   gpu_usd_per_hour=gpuprices.tier_usd_per_hour(g.id, gpuprices.DEFAULT_TIER))
-    return dataclasses.replace(reset, gpu=g.id)
+    changes: dict[str, Any] = dict(_GPU_SPECIFIC_OWN) if (h.gpu != g.id if reset is None else reset) else {}
+    server = changes.get("own_server_usd", h.own_server_usd)
+    if ownership.server_price(g.id) is None and server is None:
+        changes |= {"gpu_price_tier": gpuprices.DEFAULT_TIER,
+                    "gpu_usd_per_hour": gpuprices.tier_usd_per_hour(g.id, gpuprices.DEFAULT_TIER)}
+    return dataclasses.replace(h, gpu=g.id, **changes)  # one replace: no half-moved SelfHost is validated
 
 
 @dataclass(frozen=True)

@@ -238,8 +238,10 @@ def owned_section(s: Scenario, errors: list[str]) -> tuple[Scenario, list[str]]:
     before = st.session_state.get(_SYNC_KEY)
     if before and s.self_host.gpu_price_tier == OWNED_TIER and before[0] != s.self_host.gpu:
         # the GPU box changed the GPU: its catalog server and TDP, never the old GPU's quote or measured watts
-        s = dataclasses.replace(s, self_host=for_new_gpu(dataclasses.replace(s.self_host, gpu=before[0]),
-                                                         s.self_host.gpu))
+        try:
+            s = dataclasses.replace(s, self_host=for_new_gpu(s.self_host, s.self_host.gpu, reset=True))
+        except ValueError as e:
+            errors = [*errors, str(e)]
     _seed(s)
     with st.expander("Buying instead of renting: owned GPU servers", expanded=True):
         wanted = _inputs(s)
