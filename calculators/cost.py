@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from calculators import apirates, catalog, goodcost, gpuprices
+from calculators import apirates, catalog, goodcost, gpuprices, ownership
 from calculators.provenance import pct_text
-from calculators.scenario import LIMITS, PRICE_FIELDS, Scenario, scenario_to_dict
+from calculators.scenario import LIMITS, OWNED_TIER, PRICE_FIELDS, Scenario, buy_input, scenario_to_dict
 from calculators.validation import require_finite, require_int
 
 __all__ = [
@@ -528,6 +528,9 @@ class Report:
     reasons: tuple[str, ...]
     rates: ApiRates | None = None  # the API rates applied and why (always set by ``evaluate``)
     good_tokens: goodcost.GoodTokenCost | None = None  # only when the scenario has self_host.slo_good_fraction
+    # only when self_host.gpu_price_tier is "owned": the bought server's monthly breakdown behind the derived
+    # $/GPU-hour (calculators.ownership)
+    ownership: ownership.OwnedCost | None = None
 
 
 def evaluate(s: Scenario) -> Report:
@@ -581,8 +584,27 @@ def evaluate(s: Scenario) -> Report:
         dearer_ranges=tuple(dearer_gaps(**be_kw)))
     savings = api_month - self_month
     verdict = "self_host" if no_dearer(self_month, api_month) else "api"
-    reasons = _reasons(s, api, host, breakeven, verdict) + rates.explanation
-    return Report(s, api, host, breakeven, savings, verdict, reasons, rates, _good_tokens(s, rates, host, req_month))
+    owned = ownership.owned_cost(buy_input(h)) if h.gpu_price_tier == OWNED_TIER else None
+    reasons = _reasons(s, api, host, breakeven, verdict) + _owned_reasons(owned, host.gpus) + rates.explanation
+    return Report(s, api, host, breakeven, savings, verdict, reasons, rates, _good_tokens(s, rates, host, req_month),
+                  owned)
+
+
+def _owned_reasons(c: ownership.OwnedCost | None, gpus: float) -> tuple[str, ...]:
+    """The owned server's breakdown in words (nothing when the GPUs are rented)."""
+    if c is None:
+        return ()
+    b = c.buy
+    power = {"tdp": "TDP x a load factor, not measured", "typed": "typed",
+             "measured": "measured in a probe run"}[b.power_kind]
+    return (f"Owned servers: ${b.server_usd:,.0f} per {b.gpus_per_server}-GPU server over {b.amortization_months:g} "
+            f"months, {b.residual_fraction:.0%} residual = {_usd(c.capex_usd_per_month)}/month; energy "
+            f"({b.power_w_per_gpu:,.0f} W per GPU, {power}; {b.server_overhead_w:,.0f} W rest of server; PUE "
+            f"{b.pue:g}; ${b.usd_per_kwh:g}/kWh) {c.energy_kwh_per_month:,.0f} kWh = "
+            f"{_usd(c.energy_usd_per_month)}/month; hosting {_usd(c.hosting_usd_per_month)}; people "
+            f"{_usd(c.people_usd_per_month)}: {_usd(c.total_usd_per_month)} per server-month = "
+            f"${c.usd_per_gpu_hour:.4g}/GPU-hour. The fleet's {gpus:,.0f} GPU(s) are "
+            f"{gpus / b.gpus_per_server:,.3g} server(s), costed pro rata (a purchase is whole servers).",)
 
 
 def _good_tokens(s: Scenario, rates: ApiRates, host: SelfHostResult, req_month: float) -> goodcost.GoodTokenCost | None:
@@ -633,6 +655,8 @@ def gpu_price_words(s: Scenario) -> str:
     A price that no longer matches its tier (a newer catalog, or a price set without the tier) says so.
     """
     h = s.self_host
+    if h.gpu_price_tier == OWNED_TIER:
+        return "owned: derived from the server's purchase, energy, hosting and people"
     if h.gpu_price_tier not in gpuprices.TIERS:
         return "typed"
     try:
@@ -738,7 +762,9 @@ def _clean(v: Any) -> Any:
 
 def report_to_dict(r: Report) -> dict[str, Any]:
     """The JSON form of a Report (``python -m calculators evaluate`` prints it); None becomes null.
-    ``good_tokens`` (the cost of good tokens) is there only when the scenario has ``self_host.slo_good_fraction``."""
+    ``good_tokens`` (the cost of good tokens) is there only when the scenario has ``self_host.slo_good_fraction``;
+    ``ownership`` (the owned server's monthly breakdown, per server and for the fleet) only when
+    ``self_host.gpu_price_tier`` is "owned"."""
     a, h, b = r.api, r.self_host, r.breakeven
     return {
         "scenario": scenario_to_dict(r.scenario),
@@ -751,6 +777,9 @@ def report_to_dict(r: Report) -> dict[str, Any]:
         "verdict": r.verdict,
         "reasons": list(r.reasons),
         **({} if r.good_tokens is None else {"good_tokens": goodcost.good_tokens_to_dict(r.good_tokens)}),
+        **({} if r.ownership is None else {"ownership": ownership.owned_cost_to_dict(
+            r.ownership, h.gpus, gpus_per_replica=r.scenario.self_host.gpus_per_replica,
+            output_tokens_per_s=r.scenario.self_host.output_tokens_per_s)}),
         "api_rates": None if r.rates is None else {k: _clean(v) for k, v in vars(r.rates).items()}
         | {"explanation": list(r.rates.explanation),
            "listed_usd_per_mtok": {k.removesuffix("_usd_per_mtok"): getattr(r.scenario.api, k)

@@ -1,7 +1,8 @@
 """GPU rental prices by provider and tier (``calculators/data/gpu_prices.csv``), and the default price.
 
 Each row: GPU id (as in gpus.csv), provider, provider kind (hyperscaler | gpu-cloud | marketplace), tier
-(spot | community | on-demand | 1y-reserved | 3y-reserved), $/GPU-hour, whether it is an estimate,
+(spot | community | on-demand | 1y-reserved | 3y-reserved: committed capacity; rows for the H100, H200, B200,
+A100 80GB and L40S, the H200/B200/A100 ones estimates), $/GPU-hour, whether it is an estimate,
 notes, source and as_of. Hyperscaler rows divide an 8-GPU instance's price by 8 (host included).
 
 The default price of a GPU is the **median of its on-demand rows** (``DEFAULT_STATISTIC``): spot and
@@ -103,9 +104,16 @@ def tier_usd_per_hour(gpu_id: str, tier: str) -> float:
 
 
 def tier_statistic(gpu_id: str, tier: str) -> str:
-    """How ``tier_usd_per_hour`` got its number, in words (e.g. "median of 4 on-demand rows")."""
-    n = len(prices(gpu_id, tier))
-    return f"the only {tier} row" if n == 1 else f"median of {n} {tier} rows"
+    """How ``tier_usd_per_hour`` got its number, in words (e.g. "median of 4 on-demand rows"), flagging
+    estimated rows.
+
+    >>> tier_statistic("h200", "3y-reserved")
+    'the only 3y-reserved row [est]'
+    """
+    rows = prices(gpu_id, tier)
+    n, est = len(rows), sum(r.estimate for r in rows)
+    flag = "" if not est else " [est]" if est == n else f" ({est} estimated)"
+    return (f"the only {tier} row" if n == 1 else f"median of {n} {tier} rows") + flag
 
 
 def on_demand_range(gpu_id: str) -> tuple[float, float]:

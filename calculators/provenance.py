@@ -278,6 +278,12 @@ def _api_row(s: Scenario, rates: object | None) -> Row:
 def _gpu_price_row(s: Scenario) -> Row:
     h = s.self_host
     value = f"${h.gpu_usd_per_hour:g}/GPU-hour"
+    if h.gpu_price_tier == "owned":  # derived from owning servers (calculators.ownership): its inputs are assumptions
+        power = "measured" if h.own_power_kind.startswith("measured") else \
+            "typed" if h.own_power_w is not None else "TDP x load factor"
+        return Row("GPU price", value, "assumption",
+                   f"derived from owning servers: purchase, energy ({power} power), hosting and people "
+                   "(calculators/ownership.py; defaults in ownership.DEFAULTS)")
     rows = gpuprices.prices(h.gpu)
     if rows and abs(h.gpu_usd_per_hour - gpuprices.default_usd_per_hour(h.gpu)) < 1e-9:
         od = [r for r in rows if r.tier == gpuprices.DEFAULT_TIER] or rows

@@ -49,7 +49,7 @@ from typing import Any, NamedTuple
 
 import tomli_w
 
-from calculators import catalog, gpuprices
+from calculators import catalog, gpuprices, ownership
 from calculators.filelimits import (
     MAX_DEPTH,
     MAX_SCENARIO_BYTES,
@@ -85,6 +85,10 @@ __all__ = [
     "apply_gpu_tier",
     "GPU_PRICE_TIERS",
     "TYPED_TIER",
+    "OWNED_TIER",
+    "OWN_FIELDS",
+    "buy_input",
+    "for_new_gpu",
     "reprice_api",
     "PRICE_FIELDS",
 ]
@@ -104,8 +108,11 @@ class _Spec(NamedTuple):
 
 MAX_TOKENS = 10_000_000
 TYPED_TIER = "typed"
-GPU_PRICE_TIERS = (*gpuprices.TIERS, TYPED_TIER)
-"""``self_host.gpu_price_tier`` values: a tier of gpu_prices.csv (its median for the GPU), or typed."""
+OWNED_TIER = "owned"
+GPU_PRICE_TIERS = (*gpuprices.TIERS, TYPED_TIER, OWNED_TIER)
+"""``self_host.gpu_price_tier`` values: a tier of gpu_prices.csv (its median for the GPU), typed, or owned
+(bought servers: the price is derived from the ``own_*`` fields by ``calculators.ownership``)."""
+_D = ownership.DEFAULTS
 _SPECS: dict[str, dict[str, _Spec]] = {
     "": {"name": _Spec("str", "name", high=200), "description": _Spec("str", "desc", high=2000)},
     "traffic": {
@@ -149,6 +156,20 @@ _SPECS: dict[str, dict[str, _Spec]] = {
         "throughput_dtype": _Spec("str", "tdtype", high=40),
         "throughput_input_tokens": _Spec("opt_float", "tin", 0, MAX_TOKENS),
         "throughput_output_tokens": _Spec("opt_float", "tout", 0, MAX_TOKENS),
+        # buying servers instead of renting (used when gpu_price_tier = "owned"; calculators.ownership).
+        # Before gpu_price_tier so that a URL sets them before it switches to owned.
+        "own_server_usd": _Spec("opt_float", "own_usd", 0, 1e9),
+        "own_gpus_per_server": _Spec("opt_float", "own_gps", 1, 64),
+        "own_months": _Spec("float", "own_months", 1, 600),
+        "own_residual": _Spec("float", "own_resid", 0, 1),
+        "own_hosting_usd": _Spec("float", "own_host", 0, 1e8),
+        "own_power_w": _Spec("opt_float", "own_w", 0, 1e5),
+        "own_power_kind": _Spec("str", "own_wkind", high=200),
+        "own_load_factor": _Spec("float", "own_load", 0, 1.5),
+        "own_overhead_w": _Spec("opt_float", "own_ovh", 0, 1e6),
+        "own_usd_per_kwh": _Spec("float", "own_kwh", 0, 100),
+        "own_pue": _Spec("float", "own_pue", 1, 10),
+        "own_people_usd": _Spec("float", "own_people", 0, 1e8),
         "gpu_price_tier": _Spec("tier", "gpu_tier"),
     },
     "context": {
@@ -164,6 +185,8 @@ LIMITS: dict[str, tuple[float | None, float | None]] = {
     if spec.kind in ("float", "int", "opt_float")
 }
 """Hard limits (low, high), both inclusive, by dotted field name (None: no bound)."""
+OWN_FIELDS = tuple(f"self_host.{k}" for k in _SPECS["self_host"] if k.startswith("own_"))
+"""The dotted ``own_*`` fields (buying servers; they apply when ``self_host.gpu_price_tier`` is "owned")."""
 QUERY_KEYS: dict[str, str] = {
     spec.qp: (f"{sec}.{key}" if sec else key) for sec, fields in _SPECS.items() for key, spec in fields.items()
 }
@@ -298,12 +321,91 @@ class SelfHost:
     throughput_input_tokens: float | None = None
     throughput_output_tokens: float | None = None
     # where gpu_usd_per_hour came from: a tier of calculators/data/gpu_prices.csv (the median of that GPU's
-    # rows of the tier) or "typed". Built directly with a price, the price is typed; a TOML file or URL
-    # without a price takes the on-demand tier (``scenario_from_dict``).
+    # rows of the tier), "typed", or "owned" (derived from the own_* fields below, see ``buy_input``).
+    # Built directly with a price, the price is typed; a TOML file or URL without a price takes the
+    # on-demand tier (``scenario_from_dict``).
     gpu_price_tier: str = TYPED_TIER
+    # Owning (gpu_price_tier "owned"): server price (None: calculators/data/gpu_servers.csv for the GPU),
+    # GPUs per server (None: that row's, else 8), amortization months, residual value fraction, hosting $ per
+    # server-month, GPU power in W (None: TDP x own_load_factor; own_power_kind says "typed" or
+    # "measured: <run>"), non-GPU server power in W (None: that row's, else 2000), $/kWh, PUE, people $ per
+    # server-month. Defaults and their sources: ``calculators.ownership.DEFAULTS``.
+    own_server_usd: float | None = None
+    own_gpus_per_server: float | None = None
+    own_months: float = _D["amortization_months"][0]
+    own_residual: float = _D["residual_fraction"][0]
+    own_hosting_usd: float = _D["hosting_usd_per_month"][0]
+    own_power_w: float | None = None
+    own_power_kind: str = ""
+    own_load_factor: float = _D["load_factor"][0]
+    own_overhead_w: float | None = None
+    own_usd_per_kwh: float = _D["usd_per_kwh"][0]
+    own_pue: float = _D["pue"][0]
+    own_people_usd: float = _D["people_usd_per_month"][0]
 
     def __post_init__(self) -> None:
         _validate_section(self, "self_host")
+        if self.own_gpus_per_server is not None and not float(self.own_gpus_per_server).is_integer():
+            raise ScenarioError(f"self_host.own_gpus_per_server must be a whole number, got {self.own_gpus_per_server:g}")
+        if self.gpu_price_tier == OWNED_TIER:
+            price = ownership.owned_cost(buy_input(self)).usd_per_gpu_hour
+            high = _SPECS["self_host"]["gpu_usd_per_hour"].high or 0
+            if price > high:
+                raise ScenarioError(f"self_host.gpu_usd_per_hour derived from the owned server is ${price:,.2f}/GPU-hour, "
+                                    f"over the {high:g} limit: check self_host.own_server_usd and own_months")
+            object.__setattr__(self, "gpu_usd_per_hour", price)
+
+
+def buy_input(h: SelfHost) -> ownership.BuyInput:
+    """The owned server behind ``h`` (its ``own_*`` fields, catalog defaults filled in); ScenarioError naming
+    self_host.own_server_usd when neither the scenario nor gpu_servers.csv gives a server price.
+
+    >>> b = buy_input(SelfHost("h100-sxm", 0.0, 1000.0, gpu_price_tier="owned"))
+    >>> b.server_usd, b.gpus_per_server, b.power_w_per_gpu, b.power_kind   # gpu_servers.csv; 700 W TDP x 0.8
+    (317000.0, 8, 560.0, 'tdp')
+    """
+    row = ownership.server_price(h.gpu)
+    server_usd = h.own_server_usd if h.own_server_usd is not None else None if row is None else row.server_usd
+    if server_usd is None:
+        raise ScenarioError(f"self_host.own_server_usd is required for an owned {h.gpu}: "
+                            "calculators/data/gpu_servers.csv has no sourced server price for it")
+    gps = h.own_gpus_per_server if h.own_gpus_per_server is not None else 8 if row is None else row.gpus_per_server
+    overhead = h.own_overhead_w if h.own_overhead_w is not None else 2000.0 if row is None else row.overhead_w
+    if h.own_power_w is None:
+        power, kind = ownership.power_w_per_gpu(catalog.gpu(h.gpu).tdp_w, h.own_load_factor), "tdp"
+    else:
+        power, kind = h.own_power_w, "measured" if h.own_power_kind.startswith("measured") else "typed"
+    try:
+        return ownership.BuyInput(server_usd, int(gps), h.own_months, h.own_residual, h.own_hosting_usd, power,
+                                  overhead, h.own_usd_per_kwh, h.own_pue, h.own_people_usd, kind)
+    except ValueError as e:
+        raise ScenarioError(f"self_host owned server: {e}") from None
+
+
+_GPU_SPECIFIC_OWN = {"own_server_usd": None, "own_gpus_per_server": None, "own_overhead_w": None,
+                     "own_power_w": None, "own_power_kind": ""}
+
+
+def for_new_gpu(h: SelfHost, gpu: str, *, reset: bool | None = None) -> SelfHost:
+    """``h`` moved to another GPU while owned: the server price, GPUs per server, rest-of-server power and GPU
+    power go back to the new GPU's catalog row and TDP (the old GPU's quote or measured watts never carry
+    over; ``reset`` True forces that for the same GPU, as after the page's GPU box changed it); the money
+    inputs (months, residual, hosting, $/kWh, PUE, people, load factor) stay. A GPU without a catalog server
+    price becomes the on-demand rental tier, as a rental tier the new GPU lacks does.
+
+    >>> h = for_new_gpu(SelfHost("h100-sxm", 0.0, 1000.0, gpu_price_tier="owned", own_power_w=300.0), "h200")
+    >>> h.gpu_price_tier, h.own_power_w, buy_input(h).server_usd
+    ('owned', None, 340000.0)
+    >>> for_new_gpu(h, "l40s").gpu_price_tier
+    'on-demand'
+    """
+    g = catalog.gpu(_check("self_host.gpu", _SPECS["self_host"]["gpu"], gpu))
+    changes: dict[str, Any] = dict(_GPU_SPECIFIC_OWN) if (h.gpu != g.id if reset is None else reset) else {}
+    server = changes.get("own_server_usd", h.own_server_usd)
+    if ownership.server_price(g.id) is None and server is None:
+        changes |= {"gpu_price_tier": gpuprices.DEFAULT_TIER,
+                    "gpu_usd_per_hour": gpuprices.tier_usd_per_hour(g.id, gpuprices.DEFAULT_TIER)}
+    return dataclasses.replace(h, gpu=g.id, **changes)  # one replace: no half-moved SelfHost is validated
 
 
 @dataclass(frozen=True)
@@ -368,8 +470,9 @@ def scenario_from_dict(d: Mapping[str, Any]) -> Scenario:
     three of input/cached/output typed the model is only a label; without a model, input and output prices
     are required and cached defaults to input. ``[self_host]`` gpu and output_tokens_per_s (required),
     gpus_per_replica (1), gpu_price_tier ("on-demand"; or spot, community, 1y-reserved, 3y-reserved: that tier's median in
-    ``calculators.gpuprices``; "typed" when gpu_usd_per_hour is given without a tier), gpu_usd_per_hour (the
-    tier's price), prefill_tokens_per_s (none: capacity set by
+    ``calculators.gpuprices``; "typed" when gpu_usd_per_hour is given without a tier; "owned": derived from
+    the own_* fields, see ``SelfHost`` and ``calculators.ownership``), gpu_usd_per_hour (the
+    tier's price; recomputed when owned), prefill_tokens_per_s (none: capacity set by
     output tokens alone), min_replicas (1), ops_usd_per_month (0), fallback_fraction (0),
     throughput_source ("user input"), slo_good_fraction (none: the report has no ``good_tokens``; else the
     share of requests meeting the latency SLO at the measured point, ``calculators.goodcost``). ``[context]`` needs_frontier_quality (false), fine_tuned_model
@@ -394,6 +497,8 @@ def scenario_from_dict(d: Mapping[str, Any]) -> Scenario:
     host["gpu"] = _check("self_host.gpu", _SPECS["self_host"]["gpu"], host["gpu"])
     if "gpu_usd_per_hour" in host:
         host.setdefault("gpu_price_tier", TYPED_TIER)
+    elif host.get("gpu_price_tier") == OWNED_TIER:
+        host["gpu_usd_per_hour"] = 0.0  # derived by SelfHost from the own_* fields
     else:
         tier = _check("self_host.gpu_price_tier", _SPECS["self_host"]["gpu_price_tier"],
                       host.setdefault("gpu_price_tier", gpuprices.DEFAULT_TIER))
@@ -558,6 +663,8 @@ def _tier_price(gpu: str, tier: str) -> float:
     """The tier's $/GPU-hour for the GPU; ScenarioError naming self_host.gpu_price_tier if it has none."""
     if tier == TYPED_TIER:
         raise ScenarioError("self_host.gpu_price_tier \"typed\" needs self_host.gpu_usd_per_hour")
+    if tier == OWNED_TIER:
+        raise ScenarioError("self_host.gpu_price_tier \"owned\" derives its price in SelfHost")
     try:
         return gpuprices.tier_usd_per_hour(gpu, tier)
     except ValueError as e:
@@ -578,6 +685,8 @@ def apply_gpu(s: Scenario, gpu: str) -> Scenario:
     """
     g = catalog.gpu(_check("self_host.gpu", _SPECS["self_host"]["gpu"], gpu))
     tier = s.self_host.gpu_price_tier
+    if tier == OWNED_TIER:  # the server price, power and GPU count follow the new GPU's catalog row
+        return dataclasses.replace(s, self_host=for_new_gpu(s.self_host, g.id))
     if tier not in gpuprices.tiers(g.id):
         tier = gpuprices.DEFAULT_TIER
     price = _tier_price(g.id, tier)
@@ -593,6 +702,8 @@ def apply_gpu_tier(s: Scenario, tier: str) -> Scenario:
     2.545
     """
     tier = _check("self_host.gpu_price_tier", _SPECS["self_host"]["gpu_price_tier"], tier)
+    if tier == OWNED_TIER:  # SelfHost derives the price from the own_* fields
+        return dataclasses.replace(s, self_host=dataclasses.replace(s.self_host, gpu_price_tier=tier))
     price = _tier_price(s.self_host.gpu, tier)
     return dataclasses.replace(s, self_host=dataclasses.replace(s.self_host, gpu_usd_per_hour=price,
                                                                 gpu_price_tier=tier))

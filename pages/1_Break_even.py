@@ -11,6 +11,7 @@ from ui import (
     cached,
     charts,
     inputs,
+    ownership_view,
     restson_view,
     results_view,
     state,
@@ -43,6 +44,7 @@ with st.sidebar:
         inputs.context_checkboxes()
 
 new, errors = inputs.read_widgets(scenario)
+new, errors = ownership_view.owned_section(new, errors)  # the "owned (buy)" tier: buy inputs and breakdown
 if repriced is not None:  # newer price data: re-price, drop results of the old data, re-seed the widgets
     for fn in (cached.evaluate, cached.cost_vs_volume, cached.usd_per_mtok_vs_utilization, cached.savings_heatmap):
         fn.clear()

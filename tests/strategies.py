@@ -127,6 +127,12 @@ def self_hosts(*, tiny: bool = False) -> st.SearchStrategy[SelfHost]:
         fallback_fraction=fv(f + "fallback_fraction"),
         throughput_source=st.text(max_size=40),
         gpu_price_tier=st.sampled_from(GPU_PRICE_TIERS),
+        # owning ("owned" tier): a server price for every GPU (gpu_servers.csv lacks most), bounded so the
+        # derived $/GPU-hour stays under its 1000 limit at any amortization period
+        own_server_usd=st.floats(0, 2e6, allow_nan=False, allow_infinity=False),
+        own_months=fv(f + "own_months"),
+        own_power_w=st.none() | st.floats(0, 2000, allow_nan=False, allow_infinity=False),
+        own_power_kind=st.sampled_from(["", "typed", "measured: run 3 at concurrency 32"]),
     )
 
 

@@ -18,9 +18,18 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from calculators import apiprices, catalog, gpuprices
-from calculators.scenario import LIMITS, TYPED_TIER, Scenario, apply_api_model, replace_field, reprice_api
+from calculators import apiprices, catalog, gpuprices, ownership
+from calculators.scenario import (
+    LIMITS,
+    OWNED_TIER,
+    TYPED_TIER,
+    Scenario,
+    apply_api_model,
+    replace_field,
+    reprice_api,
+)
 from calculators.validation import relabel
+from ui.ownership_view import LABELS as _OWN_LABELS
 
 __all__ = [
     "NumberSpec",
@@ -203,6 +212,7 @@ LABELS: dict[str, str] = {
     "self_host.throughput_dtype": "Weight dtype the throughput was measured with",
     "self_host.throughput_input_tokens": "Input tokens the throughput was measured at",
     "self_host.throughput_output_tokens": "Output tokens the throughput was measured at",
+    **_OWN_LABELS,  # buying servers (the "owned" tier's panel, ui.ownership_view)
 }
 """Dotted scenario field -> the label of the widget that edits it (for error messages a person can act on)."""
 
@@ -437,6 +447,8 @@ def _fill_gpu_price() -> None:
     gpu_id = st.session_state.get("be_gpu")
     if gpu_id in catalog.gpus():
         tier = st.session_state.get(_TIER_KEY)
+        if tier == OWNED_TIER and ownership.server_price(gpu_id) is not None:
+            return  # owning keeps its tier: the price is derived for the new GPU (ui.ownership_view)
         if tier not in gpuprices.tiers(gpu_id):
             tier = gpuprices.DEFAULT_TIER
         st.session_state[_TIER_KEY] = tier
@@ -453,6 +465,8 @@ def _fill_tier_price() -> None:
 def _tier_label(gpu_id: str, tier: str) -> str:
     if tier == TYPED_TIER:
         return "typed (your $/GPU-hour)"
+    if tier == OWNED_TIER:
+        return "owned (buy): $/GPU-hour derived from the server's price, energy, hosting and people"
     if tier not in gpuprices.tiers(gpu_id):
         return f"{tier} (no such row for this GPU)"
     return f"{tier}: ${gpuprices.tier_usd_per_hour(gpu_id, tier):.2f}/h ({gpuprices.tier_statistic(gpu_id, tier)})"
@@ -462,7 +476,7 @@ def gpu_tier_select() -> None:
     """The GPU price tier (``self_host.gpu_price_tier``): choosing one fills $/GPU-hour with the median of
     the GPU's rows of that tier; typing a price switches it to "typed". A caption says which applies."""
     gpu_id = st.session_state.get("be_gpu", "")
-    options = [*gpuprices.tiers(gpu_id), TYPED_TIER]
+    options = [*gpuprices.tiers(gpu_id), TYPED_TIER, OWNED_TIER]
     current = st.session_state.get(_TIER_KEY, gpuprices.DEFAULT_TIER)
     if current not in options:
         options.append(current)
@@ -474,6 +488,9 @@ def gpu_tier_select() -> None:
     price = st.session_state.get("be_gpu_usd_per_hour")
     if current == TYPED_TIER:
         st.caption(f"GPU price: ${price:g}/GPU-hour, **typed** by you (not a catalog tier).")
+    elif current == OWNED_TIER:
+        st.caption(f"GPU price: ${price:g}/GPU-hour, **derived** from owning servers (inputs and monthly "
+                   "breakdown in the \"Buying instead of renting\" panel).")
     elif current in gpuprices.tiers(gpu_id):
         st.caption(f"GPU price tier: **{current}**, ${price:g}/GPU-hour = the median of the {current} rows.")
 

@@ -162,7 +162,9 @@ def test_fuzz_every_numeric_field_rejects_bad_values_by_name(dotted, data):
     low, high = LIMITS[dotted]
     bad = bad_numbers(low, high)
     optional = ("self_host.prefill_tokens_per_s", "api.cache_write_usd_per_mtok", "self_host.slo_good_fraction",
-                "self_host.throughput_input_tokens", "self_host.throughput_output_tokens")
+                "self_host.throughput_input_tokens", "self_host.throughput_output_tokens",
+                "self_host.own_server_usd", "self_host.own_gpus_per_server", "self_host.own_power_w",
+                "self_host.own_overhead_w")
     if dotted in optional or dotted.endswith(("_p50", "_p90", "_p99")):  # None: not given
         bad = bad.filter(lambda v: v is not None)
     value = data.draw(bad)
