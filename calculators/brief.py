@@ -1,0 +1,492 @@
+"""The decision brief: one self-contained HTML file a finance partner can read without the app, offline.
+
+``build_brief(scenario, ...) -> str`` puts together, in this order: the verdict, the options table, the
+break-even chart (first crossing and sustained break-even), the throughput's operating point and the run it
+came from, the uncertainty band and the sensitivity (tornado) chart, every assumption with its source and
+date, and the risks that apply (the article's "When NOT to self-host" list, KV-cache headroom, a
+single-replica outage, unverified prices, a stale throughput).
+
+Self-contained: the plotly.js bundle is inlined once (the first chart), every later chart reuses it; all CSS
+is inline; no font, image, script or stylesheet is fetched (no ``http`` URL in any ``src``/``href``). Every
+string that came from a file (scenario name, description, sources) is escaped with ``html.escape``.
+
+The numbers travel twice: as text for the reader and as one JSON block for machines and tests,
+``<script type="application/json" id="brief-data">``, whose ``report`` is exactly
+``calculators.cost.report_to_dict(evaluate(scenario))`` and whose ``uncertainty`` is exactly
+``uncertainty_to_dict(analyse(scenario, ranges, n=samples, seed=seed))`` (what ``python -m calculators
+evaluate FILE --band`` prints for the same ranges).
+
+Printing: ``@media print`` lays the first page out as a one-page summary (verdict, options, break-even
+chart, risks that apply) on A4 or Letter, and the evidence (operating point, band, assumptions) on the
+following pages; charts are drawn at a fixed 680 px width so they fit the printable width.
+
+Plotly figures come from ``ui.charts`` (pure functions of plain data; they import plotly, never streamlit).
+
+>>> from calculators.scenario import DEFAULT_SCENARIO
+>>> data = brief_data(DEFAULT_SCENARIO, samples=200, now="2026-12-01T00:00:00Z")
+>>> data["report"]["verdict"], [r["risk"] for r in data["risks"] if r["applies"]][:1]
+('api', ['Single-replica outage'])
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from calculators import catalog, provenance, uncertainty
+from calculators.cost import LOW_VOLUME_REQUESTS_PER_DAY, Report, evaluate, report_to_dict
+from calculators.scenario import Scenario
+
+__all__ = ["SCHEMA", "ARTICLE", "brief_data", "build_brief", "risks", "options_rows", "kv_headroom",
+           "operating_point_info", "extract_data"]
+
+SCHEMA = 1
+ARTICLE = ("\u201cSelf-host a high-throughput inference server with vLLM\u201d (the seed article, last updated "
+           "2026-04-29), section \u201cWhen NOT to self-host\u201d")
+CHART_WIDTH_PX = 680  # fits A4 and Letter printable width at 96 px per inch
+KV_HEADROOM_MIN = 1.25  # KV-cache streams / streams the throughput assumes below this: a risk
+_DATA_ID = "brief-data"
+
+
+def _esc(x: object) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _usd(x: float | None) -> str:
+    """Dollars as the pages write them (``ui.widgets.usd``): whole dollars from $100, a true minus sign."""
+    if x is None:
+        return "n/a"
+    sign = "\u2212" if x < 0 else ""
+    a = abs(x)
+    return f"{sign}${a:,.0f}" if a >= 100 else f"{sign}${a:,.2f}"
+
+
+def _rpd(x: float | None) -> str:
+    return "never" if x is None else f"{x:,.0f}"
+
+
+def headline(verdict: str, savings_usd_per_month: float) -> str:
+    """The verdict in one line (the pages' wording).
+
+    >>> headline("api", -300.0)
+    'Use the API: self-hosting would cost $300 a month more'
+    """
+    if verdict == "self_host":
+        return f"Self-host: saves {_usd(savings_usd_per_month)} a month"
+    return f"Use the API: self-hosting would cost {_usd(-savings_usd_per_month)} a month more"
+
+
+# --- what the brief says, as data ------------------------------------------------------------------------
+
+_RUN = re.compile(r"\bmeasured run (\S+?)[,\s]")
+_CONC = re.compile(r"\bc\s*([=≈])\s*([\d.,]+)")
+
+
+def operating_point_info(s: Scenario) -> dict[str, Any]:
+    """Where the throughput comes from: its kind, source text, the run id and concurrency the source names
+    ("measured run 7 at SLO ..., c≈5 interpolated" as ``calculators.operating.source_text`` writes it), the
+    recorded GPU/model/dtype/shape and the share of requests meeting the SLO (None: not recorded).
+
+    >>> from calculators.scenario import DEFAULT_SCENARIO, replace_field
+    >>> s = replace_field(DEFAULT_SCENARIO, "self_host.throughput_source",
+    ...                   "measured run 7 at SLO TTFT p90 ≤ 100 ms, c≈5 interpolated (512 in / 256 out tokens)")
+    >>> i = operating_point_info(s); i["kind"], i["run_id"], i["concurrency"], i["slo"]
+    ('measured', '7', 5.0, 'TTFT p90 ≤ 100 ms')
+    """
+    h = s.self_host
+    src = h.throughput_source
+    run = _RUN.search(src + " ")
+    conc = _CONC.search(src)
+    slo = None
+    m = re.search(r"\bat SLO (.+?), (?:c\s*[=≈]|≈?[\d.]+ req/s)", src)
+    if m:
+        slo = m.group(1)
+    return {
+        "kind": provenance.throughput_kind(src),
+        "source": src,
+        "output_tokens_per_s": h.output_tokens_per_s,
+        "prefill_tokens_per_s": h.prefill_tokens_per_s,
+        "run_id": run.group(1) if run else None,
+        "concurrency": float(conc.group(2).replace(",", "")) if conc else None,
+        "slo": slo,
+        "slo_good_fraction": h.slo_good_fraction,
+        "gpu": h.throughput_gpu or None,
+        "model": h.throughput_model or None,
+        "dtype": h.throughput_dtype or None,
+        "input_tokens": h.throughput_input_tokens,
+        "output_tokens": h.throughput_output_tokens,
+    }
+
+
+def kv_headroom(s: Scenario, concurrency: float | None = None) -> dict[str, Any]:
+    """How many requests of the scenario's mean shape the KV cache of one replica holds at once (vLLM 0.26
+    accounting, ``calculators.memory.fit`` at TP = GPUs per replica), against the concurrency the throughput
+    assumes. ``checked`` False with ``why`` when the model is not recorded or not in the catalog.
+
+    >>> from calculators.scenario import load_toml
+    >>> k = kv_headroom(load_toml("scenarios/rag-assistant-70b.toml"), concurrency=32)
+    >>> k["checked"], k["streams"], round(k["headroom"], 2)
+    (True, 38, 1.19)
+    """
+    from calculators import launch, memory, modelspec  # noqa: PLC0415 - the model catalog only when needed
+
+    h, t = s.self_host, s.traffic
+    if not h.throughput_model:
+        return {"checked": False, "why": "the model the throughput is for is not recorded in the scenario"}
+    try:
+        arch = modelspec.model(h.throughput_model)
+        dtype = (h.throughput_dtype or "bf16").lower()
+        r = memory.fit(memory.FitInput(arch, catalog.gpu(h.gpu), h.gpus_per_replica, dtype))
+        request = max(1, min(math.ceil(t.input_tokens + t.output_tokens), r.max_model_len))
+        streams = launch.kv_room_sequences(r.kv_capacity_tokens, request)
+    except ValueError as e:
+        return {"checked": False, "why": " ".join(str(e).splitlines())[:200]}
+    room = None if not concurrency else streams / concurrency
+    return {"checked": True, "model": h.throughput_model, "dtype": dtype, "kv_capacity_tokens": r.kv_capacity_tokens,
+            "request_tokens": request, "streams": streams, "concurrency": concurrency, "headroom": room,
+            "fits": r.verdict}
+
+
+def risks(s: Scenario, report: Report, rests: Sequence[provenance.Row] | None = None,
+          op: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every risk the brief checks: ``{"risk", "applies", "why", "source"}``, the ones that apply first.
+
+    The article's four (under 1,000 requests/day; frontier quality wanted; downtime not tolerated on a single
+    replica; no GPU expertise), then KV headroom, a single-replica outage at the current volume, unverified
+    or retired prices, and a stale throughput.
+    """
+    t, h, ctx = s.traffic, s.self_host, s.context
+    rests = list(rests if rests is not None else provenance.rests_on(s, report.rates))
+    op = op if op is not None else operating_point_info(s)
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, applies: bool, why: str, source: str) -> None:
+        out.append({"risk": name, "applies": bool(applies), "why": why, "source": source})
+
+    add("Low volume", t.requests_per_day < LOW_VOLUME_REQUESTS_PER_DAY,
+        f"{t.requests_per_day:,.0f} requests/day; under {LOW_VOLUME_REQUESTS_PER_DAY:,.0f}/day the API is "
+        "cheaper, simpler and more reliable", ARTICLE)
+    model = catalog.api_overlay().get(s.api.model or "")
+    frontier = ctx.needs_frontier_quality or (model is not None and model.tier == "frontier")
+    add("Frontier quality", frontier,
+        "the compared API model is frontier tier, or frontier quality is needed: no open-weight model matches it "
+        "on hard reasoning" if frontier else "frontier quality is not required and the API model is not frontier "
+        "tier", ARTICLE)
+    add("Downtime", h.min_replicas < 2 and h.fallback_fraction == 0,
+        f"minimum {h.min_replicas} replica(s), API fallback {h.fallback_fraction:.0%}: a single replica will have "
+        "outages; redundancy is real ops investment", ARTICLE)
+    add("No GPU expertise", not ctx.has_gpu_expertise,
+        "the team has no GPU expertise: CUDA mismatches, NCCL errors and kernel crashes need someone comfortable "
+        "with Linux and CUDA" if not ctx.has_gpu_expertise else "the scenario says the team has GPU expertise",
+        ARTICLE)
+    kv = kv_headroom(s, op.get("concurrency"))
+    if not kv["checked"]:
+        add("KV-cache headroom", False, f"not checked: {kv['why']}", "calculators.memory (vLLM 0.26 accounting)")
+    else:
+        low = kv["headroom"] is not None and kv["headroom"] < KV_HEADROOM_MIN
+        none = kv["streams"] < 1
+        conc = (f"the throughput assumes {kv['concurrency']:g} streams at once: headroom {kv['headroom']:.2f}x"
+                if kv["headroom"] is not None else "the throughput's concurrency is not recorded")
+        add("KV-cache headroom", low or none,
+            f"one replica's KV cache ({kv['kv_capacity_tokens']:,} tokens, {kv['model']} {kv['dtype']}) holds "
+            f"{kv['streams']:,} requests of {kv['request_tokens']:,} tokens at once; {conc}"
+            + (f" (below {KV_HEADROOM_MIN:g}x: requests queue or are preempted at peak)" if low else ""),
+            "calculators.memory (vLLM 0.26 accounting)")
+    r = report.self_host
+    add("Single-replica outage", r.replicas < 2 and h.fallback_fraction == 0,
+        f"{r.replicas:,} replica(s) serve the current volume with no API fallback: one failure stops the service"
+        if r.replicas < 2 and h.fallback_fraction == 0 else
+        f"{r.replicas:,} replicas (minimum {h.min_replicas}), API fallback {h.fallback_fraction:.0%}",
+        "the article: \u201cAlways have a fallback to API\u201d")
+    unverified = [f"{row.field} ({row.source})" for row in rests if row.kind == "catalog (unverified)"]
+    rates = report.rates
+    if rates is not None and rates.retires:
+        unverified.append(f"the API model {'was shut down' if rates.retired else 'shuts down'} on {rates.retires}"
+                          + (f" (successor {rates.successor})" if rates.successor else ""))
+    add("Unverified prices", bool(unverified),
+        "; ".join(unverified) if unverified else "every catalog price used is from a checked source",
+        "calculators/data/*.csv and the price data (columns source, as_of)")
+    stale = provenance.stale_reasons(s)
+    add("Stale throughput", bool(stale), "; ".join(stale) if stale else "the throughput fits the scenario's GPU "
+        "and request shape (or was typed)", "calculators.provenance")
+    return sorted(out, key=lambda x: not x["applies"])
+
+
+def options_rows(s: Scenario, report: Report) -> list[dict[str, Any]]:
+    """The options table of a single scenario: the API and the self-hosted fleet, one row each, with
+    monthly cost, $/M output tokens, replicas, utilization and where the numbers came from."""
+    h, r = s.self_host, report
+    gpu = catalog.gpus()[h.gpu].name
+    return [
+        {"option": f"API: {provenance.priced_model_label(s)}", "usd_per_month": r.api.usd_per_month,
+         "usd_per_mtok_output": r.api.usd_per_mtok_output_equiv, "replicas": None, "utilization": None,
+         "source": getattr(r.rates, "source", "") or "typed"},
+        {"option": f"Self-host: {h.gpus_per_replica}x {gpu} per replica", "usd_per_month": r.self_host.usd_per_month,
+         "usd_per_mtok_output": r.self_host.usd_per_mtok_output, "replicas": r.self_host.replicas,
+         "utilization": r.self_host.utilization,
+         "source": f"{provenance.throughput_kind(h.throughput_source)}: {h.throughput_source}"},
+    ]
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if hasattr(v, "item") and not isinstance(v, str | bytes):
+        try:
+            return v.item()
+        except (TypeError, ValueError):
+            return v
+    return v
+
+
+def brief_data(s: Scenario, *, ranges: Mapping[str, uncertainty.Range] | None = None, samples: int = 2000,
+               seed: int = 0, now: str | datetime | None = None,
+               options: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Everything the brief shows, as JSON-ready data (the ``brief-data`` block). ``ranges``: the uncertainty
+    ranges (default: ``uncertainty.DEFAULT_PCT`` around the scenario); ``options``: an options table to show
+    instead of the scenario's own two rows (a DataFrame, one row per option)."""
+    if not isinstance(s, Scenario):
+        raise ValueError(f"build_brief expects a Scenario, got {type(s).__name__}")
+    report = evaluate(s)
+    if ranges is None:
+        ranges = uncertainty.ranges_from_pct(s, uncertainty.DEFAULT_PCT)
+    u = uncertainty.analyse(s, ranges, n=samples, seed=seed)
+    rests = provenance.rests_on(s, report.rates)
+    op = operating_point_info(s)
+    if isinstance(now, datetime):
+        now = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = (options_rows(s, report) if options is None else
+            [{k: _clean(v) for k, v in row.items()} for row in options.to_dict(orient="records")])
+    return {
+        "schema": SCHEMA,
+        "generated_at": now or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "report": report_to_dict(report),
+        "uncertainty": uncertainty.uncertainty_to_dict(u),
+        "samples": samples,
+        "seed": seed,
+        "options": rows,
+        "operating_point": op,
+        "rests_on": [vars(r) for r in rests],
+        "risks": risks(s, report, rests, op),
+    }
+
+
+# --- HTML ------------------------------------------------------------------------------------------------
+
+_CSS = """
+:root { --ink: #1b1f24; --muted: #57606a; --line: #d0d7de; --api: #1f77b4; --self: #d62728; --ok: #1a7f37; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+       color: var(--ink); margin: 0; background: #f6f8fa; }
+main { max-width: 760px; margin: 0 auto; background: #fff; padding: 24px 40px 40px; }
+nav { max-width: 760px; margin: 0 auto; padding: 8px 40px; font-size: 12px; color: var(--muted); }
+nav a { color: var(--muted); margin-right: 12px; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 22px 0 8px; border-bottom: 1px solid
+var(--line); padding-bottom: 3px; } h3 { font-size: 14px; margin: 12px 0 4px; }
+.meta, .note { color: var(--muted); font-size: 12px; }
+.verdict { font-size: 18px; font-weight: 600; padding: 10px 14px; border-radius: 6px; margin: 10px 0; }
+.verdict.self_host { background: #dafbe1; border-left: 5px solid var(--ok); }
+.verdict.api { background: #ddf4ff; border-left: 5px solid var(--api); }
+.kpis { display: grid; grid-template-columns: repeat(3, 1fr); gap: 6px 16px; margin: 8px 0; }
+.kpi .v { font-size: 17px; font-weight: 600; } .kpi .l { font-size: 11px; color: var(--muted); }
+table { border-collapse: collapse; width: 100%; font-size: 12px; margin: 6px 0; }
+th, td { border-bottom: 1px solid var(--line); padding: 3px 6px; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; } td.n { text-align: right; white-space: nowrap; }
+ul { margin: 4px 0; padding-left: 20px; } li { margin: 2px 0; }
+.applies { color: #9a3412; font-weight: 600; } .clear { color: var(--muted); }
+.chart { width: 680px; max-width: 100%; margin: 6px auto; }
+section { margin-bottom: 8px; }
+@page { size: A4; margin: 12mm; }
+@media print {
+  body { background: #fff; font-size: 10.5px; }
+  .verdict { font-size: 15px; padding: 6px 10px; margin: 6px 0; }
+  .kpi .v { font-size: 14px; }
+  nav, .noprint { display: none !important; }
+  main { max-width: none; padding: 0; }
+  h2 { margin-top: 10px; }
+  tr, li, .kpis, .verdict { break-inside: avoid; page-break-inside: avoid; }
+  h2, h3 { break-after: avoid; page-break-after: avoid; }
+  section.summary-end { break-after: page; page-break-after: always; }
+  .chart { break-inside: avoid; page-break-inside: avoid; }
+  table { font-size: 10px; }
+  a { color: inherit; text-decoration: none; }
+}
+"""
+
+
+def _table(rows: Sequence[Mapping[str, Any]], cols: Sequence[tuple[str, str]],
+           fmt: Mapping[str, Any] | None = None) -> str:
+    fmt = fmt or {}
+    head = "".join(f"<th>{_esc(label)}</th>" for _, label in cols)
+    body = []
+    for row in rows:
+        cells = []
+        for key, _ in cols:
+            v = row.get(key)
+            f = fmt.get(key)
+            text = "" if v is None else (f(v) if f else v)
+            num = isinstance(v, int | float) and not isinstance(v, bool)
+            cells.append(f'<td class="n">{_esc(text)}</td>' if num else f"<td>{_esc(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _options_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The options table: the known columns with units, then any other column as it comes (an options file's
+    table from ``calculators.options.compare_options``)."""
+    known = [("option", "option"), ("usd_per_month", "$/month"), ("usd_per_mtok_output", "$/M output tokens"),
+             ("replicas", "replicas"), ("utilization", "utilization"), ("source", "where the numbers came from")]
+    keys = {k for r in rows for k in r}
+    cols = [c for c in known if c[0] in keys] + sorted((k, k.replace("_", " ")) for k in keys
+                                                       if k not in {c[0] for c in known})
+    money = lambda v: _usd(v) if isinstance(v, int | float) else v  # noqa: E731
+    return _table(rows, cols, {"usd_per_month": money, "usd_per_mtok_output": money,
+                               "utilization": lambda v: provenance.pct_text(v) if isinstance(v, float) else v,
+                               "replicas": lambda v: f"{v:,}" if isinstance(v, int) else v})
+
+
+def _figures(s: Scenario, report: Report, u: uncertainty.Uncertainty,
+             ranges: Mapping[str, uncertainty.Range], samples: int, seed: int) -> list[tuple[str, Any]]:
+    from calculators import curves  # noqa: PLC0415
+    from ui import charts  # noqa: PLC0415 - plotly figures from plain data (no streamlit)
+
+    volume = curves.cost_vs_volume(s)
+    band = uncertainty.savings_band_vs_volume(s, ranges, n=samples, seed=seed, points=80)
+    cols = ["key", "label", "low", "high", "savings_at_low", "savings_at_high", "swing"]
+    tornado = pd.DataFrame([{c: getattr(b, c) for c in cols} for b in u.tornado], columns=cols)
+    figs = [("breakeven", charts.cost_vs_volume_figure(volume, s, report)),
+            ("band", charts.savings_band_figure(band, s.traffic.requests_per_day, u.mc.breakeven_p5,
+                                                u.mc.breakeven_p95))]
+    if len(tornado):
+        figs.append(("tornado", charts.tornado_figure(tornado, u.base_savings_usd_per_month)))
+    return figs
+
+
+def _chart_html(fig: Any, name: str, first: bool, height: int = 300) -> str:
+    fig.update_layout(width=CHART_WIDTH_PX, height=max(height, fig.layout.height or 0) if name == "tornado"
+                      else height, template="plotly_white")
+    div = fig.to_html(full_html=False, include_plotlyjs=bool(first), div_id=f"chart-{name}",
+                      config={"displayModeBar": False, "displaylogo": False, "responsive": False,
+                              "staticPlot": False})
+    return f'<div class="chart" data-chart="{name}">{div}</div>'
+
+
+def build_brief(s: Scenario, *, ranges: Mapping[str, uncertainty.Range] | None = None, samples: int = 2000,
+                seed: int = 0, now: str | datetime | None = None, options: pd.DataFrame | None = None,
+                title: str | None = None) -> str:
+    """The brief as one HTML string (see the module docstring). ``title`` overrides the scenario's name."""
+    data = brief_data(s, ranges=ranges, samples=samples, seed=seed, now=now, options=options)
+    if ranges is None:
+        ranges = uncertainty.ranges_from_pct(s, uncertainty.DEFAULT_PCT)
+    report = evaluate(s)
+    u = uncertainty.analyse(s, ranges, n=samples, seed=seed)
+    rep = data["report"]
+    api, host, be = rep["api"], rep["self_host"], rep["breakeven"]
+    name = title or s.name or "Self-host or API: decision brief"
+    figs = dict((n, _chart_html(f, n, i == 0)) for i, (n, f) in enumerate(_figures(s, report, u, ranges, samples,
+                                                                                       seed)))
+    applies = [r for r in data["risks"] if r["applies"]]
+    op = data["operating_point"]
+    p: list[str] = []
+    p.append(f"<section id='verdict'><h1>{_esc(name)}</h1>")
+    if s.description:
+        p.append(f"<p class='meta'>{_esc(s.description)}</p>")
+    p.append(f"<p class='meta'>Decision brief generated {_esc(data['generated_at'])}. A month is 730 hours; money "
+             "in US dollars.</p>")
+    p.append(f"<div class='verdict {_esc(rep['verdict'])}' id='verdict-line'>"
+             f"{_esc(headline(rep['verdict'], rep['savings_usd_per_month']))}</div>")
+    kpis = [("API, $/month", _usd(api["usd_per_month"])), ("Self-host, $/month", _usd(host["usd_per_month"])),
+            ("Savings, $/month", _usd(rep["savings_usd_per_month"])), ("Replicas", f"{host['replicas']:,}"),
+            ("GPU utilization", provenance.pct_text(host["utilization"])),
+            ("Break-even, requests/day", _rpd(be["requests_per_day"])),
+            ("Sustained break-even, requests/day", _rpd(be["sustained_requests_per_day"])),
+            ("Volume now, requests/day", f"{s.traffic.requests_per_day:,.0f}"),
+            ("Savings p5 to p95, $/month", f"{_usd(u.mc.savings_p5)} to {_usd(u.mc.savings_p95)}")]
+    p.append("<div class='kpis'>" + "".join(f"<div class='kpi'><div class='v'>{_esc(v)}</div><div class='l'>"
+                                             f"{_esc(label)}</div></div>" for label, v in kpis) + "</div>")
+    p.append("</section>")
+    p.append("<section id='options'><h2>Options</h2>" + _options_table(data["options"]) + "</section>")
+    p.append("<section id='breakeven'><h2>Break-even</h2>" + figs["breakeven"]
+             + f"<p class='note'>First crossing {_rpd(be['requests_per_day'])} requests/day; no dearer at every "
+             f"higher volume from {_rpd(be['sustained_requests_per_day'])} requests/day"
+             + (f"; the API is cheaper again on {len(be['dearer_ranges']):,} narrow range(s) just after a replica "
+                "is added" if be["dearer_ranges"] else "") + ".</p></section>")
+    p.append("<section id='risks' class='summary-end'><h2>Risks that apply</h2>")
+    p.append("<ul>" + ("".join(f"<li><span class='applies'>{_esc(r['risk'])}:</span> {_esc(r['why'])} "
+                               f"<span class='note'>({_esc(r['source'])})</span></li>" for r in applies)
+                       or "<li>None of the checked risks applies.</li>") + "</ul>")
+    p.append("</section>")
+    p.append("<section id='why'><h2>Why: every reason</h2><ul>"
+             + "".join(f"<li>{_esc(r)}</li>" for r in rep["reasons"]) + "</ul>")
+    clear = [r for r in data["risks"] if not r["applies"]]
+    if clear:
+        p.append("<h3>Risks checked that do not apply</h3><ul class='note'>" + "".join(
+            f"<li>{_esc(r['risk'])}: {_esc(r['why'])}</li>" for r in clear) + "</ul>")
+    p.append("</section>")
+    # evidence
+    rows = [("kind", op["kind"]), ("source", op["source"]),
+            ("output tokens/s per replica", f"{op['output_tokens_per_s']:,.0f}"),
+            ("prefill tokens/s per replica", "not given" if op["prefill_tokens_per_s"] is None
+             else f"{op['prefill_tokens_per_s']:,.0f}"),
+            ("probe run", op["run_id"] or "none named in the source"),
+            ("SLO", op["slo"] or "none recorded"),
+            ("concurrency (streams)", "not recorded" if op["concurrency"] is None else f"{op['concurrency']:g}"),
+            ("measured on", " / ".join(str(x) for x in (op["gpu"], op["model"], op["dtype"]) if x) or "not recorded"),
+            ("request shape measured", "not recorded" if op["input_tokens"] is None or op["output_tokens"] is None
+             else f"{op['input_tokens']:,.0f} in / {op['output_tokens']:,.0f} out tokens")]
+    gt = rep.get("good_tokens")
+    if op["slo_good_fraction"] is not None:
+        rows.append(("requests meeting the SLO", provenance.pct_text(op["slo_good_fraction"])))
+    p.append("<section id='operating-point'><h2>Operating point</h2><table><tbody>" + "".join(
+        f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows) + "</tbody></table>")
+    if gt:
+        p.append("<p class='note'>Cost of good tokens (requests meeting the SLO): "
+                 + _esc(", ".join(f"{k.replace('_', ' ')} {v:,.4g}" for k, v in gt.items()
+                                  if isinstance(v, int | float) and not isinstance(v, bool))) + "</p>")
+    p.append("</section>")
+    mc, bnd = u.mc, u.band
+    p.append("<section id='band'><h2>How sure: band and sensitivity</h2>"
+             "<p class='note'>Ranges are assumptions: "
+             + _esc(", ".join(f"{uncertainty.RANGE_KEYS[k][1]} {r.low:,.4g} to {r.high:,.4g}" for k, r in u.ranges.items()))
+             + f"; {_esc(u.distribution)}; {samples:,} samples, seed {seed}. Savings p5 {_esc(_usd(mc.savings_p5))}, "
+             f"p50 {_esc(_usd(mc.savings_p50))}, p95 {_esc(_usd(mc.savings_p95))} a month; self-hosting no dearer in "
+             f"{_esc(provenance.pct_text(mc.share_self_host_cheaper))} of samples; break-even p5 "
+             f"{_esc(_rpd(mc.breakeven_p5))} to p95 {_esc(_rpd(mc.breakeven_p95))} requests/day; corner band "
+             f"{_esc(_usd(bnd.savings_low))} to {_esc(_usd(bnd.savings_high))}.</p>"
+             + figs["band"] + figs.get("tornado", "") + "</section>")
+    p.append("<section id='assumptions'><h2>Assumptions, with source and date</h2>" + _table(
+        data["rests_on"], [("field", "input"), ("value", "value"), ("kind", "kind"), ("source", "source"),
+                           ("as_of", "as of"), ("stale", "stale")]))
+    expl = (rep.get("api_rates") or {}).get("explanation") or []
+    if expl:
+        p.append("<ul class='note'>" + "".join(f"<li>{_esc(x)}</li>" for x in expl) + "</ul>")
+    p.append("</section>")
+    if isinstance(rep.get("ownership"), Mapping):  # owning vs renting, when the report carries it
+        p.append("<section id='ownership'><h2>Owning the hardware</h2>" + _table(
+            [{"item": k, "value": v} for k, v in rep["ownership"].items() if not isinstance(v, Mapping | list)],
+            [("item", "item"), ("value", "value")]) + "</section>")
+    blob = json.dumps(data, allow_nan=False, default=str).replace("<", "\\u003c").replace(">", "\\u003e") \
+        .replace("&", "\\u0026")
+    nav = "".join(f"<a href='#{i}'>{t}</a>" for i, t in (
+        ("verdict", "Verdict"), ("options", "Options"), ("breakeven", "Break-even"), ("risks", "Risks"),
+        ("why", "Why"), ("operating-point", "Operating point"), ("band", "Band"), ("assumptions", "Assumptions")))
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{_esc(name)} \u00b7 decision brief</title><style>{_CSS}</style></head><body>"
+            f"<nav class='noprint'>{nav}</nav><main>{''.join(p)}</main>"
+            f"<script type='application/json' id='{_DATA_ID}'>{blob}</script></body></html>")
+
+
+def extract_data(page: str) -> dict[str, Any]:
+    """The ``brief-data`` JSON block of a brief (ValueError when there is none)."""
+    m = re.search(rf"<script type='application/json' id='{_DATA_ID}'>(.*?)</script>", page, re.S)
+    if m is None:
+        raise ValueError("no brief-data block in this page")
+    return json.loads(m.group(1))
