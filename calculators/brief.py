@@ -25,7 +25,7 @@ Plotly figures come from ``ui.charts`` (pure functions of plain data; they impor
 >>> from calculators.scenario import DEFAULT_SCENARIO
 >>> data = brief_data(DEFAULT_SCENARIO, samples=200, now="2026-12-01T00:00:00Z")
 >>> data["report"]["verdict"], [r["risk"] for r in data["risks"] if r["applies"]]
-('api', ['Single-replica outage'])
+('api', ['Downtime', 'Single-replica outage'])
 """
 
 from __future__ import annotations
