@@ -25,7 +25,7 @@ Plotly figures come from ``ui.charts`` (pure functions of plain data; they impor
 >>> from calculators.scenario import DEFAULT_SCENARIO
 >>> data = brief_data(DEFAULT_SCENARIO, samples=200, now="2026-12-01T00:00:00Z")
 >>> data["report"]["verdict"], [r["risk"] for r in data["risks"] if r["applies"]]
-('api', ['Downtime', 'Single-replica outage'])
+('api', ['Single-replica outage'])
 """
 
 from __future__ import annotations
@@ -158,9 +158,9 @@ def risks(s: Scenario, report: Report, rests: Sequence[provenance.Row] | None = 
           op: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every risk the brief checks: ``{"risk", "applies", "why", "source"}``, the ones that apply first.
 
-    The article's four (under 1,000 requests/day; frontier quality wanted; downtime not tolerated on a single
-    replica; no GPU expertise), then KV headroom, a single-replica outage at the current volume, unverified
-    or retired prices, and a stale throughput.
+    The article's four (under 1,000 requests/day; frontier quality wanted; no GPU expertise; downtime: a
+    single replica with no API fallback at the current volume), KV-cache headroom, unverified or retired
+    prices, and a stale throughput.
     """
     t, h, ctx = s.traffic, s.self_host, s.context
     rests = list(rests if rests is not None else provenance.rests_on(s, report.rates))
@@ -179,9 +179,6 @@ def risks(s: Scenario, report: Report, rests: Sequence[provenance.Row] | None = 
         "the compared API model is frontier tier, or frontier quality is needed: no open-weight model matches it "
         "on hard reasoning" if frontier else "frontier quality is not required and the API model is not frontier "
         "tier", ARTICLE)
-    add("Downtime", h.min_replicas < 2 and h.fallback_fraction == 0,
-        f"minimum {h.min_replicas} replica(s), API fallback {h.fallback_fraction:.0%}: a single replica will have "
-        "outages; redundancy is real ops investment", ARTICLE)
     add("No GPU expertise", not ctx.has_gpu_expertise,
         "the team has no GPU expertise: CUDA mismatches, NCCL errors and kernel crashes need someone comfortable "
         "with Linux and CUDA" if not ctx.has_gpu_expertise else "the scenario says the team has GPU expertise",
@@ -200,11 +197,12 @@ def risks(s: Scenario, report: Report, rests: Sequence[provenance.Row] | None = 
             + (f" (below {KV_HEADROOM_MIN:g}x: requests queue or are preempted at peak)" if low else ""),
             "calculators.memory (vLLM 0.26 accounting)")
     r = report.self_host
-    add("Single-replica outage", r.replicas < 2 and h.fallback_fraction == 0,
-        f"{r.replicas:,} replica(s) serve the current volume with no API fallback: one failure stops the service"
-        if r.replicas < 2 and h.fallback_fraction == 0 else
+    single = r.replicas < 2 and h.fallback_fraction == 0
+    add("Single-replica outage", single,
+        f"{r.replicas:,} replica (minimum {h.min_replicas}) serves the current volume with no API fallback: one "
+        "failure stops the service; redundancy is real ops investment" if single else
         f"{r.replicas:,} replicas (minimum {h.min_replicas}), API fallback {h.fallback_fraction:.0%}",
-        "the article: \u201cAlways have a fallback to API\u201d")
+        ARTICLE + " (\u201cYou can\u2019t tolerate downtime\u201d) and \u201cAlways have a fallback to API\u201d")
     unverified = [f"{row.field} ({row.source})" for row in rests if row.kind == "catalog (unverified)"]
     rates = report.rates
     if rates is not None and rates.retires:

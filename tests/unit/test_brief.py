@@ -113,14 +113,14 @@ def test_the_risks_follow_the_scenario():
                          ("self_host.fallback_fraction", 0.0)):
         s = replace_field(s, field, value)
     got = {r["risk"]: r for r in brief.risks(s, evaluate(s))}
-    for name in ("Low volume", "Frontier quality", "Downtime", "No GPU expertise", "Single-replica outage"):
+    for name in ("Low volume", "Frontier quality", "No GPU expertise", "Single-replica outage"):
         assert got[name]["applies"], name
     assert "500 requests/day" in got["Low volume"]["why"]
     safe = replace_field(replace_field(replace_field(replace_field(s, "traffic.requests_per_day", 5e5),
                                                      "context.has_gpu_expertise", True),
                                        "context.needs_frontier_quality", False), "self_host.min_replicas", 2)
     got = {r["risk"]: r for r in brief.risks(safe, evaluate(safe))}
-    for name in ("Low volume", "No GPU expertise", "Downtime", "Single-replica outage"):
+    for name in ("Low volume", "No GPU expertise", "Single-replica outage"):
         assert not got[name]["applies"], name
     # applying risks come first
     flags = [r["applies"] for r in brief.risks(s, evaluate(s))]
