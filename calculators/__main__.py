@@ -2,7 +2,8 @@
 
 Subcommands: ``evaluate`` (break-even report for a scenario TOML), ``fit`` (will the model fit),
 ``roofline`` (throughput ceilings), ``claim`` (is a claimed tokens/s physically possible), ``prices``
-(API prices from genai-prices: list, search, update), ``traffic`` (a production trace's traffic shape), ``report`` (the decision brief, one HTML file).
+(API prices from genai-prices: list, search, update), ``traffic`` (a production trace's traffic shape), ``options`` (named options side by side),
+``report`` (the decision brief, one HTML file).
 Each prints JSON (or text) on stdout; bad input exits 2 with a message naming the field.
 """
 
@@ -19,6 +20,7 @@ _COMMANDS = {
     "claim": ("calculators.cli_capacity", "claim: is a claimed tokens/s physically possible"),
     "prices": ("calculators.cli_prices", "prices: API model prices (genai-prices): list, search, --update"),
     "traffic": ("calculators.cli_traffic", "traffic: traffic shape of a production trace (Azure CSV, Mooncake JSONL)"),
+    "options": ("calculators.cli_options", "options: named options side by side (cost, $/M, replicas, sources)"),
     "report": ("calculators.cli_report", "report: the decision brief of a scenario as one self-contained HTML file"),
 }
 

@@ -18,7 +18,7 @@ from calculators.scenario import Scenario
 
 __all__ = ["cost_vs_volume_figure", "usd_per_mtok_figure", "savings_heatmap_figure", "ticks_125", "tick_text",
            "memory_figure", "throughput_figure", "CONCURRENCIES", "tornado_figure",
-           "savings_band_figure"]
+           "savings_band_figure", "options_cost_figure"]
 
 _API = "#1f77b4"
 _SELF = "#d62728"
@@ -316,3 +316,23 @@ def savings_band_figure(df: pd.DataFrame, requests_per_day: float, breakeven_p5:
     _vline(fig, requests_per_day, f"you: {requests_per_day:,.0f}/day", _MARK, "dot", True, top=False)
     return fig
 
+
+
+_OPTION_PARTS = (("gpu_usd_per_month", "GPUs", _SELF), ("ops_usd_per_month", "Ops (people)", "#ff7f0e"),
+                 ("fallback_usd_per_month", "API fallback", "#9467bd"), ("api_usd_per_month", "API", _API))
+
+
+def options_cost_figure(df: pd.DataFrame) -> go.Figure:
+    """Monthly cost per option (``calculators.options.compare_options``'s frame), stacked by component: GPUs,
+    ops and API fallback for a self-host option, the API bill for an API option."""
+    fig = go.Figure()
+    for col, label, color in _OPTION_PARTS:
+        y = pd.to_numeric(df[col], errors="coerce").fillna(0.0)
+        if (y > 0).any():
+            fig.add_bar(x=df["option"], y=y, name=label, marker_color=color,
+                        hovertemplate="%{x}: $%{y:,.0f}/month<extra>" + label + "</extra>")
+    fig.add_scatter(x=df["option"], y=df["monthly_usd"], mode="text", showlegend=False, textposition="top center",
+                    text=[f"${v:,.0f}" for v in df["monthly_usd"]], hoverinfo="skip")
+    _layout(fig, "Monthly cost per option", "option", "$ per month (730 h)")
+    fig.update_layout(barmode="stack", hovermode="closest")
+    return fig
