@@ -16,9 +16,10 @@ The numbers travel twice: as text for the reader and as one JSON block for machi
 ``uncertainty_to_dict(analyse(scenario, ranges, n=samples, seed=seed))`` (what ``python -m calculators
 evaluate FILE --band`` prints for the same ranges).
 
-Printing: ``@media print`` lays the first page out as a one-page summary (verdict, options, break-even
-chart, risks that apply) on A4 or Letter, and the evidence (operating point, band, assumptions) on the
-following pages; charts are drawn at a fixed 680 px width so they fit the printable width.
+Printing: ``@media print`` lays the first page out as a one-page summary (verdict with the names of the risks
+that apply, options, break-even chart) on A4 or Letter, and the evidence (operating point, band, assumptions,
+risks in full, every reason) on the following pages; charts are drawn at a fixed 680 px width, zoomed to fit
+the printable width.
 
 Plotly figures come from ``ui.charts`` (pure functions of plain data; they import plotly, never streamlit).
 
@@ -244,14 +245,51 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def brief_data(s: Scenario, *, ranges: Mapping[str, uncertainty.Range] | None = None, samples: int = 2000,
-               seed: int = 0, now: str | datetime | None = None,
-               options: pd.DataFrame | None = None) -> dict[str, Any]:
-    """Everything the brief shows, as JSON-ready data (the ``brief-data`` block). ``ranges``: the uncertainty
-    ranges (default: ``uncertainty.DEFAULT_PCT`` around the scenario); ``options``: an options table to show
-    instead of the scenario's own two rows (a DataFrame, one row per option)."""
-    if not isinstance(s, Scenario):
-        raise ValueError(f"build_brief expects a Scenario, got {type(s).__name__}")
+def focus(source: Any) -> tuple[Scenario, str | None]:
+    """The scenario the brief's break-even, band, operating point and assumptions are about, and its option
+    name: the scenario itself, or an options set's cheapest self-host option (its ``[api]`` is the API it
+    breaks even against). ValueError for an options set without a self-host option, or anything else."""
+    from calculators import options  # noqa: PLC0415
+
+    if isinstance(source, Scenario):
+        return source, None
+    if not isinstance(source, options.OptionsSet):
+        raise ValueError(f"the brief needs a Scenario or an options set, got {type(source).__name__}")
+    hosts = [o for o in source.options if o.kind == "self_host"]
+    if not hosts:
+        raise ValueError("the options set has no self-host option: the brief's break-even needs one")
+    best = min(hosts, key=lambda o: evaluate(o.scenario).self_host.usd_per_month)  # first on ties
+    return best.scenario, best.name
+
+
+def _options_records(source: Any, s: Scenario, report: Report) -> tuple[str, list[dict[str, Any]]]:
+    if isinstance(source, Scenario):
+        return "scenario", options_rows(s, report)
+    from calculators.cli_options import comparison_records  # noqa: PLC0415 - the options CLI's own records
+    from calculators.options import compare_options  # noqa: PLC0415
+
+    return "options", comparison_records(compare_options(source))
+
+
+def _all_risks(source: Any, s: Scenario, report: Report, rests: Sequence[provenance.Row],
+               op: Mapping[str, Any], name: str | None) -> list[dict[str, Any]]:
+    """The focus scenario's risks, then (an options set) every other self-host option's, each marked with its
+    option; the ones that apply first."""
+    out = [r | {"option": name} for r in risks(s, report, rests, op)]
+    if not isinstance(source, Scenario):
+        for o in source.options:
+            if o.kind == "self_host" and o.name != name:
+                out += [r | {"option": o.name} for r in risks(o.scenario, evaluate(o.scenario))]
+    return sorted(out, key=lambda x: not x["applies"])
+
+
+def brief_data(source: Any, *, ranges: Mapping[str, uncertainty.Range] | None = None, samples: int = 2000,
+               seed: int = 0, now: str | datetime | None = None) -> dict[str, Any]:
+    """Everything the brief shows, as JSON-ready data (the ``brief-data`` block), for a ``Scenario`` or a
+    ``calculators.options.OptionsSet``. ``ranges``: the uncertainty ranges (default: ``uncertainty.DEFAULT_PCT``
+    around the focus scenario, ``focus``). ``options``: the scenario's two sides, or the options CLI's records
+    (``python -m calculators options FILE --json``)."""
+    s, name = focus(source)
     report = evaluate(s)
     if ranges is None:
         ranges = uncertainty.ranges_from_pct(s, uncertainty.DEFAULT_PCT)
@@ -260,10 +298,12 @@ def brief_data(s: Scenario, *, ranges: Mapping[str, uncertainty.Range] | None = 
     op = operating_point_info(s)
     if isinstance(now, datetime):
         now = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    rows = (options_rows(s, report) if options is None else
-            [{k: _clean(v) for k, v in row.items()} for row in options.to_dict(orient="records")])
+    kind, rows = _options_records(source, s, report)
     return {
         "schema": SCHEMA,
+        "kind": kind,
+        "title": getattr(source, "name", "") or "",
+        "focus_option": name,
         "generated_at": now or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "report": report_to_dict(report),
         "uncertainty": uncertainty.uncertainty_to_dict(u),
@@ -272,7 +312,7 @@ def brief_data(s: Scenario, *, ranges: Mapping[str, uncertainty.Range] | None = 
         "options": rows,
         "operating_point": op,
         "rests_on": [vars(r) for r in rests],
-        "risks": risks(s, report, rests, op),
+        "risks": _all_risks(source, s, report, rests, op, name),
     }
 
 
@@ -312,8 +352,12 @@ section { margin-bottom: 8px; }
   tr, li, .kpis, .verdict { break-inside: avoid; page-break-inside: avoid; }
   h2, h3 { break-after: avoid; page-break-after: avoid; }
   section.summary-end { break-after: page; page-break-after: always; }
-  .chart { break-inside: avoid; page-break-inside: avoid; }
-  table { font-size: 10px; }
+  .chart { break-inside: avoid; page-break-inside: avoid; zoom: 0.72; margin: 2px auto; }
+  .chart[data-chart=options] { zoom: 0.55; }
+  p.meta { margin: 2px 0; }
+  .kpis { grid-template-columns: repeat(5, 1fr); gap: 2px 10px; }
+  table { font-size: 9.5px; }
+  th, td { padding: 2px 5px; }
   a { color: inherit; text-decoration: none; }
 }
 """
@@ -336,68 +380,104 @@ def _table(rows: Sequence[Mapping[str, Any]], cols: Sequence[tuple[str, str]],
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _money(v: Any) -> Any:
+    return _usd(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+
 def _options_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The options table: the known columns with units, then any other column as it comes (an options file's
-    table from ``calculators.options.compare_options``)."""
-    known = [("option", "option"), ("usd_per_month", "$/month"), ("usd_per_mtok_output", "$/M output tokens"),
-             ("replicas", "replicas"), ("utilization", "utilization"), ("source", "where the numbers came from")]
-    keys = {k for r in rows for k in r}
-    cols = [c for c in known if c[0] in keys] + sorted((k, k.replace("_", " ")) for k in keys
-                                                       if k not in {c[0] for c in known})
-    money = lambda v: _usd(v) if isinstance(v, int | float) else v  # noqa: E731
-    return _table(rows, cols, {"usd_per_month": money, "usd_per_mtok_output": money,
-                               "utilization": lambda v: provenance.pct_text(v) if isinstance(v, float) else v,
-                               "replicas": lambda v: f"{v:,}" if isinstance(v, int) else v})
+    """The options table: a scenario's two sides, or an options set's rows (``compare_options``'s columns,
+    the printable ones; every column is in the data block)."""
+    pct = {"utilization": lambda v: provenance.pct_text(v) if isinstance(v, float) else v,
+           "replicas": lambda v: f"{v:,}" if isinstance(v, int) else v}
+    if rows and "monthly_usd" in rows[0]:
+        shown = []
+        for r in rows:
+            src = r.get("throughput_kind") or ("price data" if r.get("kind") == "api" else "")
+            if r.get("run_id"):
+                src += f" (run {r['run_id']})"
+            if r.get("latency_at_slo"):
+                src += f" at {r['latency_at_slo']}"
+            gpu_price = (r.get("gpu_price_source") or "").split(":")[0]
+            prices = "; ".join(x for x in (gpu_price and f"GPU price {gpu_price}",
+                                           r.get("api_price_source") and f"API price {r['api_price_source']}") if x)
+            shown.append(r | {"where": "; ".join(x for x in (src, prices) if x)})
+        cols = [("option", "option"), ("deployment", "deployment"), ("monthly_usd", "$/month"),
+                ("usd_per_m_input", "$/M input"), ("usd_per_m_output", "$/M output"), ("replicas", "replicas"),
+                ("utilization", "utilization"), ("where", "where the numbers came from")]
+        return _table(shown, cols, {"monthly_usd": _money, "usd_per_m_input": _money, "usd_per_m_output": _money,
+                                    **pct})
+    cols = [("option", "option"), ("usd_per_month", "$/month"), ("usd_per_mtok_output", "$/M output tokens"),
+            ("replicas", "replicas"), ("utilization", "utilization"), ("source", "where the numbers came from")]
+    return _table(rows, cols, {"usd_per_month": _money, "usd_per_mtok_output": _money, **pct})
 
 
-def _figures(s: Scenario, report: Report, u: uncertainty.Uncertainty,
-             ranges: Mapping[str, uncertainty.Range], samples: int, seed: int) -> list[tuple[str, Any]]:
+def _figures(s: Scenario, report: Report, u: uncertainty.Uncertainty, ranges: Mapping[str, uncertainty.Range],
+             samples: int, seed: int, options: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
     from calculators import curves  # noqa: PLC0415
     from ui import charts  # noqa: PLC0415 - plotly figures from plain data (no streamlit)
 
-    volume = curves.cost_vs_volume(s)
+    figs: dict[str, Any] = {}
+    if options is not None:
+        fig = charts.options_cost_figure(pd.DataFrame(list(options)))
+        top = max((r["monthly_usd"] or 0.0) for r in options)
+        fig.update_yaxes(range=[0, top * 1.2 if top > 0 else 1])  # room for the labels above the bars
+        figs["options"] = fig
+    figs["breakeven"] = charts.cost_vs_volume_figure(curves.cost_vs_volume(s), s, report)
     band = uncertainty.savings_band_vs_volume(s, ranges, n=samples, seed=seed, points=80)
+    figs["band"] = charts.savings_band_figure(band, s.traffic.requests_per_day, u.mc.breakeven_p5, u.mc.breakeven_p95)
     cols = ["key", "label", "low", "high", "savings_at_low", "savings_at_high", "swing"]
     tornado = pd.DataFrame([{c: getattr(b, c) for c in cols} for b in u.tornado], columns=cols)
-    figs = [("breakeven", charts.cost_vs_volume_figure(volume, s, report)),
-            ("band", charts.savings_band_figure(band, s.traffic.requests_per_day, u.mc.breakeven_p5,
-                                                u.mc.breakeven_p95))]
     if len(tornado):
-        figs.append(("tornado", charts.tornado_figure(tornado, u.base_savings_usd_per_month)))
+        figs["tornado"] = charts.tornado_figure(tornado, u.base_savings_usd_per_month)
     return figs
 
 
-def _chart_html(fig: Any, name: str, first: bool, height: int = 300) -> str:
+def _chart_html(fig: Any, name: str, height: int = 300) -> str:
+    """One chart's div and script; the plotly.js bundle is in the page's head, once."""
     fig.update_layout(width=CHART_WIDTH_PX, height=max(height, fig.layout.height or 0) if name == "tornado"
                       else height, template="plotly_white")
-    div = fig.to_html(full_html=False, include_plotlyjs=bool(first), div_id=f"chart-{name}",
-                      config={"displayModeBar": False, "displaylogo": False, "responsive": False,
-                              "staticPlot": False})
+    div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{name}",
+                      config={"displayModeBar": False, "displaylogo": False, "responsive": False})
     return f'<div class="chart" data-chart="{name}">{div}</div>'
 
 
-def build_brief(s: Scenario, *, ranges: Mapping[str, uncertainty.Range] | None = None, samples: int = 2000,
-                seed: int = 0, now: str | datetime | None = None, options: pd.DataFrame | None = None,
-                title: str | None = None) -> str:
-    """The brief as one HTML string (see the module docstring). ``title`` overrides the scenario's name."""
-    data = brief_data(s, ranges=ranges, samples=samples, seed=seed, now=now, options=options)
+def build_brief(source: Any, *, ranges: Mapping[str, uncertainty.Range] | None = None, samples: int = 2000,
+                seed: int = 0, now: str | datetime | None = None, title: str | None = None) -> str:
+    """The brief of a ``Scenario`` or an options set as one HTML string (see the module docstring). ``title``
+    overrides the name."""
+    from plotly.offline import get_plotlyjs  # noqa: PLC0415
+
+    data = brief_data(source, ranges=ranges, samples=samples, seed=seed, now=now)
+    s, focus_name = focus(source)
     if ranges is None:
         ranges = uncertainty.ranges_from_pct(s, uncertainty.DEFAULT_PCT)
     report = evaluate(s)
     u = uncertainty.analyse(s, ranges, n=samples, seed=seed)
     rep = data["report"]
     api, host, be = rep["api"], rep["self_host"], rep["breakeven"]
-    name = title or s.name or "Self-host or API: decision brief"
-    figs = dict((n, _chart_html(f, n, i == 0)) for i, (n, f) in enumerate(_figures(s, report, u, ranges, samples,
-                                                                                       seed)))
+    is_options = data["kind"] == "options"
+    name = title or getattr(source, "name", "") or "Self-host or API: decision brief"
+    description = getattr(source, "description", "")
+    figs = {n: _chart_html(f, n, 220 if n == "options" else 300) for n, f in _figures(s, report, u, ranges, samples, seed,
+                                                      data["options"] if is_options else None).items()}
     applies = [r for r in data["risks"] if r["applies"]]
     op = data["operating_point"]
     p: list[str] = []
     p.append(f"<section id='verdict'><h1>{_esc(name)}</h1>")
-    if s.description:
-        p.append(f"<p class='meta'>{_esc(s.description)}</p>")
+    if description:
+        p.append(f"<p class='meta'>{_esc(description)}</p>")
     p.append(f"<p class='meta'>Decision brief generated {_esc(data['generated_at'])}. A month is 730 hours; money "
              "in US dollars.</p>")
+    if is_options:
+        ranked = sorted(data["options"], key=lambda r: r["monthly_usd"])
+        best = ranked[0]
+        runner = (f"; next: {ranked[1]['option']} at {_usd(ranked[1]['monthly_usd'])}" if len(ranked) > 1 else "")
+        line = f"Cheapest of {len(ranked)} options: {best['option']} at {_usd(best['monthly_usd'])} a month{runner}"
+        kind = "api" if best["kind"] == "api" else "self_host"
+        p.append(f"<div class='verdict {kind}' id='options-line'>{_esc(line)}</div>")
+        p.append(f"<p class='meta'>The break-even, band, operating point and assumptions below are for the cheapest "
+                 f"self-host option, <b>{_esc(focus_name)}</b>, against its API "
+                 f"({_esc(provenance.priced_model_label(s))}):</p>")
     p.append(f"<div class='verdict {_esc(rep['verdict'])}' id='verdict-line'>"
              f"{_esc(headline(rep['verdict'], rep['savings_usd_per_month']))}</div>")
     kpis = [("API, $/month", _usd(api["usd_per_month"])), ("Self-host, $/month", _usd(host["usd_per_month"])),
@@ -409,25 +489,16 @@ def build_brief(s: Scenario, *, ranges: Mapping[str, uncertainty.Range] | None =
             ("Savings p5 to p95, $/month", f"{_usd(u.mc.savings_p5)} to {_usd(u.mc.savings_p95)}")]
     p.append("<div class='kpis'>" + "".join(f"<div class='kpi'><div class='v'>{_esc(v)}</div><div class='l'>"
                                              f"{_esc(label)}</div></div>" for label, v in kpis) + "</div>")
+    p.append("<p id='risks-summary'><b>Risks that apply:</b> " + (_esc("; ".join(_risk_name(r) for r in applies))
+             or "none of those checked") + " <span class='note'>(details under Risks)</span></p>")
     p.append("</section>")
-    p.append("<section id='options'><h2>Options</h2>" + _options_table(data["options"]) + "</section>")
-    p.append("<section id='breakeven'><h2>Break-even</h2>" + figs["breakeven"]
+    p.append("<section id='options'><h2>Options</h2>" + _options_table(data["options"]) + figs.get("options", "")
+             + "</section>")
+    p.append("<section id='breakeven' class='summary-end'><h2>Break-even</h2>" + figs["breakeven"]
              + f"<p class='note'>First crossing {_rpd(be['requests_per_day'])} requests/day; no dearer at every "
              f"higher volume from {_rpd(be['sustained_requests_per_day'])} requests/day"
              + (f"; the API is cheaper again on {len(be['dearer_ranges']):,} narrow range(s) just after a replica "
                 "is added" if be["dearer_ranges"] else "") + ".</p></section>")
-    p.append("<section id='risks' class='summary-end'><h2>Risks that apply</h2>")
-    p.append("<ul>" + ("".join(f"<li><span class='applies'>{_esc(r['risk'])}:</span> {_esc(r['why'])} "
-                               f"<span class='note'>({_esc(r['source'])})</span></li>" for r in applies)
-                       or "<li>None of the checked risks applies.</li>") + "</ul>")
-    p.append("</section>")
-    p.append("<section id='why'><h2>Why: every reason</h2><ul>"
-             + "".join(f"<li>{_esc(r)}</li>" for r in rep["reasons"]) + "</ul>")
-    clear = [r for r in data["risks"] if not r["applies"]]
-    if clear:
-        p.append("<h3>Risks checked that do not apply</h3><ul class='note'>" + "".join(
-            f"<li>{_esc(r['risk'])}: {_esc(r['why'])}</li>" for r in clear) + "</ul>")
-    p.append("</section>")
     # evidence
     rows = [("kind", op["kind"]), ("source", op["source"]),
             ("output tokens/s per replica", f"{op['output_tokens_per_s']:,.0f}"),
@@ -442,7 +513,7 @@ def build_brief(s: Scenario, *, ranges: Mapping[str, uncertainty.Range] | None =
     gt = rep.get("good_tokens")
     if op["slo_good_fraction"] is not None:
         rows.append(("requests meeting the SLO", provenance.pct_text(op["slo_good_fraction"])))
-    p.append("<section id='operating-point'><h2>Operating point</h2><table><tbody>" + "".join(
+    p.append("<section id='operating-point'><h2>Operating point (SLO) and its run</h2><table><tbody>" + "".join(
         f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows) + "</tbody></table>")
     if gt:
         p.append("<p class='note'>Cost of good tokens (requests meeting the SLO): "
@@ -470,16 +541,33 @@ def build_brief(s: Scenario, *, ranges: Mapping[str, uncertainty.Range] | None =
         p.append("<section id='ownership'><h2>Owning the hardware</h2>" + _table(
             [{"item": k, "value": v} for k, v in rep["ownership"].items() if not isinstance(v, Mapping | list)],
             [("item", "item"), ("value", "value")]) + "</section>")
+    p.append("<section id='risks'><h2>Risks that apply</h2>")
+    p.append("<ul>" + ("".join(f"<li><span class='applies'>{_esc(_risk_name(r))}:</span> {_esc(r['why'])} "
+                               f"<span class='note'>({_esc(r['source'])})</span></li>" for r in applies)
+                       or "<li>None of the checked risks applies.</li>") + "</ul>")
+    clear = [r for r in data["risks"] if not r["applies"]]
+    if clear:
+        p.append("<h3>Checked, not applying</h3><ul class='note'>" + "".join(
+            f"<li>{_esc(_risk_name(r))}: {_esc(r['why'])}</li>" for r in clear) + "</ul>")
+    p.append("</section>")
+    p.append("<section id='why'><h2>Why: every reason</h2><ul>"
+             + "".join(f"<li>{_esc(r)}</li>" for r in rep["reasons"]) + "</ul></section>")
     blob = json.dumps(data, allow_nan=False, default=str).replace("<", "\\u003c").replace(">", "\\u003e") \
         .replace("&", "\\u0026")
     nav = "".join(f"<a href='#{i}'>{t}</a>" for i, t in (
-        ("verdict", "Verdict"), ("options", "Options"), ("breakeven", "Break-even"), ("risks", "Risks"),
-        ("why", "Why"), ("operating-point", "Operating point"), ("band", "Band"), ("assumptions", "Assumptions")))
+        ("verdict", "Verdict"), ("options", "Options"), ("breakeven", "Break-even"),
+        ("operating-point", "Operating point"), ("band", "Band"), ("assumptions", "Assumptions"), ("risks", "Risks"),
+        ("why", "Why")))
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{_esc(name)} \u00b7 decision brief</title><style>{_CSS}</style></head><body>"
+            f"<title>{_esc(name)} \u00b7 decision brief</title><style>{_CSS}</style>"
+            f"<script>{get_plotlyjs()}</script></head><body>"
             f"<nav class='noprint'>{nav}</nav><main>{''.join(p)}</main>"
             f"<script type='application/json' id='{_DATA_ID}'>{blob}</script></body></html>")
+
+
+def _risk_name(r: Mapping[str, Any]) -> str:
+    return f"{r['option']}: {r['risk']}" if r.get("option") else r["risk"]
 
 
 def extract_data(page: str) -> dict[str, Any]:

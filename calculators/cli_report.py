@@ -1,6 +1,9 @@
-"""``python -m calculators report SCENARIO.toml --out brief.html``: write the decision brief (``calculators.brief``).
+"""``python -m calculators report SCENARIO_OR_OPTIONS.toml --out brief.html``: write the decision brief
+(``calculators.brief``).
 
 One self-contained HTML file (charts inline, no network fetches) a finance partner can open offline and print.
+The file is a scenario, or an options set (``calculators.options``: a top-level ``[[option]]`` array), whose
+brief shows every option and puts the break-even, band and assumptions on its cheapest self-host option.
 The uncertainty band uses the assumed +/- % of ``uncertainty.DEFAULT_PCT`` unless ``--ranges`` names the inputs
 that vary (the Break-even page's ``unc`` link text, as ``evaluate --ranges``); ``--samples``/``--seed`` set the
 Monte Carlo (2000, 0: the page's). ``--band`` is accepted for symmetry with ``evaluate``: the band is always in.
@@ -17,12 +20,13 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from calculators import uncertainty
-from calculators.scenario import load_toml
+from calculators.filelimits import MAX_SCENARIO_BYTES
+from calculators.scenario import Scenario, load_toml
 
-__all__ = ["main", "build_parser", "write_atomically"]
+__all__ = ["main", "build_parser", "write_atomically", "load_source"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m calculators report",
                 description="Write the decision brief of a scenario TOML as one self-contained HTML file.")
-    p.add_argument("scenario", help="path of a scenario TOML file")
+    p.add_argument("scenario", help="path of a scenario TOML file, or of an options file ([[option]] tables)")
     p.add_argument("--out", required=True, help="the HTML file to write (- for stdout)")
     p.add_argument("--band", action="store_true", help="(default) include the uncertainty band")
     p.add_argument("--ranges", metavar="SPEC", help="vary these inputs instead of the defaults: KEY=PCT or "
@@ -62,6 +66,24 @@ def write_atomically(path: str, text: str) -> None:
         raise ValueError(f"--out {path!r}: {e.strerror or e}") from None
 
 
+def load_source(path: str) -> Any:
+    """A scenario, or an options set when the file has a top-level ``option`` array (ValueError naming the file
+    and field otherwise; the readers apply the file limits)."""
+    import tomllib  # noqa: PLC0415
+
+    raw = None
+    try:
+        if Path(path).stat().st_size <= MAX_SCENARIO_BYTES:
+            raw = tomllib.loads(Path(path).read_bytes().decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        raw = None  # the scenario reader says what is wrong with it
+    if isinstance(raw, dict) and "option" in raw:
+        from calculators.options import load_options  # noqa: PLC0415
+
+        return load_options(path)
+    return load_toml(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if args_in[:1] == ["report"]:
@@ -73,10 +95,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --samples must be in 1..1000000, got {args.samples}", file=sys.stderr)
         return 2
     try:
-        scenario = load_toml(args.scenario)
+        source = load_source(args.scenario)
     except ValueError as e:
         msg = " ".join(str(e).splitlines())
         print(f"error: {msg}" if repr(args.scenario) in msg else f"error: {args.scenario}: {msg}", file=sys.stderr)
+        return 2
+    try:
+        scenario: Scenario = brief.focus(source)[0]
+    except ValueError as e:
+        print(f"error: {args.scenario}: {' '.join(str(e).splitlines())}", file=sys.stderr)
         return 2
     try:
         ranges = (uncertainty.ranges_from_pct(scenario, uncertainty.DEFAULT_PCT) if args.ranges is None
@@ -85,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --ranges: {' '.join(str(e).splitlines())}", file=sys.stderr)
         return 2
     try:
-        page = brief.build_brief(scenario, ranges=ranges, samples=args.samples, seed=args.seed)
+        page = brief.build_brief(source, ranges=ranges, samples=args.samples, seed=args.seed)
     except ValueError as e:
         print(f"error: {args.scenario}: {' '.join(str(e).splitlines())}", file=sys.stderr)
         return 2

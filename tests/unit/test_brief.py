@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from calculators import brief, uncertainty
@@ -20,7 +19,8 @@ from calculators.scenario import DEFAULT_SCENARIO, load_toml, replace_field
 from ui.widgets import usd, verdict_headline
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))
+SCENARIOS = sorted(p for p in (ROOT / "scenarios").glob("*.toml") if "[[option]]" not in p.read_text())
+OPTIONS = "scenarios/options-three-ways.toml"
 NOW = "2026-12-01T00:00:00Z"
 
 
@@ -97,7 +97,11 @@ def test_untrusted_strings_are_escaped_in_the_markup_and_the_data_block():
 
 def test_the_sections_come_in_the_issues_order(rag_page):
     ids = re.findall(r"<section id='([\w-]+)'", rag_page)
-    assert ids == ["verdict", "options", "breakeven", "risks", "why", "operating-point", "band", "assumptions"]
+    assert ids == ["verdict", "options", "breakeven", "operating-point", "band", "assumptions", "risks", "why"]
+    data = brief.extract_data(rag_page)
+    summary = re.search(r"<p id='risks-summary'>(.*?)</p>", rag_page).group(1)  # named on page 1 as well
+    for r in data["risks"]:
+        assert (brief._esc(r["risk"]) in summary) == r["applies"], r["risk"]
     # every input the verdict rests on is there with its source and date
     data = brief.extract_data(rag_page)
     for row in data["rests_on"]:
@@ -158,17 +162,45 @@ def test_an_unverified_gpu_price_is_a_risk():
     assert got["Stale throughput"]["applies"]  # measured on an H100, priced on an L40S
 
 
-def test_an_options_table_replaces_the_two_rows_and_is_escaped():
-    df = pd.DataFrame([{"option": "H100 fp8 70B", "usd_per_month": 19250.0, "replicas": 2, "utilization": 0.18,
-                        "source": "measured run 3"},
-                       {"option": "<i>API</i>", "usd_per_month": 19999.0, "replicas": None, "utilization": None,
-                        "source": "catalog"}])
-    page = brief.build_brief(DEFAULT_SCENARIO, samples=100, now=NOW, options=df)
+def test_an_options_file_gives_the_options_clis_rows_and_the_cheapest_self_host_options_numbers(tmp_path):
+    from calculators.options import load_options
+
+    out = tmp_path / "brief.html"
+    done = cli("report", OPTIONS, "--out", str(out), "--samples", "300")
+    assert done.returncode == 0, done.stderr
+    page = out.read_text(encoding="utf-8")
     data = brief.extract_data(page)
-    assert [r["option"] for r in data["options"]] == ["H100 fp8 70B", "<i>API</i>"]
-    assert "&lt;i&gt;API&lt;/i&gt;" in page and "$19,250" in page and "18%" in page
-    default = brief.extract_data(brief.build_brief(DEFAULT_SCENARIO, samples=100, now=NOW))
-    assert [r["option"].split(":")[0] for r in default["options"]] == ["API", "Self-host"]
+    listed = cli("options", OPTIONS, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert data["options"] == json.loads(listed.stdout)["options"]
+    oset = load_options(ROOT / OPTIONS)
+    costs = {o.name: evaluate(o.scenario).self_host.usd_per_month for o in oset.options if o.kind == "self_host"}
+    focus = min(costs, key=costs.get)
+    assert data["kind"] == "options" and data["focus_option"] == focus
+    want = next(o.scenario for o in oset.options if o.name == focus)
+    assert data["report"] == json_round(report_to_dict(evaluate(want)))
+    cheapest = min(data["options"], key=lambda r: r["monthly_usd"])
+    assert brief._esc(f"Cheapest of 3 options: {cheapest['option']} at {usd(cheapest['monthly_usd'])}") in page
+    assert re.findall(r'<div class="chart" data-chart="(\w+)"', page) == ["options", "breakeven", "band", "tornado"]
+    # every self-host option's risks are checked, each marked with its option
+    assert {r["option"] for r in data["risks"]} == set(costs)
+
+
+def test_option_names_are_escaped_and_an_api_only_set_is_refused(tmp_path):
+    from calculators.options import options_from_toml
+
+    text = (ROOT / OPTIONS).read_text().replace('name = "L40S 8B"', 'name = "<i>L40S</i> 8B"')
+    page = brief.build_brief(options_from_toml(text), samples=100, now=NOW)
+    assert "<i>L40S" not in page and "&lt;i&gt;L40S&lt;/i&gt; 8B" in page
+    assert brief.extract_data(page)["focus_option"] == "<i>L40S</i> 8B"
+    api_only = tmp_path / "api.toml"
+    api_only.write_text("[traffic]\nrequests_per_day = 100\ninput_tokens = 10\noutput_tokens = 10\n"
+                        "[[option]]\nname = 'A'\nkind = 'api'\n[option.api]\nmodel = 'gpt-6-luna'\n")
+    done = cli("report", str(api_only), "--out", str(tmp_path / "b.html"))
+    assert done.returncode == 2 and "no self-host option" in done.stderr and done.stderr.count("\n") == 1
+    assert not (tmp_path / "b.html").exists()
+    with pytest.raises(ValueError, match="Scenario or an options set"):
+        brief.build_brief({"not": "a scenario"})
 
 
 def test_report_cli_refuses_bad_input_with_one_line_and_writes_nothing(tmp_path):
