@@ -1,4 +1,5 @@
-"""The "Download the decision brief (HTML)" button (``calculators.brief``), on the Break-even and home pages.
+"""The "Download the decision brief (HTML)" button (``calculators.brief``), on the Break-even, home and Options
+pages (the Options page's brief is the options set's).
 
 The brief inlines the plotly.js bundle (about 4.8 MB), so it is built only on demand: a first button
 prepares it for the current scenario and uncertainty ranges, then the download button serves it. The built
@@ -14,6 +15,7 @@ The ranges are the Break-even page's applied ones (``ui.uncertainty_view.PCT_KEY
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import streamlit as st
 
@@ -25,10 +27,11 @@ __all__ = ["brief_download", "build_cached", "applied_pct_items", "file_name"]
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def build_cached(s: Scenario, pct_items: tuple[tuple[str, float], ...]) -> str:
-    """``calculators.brief.build_brief`` for ``s`` and these +/- % (the uncertainty expander's), cached."""
-    ranges = uncertainty.ranges_from_pct(s, dict(pct_items))
-    return brief.build_brief(s, ranges=ranges, samples=uncertainty_view.SAMPLES, seed=uncertainty_view.SEED)
+def build_cached(source: Any, pct_items: tuple[tuple[str, float], ...]) -> str:
+    """``calculators.brief.build_brief`` for a scenario or an options set and these +/- % (the uncertainty
+    expander's, around the brief's focus scenario), cached."""
+    ranges = uncertainty.ranges_from_pct(brief.focus(source)[0], dict(pct_items))
+    return brief.build_brief(source, ranges=ranges, samples=uncertainty_view.SAMPLES, seed=uncertainty_view.SEED)
 
 
 def applied_pct_items(s: Scenario) -> tuple[tuple[str, float], ...]:
@@ -49,7 +52,7 @@ def applied_pct_items(s: Scenario) -> tuple[tuple[str, float], ...]:
     return tuple((k, float(pct[k])) for k in keys if pct.get(k))
 
 
-def file_name(s: Scenario) -> str:
+def file_name(s: Any) -> str:
     """``<scenario name as a slug>-brief.html`` ("decision-brief.html" without a name).
 
     >>> from calculators.scenario import DEFAULT_SCENARIO
@@ -61,10 +64,16 @@ def file_name(s: Scenario) -> str:
     return f"{slug}-brief.html" if slug else "decision-brief.html"
 
 
-def brief_download(s: Scenario, *, key: str) -> None:
-    """Prepare, then download, the decision brief of ``s`` (see the module docstring)."""
+def brief_download(source: Any, *, key: str) -> None:
+    """Prepare, then download, the decision brief of a scenario or an options set (see the module docstring).
+    An options set without a self-host option gets a caption instead (the brief's break-even needs one)."""
+    try:
+        s = brief.focus(source)[0]
+    except ValueError as e:
+        st.caption(f"Decision brief: {e}.")
+        return
     items = applied_pct_items(s)
-    want = (s, items)
+    want = (source, items)
     if st.session_state.get(f"{key}_brief_for") != want:
         if st.button("Prepare the decision brief (HTML)", key=f"{key}_brief_prepare",
                      help="One self-contained HTML file for a finance partner: verdict, options, break-even, "
@@ -74,11 +83,11 @@ def brief_download(s: Scenario, *, key: str) -> None:
             return
     try:
         with st.spinner("Building the brief..."):
-            page = build_cached(s, items)
+            page = build_cached(source, items)
     except ValueError as e:
         build_cached.clear()
         st.session_state.pop(f"{key}_brief_for", None)
         st.error(f"The brief could not be built: {e}")
         return
-    st.download_button("Download the decision brief (HTML)", page, file_name(s), "text/html",
+    st.download_button("Download the decision brief (HTML)", page, file_name(source), "text/html",
                        key=f"{key}_brief_download", on_click="ignore", type="primary")

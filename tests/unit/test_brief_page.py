@@ -69,3 +69,24 @@ def test_the_break_even_page_serves_a_brief_with_the_pages_and_the_clis_numbers(
     at.number_input(key="be_requests_per_day").set_value(60_000.0).run()
     assert not at.exception, at.exception
     assert not [b for b in at.get("download_button") if b.proto.label == LABEL]
+
+
+def test_the_options_page_serves_the_brief_of_its_options(monkeypatch):
+    from calculators import options as opts
+
+    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", _RecordingStorage)
+    _RecordingStorage.instances.clear()
+    oset = opts.load_options(ROOT / "scenarios" / "options-three-ways.toml")
+    at = AppTest.from_file(HOME, default_timeout=60)
+    at.query_params.update(opts.options_to_query_params(oset))
+    at.switch_page("pages/5_Options.py").run()
+    assert not at.exception, at.exception
+    assert not [b for b in at.get("download_button") if b.proto.label == LABEL]
+    at.button(key="opt_brief_prepare").click().run()
+    assert not at.exception, at.exception
+    data = extract_data(_served(at))
+    assert at.session_state["opt_set"] == oset  # the link reopened the file's options
+    shown = opts.compare_options(oset)
+    assert [r["option"] for r in data["options"]] == list(shown["option"])
+    assert [r["monthly_usd"] for r in data["options"]] == list(shown["monthly_usd"])
+    assert data["kind"] == "options" and data["focus_option"] in list(shown["option"])
