@@ -47,6 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _mode_for(target: Path) -> int:
+    """The mode a plain ``open(target, "w")`` would give: the existing file's, else 0666 less the umask."""
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def write_atomically(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename (ValueError naming
     the path when it is a directory or cannot be written)."""
@@ -60,6 +70,7 @@ def write_atomically(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, _mode_for(target))  # mkstemp makes it 0600; a brief is for sharing, as any file written
         os.replace(tmp, target)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)

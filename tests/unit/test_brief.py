@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import subprocess
 import sys
@@ -230,3 +231,11 @@ def test_report_cli_replaces_a_file_atomically_and_leaves_no_temporary_file(tmp_
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert [p.name for p in tmp_path.iterdir()] == ["brief.html"]
     assert "wrote" in done.stderr
+    out.chmod(0o640)  # a replaced file keeps its mode; a new one gets what open() would give it
+    assert cli("report", "scenarios/support-bot-8b.toml", "--out", str(out), "--samples", "200").returncode == 0
+    assert out.stat().st_mode & 0o777 == 0o640
+    new = tmp_path / "new.html"
+    assert cli("report", "scenarios/support-bot-8b.toml", "--out", str(new), "--samples", "200").returncode == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    assert new.stat().st_mode & 0o777 == 0o666 & ~mask
