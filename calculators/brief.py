@@ -45,8 +45,8 @@ from calculators import catalog, provenance, uncertainty
 from calculators.cost import LOW_VOLUME_REQUESTS_PER_DAY, Report, evaluate, report_to_dict
 from calculators.scenario import Scenario
 
-__all__ = ["SCHEMA", "ARTICLE", "brief_data", "build_brief", "risks", "options_rows", "kv_headroom",
-           "operating_point_info", "extract_data"]
+__all__ = ["SCHEMA", "ARTICLE", "brief_data", "build_brief", "focus", "risks", "options_rows", "kv_headroom",
+           "operating_point_info", "ownership_html", "headline", "extract_data"]
 
 SCHEMA = 1
 ARTICLE = ("\u201cSelf-host a high-throughput inference server with vLLM\u201d (the seed article, last updated "
@@ -538,9 +538,7 @@ def build_brief(source: Any, *, ranges: Mapping[str, uncertainty.Range] | None =
         p.append("<ul class='note'>" + "".join(f"<li>{_esc(x)}</li>" for x in expl) + "</ul>")
     p.append("</section>")
     if isinstance(rep.get("ownership"), Mapping):  # owning vs renting, when the report carries it
-        p.append("<section id='ownership'><h2>Owning the hardware</h2>" + _table(
-            [{"item": k, "value": v} for k, v in rep["ownership"].items() if not isinstance(v, Mapping | list)],
-            [("item", "item"), ("value", "value")]) + "</section>")
+        p.append(ownership_html(rep["ownership"]))
     p.append("<section id='risks'><h2>Risks that apply</h2>")
     p.append("<ul>" + ("".join(f"<li><span class='applies'>{_esc(_risk_name(r))}:</span> {_esc(r['why'])} "
                                f"<span class='note'>({_esc(r['source'])})</span></li>" for r in applies)
@@ -564,6 +562,29 @@ def build_brief(source: Any, *, ranges: Mapping[str, uncertainty.Range] | None =
             f"<script>{get_plotlyjs()}</script></head><body>"
             f"<nav class='noprint'>{nav}</nav><main>{''.join(p)}</main>"
             f"<script type='application/json' id='{_DATA_ID}'>{blob}</script></body></html>")
+
+
+def ownership_html(block: Mapping[str, Any]) -> str:
+    """The report's ``ownership`` block (bought servers: inputs, per-server and fleet breakdown, energy), as a
+    two-column table; nested tables are flattened one level ("per server usd per month: capex usd").
+
+    >>> print(ownership_html({"usd_per_gpu_hour": 1.5, "inputs": {"power_kind": "measured"}}))
+    <section id='ownership'><h2>Owning the hardware</h2><table><thead><tr><th>item</th><th>value</th></tr></thead><tbody><tr><td>usd per gpu hour</td><td>1.5</td></tr><tr><td>inputs: power kind</td><td>measured</td></tr></tbody></table></section>
+    """
+    def text(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
+        return str(v)
+
+    rows = []
+    for k, v in block.items():
+        name = str(k).replace("_", " ")
+        if isinstance(v, Mapping):
+            rows += [{"item": f"{name}: {str(kk).replace('_', ' ')}", "value": text(vv)} for kk, vv in v.items()]
+        elif not isinstance(v, list | tuple):
+            rows.append({"item": name, "value": text(v)})
+    return ("<section id='ownership'><h2>Owning the hardware</h2>"
+            + _table(rows, [("item", "item"), ("value", "value")]) + "</section>")
 
 
 def _risk_name(r: Mapping[str, Any]) -> str:

@@ -239,3 +239,19 @@ def test_report_cli_replaces_a_file_atomically_and_leaves_no_temporary_file(tmp_
     mask = os.umask(0)
     os.umask(mask)
     assert new.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_an_ownership_block_in_the_report_gets_its_own_escaped_section(monkeypatch):
+    assert "id='ownership'" not in brief.build_brief(DEFAULT_SCENARIO, samples=100, now=NOW)  # rented GPUs
+    real = brief.report_to_dict
+    block = {"usd_per_gpu_hour": 1.84, "inputs": {"power_kind": "<measured>", "pue": 1.3},
+             "per_server_usd_per_month": {"capex_usd": 6250.0, "energy_usd": 812.5}, "notes": ["x"]}
+    monkeypatch.setattr(brief, "report_to_dict", lambda r: real(r) | {"ownership": block})
+    page = brief.build_brief(DEFAULT_SCENARIO, samples=100, now=NOW)
+    assert brief.extract_data(page)["report"]["ownership"] == block
+    ids = re.findall(r"<section id='([\w-]+)'", page)
+    assert ids.index("ownership") == ids.index("assumptions") + 1
+    section = re.search(r"<section id='ownership'>.*?</section>", page).group(0)
+    assert "<td>inputs: power kind</td><td>&lt;measured&gt;</td>" in section
+    assert "<td>per server usd per month: capex usd</td><td>6,250</td>" in section
+    assert "notes" not in section
