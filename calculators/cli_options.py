@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m calculators options",
                 description="Compare named options (GPU kinds, models, API vendors) over the same traffic: "
                 "monthly cost, $/M input and output, replicas, utilization and where each number came from.",
-                epilog="See scenarios/options-three-ways.toml for an example file.")
+                epilog="See scenarios/options/three-ways.toml for an example file.")
     p.add_argument("file", help="path of an options TOML file, or - to read it from stdin")
     p.add_argument("--json", action="store_true", help="print JSON records (one per option) instead of a table")
     return p

@@ -99,7 +99,7 @@ from calculators.filelimits import (
     read_limited,
     short,
 )
-from calculators.provenance import TYPED_SOURCE, priced_model_label, throughput_kind
+from calculators.provenance import TYPED_SOURCE, priced_model_label, stale_reasons, throughput_kind
 from calculators.scenario import (
     DEFAULT_SCENARIO,
     QUERY_KEYS,
@@ -463,10 +463,12 @@ COMPARE_COLUMNS = (
     "option", "kind", "deployment", "monthly_usd", "gpu_usd_per_month", "ops_usd_per_month",
     "fallback_usd_per_month", "api_usd_per_month", "usd_per_m_input", "usd_per_m_output", "replicas", "gpus",
     "utilization", "latency_at_slo", "run_id", "throughput_tok_s", "throughput_kind", "throughput_source",
-    "gpu_price_source", "api_price_source",
+    "throughput_stale", "gpu_price_source", "api_price_source",
 )
 """``compare_options`` columns. Money in $ per month (``*_usd_per_month``, ``monthly_usd``: the option's total)
-or $ per million tokens; ``utilization`` a share (0-1); self-host-only columns are None for an API option."""
+or $ per million tokens; ``utilization`` a share (0-1); ``throughput_stale``: why the throughput no longer fits
+the option (``provenance.stale_reasons``: another GPU or request shape than it was measured or estimated for),
+None when it fits; self-host-only columns are None for an API option."""
 
 _SLO = re.compile(r"^measured run (\S+) at SLO (.+?), (?:c[=≈]|≈?[\d.]+(?:e[+-]?\d+)? req/s)")
 
@@ -528,7 +530,7 @@ def _row(o: Option) -> dict[str, Any]:
             "api_usd_per_month": r.api.usd_per_month, "usd_per_m_input": usd_in,
             "usd_per_m_output": None if rates is None or req_month == 0 else rates.output_usd_per_mtok,
             "replicas": None, "gpus": None, "utilization": None, "latency_at_slo": None, "run_id": None,
-            "throughput_tok_s": None, "throughput_kind": None, "throughput_source": None,
+            "throughput_tok_s": None, "throughput_kind": None, "throughput_source": None, "throughput_stale": None,
             "gpu_price_source": None, "api_price_source": _api_price_source(r)}
     host = r.self_host
     prefill_s = 0.0 if h.prefill_tokens_per_s is None else \
@@ -549,7 +551,7 @@ def _row(o: Option) -> dict[str, Any]:
         "replicas": int(host.replicas), "gpus": int(host.gpus), "utilization": host.utilization,
         "latency_at_slo": None if slo is None else slo[1], "run_id": run,
         "throughput_tok_s": h.output_tokens_per_s, "throughput_kind": kind, "throughput_source": source,
-        "gpu_price_source": cost.gpu_price_words(s), "api_price_source": _api_price_source(r)}
+        "throughput_stale": "; ".join(stale_reasons(s)) or None, "gpu_price_source": cost.gpu_price_words(s), "api_price_source": _api_price_source(r)}
 
 
 def compare_options(oset: OptionsSet | Sequence[Option]) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import streamlit as st
 from calculators import catalog, gpuprices, modelspec
 from calculators import options as opts
 from calculators.memory import WEIGHT_DTYPES
-from calculators.provenance import TYPED_SOURCE, reestimate, throughput_kind
+from calculators.provenance import TYPED_SOURCE, pct_text, reestimate, throughput_kind
 from calculators.scenario import (
     TYPED_TIER,
     Scenario,
@@ -167,6 +167,8 @@ def _edit_one(oset: opts.OptionsSet, o: opts.Option) -> None:
                                      index=1 if kind == "estimate" else 0)
             v["otps"] = left.number_input("Output tok/s per replica (typed)", 0.001, 1e7,
                                           float(h.output_tokens_per_s), key=f"{k}_otps", format="%.6g")
+            left.caption(f"Now {kind if kind != 'assumption' else 'typed'}: {h.throughput_source[:160]}. "
+                         "A measured or estimated value is kept unless you change the number or re-estimate.")
             models = list(modelspec.models())
             cur_model = h.throughput_model if h.throughput_model in models else models[0]
             v["model"] = mid.selectbox("Model (estimate)", models, index=models.index(cur_model), key=f"{k}_model")
@@ -207,26 +209,44 @@ def _compare(oset: opts.OptionsSet) -> pd.DataFrame:
     return opts.compare_options(oset)
 
 
+def _usd(v: object, *, cents: bool = False, missing: str = "—") -> str:
+    if v is None or pd.isna(v):  # type: ignore[call-overload]
+        return missing
+    x = float(v)  # type: ignore[arg-type]
+    return f"${x:,.2f}" if cents or abs(x) < 100 else f"${x:,.0f}"
+
+
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The comparison as the page shows it: readable column names, shares in %, sources in words.
+    """The comparison as the page shows it: readable column names, money with its unit, shares in %, sources in
+    words, "—" where a number does not apply (an API option's replicas) and "in $/M output" for a self-host
+    $/M input without a prefill rate.
 
     >>> d = display_frame(opts.compare_options(opts.OptionsSet(traffic=opts.DEFAULT_SCENARIO.traffic,
     ...     options=(opts.make_option("A", opts.DEFAULT_SCENARIO),))))
-    >>> list(d.columns)[:4], d["Utilization"].iloc[0] > 0
-    (['Option', 'Deployment', '$/month', '$/M input'], True)
+    >>> d.iloc[0][["$/month", "$/M input", "$/M output", "Replicas", "Utilization"]].tolist()
+    ['$5,312', 'in $/M output', '$29.11', '1', '2%']
     """
-    tp = []
-    for kind, run in zip(df["throughput_kind"], df["run_id"], strict=True):
-        text = "" if not isinstance(kind, str) else kind
+    tp, inputs = [], []
+    for kind, run, usd_in, stale in zip(df["throughput_kind"], df["run_id"], df["usd_per_m_input"],
+                                        df["throughput_stale"], strict=True):
+        text = kind if isinstance(kind, str) else "—"
         if isinstance(run, str) and run:
             text += f" (run {run})"
+        if isinstance(stale, str) and stale:
+            text += f" ⚠️ stale: {stale}"
         tp.append(text)
+        inputs.append(_usd(usd_in, cents=True, missing="in $/M output" if isinstance(kind, str) else "—"))
     return pd.DataFrame({
-        "Option": df["option"], "Deployment": df["deployment"], "$/month": df["monthly_usd"],
-        "$/M input": df["usd_per_m_input"], "$/M output": df["usd_per_m_output"], "Replicas": df["replicas"],
-        "Utilization": df["utilization"] * 100, "Latency at SLO": df["latency_at_slo"],
-        "Throughput tok/s": df["throughput_tok_s"], "Throughput from": tp,
-        "GPU price from": df["gpu_price_source"], "API price from": df["api_price_source"],
+        "Option": df["option"], "Deployment": df["deployment"],
+        "$/month": [_usd(v) for v in df["monthly_usd"]], "$/M input": inputs,
+        "$/M output": [_usd(v, cents=True) for v in df["usd_per_m_output"]],
+        "Replicas": ["—" if pd.isna(v) else f"{int(v):,}" for v in df["replicas"]],
+        "Utilization": ["—" if pd.isna(v) else pct_text(float(v)) for v in df["utilization"]],
+        "Latency at SLO": [v if isinstance(v, str) else "—" for v in df["latency_at_slo"]],
+        "Throughput tok/s": ["—" if pd.isna(v) else f"{float(v):,.0f}" for v in df["throughput_tok_s"]],
+        "Throughput from": tp,
+        "GPU price from": [v if isinstance(v, str) else "—" for v in df["gpu_price_source"]],
+        "API price from": df["api_price_source"],
     })
 
 
@@ -236,11 +256,7 @@ def comparison(oset: opts.OptionsSet) -> pd.DataFrame | None:
         st.info("No options yet: add the current scenario as an option above, or upload an options file.")
         return None
     df = _compare(oset)
-    money = st.column_config.NumberColumn(format="$%,.2f")
-    st.dataframe(display_frame(df), hide_index=True, width="stretch", key="opt_table", column_config={
-        "$/month": st.column_config.NumberColumn("$/month", format="$%,.0f"), "$/M input": money,
-        "$/M output": money, "Utilization": st.column_config.NumberColumn(format="%.0f%%"),
-        "Throughput tok/s": st.column_config.NumberColumn(format="%,.0f")})
+    st.dataframe(display_frame(df), hide_index=True, width="stretch", key="opt_table")
     st.caption("$/month: self-host = GPUs + ops + API fallback; API = the API bill. Self-host $/M splits the bill "
                "by replica time (prefill vs decode); without a prefill rate the whole bill is in $/M output. "
                "Latency at SLO: the targets the measured point met (throughput taken at an SLO on the Results "

@@ -43,7 +43,7 @@ def browser():
 
 @pytest.mark.parametrize(("path", "charts_want"), [
     ("scenarios/rag-assistant-70b.toml", ["breakeven", "band", "tornado"]),
-    ("scenarios/options-three-ways.toml", ["options", "breakeven", "band", "tornado"]),
+    ("scenarios/options/three-ways.toml", ["options", "breakeven", "band", "tornado"]),
 ], ids=["scenario", "options"])
 def test_the_brief_renders_its_charts_offline_and_prints_to_a_few_pages(browser, tmp_path, path, charts_want):
     out = tmp_path / "brief.html"

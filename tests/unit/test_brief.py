@@ -20,8 +20,8 @@ from calculators.scenario import DEFAULT_SCENARIO, load_toml, replace_field
 from ui.widgets import usd, verdict_headline
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = sorted(p for p in (ROOT / "scenarios").glob("*.toml") if "[[option]]" not in p.read_text())
-OPTIONS = "scenarios/options-three-ways.toml"
+SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))  # single scenarios; options files are in options/
+OPTIONS = "scenarios/options/three-ways.toml"
 NOW = "2026-12-01T00:00:00Z"
 
 

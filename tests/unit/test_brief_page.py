@@ -76,7 +76,7 @@ def test_the_options_page_serves_the_brief_of_its_options(monkeypatch):
 
     monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", _RecordingStorage)
     _RecordingStorage.instances.clear()
-    oset = opts.load_options(ROOT / "scenarios" / "options-three-ways.toml")
+    oset = opts.load_options(ROOT / "scenarios" / "options" / "three-ways.toml")
     at = AppTest.from_file(HOME, default_timeout=60)
     at.query_params.update(opts.options_to_query_params(oset))
     at.switch_page("pages/5_Options.py").run()

@@ -22,7 +22,7 @@ from calculators.scenario import DEFAULT_SCENARIO, Traffic, apply_api_model, app
 from tests.strategies import FUZZ, scenarios, traffics
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "scenarios" / "options-three-ways.toml"
+EXAMPLE = ROOT / "scenarios" / "options" / "three-ways.toml"
 
 
 @st.composite
@@ -186,3 +186,10 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
     p = _cli(str(bad))
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "requests_per_day" in p.stderr
     assert _cli(str(tmp_path / "missing.toml")).returncode == 2
+
+
+def test_a_throughput_measured_on_another_gpu_is_marked_stale():
+    moved = apply_gpu(DEFAULT_SCENARIO, "l40s")  # the default's throughput was measured on an H100 SXM
+    df = opts.compare_options([opts.make_option("same", DEFAULT_SCENARIO), opts.make_option("moved", moved)])
+    assert pd.isna(df["throughput_stale"][0])
+    assert "GPU: the throughput was measured on NVIDIA H100 SXM 80GB" in df["throughput_stale"][1]

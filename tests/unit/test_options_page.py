@@ -49,7 +49,8 @@ def test_add_two_options_both_in_the_table() -> None:
     assert list(table["Option"]) == ["Self-host H100", "Just the API"]
     expected = opts.compare_options(opts.OptionsSet(DEFAULT_SCENARIO.traffic, (
         opts.make_option("Self-host H100", DEFAULT_SCENARIO), opts.make_option("Just the API", DEFAULT_SCENARIO, "api"))))
-    assert list(table["$/month"]) == list(expected["monthly_usd"])
+    assert list(table["$/month"]) == [f"${v:,.0f}" for v in expected["monthly_usd"]]
+    assert list(table["Replicas"]) == [str(expected["replicas"][0]), "—"]
     assert at.query_params["o1_name"] == "Self-host H100" and at.query_params["o2_kind"] == "api"
     assert len(at.get("plotly_chart")) == 1
 
@@ -64,7 +65,7 @@ def test_edit_gpu_and_typed_throughput() -> None:
     at.run()
     assert not at.exception, at.exception
     row = _table(at).iloc[0]
-    assert row["Deployment"] == "1x NVIDIA L40S 48GB" and row["Throughput tok/s"] == 1234.0
+    assert row["Deployment"] == "1x NVIDIA L40S 48GB" and row["Throughput tok/s"] == "1,234"
     assert row["Throughput from"] == "typed"
     assert at.query_params["o1_gpu"] == "l40s" and at.query_params["o1_otps"] == "1234"
 
@@ -82,7 +83,7 @@ def test_estimated_throughput_is_the_closed_loop_estimate() -> None:
     want = reestimate(apply_gpu(DEFAULT_SCENARIO, "l40s"), model="meta-llama/Llama-3.1-8B-Instruct", dtype="bf16")
     row = _table(at).iloc[0]
     assert row["Throughput from"] == "estimate"
-    assert row["Throughput tok/s"] == want.self_host.output_tokens_per_s
+    assert row["Throughput tok/s"] == f"{want.self_host.output_tokens_per_s:,.0f}"
 
 
 def test_link_reopens_options_and_bad_values_are_reported() -> None:
