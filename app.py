@@ -8,7 +8,7 @@ Run with ``make run`` (or ``streamlit run app.py``).
 import streamlit as st
 
 from calculators import catalog, provenance
-from ui import cached, restson_view, state, widgets
+from ui import brief_view, cached, restson_view, state, widgets
 
 st.set_page_config(page_title="Self-host or API?", page_icon="⚖️", layout="wide")
 
@@ -39,6 +39,7 @@ with right:
     st.page_link("pages/1_Break_even.py", label="Break-even: all inputs and charts", icon="📈")
     st.subheader("Scenario")
     widgets.scenario_io_panel(scenario)
+    brief_view.brief_download(scenario, key="home")
 st.subheader("What this verdict rests on")
 restson_view.rests_on_table(scenario, report)
 st.caption("Kinds: assumption (typed by you, or our default), catalog (a price or spec table with its source "

@@ -4,7 +4,7 @@ Subcommands: ``evaluate`` (break-even report for a scenario TOML), ``fit`` (will
 ``roofline`` (throughput ceilings), ``claim`` (is a claimed tokens/s physically possible), ``prices``
 (API prices from genai-prices: list, search, update), ``traffic`` (a production trace's traffic shape),
 ``fleet`` (replicas, autoscaling headroom for a cold start, API fallback share and cost), ``options`` (named
-options side by side).
+options side by side), ``report`` (the decision brief, one HTML file).
 Each prints JSON (or text) on stdout; bad input exits 2 with a message naming the field.
 """
 
@@ -23,6 +23,7 @@ _COMMANDS = {
     "traffic": ("calculators.cli_traffic", "traffic: traffic shape of a production trace (Azure CSV, Mooncake JSONL)"),
     "fleet": ("calculators.cli_fleet", "fleet: replicas at mean/peak, cold-start headroom, API fallback share and cost"),
     "options": ("calculators.cli_options", "options: named options side by side (cost, $/M, replicas, sources)"),
+    "report": ("calculators.cli_report", "report: the decision brief of a scenario as one self-contained HTML file"),
 }
 
 

@@ -8,6 +8,7 @@ import streamlit as st
 
 from calculators import operating
 from ui import (
+    brief_view,
     cached,
     charts,
     inputs,
@@ -76,6 +77,7 @@ with verdict_col:
     widgets.verdict_panel(scenario)
 with io_col:
     widgets.scenario_io_panel(scenario)
+    brief_view.brief_download(scenario, key="be")
 
 volume = cached.cost_vs_volume(scenario)
 per_mtok = cached.usd_per_mtok_vs_utilization(scenario)

@@ -7,7 +7,7 @@ the add/edit/remove forms, the comparison (``calculators.options.compare_options
 
 import streamlit as st
 
-from ui import options_view, state
+from ui import brief_view, options_view, state
 
 st.set_page_config(page_title="Options · Self-host or API?", page_icon="⚖️", layout="wide")
 
@@ -21,6 +21,8 @@ options_view.show_messages()
 options_view.add_form(oset)
 options_view.edit_forms(oset)
 options_view.comparison(oset)
+if oset.options:
+    brief_view.brief_download(oset, key="opt")
 options_view.files(oset)
 if oset.options:
     options_view.share_link(oset)
