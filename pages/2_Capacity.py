@@ -322,7 +322,7 @@ if st.button("Use this estimate in the break-even", key="cap_use",
         st.error(f"Not applied: {capacity_view.human_error(exc)}")
     else:
         st.success("Applied: the Break-even page now uses this throughput (marked as a roofline estimate, "
-                   "prefill included) and this GPU at its catalog low price.")
+                   "prefill included) and this GPU at the scenario's GPU price tier.")
 restson_view.deployment_note(state.get_scenario(), gpu=g.id, model=arch.id, dtype=inp.weight_dtype)
 
 st.subheader("Launch plan")
@@ -330,13 +330,14 @@ st.caption(f"Free memory at start: {free_note if use_measured or measured is Non
 if plan.will_not_start:
     st.error(f"Will not start: {plan.will_not_start}. No command is given; apply a fix above.")
 else:
-    st.code(shlex.join(plan.vllm_serve_argv()), language="bash")
-    st.code(shlex.join(plan.docker_argv()), language="bash")
-    st.markdown("**Caps**\n" + "\n".join(f"- {c}" for c in plan.caps))
-    st.dataframe(pd.DataFrame([{"flag": f.name, "value": f.value or "", "why": f.reason} for f in plan.flags]),
-                 hide_index=True)
-    for w in plan.warnings:
-        st.warning(w)
+    with st.container(key="cap_launch_plan"):  # tests find the one-GPU command here (the multi-node section has more)
+        st.code(shlex.join(plan.vllm_serve_argv()), language="bash")
+        st.code(shlex.join(plan.docker_argv()), language="bash")
+        st.markdown("**Caps**\n" + "\n".join(f"- {c}" for c in plan.caps))
+        st.dataframe(pd.DataFrame([{"flag": f.name, "value": f.value or "", "why": f.reason} for f in plan.flags]),
+                     hide_index=True)
+        for w in plan.warnings:
+            st.warning(w)
 
 multinode_view.render(inp)  # pipeline / data parallel over nodes: per-GPU memory per stage, Ray commands
 

@@ -107,7 +107,7 @@ def apply_operating_point(
     ``source`` becomes ``self_host.throughput_source`` (e.g. "probe run 2026-11-27 h100-sxm"), so the
     Break-even page can say where its throughput came from. ``None`` leaves a field unchanged, except
     ``prefill_tokens_per_s``, which is always set (``None`` means capacity is bounded by output tokens only).
-    A different ``gpu`` also takes that GPU's catalog low $/GPU-hour (the user can edit it afterwards).
+    A different ``gpu`` also takes that GPU's price at the scenario's tier (``scenario.apply_gpu``), editable after.
     ``context`` records where the throughput was measured or estimated (GPU, model, dtype, request shape;
     ``calculators.provenance``); without it only the GPU is recorded (``gpu``, else none): the old point's
     context never stays attached to a new throughput.

@@ -70,7 +70,8 @@ def test_a_change_applies_at_once_and_a_fix_button_makes_it_fit(browser, base_ur
         main.get_by_role("button", name="fp8 weights (--quantization fp8)").click()
         expect(alert).to_contain_text("fp8 weights, KV fp8: fits", timeout=30_000)
         expect(page.locator('[data-testid="stSidebar"]').get_by_label("Weights")).to_have_value("fp8")
-        expect(main.get_by_text(re.compile(r"^vllm serve meta-llama/Llama-3\.3-70B-Instruct .*--quantization fp8")
+        plan = page.locator(".st-key-cap_launch_plan")  # the one-GPU plan (the multi-node section prints its own)
+        expect(plan.get_by_text(re.compile(r"^vllm serve meta-llama/Llama-3\.3-70B-Instruct .*--quantization fp8")
                                 )).to_be_visible(timeout=30_000)
         expect(main.get_by_role("button", name="fp8 weights (--quantization fp8)")).to_have_count(0)
 
