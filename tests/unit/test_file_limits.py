@@ -51,11 +51,11 @@ def test_toml_nested_100000_deep_is_a_scenario_error_not_recursion():
 
 
 def test_toml_400_digit_integer_names_the_field():
-    text = GOOD_TOML.replace("requests_per_day = 20000.0", f"requests_per_day = {BIG_INT}")
+    text = GOOD_TOML.replace("requests_per_day = 20000\n", f"requests_per_day = {BIG_INT}\n")
     with pytest.raises(ScenarioError, match=r"400-digit number at traffic\.requests_per_day"):
         loads_toml(text)
     with pytest.raises(ScenarioError, match="over 4,300 digits"):  # past Python's own int() limit
-        loads_toml(GOOD_TOML.replace("requests_per_day = 20000.0", "requests_per_day = " + "9" * 5000))
+        loads_toml(GOOD_TOML.replace("requests_per_day = 20000\n", "requests_per_day = " + "9" * 5000 + "\n"))
     with pytest.raises(ValueError, match="must be a finite number, got a 401-digit number"):
         require_finite("x", 10**400)  # a value built in code: ValueError, not OverflowError
 
@@ -99,7 +99,7 @@ def test_huge_unknown_key_is_shown_short():
 
 @pytest.mark.parametrize(("content", "message"), [
     (DEEP_TOML, "nested deeper than 32 levels"),
-    (GOOD_TOML.replace("requests_per_day = 20000.0", f"requests_per_day = {BIG_INT}"), "400-digit number"),
+    (GOOD_TOML.replace("requests_per_day = 20000\n", f"requests_per_day = {BIG_INT}\n"), "400-digit number"),
     (b"\xff\xfe" + GOOD_TOML.encode("utf-16-le"), "UTF-16"),
     ("#" * (MAX_SCENARIO_BYTES + 1), "over the 256 KiB limit"),
 ])
