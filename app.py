@@ -10,6 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui import glossary
+
 # (page file, title shown in the menu and the tab, icon, URL path); the first one is the home page (root URL).
 PAGES: list[tuple[str, str, str, str]] = [
     ("pages/0_Home.py", "Home", "⚖️", ""),
@@ -28,4 +30,5 @@ page = st.navigation([
     for path, title, icon, url in PAGES
     if (_ROOT / path).is_file()
 ])
+glossary.glossary_panel()  # every page: the technical terms in plain words, collapsed under the menu
 page.run()
