@@ -132,3 +132,18 @@ def test_the_home_page_download_of_a_loaded_example_keeps_its_comments(monkeypat
     content = _RecordingStorage.instances[-1].get_file(url.rsplit("/", 1)[-1]).content.decode()
     assert content.startswith("# A 70B RAG assistant with long prompts")
     assert loads_toml(content) == load_toml(ROOT / "scenarios/rag-assistant-70b.toml")
+
+
+def test_the_uncertainty_expander_computes_only_while_open():
+    """Speed (issue 12): the band and tornado, half of a Break-even rerun, are built only once it is opened."""
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT_S)
+    at.switch_page("pages/1_Break_even.py").run()
+    assert not at.exception, at.exception
+    ids = [c.proto.id for c in at.get("plotly_chart")]
+    assert ids and not any(i.endswith(("-be_chart_tornado", "-be_chart_savings_band")) for i in ids)
+    assert any(e.label == "Uncertainty" for e in at.expander)
+    at.session_state["be_unc_open"] = True
+    at.run()
+    assert not at.exception, at.exception
+    ids = [c.proto.id for c in at.get("plotly_chart")]
+    assert any(i.endswith("-be_chart_tornado") for i in ids) and any(i.endswith("-be_chart_savings_band") for i in ids)

@@ -33,6 +33,7 @@ def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
 def page(query_params: dict[str, str] | None = None) -> AppTest:
     at = AppTest.from_file(HOME, default_timeout=TIMEOUT_S)
     at.query_params.update(query_params or {})
+    at.session_state["be_unc_open"] = True  # the expander computes only while open
     at.switch_page(BREAK_EVEN).run()
     assert not at.exception, at.exception
     return at
