@@ -120,7 +120,8 @@ def _vline(fig: go.Figure, x: float, text: str, color: str, dash: str, log_x: bo
 
     Annotations on a log axis take log10 positions; lines do not.
     """
-    fig.add_vline(x=x, line={"color": color, "dash": dash})
+    # the shape add_vline would add, without its per-call scan of every axis (a third of a chart's build time)
+    fig.add_shape(type="line", x0=x, x1=x, xref="x", y0=0, y1=1, yref="y domain", line={"color": color, "dash": dash})
     if x > 0 or not log_x:
         fig.add_annotation(
             x=math.log10(x) if log_x else x,
