@@ -2,7 +2,7 @@
 
 ``st.navigation`` replaces file-based discovery so that the menu reads "Home", "Break-even", ... instead of
 "app" and "Break even". Each page keeps the URL it had under file-based discovery (``/``, ``/Break_even``,
-``/Capacity``, ``/Probe``, ``/Results``), so old links and ``AppTest.switch_page("pages/…")`` still work.
+``/Capacity``, ``/Probe``, ``/Results``), so old links and ``AppTest.switch_page("app_pages/…")`` still work.
 To add a page, append one ``(file, title, icon, url_path)`` row to ``PAGES``.
 """
 
@@ -14,12 +14,12 @@ from ui import glossary
 
 # (page file, title shown in the menu and the tab, icon, URL path); the first one is the home page (root URL).
 PAGES: list[tuple[str, str, str, str]] = [
-    ("pages/0_Home.py", "Home", "⚖️", ""),
-    ("pages/1_Break_even.py", "Break-even", "📈", "Break_even"),
-    ("pages/2_Capacity.py", "Capacity", "🧮", "Capacity"),
-    ("pages/3_Probe.py", "Probe", "🔬", "Probe"),
-    ("pages/4_Results.py", "Results", "📊", "Results"),
-    ("pages/5_Options.py", "Options", "🧾", "Options"),  # added by the options work; skipped until it exists
+    ("app_pages/0_Home.py", "Home", "⚖️", ""),
+    ("app_pages/1_Break_even.py", "Break-even", "📈", "Break_even"),
+    ("app_pages/2_Capacity.py", "Capacity", "🧮", "Capacity"),
+    ("app_pages/3_Probe.py", "Probe", "🔬", "Probe"),
+    ("app_pages/4_Results.py", "Results", "📊", "Results"),
+    ("app_pages/5_Options.py", "Options", "🧾", "Options"),  # added by the options work; skipped until it exists
 ]
 
 _ROOT = Path(__file__).resolve().parent

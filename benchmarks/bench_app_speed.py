@@ -8,7 +8,7 @@ chromium through Playwright.
 2. **Break-even input change**: type a new "Requests per day" (a new value each time, so every calculator cache
    misses as a user's edit does) and press Enter; the time until the page has settled: the reasons name the new
    volume, Streamlit's status widget is gone and no element is marked stale (the charts below were redrawn);
-3. the same on the Options page when ``pages/5_Options.py`` exists (its first number input).
+3. the same on the Options page when ``app_pages/5_Options.py`` exists (its first number input).
 
 Prints medians, the 90th percentile and the worst, with the machine's load average (a busy 2-core box makes
 every number slower: record the load with the numbers). Never a test: numbers only.
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             values = [21_000.0 + 1_000 * i for i in range(ns.repeats + 1)]
             out["break_even"] = input_changes(browser, base, "Break_even", "Requests per day", values,
                                               "At {:,.0f} requests/day")
-            if (ROOT / "pages/5_Options.py").is_file():
+            if (ROOT / "app_pages/5_Options.py").is_file():
                 out["options"] = input_changes(browser, base, "Options", "Requests per day", values, None)
     out["load_after"] = os.getloadavg()
     print(json.dumps(out, indent=2))

@@ -20,7 +20,7 @@ from ui.capacity_view import shape_estimate
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "tests" / "fixtures" / "configs"
-PAGE = "pages/2_Capacity.py"
+PAGE = "app_pages/2_Capacity.py"
 L70 = "meta-llama/Llama-3.3-70B-Instruct"
 L8B = "meta-llama/Llama-3.1-8B-Instruct"
 SHAPE = (round(DEFAULT_SCENARIO.traffic.input_tokens), round(DEFAULT_SCENARIO.traffic.output_tokens))
@@ -143,7 +143,7 @@ def test_the_request_shape_is_the_scenarios_and_is_shared_with_break_even():
     _run(at)
     assert at.session_state["scenario"] == replace_field(DEFAULT_SCENARIO, "traffic.output_tokens", 700)
     assert any(f"{SHAPE[0]:,} + 700-token requests" in m.value for m in at.markdown)
-    at.switch_page("pages/1_Break_even.py")
+    at.switch_page("app_pages/1_Break_even.py")
     _run(at)
     assert at.number_input(key="be_output_tokens").value == 700
     at.number_input(key="be_input_tokens").set_value(3000)

@@ -204,7 +204,7 @@ def test_scenario_upload_with_bom_loads_and_a_deep_one_is_a_clear_error():
 
 def test_capacity_upload_of_a_400_digit_config_is_a_clear_error():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page("pages/2_Capacity.py").run()
+    at.switch_page("app_pages/2_Capacity.py").run()
     at.radio(key="cap_source").set_value("Upload config.json").run()  # live page: the uploader appears at once
     at.file_uploader(key="cap_upload").set_value(
         ("my-model.json", GOOD_CONFIG.replace('"hidden_size": 4096', f'"hidden_size": {BIG_INT}').encode(),
@@ -225,7 +225,7 @@ def test_upload_caps_server_and_browser():
     at = _home()
     scn_mib = at.file_uploader(key="scn_upload").proto.max_upload_size_mb
     assert MAX_SCENARIO_BYTES <= scn_mib * 2**20 < MAX_SCENARIO_BYTES + 2**20  # the smallest whole MiB above it
-    at.switch_page("pages/2_Capacity.py").run()
+    at.switch_page("app_pages/2_Capacity.py").run()
     at.radio(key="cap_source").set_value("Upload config.json").run()
     assert at.file_uploader(key="cap_upload").proto.max_upload_size_mb * 2**20 == MAX_CONFIG_BYTES
 

@@ -36,9 +36,9 @@ def test_the_menu_names_pages_in_words_at_their_old_urls():
         "2_Capacity.py": ("Capacity", "Capacity"),
         "3_Probe.py": ("Probe", "Probe"),
         "4_Results.py": ("Results", "Results"),
-    } | ({"5_Options.py": ("Options", "Options")} if (ROOT / "pages/5_Options.py").is_file() else {})
+    } | ({"5_Options.py": ("Options", "Options")} if (ROOT / "app_pages/5_Options.py").is_file() else {})
     assert at.title[0].value == "Self-host or API?"  # the home page is the default
-    at.switch_page("pages/1_Break_even.py").run()
+    at.switch_page("app_pages/1_Break_even.py").run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Break-even"
 
@@ -137,7 +137,7 @@ def test_the_home_page_download_of_a_loaded_example_keeps_its_comments(monkeypat
 def test_the_uncertainty_expander_computes_only_while_open():
     """Speed (issue 12): the band and tornado, half of a Break-even rerun, are built only once it is opened."""
     at = AppTest.from_file(HOME, default_timeout=TIMEOUT_S)
-    at.switch_page("pages/1_Break_even.py").run()
+    at.switch_page("app_pages/1_Break_even.py").run()
     assert not at.exception, at.exception
     ids = [c.proto.id for c in at.get("plotly_chart")]
     assert ids and not any(i.endswith(("-be_chart_tornado", "-be_chart_savings_band")) for i in ids)

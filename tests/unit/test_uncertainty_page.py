@@ -20,7 +20,7 @@ from ui.widgets import usd
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "app.py")
-BREAK_EVEN = "pages/1_Break_even.py"
+BREAK_EVEN = "app_pages/1_Break_even.py"
 EXAMPLE = ROOT / "scenarios" / "rag-assistant-70b.toml"
 TIMEOUT_S = 30
 

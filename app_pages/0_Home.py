@@ -35,7 +35,7 @@ with left:
     widgets.verdict_panel(scenario)
     st.markdown("\n".join(f"- {line}" for line in restson_view.per_token_lines(report)))
 with right:
-    st.page_link("pages/1_Break_even.py", label="Break-even: all inputs and charts", icon="📈")
+    st.page_link("app_pages/1_Break_even.py", label="Break-even: all inputs and charts", icon="📈")
     st.subheader("Scenario")
     widgets.scenario_io_panel(scenario)
 st.subheader("What this verdict rests on")
