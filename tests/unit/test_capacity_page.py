@@ -64,7 +64,8 @@ def test_default_70b_bf16_will_not_start_and_gets_no_command():
     labels = list(_fix_buttons(at))
     assert labels[0] == "fp8 weights (--quantization fp8)" and any(x.startswith("TP=2") for x in labels)
     assert at.button(key="cap_use").disabled
-    assert len(at.expander) == 1 + 1 + len("abcdef")  # memory reasons, LoRA settings, the six claims
+    assert len(at.main.expander) + len([e for e in at.sidebar.expander if not e.label.startswith("Glossary")]) \
+        == 1 + 1 + len("abcdef")  # memory reasons, LoRA settings, the six claims (not the glossary)
     assert _metrics(at)["Weights per GPU"] == "131.4 GiB"
 
 

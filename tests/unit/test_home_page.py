@@ -139,7 +139,7 @@ def test_a_512_token_reference_point_applied_to_the_6000_token_rag_scenario_is_s
     assert (h.throughput_gpu, h.throughput_model, h.throughput_dtype) == (
         "h100-sxm", "meta-llama/Llama-3.3-70B-Instruct", "fp8")
     assert (h.throughput_input_tokens, h.throughput_output_tokens) == (512.0, 256.0)
-    at.switch_page("app.py").run()
+    at.switch_page("app_pages/0_Home.py").run()
     assert not at.exception, at.exception
     (warning,) = _stale_warnings(at)
     assert "measured at 512 in / 256 out tokens" in warning and "6,000 in" in warning
