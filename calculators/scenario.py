@@ -526,8 +526,8 @@ def dumps_toml(s: Scenario, comments: tomlcomments.Comments | None = None) -> st
     requests_per_day = 20000
     >>> src = dumps_toml(DEFAULT_SCENARIO).replace("requests_per_day = 20000", "requests_per_day = 20000  # a desk")
     >>> src = src.replace("# Scenario for", "# Sources: ours\\n# Scenario for")
-    >>> [ln[:33] for ln in dumps_toml(loads_toml(src), tomlcomments.source_comments(src)).splitlines() if "#" in ln]
-    ['# Sources: ours', '# Scenario for the self-host vs A', 'requests_per_day = 20000  # a desk']
+    >>> [ln[:34] for ln in dumps_toml(loads_toml(src), tomlcomments.source_comments(src)).splitlines() if "#" in ln]
+    ['# Sources: ours', '# Scenario for the self-host vs AP', 'requests_per_day = 20000  # a desk']
     """
     comments = dict(comments or {})
     comments.setdefault("", (_DEFAULT_HEADER,))
