@@ -1,47 +1,35 @@
-"""Home page: the verdict for the current scenario, on one screen.
+"""Entry point: the navigation, with every page named in words (``make run`` or ``streamlit run app.py``).
 
-Streamlit file-based multipage app: this file is the home page, ``pages/`` holds the others. The scenario
-is shared through ``ui.state`` (session state, mirrored in the URL so that a link reproduces it).
-Run with ``make run`` (or ``streamlit run app.py``).
+``st.navigation`` replaces file-based discovery so that the menu reads "Home", "Break-even", ... instead of
+"app" and "Break even". Each page keeps the URL it had under file-based discovery (``/``, ``/Break_even``,
+``/Capacity``, ``/Probe``, ``/Results``), so old links and ``AppTest.switch_page("app_pages/…")`` still work.
+To add a page, append one ``(file, title, icon, url_path)`` row to ``PAGES``.
 """
+
+from pathlib import Path
 
 import streamlit as st
 
-from calculators import catalog, provenance
-from ui import brief_view, cached, restson_view, state, widgets
+from ui import glossary
+
+# (page file, title shown in the menu and the tab, icon, URL path); the first one is the home page (root URL).
+PAGES: list[tuple[str, str, str, str]] = [
+    ("app_pages/0_Home.py", "Home", "⚖️", ""),
+    ("app_pages/1_Break_even.py", "Break-even", "📈", "Break_even"),
+    ("app_pages/2_Capacity.py", "Capacity", "🧮", "Capacity"),
+    ("app_pages/3_Probe.py", "Probe", "🔬", "Probe"),
+    ("app_pages/4_Results.py", "Results", "📊", "Results"),
+    ("app_pages/5_Options.py", "Options", "🧾", "Options"),
+    ("app_pages/6_Fleet.py", "Fleet", "🚚", "Fleet"),
+]
+
+_ROOT = Path(__file__).resolve().parent
 
 st.set_page_config(page_title="Self-host or API?", page_icon="⚖️", layout="wide")
-
-scenario = state.get_scenario()
-
-st.title("Self-host or API?")
-st.caption(
-    "At this traffic, is serving an open-weight model yourself with vLLM cheaper than paying an API? "
-    "Numbers for the current scenario; change its inputs on the Break-even page."
-)
-widgets.show_url_problems()
-
-left, right = st.columns([2, 1], gap="large")
-with left:
-    if scenario.name:
-        st.subheader(scenario.name)
-    if scenario.description:
-        st.caption(restson_view.description_text(scenario))
-    restson_view.stale_panel(scenario, key="home")
-    report = cached.evaluate(scenario)
-    h = scenario.self_host
-    gpu_name = getattr(catalog.gpus().get(h.gpu), "name", h.gpu)
-    st.markdown(f"Self-hosting on {h.gpus_per_replica}x {gpu_name} per replica, compared with the API model "
-                f"**{provenance.priced_model_label(scenario)}**.")
-    widgets.verdict_panel(scenario)
-    st.markdown("\n".join(f"- {line}" for line in restson_view.per_token_lines(report)))
-with right:
-    st.page_link("pages/1_Break_even.py", label="Break-even: all inputs and charts", icon="📈")
-    st.subheader("Scenario")
-    widgets.scenario_io_panel(scenario)
-    brief_view.brief_download(scenario, key="home")
-st.subheader("What this verdict rests on")
-restson_view.rests_on_table(scenario, report)
-st.caption("Kinds: assumption (typed by you, or our default), catalog (a price or spec table with its source "
-           "and date; unverified where the row is estimated), estimate (roofline / closed-loop model, "
-           "calibrated on real vLLM runs), measured (a probe run or a published benchmark).")
+page = st.navigation([
+    st.Page(path, title=title, icon=icon, url_path=url or None, default=not url)
+    for path, title, icon, url in PAGES
+    if (_ROOT / path).is_file()
+])
+glossary.glossary_panel()  # every page: the technical terms in plain words, collapsed under the menu
+page.run()

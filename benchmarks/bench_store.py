@@ -9,7 +9,7 @@ connection and schema check):
   (``python -m probes list``, interpreter start-up and imports included);
 * the Results page's data query: what the page runs on its first render (open the store, the filter values,
   the count, the first page of 50 rows, and the newest run it shows in detail);
-* the Results page's whole first render (Streamlit ``AppTest``: app.py switched to pages/4_Results.py), and the
+* the Results page's whole first render (Streamlit ``AppTest``: app.py switched to app_pages/4_Results.py), and the
   same with an empty store, so the store's share can be told from Streamlit's own.
 
 Each generated run has 3 points with 8 per-request samples each (kept in ``run_samples``, never read by a
@@ -119,7 +119,7 @@ def cli_process(url: str) -> Callable[[], None]:
 
 
 def page_query(url: str) -> Callable[[], None]:
-    """What pages/4_Results.py reads on its first render (no filter, page 1 of 50, the newest run in detail)."""
+    """What app_pages/4_Results.py reads on its first render (no filter, page 1 of 50, the newest run in detail)."""
     def go() -> None:
         store = open_store(url)
         store.facets()
@@ -139,7 +139,7 @@ def page_render(url: str) -> Callable[[], None]:
         os.environ["APP__PROBE__DB"] = url
         st.cache_data.clear()
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-        at.switch_page("pages/4_Results.py").run()
+        at.switch_page("app_pages/4_Results.py").run()
         assert not at.exception, at.exception
     return go
 

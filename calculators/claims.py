@@ -2,8 +2,9 @@
 
 A claim names a model, GPU(s), precision, concurrency and an aggregate output tokens/s. It is possible only if
 the model fits (vLLM would start) and the claim is at or below the decode ceiling of :mod:`calculators.roofline`;
-``margin`` = claimed / ceiling (above 1 = impossible). ``ARTICLE_CLAIMS`` are the article's claims (a)-(f)
-(facts README section 5), each re-derived here.
+``margin`` = claimed / ceiling (above 1 = impossible). ``ARTICLE_CLAIMS`` are the claims (a)-(f) of ``ARTICLE``,
+the seed article "Self-host a high-throughput inference server with vLLM" (facts README section 5), each
+re-derived here.
 
 >>> v = check_claim(ARTICLE_CLAIMS["c"])
 >>> v.possible, round(v.ceiling_tokens_per_s, 1), round(v.margin, 1)
@@ -15,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from calculators.catalog import gpu
-from calculators.cost import usd_per_mtok_output
+from calculators.cost import ARTICLE, usd_per_mtok_output
 from calculators.memory import GIB, FitInput, fit, weight_bytes
 from calculators.modelspec import model
 from calculators.roofline import DEFAULT_MBU, DEFAULT_MFU, RooflineInput, decode_point
 from calculators.validation import require_finite, require_int
 
-__all__ = ["Claim", "ClaimVerdict", "check_claim", "ARTICLE_CLAIMS", "usd_per_mtok"]
+__all__ = ["Claim", "ClaimVerdict", "check_claim", "ARTICLE", "ARTICLE_CLAIMS", "usd_per_mtok"]
 
 
 @dataclass(frozen=True)

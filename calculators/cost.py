@@ -45,6 +45,7 @@ __all__ = [
     "SECONDS_PER_DAY",
     "REPLICA_TOLERANCE",
     "LOW_VOLUME_REQUESTS_PER_DAY",
+    "ARTICLE",
     "MIN_UTILIZATION",
     "MAX_BUSY_S",
     "MAX_API_USD_PER_REQUEST",
@@ -75,6 +76,8 @@ __all__ = [
 HOURS_PER_MONTH = 730.0
 SECONDS_PER_DAY = 86_400.0
 REPLICA_TOLERANCE = 1e-9  # relative: a peak load of 2.0000000001 replicas needs 2, not 3
+# The seed article the rules of thumb and claims quote (its text: /work/shared/seed/selfhost-vllm-article.txt).
+ARTICLE = 'the article "Self-host a high-throughput inference server with vLLM"'
 LOW_VOLUME_REQUESTS_PER_DAY = 1000.0  # the article's "<1000 requests/day: API is cheaper, simpler"
 VERDICT_TOLERANCE = 1e-9  # relative to the dearer side's monthly cost: closer than that is a tie (float noise)
 MAX_REQUESTS_PER_DAY = LIMITS["traffic.requests_per_day"][1] or 1e10  # the scenario limit
@@ -709,8 +712,8 @@ def _reasons(s: Scenario, api: ApiResult, host: SelfHostResult, be: Breakeven, v
     out = [
         f"At {t.requests_per_day:,.0f} requests/day the API costs {_usd(api.usd_per_month)}/month and "
         f"self-hosting {_usd(host.usd_per_month)}/month ({host.replicas:,} replica(s) of {h.gpus_per_replica}x "
-        f"{gpu_name} at ${h.gpu_usd_per_hour:g}/GPU-hour ({gpu_price_words(s)}) = {_usd(host.gpu_usd_per_month)}, ops "
-        f"{_usd(host.ops_usd_per_month)}, API fallback {_usd(host.fallback_usd_per_month)}): {cheaper} is "
+        f"{gpu_name} at ${h.gpu_usd_per_hour:g}/GPU-hour ({gpu_price_words(s)}) = {_usd(host.gpu_usd_per_month)}/month, "
+        f"ops {_usd(host.ops_usd_per_month)}/month, API fallback {_usd(host.fallback_usd_per_month)}/month): {cheaper} is "
         f"cheaper by {_usd(abs(api.usd_per_month - host.usd_per_month))}/month.",
     ]
     if be.requests_per_day is None:
@@ -733,8 +736,8 @@ def _reasons(s: Scenario, api: ApiResult, host: SelfHostResult, be: Breakeven, v
         out.append(f"Average GPU utilization is {pct_text(host.utilization)} (sized for a {t.peak_to_mean:g}x peak, "
                    f"{h.min_replicas} minimum replica(s)): most of the GPU time you pay for is idle.")
     if t.requests_per_day < LOW_VOLUME_REQUESTS_PER_DAY:
-        out.append("Consideration: under 1,000 requests/day the article's rule of thumb is that the API is "
-                   "cheaper, simpler and more reliable.")
+        out.append(f"Consideration: under 1,000 requests/day the rule of thumb of {ARTICLE} is that the API "
+                   "is cheaper, simpler and more reliable.")
     model = catalog.api_overlay().get(s.api.model or "")
     if ctx.needs_frontier_quality or (model is not None and model.tier == "frontier"):
         out.append("Consideration: frontier quality is not self-hostable; no open-weight model matches "
@@ -747,7 +750,7 @@ def _reasons(s: Scenario, api: ApiResult, host: SelfHostResult, be: Breakeven, v
         out.append("Consideration: a fine-tuned model is only self-hostable (no API serves your adapter), so "
                    "the API side here is a reference price, not an alternative.")
     if h.min_replicas == 1:
-        out.append("Consideration: a single replica is one outage from downtime; the article advises "
+        out.append(f"Consideration: a single replica is one outage from downtime; {ARTICLE} advises "
                    "\"Always have a fallback to API\" (or set min_replicas to 2).")
     return tuple(out)
 

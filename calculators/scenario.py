@@ -49,7 +49,7 @@ from typing import Any, NamedTuple
 
 import tomli_w
 
-from calculators import catalog, gpuprices, ownership
+from calculators import catalog, gpuprices, ownership, tomlcomments
 from calculators.filelimits import (
     MAX_DEPTH,
     MAX_SCENARIO_BYTES,
@@ -606,10 +606,37 @@ def load_toml(path: str | Path) -> Scenario:
     return loads_toml(data, what=what)
 
 
-def dumps_toml(s: Scenario) -> str:
-    """The scenario as a TOML file that ``loads_toml`` reads back to an equal Scenario."""
-    header = "# Scenario for the self-host vs API dashboard; run: python -m calculators evaluate FILE.toml\n"
-    return header + tomli_w.dumps(scenario_to_dict(s))
+_DEFAULT_HEADER = "# Scenario for the self-host vs API dashboard; run: python -m calculators evaluate FILE.toml"
+
+
+def _whole_as_int(d: dict[str, Any]) -> dict[str, Any]:
+    """Numbers that are whole written as integers (``20000``, not ``20000.0``); ``loads_toml`` reads them
+    back as the same floats. Only up to 2**53, where every float is exact."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = _whole_as_int(v)
+        elif isinstance(v, float) and v.is_integer() and abs(v) <= 2**53:
+            v = int(v)
+        out[k] = v
+    return out
+
+
+def dumps_toml(s: Scenario, comments: tomlcomments.Comments | None = None) -> str:
+    """The scenario as a TOML file that ``loads_toml`` reads back to an equal Scenario: whole numbers as
+    integers, and ``comments`` (``tomlcomments.source_comments`` of the file it was loaded from) put back
+    beside their keys; without a header among them, a one-line header says how to run the file.
+
+    >>> print(dumps_toml(DEFAULT_SCENARIO).splitlines()[5])
+    requests_per_day = 20000
+    >>> src = dumps_toml(DEFAULT_SCENARIO).replace("requests_per_day = 20000", "requests_per_day = 20000  # a desk")
+    >>> src = src.replace("# Scenario for", "# Sources: ours\\n# Scenario for")
+    >>> [ln[:34] for ln in dumps_toml(loads_toml(src), tomlcomments.source_comments(src)).splitlines() if "#" in ln]
+    ['# Sources: ours', '# Scenario for the self-host vs AP', 'requests_per_day = 20000  # a desk']
+    """
+    comments = dict(comments or {})
+    comments.setdefault("", (_DEFAULT_HEADER,))
+    return tomlcomments.with_comments(tomli_w.dumps(_whole_as_int(scenario_to_dict(s))), comments)
 
 
 def _fields(dotted: str) -> tuple[str, str, _Spec]:

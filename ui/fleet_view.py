@@ -1,4 +1,4 @@
-"""The Fleet plan section (``pages/6_Fleet.py``): replicas at mean and peak, the autoscaling headroom that
+"""The Fleet plan section (``app_pages/6_Fleet.py``): replicas at mean and peak, the autoscaling headroom that
 absorbs one cold start, and the share and cost of traffic the API fallback takes while scaling or during an
 outage, for the current scenario (``calculators.fleet``), with demand against ready capacity over the day.
 

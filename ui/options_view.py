@@ -18,13 +18,15 @@ from collections.abc import Mapping
 import pandas as pd
 import streamlit as st
 
-from calculators import catalog, gpuprices, modelspec
+from calculators import catalog, gpuprices, modelspec, ownership
 from calculators import options as opts
 from calculators.memory import WEIGHT_DTYPES
 from calculators.provenance import TYPED_SOURCE, pct_text, reestimate, throughput_kind
 from calculators.scenario import (
+    OWNED_TIER,
     TYPED_TIER,
     Scenario,
+    SelfHost,
     apply_api_model,
     apply_gpu,
     apply_gpu_tier,
@@ -117,6 +119,15 @@ def _key(name: str) -> str:
     return "opt_" + re.sub(r"\W", "_", name)[:40] + f"_{zlib.crc32(name.encode()):08x}"
 
 
+def option_tiers(h: SelfHost) -> list[str]:
+    """The price tiers an option's form offers: the GPU's rental tiers, typed, and owned where the catalog has a
+    server price for the GPU (or the option is owned already: the form must never switch it away silently)."""
+    tiers = [*gpuprices.tiers(h.gpu), TYPED_TIER]
+    if h.gpu_price_tier == OWNED_TIER or ownership.server_price(h.gpu) is not None:
+        tiers.append(OWNED_TIER)
+    return tiers
+
+
 def _apply_edit(o: opts.Option, v: Mapping[str, object]) -> Scenario:
     """The option's scenario with the form's values (ValueError naming the field when one is rejected)."""
     s = o.scenario
@@ -156,10 +167,11 @@ def _edit_one(oset: opts.OptionsSet, o: opts.Option) -> None:
             v["gpu"] = left.selectbox("GPU", list(gpus), index=list(gpus).index(h.gpu), key=f"{k}_gpu",
                                       format_func=lambda i: gpus[i].name)
             v["gpr"] = mid.number_input("GPUs per replica", 1, 64, h.gpus_per_replica, key=f"{k}_gpr")
-            tiers = [*gpuprices.tiers(h.gpu), TYPED_TIER]
+            tiers = option_tiers(h)
             v["tier"] = right.selectbox("Price tier", tiers, key=f"{k}_tier",
                                         index=tiers.index(h.gpu_price_tier) if h.gpu_price_tier in tiers else 0,
-                                        help="A tier's median of gpu_prices.csv for the GPU, or typed below")
+                                        help="A tier's median of gpu_prices.csv for the GPU, typed below, or owned "
+                                             "(bought servers: the Break-even page's buy inputs, energy included)")
             v["price"] = right.number_input("$/GPU-hour (typed tier)", 0.0, 1000.0, float(h.gpu_usd_per_hour),
                                             key=f"{k}_price", format="%.4g")
             kind = throughput_kind(h.throughput_source)

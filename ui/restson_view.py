@@ -92,7 +92,7 @@ def per_token_lines(r: Report) -> list[str]:
     h, a = r.self_host, r.api
     if h.usd_per_mtok_output is None:
         return ["No traffic: no per-token cost."]
-    extra = f", API fallback ${h.fallback_usd_per_month:,.0f}" if h.fallback_usd_per_month else ""
+    extra = f", API fallback ${h.fallback_usd_per_month:,.0f}/month" if h.fallback_usd_per_month else ""
     return [
         f"Self-host: **${h.usd_per_mtok_output:,.2f} per M output tokens**, all in: GPUs "
         f"${h.gpu_usd_per_month:,.0f}/month for {h.replicas:,} replica{'s' if h.replicas != 1 else ''} "

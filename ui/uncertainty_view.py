@@ -86,7 +86,13 @@ def _write_url(pct: dict[str, float]) -> None:
 def uncertainty_section(s: Scenario) -> None:
     """The expander: the +/- % form, the band on savings and break-even, and the tornado chart."""
     pct = _applied_pct()  # outside the expander: a bad link's warning shows even while it is closed
-    with st.expander("Uncertainty", expanded=False):
+    # Lazy: the band, Monte Carlo and tornado (half of a rerun's time) run only while the expander is open;
+    # opening it reruns the page (key ``be_unc_open``; AppTest opens it with session_state["be_unc_open"] = True).
+    expander = st.expander("Uncertainty", expanded=False, key="be_unc_open", on_change="rerun")
+    if not expander.open:
+        _write_url(pct)
+        return
+    with expander:
         st.caption(
             "Ranges are **assumptions** (± % around this scenario's values), not measurements: defaults say "
             "throughput ±20% (run-to-run and workload), GPU price ±15% (providers and tiers), volume ±30% "

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from calculators import tomlcomments
+from calculators.filelimits import read_limited
 from calculators.provenance import pct_text
-from calculators.scenario import Scenario, dumps_toml, load_toml, loads_toml
-from ui import cached, state
+from calculators.scenario import MAX_SCENARIO_BYTES, Scenario, dumps_toml, loads_toml, scenario_to_dict
+from ui import cached, glossary, state
 from ui.inputs import human_error
 
 __all__ = [
@@ -39,10 +41,12 @@ __all__ = [
     "show_url_problems",
     "verdict_panel",
     "scenario_io_panel",
+    "download_comments",
 ]
 
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 _IO_MESSAGE_KEY = "scn_io_message"
+_SOURCE_KEY = "scn_source"  # (file name, Scenario as loaded, its comments): re-emitted on download
 
 
 def usd(x: float) -> str:
@@ -124,14 +128,15 @@ def verdict_panel(s: Scenario) -> None:
     c[1].metric("Self-host, $/month", usd(r.self_host.usd_per_month), help="GPUs plus ops")
     c[2].metric("Savings, $/month", usd(r.savings_usd_per_month), help="API cost minus self-host cost")
     c = st.columns(3)
-    c[0].metric("Replicas", f"{r.self_host.replicas:,}")
+    c[0].metric("Replicas", f"{r.self_host.replicas:,}", help=glossary.term_help("Replica"))
     c[1].metric(
-        "GPU utilization", pct_text(r.self_host.utilization), help="mean demand / provisioned capacity"
+        "GPU utilization", pct_text(r.self_host.utilization),
+        help="mean demand / provisioned capacity. " + glossary.term_help("Utilization"),
     )
     c[2].metric(
         "Break-even, requests/day",
         requests_per_day_text(r.breakeven.requests_per_day),
-        help="first crossing: the lowest requests/day at which self-hosting is no dearer than the API "
+        help=glossary.term_help("Break-even") + " Here the first crossing: the lowest requests/day at which self-hosting is no dearer than the API "
         "(just after each added replica the API can be cheaper again: see the sustained break-even)",
     )
     c = st.columns(3)
@@ -153,10 +158,13 @@ def _load_example() -> None:
     try:
         if path is None:
             raise ValueError(f"no example scenario named {name!r}")
-        state.set_scenario(load_toml(path))
+        text = read_limited(path, MAX_SCENARIO_BYTES, f"scenario file {str(path)!r}")
+        loaded = loads_toml(text, what=f"scenario file {str(path)!r}")
     except (OSError, ValueError) as e:
         st.session_state[_IO_MESSAGE_KEY] = ("error", f"{name}: {e}")
     else:
+        state.set_scenario(loaded)
+        _keep_source(path.name, loaded, text)
         st.session_state[_IO_MESSAGE_KEY] = ("success", f"Loaded example {name!r}.")
     st.session_state["scn_example"] = None  # back to the placeholder, so the same example can be reloaded
 
@@ -171,7 +179,47 @@ def _load_upload() -> None:
         st.session_state[_IO_MESSAGE_KEY] = ("error", f"{f.name} was not loaded: {e}")
     else:
         state.set_scenario(s)
+        _keep_source(f.name, s, f.getvalue())
         st.session_state[_IO_MESSAGE_KEY] = ("success", f"Loaded {f.name}.")
+
+
+def _keep_source(name: str, loaded: Scenario, text: str | bytes) -> None:
+    """Remember the file's comments (its sources) so that the downloaded copy keeps them."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8-sig", errors="replace")
+    st.session_state[_SOURCE_KEY] = (name, loaded, tomlcomments.source_comments(text))
+
+
+def _flat(s: Scenario) -> dict[str, object]:
+    d = scenario_to_dict(s)
+    out = {k: v for k, v in d.items() if not isinstance(v, dict)}
+    out.update({f"{sec}.{k}": v for sec, sub in d.items() if isinstance(sub, dict) for k, v in sub.items()})
+    return out
+
+
+def download_comments(s: Scenario, source: tuple[str, Scenario, tomlcomments.Comments] | None
+                      ) -> tomlcomments.Comments | None:
+    """The comments to write into the download of ``s``: those of the file it was loaded from (``source``),
+    less those of the fields changed since (their source no longer applies), with a header line naming the
+    file and the changed fields. None when nothing was loaded (``dumps_toml`` writes its own header).
+
+    >>> from calculators.scenario import DEFAULT_SCENARIO, replace_field
+    >>> src = ("ex.toml", DEFAULT_SCENARIO, {"": ("# Sources: X",), "traffic.requests_per_day": ((), "# why")})
+    >>> download_comments(DEFAULT_SCENARIO, src)
+    {'': ('# Sources: X',), 'traffic.requests_per_day': ((), '# why')}
+    >>> download_comments(replace_field(DEFAULT_SCENARIO, "traffic.requests_per_day", 5.0), src)
+    {'': ('# Sources: X', '# Edited in the app after loading ex.toml: traffic.requests_per_day')}
+    """
+    if source is None:
+        return None
+    name, loaded, comments = source
+    before, now = _flat(loaded), _flat(s)
+    changed = [k for k in dict.fromkeys([*before, *now]) if before.get(k) != now.get(k)]
+    if not changed:
+        return comments
+    out = tomlcomments.without_keys(comments, changed)
+    out[""] = (*out.get("", ()), f"# Edited in the app after loading {name}: {', '.join(changed)}")  # type: ignore[misc]
+    return out
 
 
 def scenario_io_panel(s: Scenario, *, file_stem: str | None = None) -> None:
@@ -193,7 +241,7 @@ def scenario_io_panel(s: Scenario, *, file_stem: str | None = None) -> None:
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", file_stem or s.name or "scenario").strip("-") or "scenario"
     st.download_button(
         "Download scenario (TOML)",
-        data=dumps_toml(s),
+        data=dumps_toml(s, download_comments(s, st.session_state.get(_SOURCE_KEY))),
         file_name=f"{stem}.toml",
         mime="application/toml",
         key="scn_download",

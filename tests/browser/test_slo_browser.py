@@ -83,7 +83,7 @@ def test_slo_operating_point_goes_to_the_break_even(browser, base_url, stored):
         page.get_by_role("button", name="Use the SLO operating point in the break-even").click()
         expect(page.get_by_text(f"Applied: the Break-even page now uses measured run {rid} at SLO")).to_be_visible(
             timeout=30_000)
-        page.get_by_role("link", name="Break even").click()
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Break-even").click()  # named in words
         expect(page.get_by_text(f"Self-host throughput: {op.decode_tokens_per_s:,.0f} output tokens/s per "
                                 f"replica")).to_be_visible(timeout=30_000)
         expect(page.get_by_text(f"measured run {rid} at SLO TTFT p90 ≤ 500 ms, TPOT p90 ≤ 50 ms").first

@@ -56,7 +56,8 @@ def test_the_uncertainty_expander_shows_the_band_and_a_range_goes_into_the_link(
     try:
         page.goto(f"{base_url}/Break_even", wait_until="domcontentloaded")
         expect(page.get_by_role("heading", name="Break-even")).to_be_visible(timeout=30_000)
-        expander = page.locator("[data-testid=stExpander]").filter(has_text="Apply ranges")
+        expander = page.locator("[data-testid=stExpander]").filter(  # lazy: its content exists once opened
+            has=page.locator("summary").get_by_text("Uncertainty", exact=True))
         expander.locator("summary").dispatch_event("click")  # a plain click waits on scrolling past live charts
         expect(expander.get_by_text("Which input moves the monthly savings most")).to_be_visible(timeout=30_000)
         expect(expander.get_by_text("Savings vs volume, with the uncertainty band")).to_be_visible()

@@ -56,7 +56,7 @@ def test_two_probe_clis_store_in_one_postgres_database_one_page_lists_both(
     monkeypatch.setenv("APP__PROBE__DATA_DIR", str(tmp_path / "app"))
     st.cache_data.clear()
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-    at.switch_page("pages/4_Results.py").run()
+    at.switch_page("app_pages/4_Results.py").run()
     assert not at.exception, at.exception
     labels = [o for o in at.selectbox(key="res_run").options if o.startswith("run ")]
     assert sorted(label.split(" · ")[1] for label in labels) == ["gpu-box-a", "gpu-box-b"]

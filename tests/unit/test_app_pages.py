@@ -23,7 +23,7 @@ from ui.widgets import usd, verdict_headline
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "app.py")
-BREAK_EVEN = "pages/1_Break_even.py"
+BREAK_EVEN = "app_pages/1_Break_even.py"
 TIMEOUT_S = 30
 
 

@@ -17,7 +17,7 @@ from calculators.scenario import load_toml, to_query_params
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "app.py")
-BREAK_EVEN = "pages/1_Break_even.py"
+BREAK_EVEN = "app_pages/1_Break_even.py"
 EXAMPLE = "scenarios/rag-assistant-70b.toml"
 LABEL = "Download the decision brief (HTML)"
 
@@ -79,7 +79,7 @@ def test_the_options_page_serves_the_brief_of_its_options(monkeypatch):
     oset = opts.load_options(ROOT / "scenarios" / "options" / "three-ways.toml")
     at = AppTest.from_file(HOME, default_timeout=60)
     at.query_params.update(opts.options_to_query_params(oset))
-    at.switch_page("pages/5_Options.py").run()
+    at.switch_page("app_pages/5_Options.py").run()
     assert not at.exception, at.exception
     assert not [b for b in at.get("download_button") if b.proto.label == LABEL]
     at.button(key="opt_brief_prepare").click().run()

@@ -150,7 +150,7 @@ def test_benchmark_fit_is_the_shared_fit_and_gives_the_shipped_constants():
 def _page(monkeypatch, db: Path) -> AppTest:
     monkeypatch.setenv("APP__PROBE__DB", str(db))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.switch_page("pages/2_Capacity.py").run()
+    at.switch_page("app_pages/2_Capacity.py").run()
     assert not at.exception, at.exception
     at.selectbox(key="cap_model").set_value(L8B)
     at.selectbox(key="cap_gpu").set_value("h100-sxm").run()

@@ -20,7 +20,7 @@ from ui.capacity_view import shape_estimate
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "tests" / "fixtures" / "configs"
-PAGE = "pages/2_Capacity.py"
+PAGE = "app_pages/2_Capacity.py"
 L70 = "meta-llama/Llama-3.3-70B-Instruct"
 L8B = "meta-llama/Llama-3.1-8B-Instruct"
 SHAPE = (round(DEFAULT_SCENARIO.traffic.input_tokens), round(DEFAULT_SCENARIO.traffic.output_tokens))
@@ -64,7 +64,8 @@ def test_default_70b_bf16_will_not_start_and_gets_no_command():
     labels = list(_fix_buttons(at))
     assert labels[0] == "fp8 weights (--quantization fp8)" and any(x.startswith("TP=2") for x in labels)
     assert at.button(key="cap_use").disabled
-    assert len(at.expander) == 1 + 1 + len("abcdef")  # memory reasons, LoRA settings, the six claims
+    assert len(at.main.expander) + len([e for e in at.sidebar.expander if not e.label.startswith("Glossary")]) \
+        == 1 + 1 + len("abcdef")  # memory reasons, LoRA settings, the six claims (not the glossary)
     assert _metrics(at)["Weights per GPU"] == "131.4 GiB"
 
 
@@ -143,7 +144,7 @@ def test_the_request_shape_is_the_scenarios_and_is_shared_with_break_even():
     _run(at)
     assert at.session_state["scenario"] == replace_field(DEFAULT_SCENARIO, "traffic.output_tokens", 700)
     assert any(f"{SHAPE[0]:,} + 700-token requests" in m.value for m in at.markdown)
-    at.switch_page("pages/1_Break_even.py")
+    at.switch_page("app_pages/1_Break_even.py")
     _run(at)
     assert at.number_input(key="be_output_tokens").value == 700
     at.number_input(key="be_input_tokens").set_value(3000)

@@ -43,7 +43,7 @@ def test_examples_print_the_report(path):
 
 
 def test_stdin_and_null_for_zero_traffic():
-    text = dumps_toml(DEFAULT_SCENARIO).replace("requests_per_day = 20000.0", "requests_per_day = 0")
+    text = dumps_toml(DEFAULT_SCENARIO).replace("requests_per_day = 20000\n", "requests_per_day = 0\n")
     proc = run("-", stdin=text)
     assert proc.returncode == 0, proc.stderr
     d = json.loads(proc.stdout)
@@ -61,7 +61,7 @@ def test_stdin_and_null_for_zero_traffic():
 )
 def test_bad_files_exit_2_with_one_line(tmp_path, content, message):
     if content is None:
-        content = dumps_toml(DEFAULT_SCENARIO).replace("requests_per_day = 20000.0", "requests_per_day = -5")
+        content = dumps_toml(DEFAULT_SCENARIO).replace("requests_per_day = 20000\n", "requests_per_day = -5\n")
     path = tmp_path / "bad.toml"
     path.write_text(content, encoding="utf-8")
     proc = run(str(path))

@@ -17,7 +17,7 @@ from probes.results.store import RUN_SCHEMA, ResultStore
 from ui import compare_view
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = "pages/4_Results.py"
+PAGE = "app_pages/4_Results.py"
 
 
 @pytest.fixture

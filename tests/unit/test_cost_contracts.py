@@ -107,15 +107,15 @@ def test_report_to_dict_carries_every_value():
 
 DEFAULT_REASONS = [
     "At 20,000 requests/day the API costs $490/month and self-hosting $3,464/month (1 replica(s) of 1x NVIDIA "
-    "H100 SXM 80GB at $2.69/GPU-hour (typed) = $1,964, ops $1,500, API fallback $0): the API is cheaper by $2,973/month.",
+    "H100 SXM 80GB at $2.69/GPU-hour (typed) = $1,964/month, ops $1,500/month, API fallback $0/month): the API is cheaper by $2,973/month.",
     "Break-even: self-hosting is no dearer from 141,240 requests/day (1 replica(s)), and at every higher volume.",
     "Per output token, a replica matches the API ($2.69/M output-equivalent) at 8% average utilization.",
     "Capacity assumes 3,400 output tokens/s per replica (output tokens only); source: measured: Lambda "
     "vllm-benchmark, Llama-3.1-8B FP8, 1xH100 SXM, vLLM 0.5.4 (2024-09).",
     "Average GPU utilization is 2% (sized for a 2x peak, 1 minimum replica(s)): most of the GPU time you pay "
     "for is idle.",
-    "Consideration: a single replica is one outage from downtime; the article advises \"Always have a fallback "
-    "to API\" (or set min_replicas to 2).",
+    "Consideration: a single replica is one outage from downtime; the article \"Self-host a high-throughput "
+    "inference server with vLLM\" advises \"Always have a fallback to API\" (or set min_replicas to 2).",
 ]
 
 
@@ -130,7 +130,8 @@ def test_every_conditional_reason_word_for_word():
                                                            fine_tuned_model=True, has_gpu_expertise=False))
     assert list(cost.evaluate(s).reasons) == [
         "At 500 requests/day the API costs $12.26/month and self-hosting $36,600/month (1 replica(s) of 1x "
-        "NVIDIA H100 SXM 80GB at $50/GPU-hour (typed) = $36,500, ops $100, API fallback $0): the API is cheaper by "
+        "NVIDIA H100 SXM 80GB at $50/GPU-hour (typed) = $36,500/month, ops $100/month, API fallback $0/month): the API "
+        "is cheaper by "
         "$36,588/month.",
         "Self-hosting never breaks even at these prices: even a fully used replica costs more per request than "
         "the API (or the API is free).",
@@ -139,8 +140,8 @@ def test_every_conditional_reason_word_for_word():
         DEFAULT_REASONS[3],
         "Average GPU utilization is <1% (sized for a 2x peak, 1 minimum replica(s)): most of the GPU time you pay "
         "for is idle.",
-        "Consideration: under 1,000 requests/day the article's rule of thumb is that the API is cheaper, simpler "
-        "and more reliable.",
+        "Consideration: under 1,000 requests/day the rule of thumb of the article \"Self-host a high-throughput "
+        "inference server with vLLM\" is that the API is cheaper, simpler and more reliable.",
         "Consideration: frontier quality is not self-hostable; no open-weight model matches frontier APIs on hard "
         "reasoning, so this compares against a model you could not replace one-for-one.",
         "Consideration: the team has no GPU expertise; vLLM's failure modes (CUDA mismatches, NCCL errors, kernel "

@@ -51,11 +51,11 @@ def test_toml_nested_100000_deep_is_a_scenario_error_not_recursion():
 
 
 def test_toml_400_digit_integer_names_the_field():
-    text = GOOD_TOML.replace("requests_per_day = 20000.0", f"requests_per_day = {BIG_INT}")
+    text = GOOD_TOML.replace("requests_per_day = 20000\n", f"requests_per_day = {BIG_INT}\n")
     with pytest.raises(ScenarioError, match=r"400-digit number at traffic\.requests_per_day"):
         loads_toml(text)
     with pytest.raises(ScenarioError, match="over 4,300 digits"):  # past Python's own int() limit
-        loads_toml(GOOD_TOML.replace("requests_per_day = 20000.0", "requests_per_day = " + "9" * 5000))
+        loads_toml(GOOD_TOML.replace("requests_per_day = 20000\n", "requests_per_day = " + "9" * 5000 + "\n"))
     with pytest.raises(ValueError, match="must be a finite number, got a 401-digit number"):
         require_finite("x", 10**400)  # a value built in code: ValueError, not OverflowError
 
@@ -99,7 +99,7 @@ def test_huge_unknown_key_is_shown_short():
 
 @pytest.mark.parametrize(("content", "message"), [
     (DEEP_TOML, "nested deeper than 32 levels"),
-    (GOOD_TOML.replace("requests_per_day = 20000.0", f"requests_per_day = {BIG_INT}"), "400-digit number"),
+    (GOOD_TOML.replace("requests_per_day = 20000\n", f"requests_per_day = {BIG_INT}\n"), "400-digit number"),
     (b"\xff\xfe" + GOOD_TOML.encode("utf-16-le"), "UTF-16"),
     ("#" * (MAX_SCENARIO_BYTES + 1), "over the 256 KiB limit"),
 ])
@@ -204,7 +204,7 @@ def test_scenario_upload_with_bom_loads_and_a_deep_one_is_a_clear_error():
 
 def test_capacity_upload_of_a_400_digit_config_is_a_clear_error():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page("pages/2_Capacity.py").run()
+    at.switch_page("app_pages/2_Capacity.py").run()
     at.radio(key="cap_source").set_value("Upload config.json").run()  # live page: the uploader appears at once
     at.file_uploader(key="cap_upload").set_value(
         ("my-model.json", GOOD_CONFIG.replace('"hidden_size": 4096', f'"hidden_size": {BIG_INT}').encode(),
@@ -225,7 +225,7 @@ def test_upload_caps_server_and_browser():
     at = _home()
     scn_mib = at.file_uploader(key="scn_upload").proto.max_upload_size_mb
     assert MAX_SCENARIO_BYTES <= scn_mib * 2**20 < MAX_SCENARIO_BYTES + 2**20  # the smallest whole MiB above it
-    at.switch_page("pages/2_Capacity.py").run()
+    at.switch_page("app_pages/2_Capacity.py").run()
     at.radio(key="cap_source").set_value("Upload config.json").run()
     assert at.file_uploader(key="cap_upload").proto.max_upload_size_mb * 2**20 == MAX_CONFIG_BYTES
 

@@ -1,4 +1,4 @@
-"""AppTest of the Fleet page (pages/6_Fleet.py, ui.fleet_view): the RAG example's plan as the calculator gives
+"""AppTest of the Fleet page (app_pages/6_Fleet.py, ui.fleet_view): the RAG example's plan as the calculator gives
 it, the inputs changing it, a trace upload giving the demand's shape, a bad trace named and ignored."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ TIMEOUT_S = 30
 def _fleet_page() -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT_S)
     at.query_params.update(to_query_params(load_toml(RAG)))
-    at.switch_page("pages/6_Fleet.py").run()
+    at.switch_page("app_pages/6_Fleet.py").run()
     assert not at.exception, at.exception
     return at
 

@@ -14,7 +14,7 @@ from calculators.scenario import DEFAULT_SCENARIO, apply_api_model, apply_gpu, l
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "app.py")
-BREAK_EVEN = "pages/1_Break_even.py"
+BREAK_EVEN = "app_pages/1_Break_even.py"
 TIMEOUT_S = 30
 
 
@@ -130,7 +130,7 @@ def test_a_512_token_reference_point_applied_to_the_6000_token_rag_scenario_is_s
     rag = load_toml(ROOT / "scenarios/rag-assistant-70b.toml")
     at = AppTest.from_file(HOME, default_timeout=60)
     at.query_params.update(to_query_params(rag))
-    at.switch_page("pages/4_Results.py").run()
+    at.switch_page("app_pages/4_Results.py").run()
     assert not at.exception, at.exception
     at.selectbox(key="res_run").set_value("ref:h100-vllm0.26-2026-11-28/llama-3.3-70b-fp8").run()
     at.button(key="res_run_view_use").click().run()
@@ -139,7 +139,7 @@ def test_a_512_token_reference_point_applied_to_the_6000_token_rag_scenario_is_s
     assert (h.throughput_gpu, h.throughput_model, h.throughput_dtype) == (
         "h100-sxm", "meta-llama/Llama-3.3-70B-Instruct", "fp8")
     assert (h.throughput_input_tokens, h.throughput_output_tokens) == (512.0, 256.0)
-    at.switch_page("app.py").run()
+    at.switch_page("app_pages/0_Home.py").run()
     assert not at.exception, at.exception
     (warning,) = _stale_warnings(at)
     assert "measured at 512 in / 256 out tokens" in warning and "6,000 in" in warning
@@ -158,7 +158,7 @@ def test_low_volume_shares_read_under_one_percent_never_zero():
 
 def test_capacity_page_flags_another_model_and_dtype_and_its_estimate_records_the_deployment():
     at = AppTest.from_file(HOME, default_timeout=60)
-    at.switch_page("pages/2_Capacity.py").run()
+    at.switch_page("app_pages/2_Capacity.py").run()
     assert not at.exception, at.exception
     at.selectbox(key="cap_dtype").set_value("fp8").run()  # the page's default 70B now fits one H100
     assert not at.exception, at.exception

@@ -162,7 +162,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_results_page_upload_refuses_hostile_files(db: Path, name: str) -> None:
     text, message = HOSTILE[name]
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page("pages/4_Results.py").run()
+    at.switch_page("app_pages/4_Results.py").run()
     at.sidebar.file_uploader(key="res_import").set_value(("hostile.json", text.encode(), "application/json")).run()
     assert not at.exception, at.exception
     assert message in at.error[0].value and "\n" not in at.error[0].value

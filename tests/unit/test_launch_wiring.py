@@ -159,7 +159,7 @@ def _probe_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def _probe_page(snapshot: GpuSnapshot) -> AppTest:
     with mock.patch("probes.observe.gpu.inspect", return_value=snapshot):
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-        at.switch_page("pages/3_Probe.py").run()
+        at.switch_page("app_pages/3_Probe.py").run()
         assert not at.exception, at.exception
         at.selectbox(key="probe_synthetic").set_value(L8).run()
         assert not at.exception, at.exception
@@ -196,7 +196,7 @@ def test_capacity_page_caps_the_plan_by_this_gpu_and_can_ignore_it():
     st.cache_data.clear()
     with mock.patch("probes.observe.gpu.inspect", return_value=BUSY_H100):
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-        at.switch_page("pages/2_Capacity.py").run()
+        at.switch_page("app_pages/2_Capacity.py").run()
         at.selectbox(key="cap_model").set_value(L8).run()
         assert not at.exception, at.exception
         serve = next(c.value for c in at.code if c.value.startswith("vllm serve"))

@@ -13,7 +13,7 @@ L8B = "meta-llama/Llama-3.1-8B-Instruct"
 
 def _page() -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page("pages/2_Capacity.py").run()
+    at.switch_page("app_pages/2_Capacity.py").run()
     assert not at.exception, at.exception
     at.selectbox(key="cap_model").set_value(L8B)
     at.selectbox(key="cap_gpus").set_value(2)

@@ -14,7 +14,7 @@ from calculators.scenario import DEFAULT_SCENARIO, apply_gpu
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "app.py")
-PAGE = "pages/5_Options.py"
+PAGE = "app_pages/5_Options.py"
 TIMEOUT_S = 60
 
 
@@ -93,3 +93,24 @@ def test_link_reopens_options_and_bad_values_are_reported() -> None:
     at = _page(qp)
     assert list(_table(at)["Option"]) == ["A", "B"]
     assert any("option 1 ('A')" in w.value and "gpus_per_replica must be a number" in w.value for w in at.warning)
+
+
+def test_an_owned_option_keeps_its_tier_through_the_form_and_a_rented_one_can_become_owned():
+    import dataclasses
+
+    from calculators.scenario import DEFAULT_SCENARIO, apply_gpu_tier
+    from ui.options_view import _apply_edit, option_tiers
+
+    owned = apply_gpu_tier(DEFAULT_SCENARIO, "owned")  # H100: the catalog has a server price
+    assert owned.self_host.gpu_price_tier == "owned" and "owned" in option_tiers(owned.self_host)
+    opt = opts.Option(name="buy", kind="self_host", scenario=owned)
+    form = {"gpu": owned.self_host.gpu, "gpr": owned.self_host.gpus_per_replica, "tier": "owned",
+            "price": owned.self_host.gpu_usd_per_hour, "source": "typed",
+            "otps": owned.self_host.output_tokens_per_s, "model": "", "dtype": "bf16", "api": ""}
+    kept = _apply_edit(opt, form)
+    assert kept.self_host.gpu_price_tier == "owned"
+    assert kept.self_host.gpu_usd_per_hour == owned.self_host.gpu_usd_per_hour  # derived from the own_* fields
+    rented = opts.Option(name="rent", kind="self_host", scenario=DEFAULT_SCENARIO)
+    bought = _apply_edit(rented, {**form, "tier": "owned"})
+    assert bought.self_host.gpu_price_tier == "owned" and bought == dataclasses.replace(bought)
+    assert bought.self_host.gpu_usd_per_hour != DEFAULT_SCENARIO.self_host.gpu_usd_per_hour

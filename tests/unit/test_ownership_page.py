@@ -35,7 +35,7 @@ def _store(tmp_path, monkeypatch):
 def _page(rpd: str = "800000") -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT_S)
     at.query_params["rpd"] = rpd
-    at.switch_page("pages/1_Break_even.py").run()
+    at.switch_page("app_pages/1_Break_even.py").run()
     assert not at.exception, at.exception
     return at
 

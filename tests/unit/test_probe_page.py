@@ -19,7 +19,7 @@ from ui import probe_view
 from ui.probe_view import ProbeForm, build_request, parse_serve_args, progress_text
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = "pages/3_Probe.py"
+PAGE = "app_pages/3_Probe.py"
 NO_GPU = GpuSnapshot(False, "no NVIDIA GPU visible: NVIDIA driver not available (test)")
 
 

@@ -18,7 +18,7 @@ from probes.results.store import RUN_SCHEMA, ResultStore
 from ui import results_view
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = "pages/4_Results.py"
+PAGE = "app_pages/4_Results.py"
 BENCH_FIXTURE = ROOT / "tests" / "fixtures" / "vllm_bench_result_cpu.json"
 REF_DIR = ROOT / "benchmarks" / "results" / "h100-vllm0.26-2026-11-28"
 REF_LABEL = "reference: H100 80GB HBM3, vLLM 0.26.0, synthetic weights, 2026-11-28"
@@ -240,7 +240,7 @@ def test_slo_operating_point_from_a_stored_run_moves_the_break_even(db: Path):
     assert after.savings_usd_per_month < before.savings_usd_per_month
     assert after.breakeven.utilization > before.breakeven.utilization  # the per-token break-even moved
     # the Break-even page says where the number came from and keeps warning about the shape
-    at.switch_page("pages/1_Break_even.py").run()
+    at.switch_page("app_pages/1_Break_even.py").run()
     assert not at.exception, at.exception
     assert any(f"measured run {rid} at SLO" in c.value for c in at.caption)
     assert any("input 6,000 vs 512 tokens (×11.7)" in w.value for w in at.warning)

@@ -84,7 +84,7 @@ def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def _page() -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page("pages/3_Probe.py").run()
+    at.switch_page("app_pages/3_Probe.py").run()
     assert not at.exception, at.exception
     return at
 

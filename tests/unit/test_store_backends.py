@@ -190,7 +190,7 @@ def test_two_clis_on_one_postgres_url_store_runs_one_results_page_lists(postgres
     monkeypatch.setenv("APP__PROBE__DATA_DIR", str(tmp_path / "data"))
     st.cache_data.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page("pages/4_Results.py").run()
+    at.switch_page("app_pages/4_Results.py").run()
     assert not at.exception, at.exception
     listed = [o for o in at.selectbox(key="res_run").options if o.startswith("run ")]  # labels of stored runs
     assert len(listed) == 10 and {o.split(" · ")[1] for o in listed} == {"box-a", "box-b"}
@@ -211,7 +211,7 @@ def test_the_results_page_with_a_wrong_password_is_one_error_line(postgres_serve
     monkeypatch.setenv("APP__PROBE__DATA_DIR", str(tmp_path / "data"))
     st.cache_data.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page("pages/4_Results.py").run()
+    at.switch_page("app_pages/4_Results.py").run()
     assert not at.exception, at.exception
     (error,) = at.error
     assert f"127.0.0.1:{postgres_server.port}" in error.value and "not-the-password" not in error.value
@@ -250,7 +250,7 @@ def test_the_results_page_filters_come_from_and_go_to_the_url(filled, store_url,
     monkeypatch.setenv("APP__PROBE__DATA_DIR", str(tmp_path / "data"))
     st.cache_data.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page("pages/4_Results.py")
+    at.switch_page("app_pages/4_Results.py")
     at.query_params["res_host"] = "gpu-b"
     at.query_params["res_since"] = "2026-12-03"
     at.run()

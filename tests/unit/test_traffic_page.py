@@ -21,7 +21,7 @@ TIMEOUT_S = 30
 
 def _break_even() -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT_S)
-    at.switch_page("pages/1_Break_even.py").run()
+    at.switch_page("app_pages/1_Break_even.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -106,7 +106,7 @@ def test_a_link_with_a_traces_shape_shows_its_percentiles_and_tail_without_the_f
     s = replace_field(s, "traffic.input_tokens_p99", 5000.0)  # 20x the mean of 250
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT_S)
     at.query_params.update(to_query_params(s))
-    at.switch_page("pages/1_Break_even.py").run()
+    at.switch_page("app_pages/1_Break_even.py").run()
     assert not at.exception, at.exception
     assert at.session_state["scenario"] == s
     assert any(h.value == "Traffic from trace small-azure.csv" for h in at.subheader)

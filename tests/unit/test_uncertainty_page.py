@@ -20,7 +20,7 @@ from ui.widgets import usd
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = str(ROOT / "app.py")
-BREAK_EVEN = "pages/1_Break_even.py"
+BREAK_EVEN = "app_pages/1_Break_even.py"
 EXAMPLE = ROOT / "scenarios" / "rag-assistant-70b.toml"
 TIMEOUT_S = 30
 
@@ -33,6 +33,7 @@ def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
 def page(query_params: dict[str, str] | None = None) -> AppTest:
     at = AppTest.from_file(HOME, default_timeout=TIMEOUT_S)
     at.query_params.update(query_params or {})
+    at.session_state["be_unc_open"] = True  # the expander computes only while open
     at.switch_page(BREAK_EVEN).run()
     assert not at.exception, at.exception
     return at

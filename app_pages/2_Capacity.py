@@ -20,7 +20,7 @@ import streamlit as st
 
 from calculators import catalog, modelspec
 from calculators.calibration import Calibration
-from calculators.claims import ARTICLE_CLAIMS, check_claim
+from calculators.claims import ARTICLE, ARTICLE_CLAIMS, check_claim
 from calculators.launch import kv_room_sequences, plan_launch
 from calculators.memory import KV_CACHE_DTYPES, VLLM_0_26, WEIGHT_DTYPES, FitInput, fit
 from calculators.provenance import ThroughputContext
@@ -342,6 +342,7 @@ else:
 multinode_view.render(inp)  # pipeline / data parallel over nodes: per-GPU memory per stage, Ray commands
 
 st.subheader("The article's claims, checked")
+st.caption(f"The claims of {ARTICLE} (the seed article of this project), each re-derived with arithmetic.")
 for key, v in _claims().items():
     with st.expander(f"({key}) {v.claim.text} — {'possible' if v.possible else 'not possible'}"):
         st.markdown("\n".join(f"- {line}" for line in v.lines))

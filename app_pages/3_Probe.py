@@ -137,7 +137,7 @@ probe_view.gpu_status_panel(snapshot)
 if not settings.enabled:
     st.info("Probing is switched off for this deployment (APP__PROBE__ENABLED=0): no probe can be started "
             "here. Stored and reference measurements are on the Results page.")
-    st.page_link("pages/4_Results.py", label="Results", icon="📊")
+    st.page_link("app_pages/4_Results.py", label="Results", icon="📊")
     st.stop()
 
 st.session_state.setdefault("probe_python", settings.vllm_python or "")
@@ -145,7 +145,7 @@ ready = _readiness(st.session_state["probe_python"], bool(snapshot.get("availabl
 if not ready.ok:
     st.warning(f"This machine cannot start a managed vLLM: {ready.reason}.")
     st.markdown("What you can do:\n" + "\n".join(f"- {line[:1].upper()}{line[1:]}" for line in WHAT_CAN_BE_DONE))
-    st.page_link("pages/4_Results.py", label="Results (reference runs)", icon="📊")
+    st.page_link("app_pages/4_Results.py", label="Results (reference runs)", icon="📊")
 elif ready.cpu_build:
     st.caption(f"vLLM {ready.vllm_version or '?'} CPU build: fine for small models and correctness checks, "
                "not for GPU throughput claims.")
