@@ -7,18 +7,13 @@ Skipped with a reason when chromium or Playwright is missing, except in CI (``CI
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
 from calculators import cost, gpuprices
 from calculators.scenario import loads_toml, to_query_params
-
-from .harness import CHROMIUM, launch_chromium, serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -37,31 +32,6 @@ gpu = "l40s"
 gpu_usd_per_hour = 0.79
 output_tokens_per_s = 950
 """)
-
-
-def _require(ok: bool, reason: str) -> None:
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping; run `make browser`)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serve_app() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    _require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (Debian package `chromium`; `make browser`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _require(False, "playwright is not installed (requirements-test.txt)")
-    with sync_playwright() as p, launch_chromium(p) as b:
-        yield b
 
 
 def _choose(page, combobox, option_name) -> None:

@@ -8,37 +8,16 @@ when chromium or Playwright is missing, except in CI (``CI`` set), where that fa
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from calculators.brief import extract_data, headline
 
-from .harness import CHROMIUM, ROOT, launch_chromium
+from .harness import ROOT
 
 pytestmark = pytest.mark.browser
-
-
-def _require(ok: bool, reason: str) -> None:
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping; run `make browser`)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    _require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (Debian package `chromium`; `make browser`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _require(False, "playwright is not installed (requirements-test.txt)")
-    with sync_playwright() as p, launch_chromium(p) as b:
-        yield b
 
 
 @pytest.mark.parametrize(("path", "charts_want"), [

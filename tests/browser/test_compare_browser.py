@@ -10,23 +10,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from probes.results.store import RUN_SCHEMA, ResultStore
 
-from .harness import CHROMIUM, launch_chromium, serve_app
+from .harness import serve_app
 
 pytestmark = pytest.mark.browser
-
-
-def _require(ok: bool, reason: str) -> None:
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping; run `make browser`)")
-    pytest.skip(reason)
 
 
 def _run(gpu: dict | None, model: str, concurrency: tuple[int, ...], tok_s_per_stream: float,
@@ -67,17 +58,6 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-@pytest.fixture(scope="module")
-def browser():
-    _require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (Debian package `chromium`; `make browser`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _require(False, "playwright is not installed (requirements-test.txt)")
-    with sync_playwright() as p, launch_chromium(p) as b:
-        yield b
 
 
 def _loaded(page) -> None:

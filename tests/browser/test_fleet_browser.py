@@ -5,44 +5,16 @@ Skipped with a reason when chromium or Playwright is missing, except in CI (``CI
 
 from __future__ import annotations
 
-import os
 import urllib.parse
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from calculators.scenario import load_toml, to_query_params
 
-from .harness import CHROMIUM, ROOT, launch_chromium, serve_app
+from .harness import ROOT
 
 pytestmark = pytest.mark.browser
 RAG = ROOT / "scenarios" / "rag-assistant-70b.toml"
-
-
-def _require(ok: bool, reason: str) -> None:
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping; run `make browser`)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serve_app() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    _require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (Debian package `chromium`; `make browser`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _require(False, "playwright is not installed (requirements-test.txt)")
-    with sync_playwright() as p, launch_chromium(p) as b:
-        yield b
 
 
 def test_the_fleet_page_shows_replicas_headroom_fallback_and_the_day(browser, base_url):

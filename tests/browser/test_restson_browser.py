@@ -7,41 +7,11 @@ Skipped with a reason when chromium or Playwright is missing, except in CI (``CI
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from .harness import CHROMIUM, launch_chromium, serve_app
-
 pytestmark = pytest.mark.browser
-
-
-def _require(ok: bool, reason: str) -> None:
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping; run `make browser`)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serve_app() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    _require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (Debian package `chromium`; `make browser`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _require(False, "playwright is not installed (requirements-test.txt)")
-    with sync_playwright() as p, launch_chromium(p) as b:
-        yield b
 
 
 def _idle(page) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,24 +15,17 @@ from calculators import operating
 from probes.results import reference
 from probes.results.store import ResultStore
 
-from .harness import CHROMIUM, ROOT, launch_chromium, serve_app
+from .conftest import require
+from .harness import ROOT, serve_app
 
 pytestmark = pytest.mark.browser
 RUN = ROOT / "benchmarks" / "results" / "h100-vllm0.26-2026-11-28" / "probe-llama-3.1-8b-bf16.json"
 
 
-def _require(ok: bool, reason: str) -> None:
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping; run `make browser`)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, dict]]:
     """A real SQLite store holding the bundled 8B H100 run (per-request records kept), named by env."""
-    _require(RUN.exists(), f"{RUN.name} is not in this checkout")
+    require(RUN.exists(), f"{RUN.name} is not in this checkout")
     db = tmp_path_factory.mktemp("slo") / "results.sqlite"
     run = reference.load_run(RUN, keep_samples=True)
     rid = ResultStore(db).save_run(run)
@@ -53,17 +45,6 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, dict
 def base_url(stored) -> Iterator[str]:
     with serve_app() as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    _require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (Debian package `chromium`; `make browser`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _require(False, "playwright is not installed (requirements-test.txt)")
-    with sync_playwright() as p, launch_chromium(p) as b:
-        yield b
 
 
 def test_slo_operating_point_goes_to_the_break_even(browser, base_url, stored):
