@@ -44,6 +44,7 @@ import pandas as pd
 from calculators import catalog, provenance, uncertainty
 from calculators.brief_risks import ARTICLE, KV_HEADROOM_MIN, kv_headroom, operating_point_info, risks
 from calculators.cost import Report, evaluate, report_to_dict
+from calculators.provenance import usd
 from calculators.scenario import Scenario
 
 __all__ = ["SCHEMA", "ARTICLE", "KV_HEADROOM_MIN", "brief_data", "build_brief", "focus", "risks", "options_rows",
@@ -58,15 +59,6 @@ def _esc(x: object) -> str:
     return html.escape(str(x), quote=True)
 
 
-def _usd(x: float | None) -> str:
-    """Dollars as the pages write them (``ui.widgets.usd``): whole dollars from $100, a true minus sign."""
-    if x is None:
-        return "n/a"
-    sign = "\u2212" if x < 0 else ""
-    a = abs(x)
-    return f"{sign}${a:,.0f}" if a >= 100 else f"{sign}${a:,.2f}"
-
-
 def _rpd(x: float | None) -> str:
     return "never" if x is None else f"{x:,.0f}"
 
@@ -78,8 +70,8 @@ def headline(verdict: str, savings_usd_per_month: float) -> str:
     'Use the API: self-hosting would cost $300 a month more'
     """
     if verdict == "self_host":
-        return f"Self-host: saves {_usd(savings_usd_per_month)} a month"
-    return f"Use the API: self-hosting would cost {_usd(-savings_usd_per_month)} a month more"
+        return f"Self-host: saves {usd(savings_usd_per_month)} a month"
+    return f"Use the API: self-hosting would cost {usd(-savings_usd_per_month)} a month more"
 
 
 def options_rows(s: Scenario, report: Report) -> list[dict[str, Any]]:
@@ -245,7 +237,7 @@ def _table(rows: Sequence[Mapping[str, Any]], cols: Sequence[tuple[str, str]],
 
 
 def _money(v: Any) -> Any:
-    return _usd(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+    return usd(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
 
 
 def _options_table(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -335,8 +327,8 @@ def build_brief(source: Any, *, ranges: Mapping[str, uncertainty.Range] | None =
     if is_options:
         ranked = sorted(data["options"], key=lambda r: r["monthly_usd"])
         best = ranked[0]
-        runner = (f"; next: {ranked[1]['option']} at {_usd(ranked[1]['monthly_usd'])}" if len(ranked) > 1 else "")
-        line = f"Cheapest of {len(ranked)} options: {best['option']} at {_usd(best['monthly_usd'])} a month{runner}"
+        runner = (f"; next: {ranked[1]['option']} at {usd(ranked[1]['monthly_usd'])}" if len(ranked) > 1 else "")
+        line = f"Cheapest of {len(ranked)} options: {best['option']} at {usd(best['monthly_usd'])} a month{runner}"
         kind = "api" if best["kind"] == "api" else "self_host"
         p.append(f"<div class='verdict {kind}' id='options-line'>{_esc(line)}</div>")
         p.append(f"<p class='meta'>The break-even, band, operating point and assumptions below are for the cheapest "
@@ -344,13 +336,13 @@ def build_brief(source: Any, *, ranges: Mapping[str, uncertainty.Range] | None =
                  f"({_esc(provenance.priced_model_label(s))}):</p>")
     p.append(f"<div class='verdict {_esc(rep['verdict'])}' id='verdict-line'>"
              f"{_esc(headline(rep['verdict'], rep['savings_usd_per_month']))}</div>")
-    kpis = [("API, $/month", _usd(api["usd_per_month"])), ("Self-host, $/month", _usd(host["usd_per_month"])),
-            ("Savings, $/month", _usd(rep["savings_usd_per_month"])), ("Replicas", f"{host['replicas']:,}"),
+    kpis = [("API, $/month", usd(api["usd_per_month"])), ("Self-host, $/month", usd(host["usd_per_month"])),
+            ("Savings, $/month", usd(rep["savings_usd_per_month"])), ("Replicas", f"{host['replicas']:,}"),
             ("GPU utilization", provenance.pct_text(host["utilization"])),
             ("Break-even, requests/day", _rpd(be["requests_per_day"])),
             ("Sustained break-even, requests/day", _rpd(be["sustained_requests_per_day"])),
             ("Volume now, requests/day", f"{s.traffic.requests_per_day:,.0f}"),
-            ("Savings p5 to p95, $/month", f"{_usd(u.mc.savings_p5)} to {_usd(u.mc.savings_p95)}")]
+            ("Savings p5 to p95, $/month", f"{usd(u.mc.savings_p5)} to {usd(u.mc.savings_p95)}")]
     p.append("<div class='kpis'>" + "".join(f"<div class='kpi'><div class='v'>{_esc(v)}</div><div class='l'>"
                                              f"{_esc(label)}</div></div>" for label, v in kpis) + "</div>")
     p.append("<p id='risks-summary'><b>Risks that apply:</b> " + (_esc("; ".join(_risk_name(r) for r in applies))
@@ -388,11 +380,11 @@ def build_brief(source: Any, *, ranges: Mapping[str, uncertainty.Range] | None =
     p.append("<section id='band'><h2>How sure: band and sensitivity</h2>"
              "<p class='note'>Ranges are assumptions: "
              + _esc(", ".join(f"{uncertainty.RANGE_KEYS[k][1]} {r.low:,.4g} to {r.high:,.4g}" for k, r in u.ranges.items()))
-             + f"; {_esc(u.distribution)}; {samples:,} samples, seed {seed}. Savings p5 {_esc(_usd(mc.savings_p5))}, "
-             f"p50 {_esc(_usd(mc.savings_p50))}, p95 {_esc(_usd(mc.savings_p95))} a month; self-hosting no dearer in "
+             + f"; {_esc(u.distribution)}; {samples:,} samples, seed {seed}. Savings p5 {_esc(usd(mc.savings_p5))}, "
+             f"p50 {_esc(usd(mc.savings_p50))}, p95 {_esc(usd(mc.savings_p95))} a month; self-hosting no dearer in "
              f"{_esc(provenance.pct_text(mc.share_self_host_cheaper))} of samples; break-even p5 "
              f"{_esc(_rpd(mc.breakeven_p5))} to p95 {_esc(_rpd(mc.breakeven_p95))} requests/day; corner band "
-             f"{_esc(_usd(bnd.savings_low))} to {_esc(_usd(bnd.savings_high))}.</p>"
+             f"{_esc(usd(bnd.savings_low))} to {_esc(usd(bnd.savings_high))}.</p>"
              + figs["band"] + figs.get("tornado", "") + "</section>")
     p.append("<section id='assumptions'><h2>Assumptions, with source and date</h2>" + _table(
         data["rests_on"], [("field", "input"), ("value", "value"), ("kind", "kind"), ("source", "source"),

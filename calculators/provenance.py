@@ -38,6 +38,7 @@ from calculators import catalog, gpuprices
 from calculators.scenario import Scenario
 
 __all__ = [
+    "usd",
     "KINDS",
     "SHAPE_TOLERANCE",
     "TYPED_SOURCE",
@@ -225,6 +226,20 @@ def reestimate(s: Scenario, *, model: str | None = None, dtype: str | None = Non
                                prefill_tokens_per_s=None, throughput_source=source[:200])
     new = dataclasses.replace(s, self_host=host)
     return with_context(new, ThroughputContext(h.gpu, model_id, wd, float(i), float(o)))
+
+
+def usd(x: float | None) -> str:
+    """Dollars as every page and the brief write them: whole dollars from $100, cents below, a true minus sign;
+    "n/a" for None.
+
+    >>> usd(1234.5), usd(-0.25), usd(None)
+    ('$1,234', '−$0.25', 'n/a')
+    """
+    if x is None:
+        return "n/a"
+    sign = "\u2212" if x < 0 else ""
+    a = abs(x)
+    return f"{sign}${a:,.0f}" if a >= 100 else f"{sign}${a:,.2f}"
 
 
 def pct_text(x: float) -> str:

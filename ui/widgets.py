@@ -25,7 +25,7 @@ import streamlit as st
 
 from calculators import tomlcomments
 from calculators.filelimits import read_limited
-from calculators.provenance import pct_text
+from calculators.provenance import pct_text, usd
 from calculators.scenario import MAX_SCENARIO_BYTES, Scenario, dumps_toml, loads_toml, scenario_to_dict
 from ui import cached, glossary, state
 from ui.inputs import human_error
@@ -47,13 +47,6 @@ __all__ = [
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 _IO_MESSAGE_KEY = "scn_io_message"
 _SOURCE_KEY = "scn_source"  # (file name, Scenario as loaded, its comments): re-emitted on download
-
-
-def usd(x: float) -> str:
-    """Dollars for a headline: whole dollars from $100 up, cents below; a true minus sign."""
-    sign = "−" if x < 0 else ""
-    a = abs(x)
-    return f"{sign}${a:,.0f}" if a >= 100 else f"{sign}${a:,.2f}"
 
 
 _WORDS = ((1e12, "trillion"), (1e9, "billion"), (1e6, "million"))
