@@ -67,6 +67,7 @@ def operating_point_info(s: Scenario) -> dict[str, Any]:
         "dtype": h.throughput_dtype or None,
         "input_tokens": h.throughput_input_tokens,
         "output_tokens": h.throughput_output_tokens,
+        "latency": (h.throughput_latency or None) if provenance.throughput_kind(src) == "measured" else None,
     }
 
 

@@ -66,6 +66,8 @@ __all__ = [
     "shape_warning",
     "measured_prefix_cache_hit_rate",
     "measured_shape",
+    "latency_text",
+    "point_latency_text",
 ]
 
 PERCENTILES = {"p50": "median", "p90": "p90", "p99": "p99"}
@@ -386,6 +388,32 @@ def source_text(op: OperatingPoint) -> str:
     text = (f"measured run {rid} at SLO {op.slo.describe()}, {load}{tag} "
             f"({op.mean_input_tokens:,.0f} in / {op.mean_output_tokens:,.0f} out tokens)")
     return text[:200]
+
+
+def latency_text(latency_ms: Mapping[str, float], percentile: str) -> str:
+    """The measured latencies as the scenario's ``throughput_latency`` keeps them ("" when none).
+
+    >>> latency_text({"ttft_ms": 312.4, "tpot_ms": 41.04}, "p90")
+    'TTFT p90 312 ms, TPOT p90 41 ms'
+    >>> latency_text({"tpot_ms": 7.26}, "p50"), latency_text({}, "p90")
+    ('TPOT p50 7.3 ms', '')
+    """
+    names = dict(_METRICS)
+    return ", ".join(f"{names[m]} {percentile} {f'{v:,.0f}' if v >= 10 else f'{v:.2g}'} ms"
+                     for m, v in latency_ms.items() if m in names and _f(v) is not None)
+
+
+def point_latency_text(point: Mapping[str, Any], percentile: str = "p90") -> str:
+    """TTFT and TPOT of one measured point at ``percentile`` (``p50`` reads the median), "" when missing.
+
+    >>> point_latency_text({"ttft_ms": {"p90": 1234.5}, "tpot_ms": {"p90": 12.0, "median": 9.0}})
+    'TTFT p90 1,234 ms, TPOT p90 12 ms'
+    >>> point_latency_text({"tpot_ms": {"median": 9.0}}, "p50")
+    'TPOT p50 9 ms'
+    """
+    key = PERCENTILES[percentile]
+    found = {m: _stat(point, m, key) for m, _ in _METRICS}
+    return latency_text({m: v for m, v in found.items() if v is not None}, percentile)
 
 
 def shape_warning(measured: OperatingPoint | tuple[float, float], input_tokens: float, output_tokens: float,

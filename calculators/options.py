@@ -503,6 +503,29 @@ def _throughput_provenance(s: Scenario) -> tuple[str, str, str | None]:
     return kind, src, run
 
 
+def _latency(h: Any, slo: tuple[str, str] | None) -> str | None:
+    """The latency measured at the throughput's point and the SLO it met: "TTFT p90 312 ms, TPOT p90 41 ms
+    (SLO TTFT p90 ≤ 500 ms, TPOT p90 ≤ 50 ms)"; the SLO alone for a scenario saved before the latency was kept;
+    None for a typed or estimated throughput.
+
+    >>> from types import SimpleNamespace as NS
+    >>> _latency(NS(throughput_latency="TTFT p90 312 ms", throughput_source="measured run 3"), ("3", "TTFT p90 ≤ 500 ms"))
+    'TTFT p90 312 ms (SLO TTFT p90 ≤ 500 ms)'
+    >>> _latency(NS(throughput_latency="TPOT p90 9 ms", throughput_source="measured: probe run 4, c=8"), None)
+    'TPOT p90 9 ms (no SLO set)'
+    >>> _latency(NS(throughput_latency="", throughput_source="measured run 3"), ("3", "TTFT p90 ≤ 500 ms"))
+    'SLO TTFT p90 ≤ 500 ms met (latency not recorded)'
+    >>> _latency(NS(throughput_latency="TPOT p90 9 ms", throughput_source="user input"), None) is None
+    True
+    """
+    if throughput_kind(h.throughput_source) != "measured":
+        return None
+    lat = (h.throughput_latency or "").strip()
+    if lat:
+        return f"{lat} ({'SLO ' + slo[1] if slo else 'no SLO set'})"
+    return None if slo is None else f"SLO {slo[1]} met (latency not recorded)"
+
+
 def _api_price_source(r: cost.Report) -> str:
     if r.rates is None:
         return ""
@@ -549,7 +572,7 @@ def _row(o: Option) -> dict[str, Any]:
                                                                                 req_month * t.input_tokens),
         "usd_per_m_output": _per_m(bill * (1 - share), req_month * t.output_tokens),
         "replicas": int(host.replicas), "gpus": int(host.gpus), "utilization": host.utilization,
-        "latency_at_slo": None if slo is None else slo[1], "run_id": run,
+        "latency_at_slo": _latency(h, slo), "run_id": run,
         "throughput_tok_s": h.output_tokens_per_s, "throughput_kind": kind, "throughput_source": source,
         "throughput_stale": "; ".join(stale_reasons(s)) or None, "gpu_price_source": cost.gpu_price_words(s), "api_price_source": _api_price_source(r)}
 

@@ -82,6 +82,8 @@ class ThroughputContext:
     dtype: str = ""
     input_tokens: float | None = None
     output_tokens: float | None = None
+    latency: str = ""  # the latency measured there ("TTFT p90 312 ms, TPOT p90 41 ms"); "" for estimates
+
 
 
 def throughput_kind(source: str) -> str:
@@ -104,7 +106,8 @@ def with_context(s: Scenario, ctx: ThroughputContext) -> Scenario:
     """``s`` with the throughput's context replaced by ``ctx`` (validated by the scenario)."""
     host = dataclasses.replace(
         s.self_host, throughput_gpu=ctx.gpu, throughput_model=ctx.model, throughput_dtype=ctx.dtype,
-        throughput_input_tokens=ctx.input_tokens, throughput_output_tokens=ctx.output_tokens)
+        throughput_input_tokens=ctx.input_tokens, throughput_output_tokens=ctx.output_tokens,
+        throughput_latency=ctx.latency[:200])
     return dataclasses.replace(s, self_host=host)
 
 
@@ -120,7 +123,7 @@ def run_context(run: Mapping[str, Any], gpu_id: str | None) -> ThroughputContext
 
     >>> run_context({"model": "meta-llama/Llama-3.3-70B-Instruct", "workload": {"input_tokens": 512,
     ...              "output_tokens": 256}, "server": {"serve_args": ["--quantization", "fp8"]}}, "h100-sxm")
-    ThroughputContext(gpu='h100-sxm', model='meta-llama/Llama-3.3-70B-Instruct', dtype='fp8', input_tokens=512.0, output_tokens=256.0)
+    ThroughputContext(gpu='h100-sxm', model='meta-llama/Llama-3.3-70B-Instruct', dtype='fp8', input_tokens=512.0, output_tokens=256.0, latency='')
     """
     args = [str(a) for a in ((run.get("server") or {}).get("serve_args") or [])]
     dtype = ""
@@ -228,18 +231,18 @@ def reestimate(s: Scenario, *, model: str | None = None, dtype: str | None = Non
     return with_context(new, ThroughputContext(h.gpu, model_id, wd, float(i), float(o)))
 
 
-def usd(x: float | None) -> str:
-    """Dollars as every page and the brief write them: whole dollars from $100, cents below, a true minus sign;
-    "n/a" for None.
+def usd(x: float | None, *, cents: bool = False) -> str:
+    """Dollars as every page and the brief write them: whole dollars from $100, cents below (always with
+    ``cents``, for $ per million tokens), a true minus sign; "n/a" for None.
 
-    >>> usd(1234.5), usd(-0.25), usd(None)
-    ('$1,234', '−$0.25', 'n/a')
+    >>> usd(1234.5), usd(-0.25), usd(None), usd(1234.5, cents=True)
+    ('$1,234', '−$0.25', 'n/a', '$1,234.50')
     """
     if x is None:
         return "n/a"
     sign = "\u2212" if x < 0 else ""
     a = abs(x)
-    return f"{sign}${a:,.0f}" if a >= 100 else f"{sign}${a:,.2f}"
+    return f"{sign}${a:,.0f}" if a >= 100 and not cents else f"{sign}${a:,.2f}"
 
 
 def pct_text(x: float) -> str:
@@ -320,6 +323,8 @@ def _throughput_row(s: Scenario, stale: list[str]) -> Row:
                        h.throughput_model, h.throughput_dtype) if x]
     if h.throughput_input_tokens is not None and h.throughput_output_tokens is not None:
         ctx.append(f"{h.throughput_input_tokens:,.0f} in / {h.throughput_output_tokens:,.0f} out tokens")
+    if h.throughput_latency:
+        ctx.append(f"measured latency {h.throughput_latency}")
     if h.throughput_source.strip() == TYPED_SOURCE:  # a typed value: an older point's context is not its own
         return Row("Self-host throughput", f"{h.output_tokens_per_s:,.0f} output tok/s per replica", kind,
                    "typed by you")

@@ -156,6 +156,8 @@ _SPECS: dict[str, dict[str, _Spec]] = {
         "throughput_dtype": _Spec("str", "tdtype", high=40),
         "throughput_input_tokens": _Spec("opt_float", "tin", 0, MAX_TOKENS),
         "throughput_output_tokens": _Spec("opt_float", "tout", 0, MAX_TOKENS),
+        # the latency measured at the throughput's point ("TTFT p90 312 ms, TPOT p90 41 ms"; "": not measured)
+        "throughput_latency": _Spec("str", "tlat", high=200),
         # buying servers instead of renting (used when gpu_price_tier = "owned"; calculators.ownership).
         # Before gpu_price_tier so that a URL sets them before it switches to owned.
         "own_server_usd": _Spec("opt_float", "own_usd", 0, 1e9),
@@ -320,6 +322,7 @@ class SelfHost:
     throughput_dtype: str = ""
     throughput_input_tokens: float | None = None
     throughput_output_tokens: float | None = None
+    throughput_latency: str = ""
     # where gpu_usd_per_hour came from: a tier of calculators/data/gpu_prices.csv (the median of that GPU's
     # rows of the tier), "typed", or "owned" (derived from the own_* fields below, see ``buy_input``).
     # Built directly with a price, the price is typed; a TOML file or URL without a price takes the

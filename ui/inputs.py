@@ -212,6 +212,7 @@ LABELS: dict[str, str] = {
     "self_host.throughput_dtype": "Weight dtype the throughput was measured with",
     "self_host.throughput_input_tokens": "Input tokens the throughput was measured at",
     "self_host.throughput_output_tokens": "Output tokens the throughput was measured at",
+    "self_host.throughput_latency": "Latency measured at the throughput's point",
     **_OWN_LABELS,  # buying servers (the "owned" tier's panel, ui.ownership_view)
 }
 """Dotted scenario field -> the label of the widget that edits it (for error messages a person can act on)."""
@@ -561,7 +562,7 @@ def read_widgets(s: Scenario) -> tuple[Scenario, list[str]]:
             errors.append(f"{human_error(e)} (kept at {kept:,g})" if number else human_error(e))
     if new.self_host.output_tokens_per_s != s.self_host.output_tokens_per_s:
         new = dataclasses.replace(
-            new, self_host=dataclasses.replace(new.self_host, throughput_source="user input")
+            new, self_host=dataclasses.replace(new.self_host, throughput_source="user input", throughput_latency="")
         )
     return new, errors
 

@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -242,12 +243,14 @@ def show_charts(run: Mapping[str, Any], *, key: str, bench: Mapping[str, Any] | 
 
 
 def _apply(*, output_tokens_per_s: float, prefill_tokens_per_s: float | None, source: str, gpu_id: str | None,
-           tp: int, good_fraction: float | None = None, run: Mapping[str, Any] | None = None) -> bool:
+           tp: int, good_fraction: float | None = None, run: Mapping[str, Any] | None = None,
+           latency: str = "") -> bool:
     """Put the rates (and the SLO's good fraction, None without an SLO) into the break-even scenario, with the
     run's context (GPU, model, dtype, request shape: ``calculators.provenance.run_context``) so that a later
     change of GPU or shape marks the throughput stale; an error message instead when a value is rejected (the
-    scenario is then unchanged)."""
-    from calculators.provenance import run_context  # noqa: PLC0415 - only on click
+    scenario is then unchanged). ``latency``: the latency measured at the point (``operating.latency_text``),
+    kept as ``self_host.throughput_latency`` for the Options table and the brief."""
+    from calculators.provenance import ThroughputContext, run_context  # noqa: PLC0415 - only on click
     from ui.state import apply_operating_point, get_scenario, set_scenario  # noqa: PLC0415 - only on click
 
     before = get_scenario()
@@ -256,7 +259,9 @@ def _apply(*, output_tokens_per_s: float, prefill_tokens_per_s: float | None, so
                                   prefill_tokens_per_s=None if prefill_tokens_per_s is None
                                   else round(prefill_tokens_per_s, 1),
                                   source=source, gpu=gpu_id, gpus_per_replica=tp,
-                                  context=None if run is None else run_context(run, gpu_id))
+                                  context=dataclasses.replace(
+                                      ThroughputContext(gpu=gpu_id or "") if run is None else run_context(run, gpu_id),
+                                      latency=latency))
         set_scenario(replace_field(s, "self_host.slo_good_fraction",
                                    None if good_fraction is None else round(good_fraction, 4)))
     except ValueError as exc:
@@ -357,7 +362,8 @@ def use_point_panel(run: Mapping[str, Any], *, key: str, run_name: str) -> None:
     clicked = st.button("Use this operating point in the break-even", key=f"{key}_use")
     if clicked and _apply(output_tokens_per_s=float(rates["decode_tokens_per_s"] or 0.0),
                           prefill_tokens_per_s=rates["prefill_tokens_per_s"],
-                          source=reference.operating_point_source(run_name, point), gpu_id=gpu_id, tp=tp, run=run):
+                          source=reference.operating_point_source(run_name, point), gpu_id=gpu_id, tp=tp, run=run,
+                          latency=operating.point_latency_text(point)):
         st.success(f"Applied: the Break-even page now uses {point['output_tokens_per_s']:,.0f} measured output "
                    f"tok/s per replica ({tp} × {gpu_id or 'the scenario GPU'}), prefill included.")
         _shape_warning((float(rates["mean_input_tokens"] or 0.0), float(rates["mean_output_tokens"] or 0.0)))
@@ -421,7 +427,8 @@ def slo_panel(run: Mapping[str, Any], *, key: str, run_id: Any) -> operating.Ope
         _preview_good_tokens(op, good, source, key=key, measured_hit_rate=hit, gpu_id=gpu_id, tp=tp)
     clicked = st.button("Use the SLO operating point in the break-even", key=f"{key}_slo_use")
     if clicked and _apply(output_tokens_per_s=op.decode_tokens_per_s, prefill_tokens_per_s=op.prefill_tokens_per_s,
-                          source=source, gpu_id=gpu_id, tp=tp, good_fraction=good, run=run):
+                          source=source, gpu_id=gpu_id, tp=tp, good_fraction=good, run=run,
+                          latency=operating.latency_text(op.latency_ms, op.slo.percentile)):
         st.success(f"Applied: the Break-even page now uses {source}.")
         _shape_warning((op.mean_input_tokens, op.mean_output_tokens))
     return op

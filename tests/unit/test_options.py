@@ -106,7 +106,15 @@ def test_golden_self_host_row():
     assert row["monthly_usd"] == 2000.0 and row["replicas"] == 1
     assert row["utilization"] == pytest.approx(20_000 * 0.3 / 86_400)
     assert row["usd_per_m_output"] == pytest.approx(2000.0 / (20_000 * 730 / 24 * 300) * 1e6)
-    assert (row["throughput_kind"], row["run_id"], row["latency_at_slo"]) == ("measured", "12", "TTFT p90 ≤ 500 ms")
+    # a scenario saved before the measured latency was kept: the SLO alone, said so
+    assert (row["throughput_kind"], row["run_id"], row["latency_at_slo"]) == (
+        "measured", "12", "SLO TTFT p90 ≤ 500 ms met (latency not recorded)")
+    s = replace_field(s, "self_host.throughput_latency", "TTFT p90 312 ms, TPOT p90 41 ms")
+    row = opts.compare_options([opts.make_option("x", s)]).iloc[0]
+    assert row["latency_at_slo"] == "TTFT p90 312 ms, TPOT p90 41 ms (SLO TTFT p90 ≤ 500 ms)"
+    # a typed throughput is nobody's measurement: no latency shown, whatever an old field says
+    s = replace_field(s, "self_host.throughput_source", "user input")
+    assert opts.compare_options([opts.make_option("x", s)]).iloc[0]["latency_at_slo"] is None
     assert row["gpu_price_source"] == "typed"
 
 

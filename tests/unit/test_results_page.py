@@ -11,7 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from calculators import catalog, cost, goodcost, operating
+from calculators import catalog, cost, goodcost, operating, options
 from calculators.scenario import DEFAULT_SCENARIO, replace_field
 from probes.results import reference
 from probes.results.store import RUN_SCHEMA, ResultStore
@@ -91,6 +91,10 @@ def test_use_in_break_even_takes_the_reference_best_point(db: Path):
     assert s.self_host.throughput_source == (
         f"measured: reference llama-3.1-8b-bf16 ({REF_LABEL.removeprefix('reference: ')}), "
         f"c={best['concurrency']}")
+    # the point's own p90 latencies travel with its throughput
+    assert s.self_host.throughput_latency == operating.latency_text(
+        {"ttft_ms": best["ttft_ms"]["p90"], "tpot_ms": best["tpot_ms"]["p90"]}, "p90")
+    assert s.self_host.throughput_latency.startswith("TTFT p90 ")
 
 
 def test_empty_store_and_no_references_says_so(db: Path):
@@ -232,6 +236,12 @@ def test_slo_operating_point_from_a_stored_run_moves_the_break_even(db: Path):
     good, source = goodcost.good_fraction_at(run, op)
     assert source == "per-request records" and 0 < good <= 1
     assert s.self_host.slo_good_fraction == round(good, 4)
+    # the latency there is kept with the throughput, and the Options table shows it beside the SLO it met
+    assert s.self_host.throughput_latency == operating.latency_text(op.latency_ms, "p90")
+    assert s.self_host.throughput_latency.startswith("TTFT p90 ") and ", TPOT p90 " in s.self_host.throughput_latency
+    assert op.latency_ms["ttft_ms"] <= 500 and op.latency_ms["tpot_ms"] <= 50
+    (row,) = options.compare_options([options.make_option("measured", s)]).to_dict("records")
+    assert row["latency_at_slo"] == f"{s.self_host.throughput_latency} (SLO TTFT p90 ≤ 500 ms, TPOT p90 ≤ 50 ms)"
     assert any(f"Requests meeting the SLO there: {good:.1%} (per-request records)" in c.value for c in at.caption)
     assert any("self-host (good tokens, idle included)" in d.value.columns for d in at.dataframe)  # the preview
     after = cost.evaluate(s)
