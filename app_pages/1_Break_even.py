@@ -6,11 +6,10 @@ Thin page: widgets (keys ``be_``) → ``Scenario`` (validated by ``replace_field
 
 import streamlit as st
 
-from calculators import operating
+from calculators import figures, operating
 from ui import (
     brief_view,
     cached,
-    charts,
     inputs,
     ownership_view,
     restson_view,
@@ -47,8 +46,7 @@ with st.sidebar:
 new, errors = inputs.read_widgets(scenario)
 new, errors = ownership_view.owned_section(new, errors)  # the "owned (buy)" tier: buy inputs and breakdown
 if repriced is not None:  # newer price data: re-price, drop results of the old data, re-seed the widgets
-    for fn in (cached.evaluate, cached.cost_vs_volume, cached.usd_per_mtok_vs_utilization, cached.savings_heatmap):
-        fn.clear()
+    cached.clear_calculators()
     state.set_scenario(repriced)
     st.rerun()
 for error in errors:
@@ -87,18 +85,19 @@ heat = cached.savings_heatmap(scenario)
 def _chart_with_csv(fig, df, name: str, label: str) -> None:
     """A chart and the download of the data behind it (keys ``be_chart_<name>`` / ``be_csv_<name>``)."""
     st.plotly_chart(fig, key=f"be_chart_{name}")
-    st.download_button(label, df.to_csv(index=False), f"{name}.csv", "text/csv", key=f"be_csv_{name}",
+    # deferred: the CSV is written when the button is clicked, not on every rerun
+    st.download_button(label, lambda: df.to_csv(index=False), f"{name}.csv", "text/csv", key=f"be_csv_{name}",
                        on_click="ignore")
 
 
 chart_cols = st.columns(2)
 with chart_cols[0]:
-    _chart_with_csv(charts.cost_vs_volume_figure(volume, scenario, report), volume, "cost_vs_volume",
+    _chart_with_csv(figures.cost_vs_volume_figure(volume, scenario, report), volume, "cost_vs_volume",
                     "Cost vs volume (CSV)")
 with chart_cols[1]:
-    _chart_with_csv(charts.usd_per_mtok_figure(per_mtok, scenario, report), per_mtok,
+    _chart_with_csv(figures.usd_per_mtok_figure(per_mtok, scenario, report), per_mtok,
                     "usd_per_mtok_vs_utilization", "$/M tokens vs utilization (CSV)")
-_chart_with_csv(charts.savings_heatmap_figure(heat, scenario, report), heat, "savings_heatmap",
+_chart_with_csv(figures.savings_heatmap_figure(heat, scenario, report), heat, "savings_heatmap",
                 "Savings heatmap (CSV)")
 traffic_view.traffic_section(scenario)
 uncertainty_view.uncertainty_section(scenario)

@@ -2,7 +2,7 @@
 
 Thin page, live (no Analyse button: every widget change reruns it, the calculators are cached): sidebar widgets
 (keys ``cap_``) -> ``ui.capacity_view.build_inputs`` (a rejected value keeps its last good one and is named by
-its label) -> cached ``fit`` / ``plan_launch`` / ``shape_estimate`` -> Plotly (``ui.charts``). The request
+its label) -> cached ``fit`` / ``plan_launch`` / ``shape_estimate`` -> Plotly (``calculators.figures``). The request
 shape is the scenario's (input/output tokens, shared with Break-even). Each "what would fit" line is a button
 that applies its change; a deployment that will not start says why instead of printing a command. The launch
 plan's utilization is capped by this machine's free GPU memory (NVML) when it has the planned GPU.
@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from calculators import catalog, modelspec
+from calculators import catalog, figures, modelspec
 from calculators.calibration import Calibration
 from calculators.claims import ARTICLE, ARTICLE_CLAIMS, check_claim
 from calculators.launch import kv_room_sequences, plan_launch
@@ -29,7 +29,7 @@ from probes.errors import StoreError
 from probes.results import reference
 from probes.results.store import default_db_url, open_store
 from probes.settings import is_postgres_url, load_settings
-from ui import cached, capacity_view, charts, inputs, multinode_view, restson_view, state
+from ui import cached, capacity_view, inputs, multinode_view, restson_view, state
 from ui.widgets import count_text, gib_text
 
 st.set_page_config(page_title="Capacity · Self-host or API?", page_icon="🧮", layout="wide")
@@ -102,7 +102,7 @@ def _analyse(inp: FitInput, rin: RooflineInput, input_tokens: int, output_tokens
     running = max(1, min(kv_room_sequences(r.kv_capacity_tokens, request), plan.max_num_seqs or 1))
     # beyond what vLLM runs at once the extra streams queue: the point stays that of `running` streams
     points = [capacity_view.shape_estimate(rin, input_tokens, output_tokens, min(c, running), calibration)
-              for c in charts.CONCURRENCIES]
+              for c in figures.CONCURRENCIES]
     return r, plan, points, prefill(rin, input_tokens)
 
 
@@ -270,7 +270,7 @@ with left:
     st.subheader("Memory per GPU")
     parts = [("weights", r.weights_gib), ("activations", r.activation_gib), ("non-torch", r.non_torch_gib),
              ("KV cache", r.kv_cache_gib), ("headroom (1 - utilization)", max(r.total_gib - r.budget_gib, 0.0))]
-    st.plotly_chart(charts.memory_figure(parts, r.total_gib, r.budget_gib), key="cap_chart_memory")
+    st.plotly_chart(figures.memory_figure(parts, r.total_gib, r.budget_gib), key="cap_chart_memory")
 resident = max(1, min(int(used["concurrency"]), kv_streams or 1, plan.max_num_seqs or 1))
 point = capacity_view.shape_estimate(rin, input_tokens, output_tokens, resident, calibration)
 with right:
@@ -280,8 +280,8 @@ with right:
     else:
         df = pd.DataFrame([{"concurrency": c, "estimate": p.output_tokens_per_s_est,
                             "ceiling": p.output_tokens_per_s_max, "per_stream": 1e3 / p.tpot_ms_est}
-                           for c, p in zip(charts.CONCURRENCIES, points, strict=True)])
-        st.plotly_chart(charts.throughput_figure(df, kv_streams, (resident, point.output_tokens_per_s_est)),
+                           for c, p in zip(figures.CONCURRENCIES, points, strict=True)])
+        st.plotly_chart(figures.throughput_figure(df, kv_streams, (resident, point.output_tokens_per_s_est)),
                         key="cap_chart_roofline")
         st.caption(f"Requests of {input_tokens:,} in + {output_tokens:,} out (the scenario's means), back to "
                    f"back, prefill included. TTFT of one prompt on an idle server >= {pf.ttft_ms_floor:,.0f} ms "

@@ -21,7 +21,7 @@ that apply, options, break-even chart) on A4 or Letter, and the evidence (operat
 risks in full, every reason) on the following pages; charts are drawn at a fixed 680 px width, zoomed to fit
 the printable width.
 
-Plotly figures come from ``ui.charts`` (pure functions of plain data; they import plotly, never streamlit).
+Plotly figures come from ``calculators.figures`` (pure functions of plain data; plotly, never streamlit).
 
 >>> from calculators.scenario import DEFAULT_SCENARIO
 >>> data = brief_data(DEFAULT_SCENARIO, samples=200, now="2026-12-01T00:00:00Z")
@@ -269,27 +269,32 @@ def _options_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def _figures(s: Scenario, report: Report, u: uncertainty.Uncertainty, ranges: Mapping[str, uncertainty.Range],
              samples: int, seed: int, options: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
-    from calculators import curves  # noqa: PLC0415
-    from ui import charts  # noqa: PLC0415 - plotly figures from plain data (no streamlit)
+    from calculators import (
+        curves,  # noqa: PLC0415
+        figures,  # noqa: PLC0415 - plotly is imported only when a brief is built
+    )
 
     figs: dict[str, Any] = {}
     if options is not None:
-        fig = charts.options_cost_figure(pd.DataFrame(list(options)))
+        fig = figures.options_cost_figure(pd.DataFrame(list(options)))
         top = max((r["monthly_usd"] or 0.0) for r in options)
         fig.update_yaxes(range=[0, top * 1.2 if top > 0 else 1])  # room for the labels above the bars
         figs["options"] = fig
-    figs["breakeven"] = charts.cost_vs_volume_figure(curves.cost_vs_volume(s), s, report)
+    figs["breakeven"] = figures.cost_vs_volume_figure(curves.cost_vs_volume(s), s, report)
     band = uncertainty.savings_band_vs_volume(s, ranges, n=samples, seed=seed, points=80)
-    figs["band"] = charts.savings_band_figure(band, s.traffic.requests_per_day, u.mc.breakeven_p5, u.mc.breakeven_p95)
+    figs["band"] = figures.savings_band_figure(band, s.traffic.requests_per_day, u.mc.breakeven_p5, u.mc.breakeven_p95)
     cols = ["key", "label", "low", "high", "savings_at_low", "savings_at_high", "swing"]
     tornado = pd.DataFrame([{c: getattr(b, c) for c in cols} for b in u.tornado], columns=cols)
     if len(tornado):
-        figs["tornado"] = charts.tornado_figure(tornado, u.base_savings_usd_per_month)
+        figs["tornado"] = figures.tornado_figure(tornado, u.base_savings_usd_per_month)
     return figs
 
 
 def _chart_html(fig: Any, name: str, height: int = 300) -> str:
     """One chart's div and script; the plotly.js bundle is in the page's head, once."""
+    import plotly.graph_objects as go  # noqa: PLC0415
+
+    fig = go.Figure(fig)  # a validated copy: a template set by name is expanded (fast figures keep the name)
     fig.update_layout(width=CHART_WIDTH_PX, height=max(height, fig.layout.height or 0) if name == "tornado"
                       else height, template="plotly_white")
     div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{name}",
@@ -362,6 +367,7 @@ def build_brief(source: Any, *, ranges: Mapping[str, uncertainty.Range] | None =
              else f"{op['prefill_tokens_per_s']:,.0f}"),
             ("probe run", op["run_id"] or "none named in the source"),
             ("SLO", op["slo"] or "none recorded"),
+            ("latency measured there", op.get("latency") or "not recorded"),
             ("concurrency (streams)", "not recorded" if op["concurrency"] is None else f"{op['concurrency']:g}"),
             ("measured on", " / ".join(str(x) for x in (op["gpu"], op["model"], op["dtype"]) if x) or "not recorded"),
             ("request shape measured", "not recorded" if op["input_tokens"] is None or op["output_tokens"] is None

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from calculators import apirates, catalog, goodcost, gpuprices, ownership
-from calculators.provenance import pct_text
+from calculators.provenance import pct_text, usd
 from calculators.scenario import LIMITS, OWNED_TIER, PRICE_FIELDS, Scenario, buy_input, scenario_to_dict
 from calculators.validation import require_finite, require_int
 
@@ -643,9 +643,8 @@ def _per_mtok(usd: float, tokens: float) -> float | None:
 
 
 def _usd(x: float) -> str:
-    if x == 0:
-        return "$0"
-    return f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"
+    """``provenance.usd``, with a plain "$0" in the reasons (nothing to pay is not "$0.00")."""
+    return "$0" if x == 0 else usd(x)
 
 
 def gpu_price_words(s: Scenario) -> str:

@@ -7,6 +7,7 @@ Pure functions of their data: no streamlit, so they are cheap to test. Log axes 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -57,17 +58,81 @@ def _log_ticks(values: list[float]) -> dict:
     return {"tickvals": ticks, "ticktext": [tick_text(t) for t in ticks]}
 
 
+def _fast_figure(spec: dict) -> go.Figure:
+    """A figure from a spec dict built here, without plotly's per-property validation.
+
+    Validation is most of a chart's build time: 12-16 ms a Break-even chart against ~1.5 ms without it (plotly
+    7.1, this 2-core VM; benchmarks/README.md, App speed), paid on every input change. ``_validate`` is
+    plotly's own flag (``BaseFigure.__init__``); the specs are checked instead by tests/unit/test_figures.py,
+    which builds each one validated and requires the same JSON. A plotly without the flag gets a validated
+    figure (TypeError): slower, the same chart.
+    """
+    try:
+        return go.Figure(spec, _validate=not FAST_FIGURES)
+    except TypeError:
+        return go.Figure(spec)
+
+
+FAST_FIGURES = True
+"""False builds every spec figure validated (the tests compare both)."""
+
+
+# Margins wide enough for the $ tick labels (left), the axis title and the legend below (bottom), so plotly's
+# automargin has nothing to push: a push makes plotly.js draw the chart a second time, which was a third of the
+# browser's work on a Break-even input change (CDP profile: plotly.js 162 -> 101 ms a change; benchmarks/
+# README.md, App speed). Automargin still grows a margin a longer label needs: nothing is clipped.
+MARGIN = {"l": 80, "r": 20, "t": 40, "b": 120}
+
+
+def _layout_spec(title: str, x: str, y: str, margin: dict | None = None) -> dict:
+    """The layout every chart shares, in plotly's own (validated) form."""
+    return {
+        "title": {"text": title},
+        "xaxis": {"title": {"text": x}},
+        "yaxis": {"title": {"text": y}},
+        "height": 440,
+        "margin": dict(margin or MARGIN),
+        "legend": {"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0.0},
+        "hovermode": "x unified",
+    }
+
+
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
-    fig.update_layout(
-        title=title,
-        xaxis_title=x,
-        yaxis_title=y,
-        height=420,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0.0},
-        hovermode="x unified",
-    )
+    fig.update_layout(**_layout_spec(title, x, y))
     return fig
+
+
+def _vline_parts(x: float, text: str, color: str, dash: str, log_x: bool,
+                 top: bool = True) -> tuple[dict, dict | None]:
+    """A labelled vertical line as (shape, annotation or None): the label above the plot or inside its bottom
+    edge. Annotations on a log axis take log10 positions; lines do not (no annotation at x <= 0 on a log axis).
+    """
+    # the shape add_vline would add, without its per-call scan of every axis
+    shape = {"type": "line", "x0": x, "x1": x, "xref": "x", "y0": 0, "y1": 1, "yref": "y domain",
+             "line": {"color": color, "dash": dash}}
+    if not (x > 0 or not log_x):
+        return shape, None
+    return shape, {"x": math.log10(x) if log_x else x, "y": 1.0 if top else 0.0, "yref": "paper", "text": text,
+                   "showarrow": False, "xanchor": "left", "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.8)",
+                   "font": {"color": color, "size": 11}}
+
+
+def _vline(fig: go.Figure, x: float, text: str, color: str, dash: str, log_x: bool, top: bool = True) -> None:
+    """``_vline_parts`` added to a figure."""
+    shape, note = _vline_parts(x, text, color, dash, log_x, top)
+    fig.add_shape(**shape)
+    if note is not None:
+        fig.add_annotation(**note)
+
+
+def _add_vlines(layout: dict, *lines: tuple) -> dict:
+    """``layout`` with each ``_vline_parts`` argument tuple's shape and annotation appended."""
+    for args in lines:
+        shape, note = _vline_parts(*args)
+        layout.setdefault("shapes", []).append(shape)
+        if note is not None:
+            layout.setdefault("annotations", []).append(note)
+    return layout
 
 
 def cost_vs_volume_figure(df: pd.DataFrame, s: Scenario, report: Report) -> go.Figure:
@@ -76,64 +141,35 @@ def cost_vs_volume_figure(df: pd.DataFrame, s: Scenario, report: Report) -> go.F
 
     Break-even volume is a dashed vertical line; the scenario's own volume a dotted one with markers.
     """
-    fig = go.Figure()
-    fig.add_scatter(
-        x=df["requests_per_day"], y=df["api_usd_per_month"], name="API", mode="lines", line={"color": _API}
-    )
-    fig.add_scatter(
-        x=df["requests_per_day"],
-        y=df["self_host_usd_per_month"],
-        name="Self-host",
-        mode="lines",
-        line={"color": _SELF},
-        customdata=df[["replicas"]] if "replicas" in df else None,
-        hovertemplate="$%{y:,.0f} (%{customdata[0]} replicas)" if "replicas" in df else None,
-    )
+    x = df["requests_per_day"].to_numpy()
+    self_host = {"type": "scatter", "x": x, "y": df["self_host_usd_per_month"].to_numpy(), "name": "Self-host",
+                 "mode": "lines", "line": {"color": _SELF}}
+    if "replicas" in df:
+        self_host["customdata"] = df[["replicas"]].to_numpy()
+        self_host["hovertemplate"] = "$%{y:,.0f} (%{customdata[0]} replicas)"
     rpd = s.traffic.requests_per_day
-    fig.add_scatter(
-        x=[rpd, rpd],
-        y=[report.api.usd_per_month, report.self_host.usd_per_month],
-        mode="markers",
-        marker={"color": [_API, _SELF], "size": 10, "line": {"color": _MARK, "width": 2}},
-        name="your volume",
-        showlegend=False,
-    )
-    fig = _layout(fig, "Monthly cost vs volume", "requests per day", "$ per month")
+    data = [
+        {"type": "scatter", "x": x, "y": df["api_usd_per_month"].to_numpy(), "name": "API", "mode": "lines",
+         "line": {"color": _API}},
+        self_host,
+        {"type": "scatter", "x": [rpd, rpd], "y": [report.api.usd_per_month, report.self_host.usd_per_month],
+         "mode": "markers", "marker": {"color": [_API, _SELF], "size": 10, "line": {"color": _MARK, "width": 2}},
+         "name": "your volume", "showlegend": False},
+    ]
+    layout = _layout_spec("Monthly cost vs volume", "requests per day", "$ per month")
     log_x = bool((df["requests_per_day"] > 0).all())
     if log_x:
-        fig.update_xaxes(type="log")
+        layout["xaxis"]["type"] = "log"
     if bool((df[["api_usd_per_month", "self_host_usd_per_month"]] > 0).all().all()):
-        fig.update_yaxes(type="log", dtick=1)
-    _vline(fig, rpd, f"you: {rpd:,.0f}/day", _MARK, "dot", log_x, top=False)
+        layout["yaxis"].update(type="log", dtick=1)
+    lines = [(rpd, f"you: {rpd:,.0f}/day", _MARK, "dot", log_x, False)]
     be = report.breakeven.requests_per_day
     if be is not None:
-        _vline(fig, be, f"break-even: {be:,.0f}/day", "black", "dash", log_x)
+        lines.append((be, f"break-even: {be:,.0f}/day", "black", "dash", log_x))
     sus = report.breakeven.sustained_requests_per_day
     if sus is not None and be is not None and sus > be:  # the API is cheaper again in places before it
-        _vline(fig, sus, f"no dearer at every volume from: {sus:,.0f}/day", "black", "dashdot", log_x,
-               top=False)
-    return fig
-
-
-def _vline(fig: go.Figure, x: float, text: str, color: str, dash: str, log_x: bool, top: bool = True) -> None:
-    """A labelled vertical line, label above the plot or inside its bottom edge.
-
-    Annotations on a log axis take log10 positions; lines do not.
-    """
-    # the shape add_vline would add, without its per-call scan of every axis (a third of a chart's build time)
-    fig.add_shape(type="line", x0=x, x1=x, xref="x", y0=0, y1=1, yref="y domain", line={"color": color, "dash": dash})
-    if x > 0 or not log_x:
-        fig.add_annotation(
-            x=math.log10(x) if log_x else x,
-            y=1.0 if top else 0.0,
-            yref="paper",
-            text=text,
-            showarrow=False,
-            xanchor="left",
-            yanchor="bottom",
-            bgcolor="rgba(255,255,255,0.8)",
-            font={"color": color, "size": 11},
-        )
+        lines.append((sus, f"no dearer at every volume from: {sus:,.0f}/day", "black", "dashdot", log_x, False))
+    return _fast_figure({"data": data, "layout": _add_vlines(layout, *lines)})
 
 
 def usd_per_mtok_figure(df: pd.DataFrame, s: Scenario, report: Report) -> go.Figure:
@@ -142,22 +178,15 @@ def usd_per_mtok_figure(df: pd.DataFrame, s: Scenario, report: Report) -> go.Fig
     GPU cost only (ops and fallback are not in this line; they are in the verdict). The scenario's own
     utilization is a dotted line, with a marker on the curve (``cost.usd_per_mtok_output``) when it is > 0.
     """
-    fig = go.Figure()
-    fig.add_scatter(
-        x=df["utilization"],
-        y=df["self_host_usd_per_mtok_output"],
-        name="Self-host (GPU cost)",
-        mode="lines",
-        line={"color": _SELF},
-    )
-    fig.add_scatter(
-        x=df["utilization"],
-        y=df["api_usd_per_mtok_output_equiv"],
-        name="API (all tokens, per M output)",
-        mode="lines",
-        line={"color": _API, "dash": "dash"},
-    )
-    ys = [*df["self_host_usd_per_mtok_output"], *df["api_usd_per_mtok_output_equiv"]]
+    u_axis = df["utilization"].to_numpy()
+    mine, api = df["self_host_usd_per_mtok_output"].to_numpy(), df["api_usd_per_mtok_output_equiv"].to_numpy()
+    data = [
+        {"type": "scatter", "x": u_axis, "y": mine, "name": "Self-host (GPU cost)", "mode": "lines",
+         "line": {"color": _SELF}},
+        {"type": "scatter", "x": u_axis, "y": api, "name": "API (all tokens, per M output)", "mode": "lines",
+         "line": {"color": _API, "dash": "dash"}},
+    ]
+    ys = [*mine.tolist(), *api.tolist()]
     u = report.self_host.utilization
     if u > 0:
         h = s.self_host
@@ -165,22 +194,16 @@ def usd_per_mtok_figure(df: pd.DataFrame, s: Scenario, report: Report) -> go.Fig
             h.gpu_usd_per_hour, report.self_host.effective_output_tokens_per_s, u, h.gpus_per_replica
         )
         ys.append(y)
-        fig.add_scatter(
-            x=[u],
-            y=[y],
-            mode="markers",
-            name=f"you: {pct_text(u)} used",
-            marker={"color": _MARK, "size": 12, "symbol": "diamond"},
-        )
+        data.append({"type": "scatter", "x": [u], "y": [y], "mode": "markers", "name": f"you: {pct_text(u)} used",
+                     "marker": {"color": _MARK, "size": 12, "symbol": "diamond"}})
+    layout = _layout_spec("$ per M output tokens vs GPU utilization", "average GPU utilization",
+                          "$ per M output tokens", margin={**MARGIN, "r": 30, "b": 140})  # a 3-item legend wraps
     be_u = report.breakeven.utilization
     if be_u is not None and 0 < be_u <= 1:
-        _vline(fig, be_u, f"break-even: {be_u:.0%}", "black", "dash", log_x=False)
-    fig = _layout(
-        fig, "$ per M output tokens vs GPU utilization", "average GPU utilization", "$ per M output tokens"
-    )
-    fig.update_xaxes(tickformat=".0%")
-    fig.update_yaxes(type="log", tickvals=ticks_125(ys), tickformat="$,.3~g")
-    return fig
+        _add_vlines(layout, (be_u, f"break-even: {be_u:.0%}", "black", "dash", False))
+    layout["xaxis"]["tickformat"] = ".0%"
+    layout["yaxis"].update(type="log", tickvals=ticks_125(ys), tickformat="$,.3~g")
+    return _fast_figure({"data": data, "layout": layout})
 
 
 def savings_color_range(z: np.ndarray) -> tuple[float, float]:
@@ -198,35 +221,32 @@ def savings_color_range(z: np.ndarray) -> tuple[float, float]:
     return -m, m
 
 
+@functools.cache
+def _rdbu() -> tuple:
+    """Plotly.py's "RdBu" as the validator expands it (red low, blue high). Named as a string, plotly.js would
+    draw its own RdBu, the other way round: savings would read red."""
+    return go.Heatmap(colorscale="RdBu").colorscale
+
+
 def savings_heatmap_figure(df: pd.DataFrame, s: Scenario, report: Report) -> go.Figure:
     """Monthly savings (API minus self-host) over $/GPU-hour × utilization; blue saves, red loses, white is
     break-even; the colour range is symmetric around 0 and set by the data (``savings_color_range``)."""
     grid = df.pivot_table(index="utilization", columns="gpu_usd_per_hour", values="savings_usd_per_month")
     z = grid.to_numpy(dtype=float)
     zmin, zmax = savings_color_range(z)
-    fig = go.Figure(
-        go.Heatmap(
-            x=grid.columns,
-            y=grid.index,
-            z=z,
-            colorscale="RdBu",
-            zmin=zmin,
-            zmax=zmax,
-            colorbar={"title": "$/month saved"},
-            hovertemplate="$%{x:.2f}/GPU-h, %{y:.0%} used: %{z:$,.0f}/month<extra></extra>",
-        )
-    )
-    fig.add_scatter(
-        x=[s.self_host.gpu_usd_per_hour],
-        y=[report.self_host.utilization],
-        mode="markers",
-        name="you",
-        marker={"color": _MARK, "size": 13, "symbol": "x", "line": {"color": "white", "width": 1}},
-    )
-    fig = _layout(fig, "Savings over GPU price × utilization", "$ per GPU-hour", "average GPU utilization")
-    fig.update_yaxes(tickformat=".0%")
-    fig.update_layout(hovermode="closest")
-    return fig
+    data = [
+        {"type": "heatmap", "x": grid.columns.to_numpy(), "y": grid.index.to_numpy(), "z": z, "colorscale": _rdbu(),
+         "zmin": zmin, "zmax": zmax, "colorbar": {"title": {"text": "$/month saved"}},
+         "hovertemplate": "$%{x:.2f}/GPU-h, %{y:.0%} used: %{z:$,.0f}/month<extra></extra>"},
+        {"type": "scatter", "x": [s.self_host.gpu_usd_per_hour], "y": [report.self_host.utilization],
+         "mode": "markers", "name": "you",
+         "marker": {"color": _MARK, "size": 13, "symbol": "x", "line": {"color": "white", "width": 1}}},
+    ]
+    layout = _layout_spec("Savings over GPU price × utilization", "$ per GPU-hour", "average GPU utilization",
+                          margin={"l": 90, "r": 140, "t": 40, "b": 80})  # the colour bar on the right
+    layout["yaxis"]["tickformat"] = ".0%"
+    layout["hovermode"] = "closest"
+    return _fast_figure({"data": data, "layout": layout})
 
 
 CONCURRENCIES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)

@@ -1,10 +1,19 @@
-"""``st.cache_data`` wrappers around the pure calculators, keyed on the frozen ``Scenario`` (hashable), and the
-one cached NVML reading the launch plans use (``free_gib_at_start``).
+"""Memoised pure calculators, keyed on the frozen ``Scenario`` (hashable), and the one cached NVML reading the
+launch plans use (``free_gib_at_start``).
 
-Every cache has ``max_entries`` (STYLE.md rule 8). Results are treated as copies: never mutated.
+The four calculators (``evaluate`` and the three Break-even curves) use ``functools.lru_cache``, not
+``st.cache_data``: they take 0.4-1.0 ms to compute, while ``st.cache_data`` spends 1.5-2.0 ms on a hit and
+2.2-4.0 ms on a miss hashing the scenario and copying the result (measured on this 2-core VM, see
+benchmarks/README.md, App speed). Every cache is bounded (``_MAX`` entries; STYLE.md rule 8) and shared by all
+sessions, which is safe: the results are pure functions of the scenario and the price data, and ``clear()``
+empties them when the price data is updated. Results are shared objects: never mutate them.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -13,34 +22,45 @@ from calculators import catalog, cost, curves
 from calculators.launch import free_gib_at_start_measured
 from calculators.scenario import Scenario
 
-__all__ = ["evaluate", "cost_vs_volume", "usd_per_mtok_vs_utilization", "savings_heatmap", "nvml_devices",
-           "devices_from_snapshot", "free_gib_at_start"]
+__all__ = ["evaluate", "cost_vs_volume", "usd_per_mtok_vs_utilization", "savings_heatmap", "clear_calculators",
+           "nvml_devices", "devices_from_snapshot", "free_gib_at_start"]
 
 _MAX = 64
+_T = TypeVar("_T")
 
 
-@st.cache_data(max_entries=_MAX, show_spinner=False)
+def _memo(fn: Callable[[Scenario], _T]) -> Callable[[Scenario], _T]:
+    return functools.lru_cache(maxsize=_MAX)(fn)
+
+
+@_memo
 def evaluate(s: Scenario) -> cost.Report:
-    """``calculators.cost.evaluate(s)``, cached."""
+    """``calculators.cost.evaluate(s)``, memoised."""
     return cost.evaluate(s)
 
 
-@st.cache_data(max_entries=_MAX, show_spinner=False)
+@_memo
 def cost_vs_volume(s: Scenario) -> pd.DataFrame:
-    """``calculators.curves.cost_vs_volume(s)``, cached."""
+    """``calculators.curves.cost_vs_volume(s)``, memoised."""
     return curves.cost_vs_volume(s)
 
 
-@st.cache_data(max_entries=_MAX, show_spinner=False)
+@_memo
 def usd_per_mtok_vs_utilization(s: Scenario) -> pd.DataFrame:
-    """``calculators.curves.usd_per_mtok_vs_utilization(s)``, cached."""
+    """``calculators.curves.usd_per_mtok_vs_utilization(s)``, memoised."""
     return curves.usd_per_mtok_vs_utilization(s)
 
 
-@st.cache_data(max_entries=_MAX, show_spinner=False)
+@_memo
 def savings_heatmap(s: Scenario) -> pd.DataFrame:
-    """``calculators.curves.savings_heatmap(s)``, cached."""
+    """``calculators.curves.savings_heatmap(s)``, memoised."""
     return curves.savings_heatmap(s)
+
+
+def clear_calculators() -> None:
+    """Forget every memoised result (the price data changed, so the same scenario prices differently)."""
+    for fn in (evaluate, cost_vs_volume, usd_per_mtok_vs_utilization, savings_heatmap):
+        fn.cache_clear()  # type: ignore[attr-defined]
 
 
 def devices_from_snapshot(snapshot: dict) -> list[tuple[str | None, float | None]]:

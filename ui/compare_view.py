@@ -32,8 +32,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative
 
+from calculators.figures import tick_text, ticks_125
 from probes.results.compare import LATENCY_METRICS, PERCENTILES, ROW_KEYS, compare_rows
-from ui.charts import tick_text, ticks_125
 
 __all__ = [
     "RUNS_KEY",

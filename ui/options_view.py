@@ -18,10 +18,10 @@ from collections.abc import Mapping
 import pandas as pd
 import streamlit as st
 
-from calculators import catalog, gpuprices, modelspec, ownership
+from calculators import catalog, figures, gpuprices, modelspec, ownership
 from calculators import options as opts
 from calculators.memory import WEIGHT_DTYPES
-from calculators.provenance import TYPED_SOURCE, pct_text, reestimate, throughput_kind
+from calculators.provenance import TYPED_SOURCE, pct_text, reestimate, throughput_kind, usd
 from calculators.scenario import (
     OWNED_TIER,
     TYPED_TIER,
@@ -32,7 +32,7 @@ from calculators.scenario import (
     apply_gpu_tier,
     replace_field,
 )
-from ui import charts, state
+from ui import state
 
 __all__ = ["SET_KEY", "get_set", "set_set", "add_form", "edit_forms", "comparison", "files", "share_link",
            "display_frame"]
@@ -149,6 +149,26 @@ def _apply_edit(o: opts.Option, v: Mapping[str, object]) -> Scenario:
     return s
 
 
+def _summary(s: Scenario, kind: str = "self_host") -> str:
+    """What an applied edit left: the deployment, its throughput and its monthly cost (one line).
+
+    >>> from calculators.scenario import DEFAULT_SCENARIO
+    >>> _summary(DEFAULT_SCENARIO)  # doctest: +ELLIPSIS
+    '1x NVIDIA H100 SXM 80GB, 3,400 output tok/s per replica (measured), $... per month self-hosted'
+    >>> _summary(DEFAULT_SCENARIO, "api")  # doctest: +ELLIPSIS
+    'API gpt-6-luna, $... per month'
+    """
+    from calculators import cost  # noqa: PLC0415
+
+    if kind == "api":
+        return f"API {s.api.model or 'typed prices'}, {usd(cost.evaluate(s).api.usd_per_month)} per month"
+    h = s.self_host
+    kind = throughput_kind(h.throughput_source)
+    return (f"{h.gpus_per_replica}x {catalog.gpus()[h.gpu].name}, {h.output_tokens_per_s:,.0f} output tok/s per "
+            f"replica ({'typed' if kind == 'assumption' else kind}), "
+            f"{usd(cost.evaluate(s).self_host.usd_per_month)} per month self-hosted")
+
+
 def _api_choices(current: str | None) -> list[str]:
     ids = [ov.id for ov in catalog.api_overlay().values() if ov.in_data and ov.check != "alias"]
     if current and current not in ids:
@@ -203,7 +223,7 @@ def _edit_one(oset: opts.OptionsSet, o: opts.Option) -> None:
         try:
             new = _apply_edit(o, v)
             set_set(opts.replace_option(oset, o.name, dataclasses.replace(o, scenario=new)))
-            _say(True, f"Applied to {o.name!r}.")
+            _say(True, f"Applied to {o.name!r}: {_summary(new, o.kind)}.")
         except ValueError as e:
             _say(False, f"Not applied to {o.name!r}: {e}")
         st.rerun()
@@ -222,10 +242,10 @@ def _compare(oset: opts.OptionsSet) -> pd.DataFrame:
 
 
 def _usd(v: object, *, cents: bool = False, missing: str = "—") -> str:
+    """``provenance.usd`` for a table cell: ``missing`` for None/NaN."""
     if v is None or pd.isna(v):  # type: ignore[call-overload]
         return missing
-    x = float(v)  # type: ignore[arg-type]
-    return f"${x:,.2f}" if cents or abs(x) < 100 else f"${x:,.0f}"
+    return usd(float(v), cents=cents)  # type: ignore[arg-type]
 
 
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -271,9 +291,9 @@ def comparison(oset: opts.OptionsSet) -> pd.DataFrame | None:
     st.dataframe(display_frame(df), hide_index=True, width="stretch", key="opt_table")
     st.caption("$/month: self-host = GPUs + ops + API fallback; API = the API bill. Self-host $/M splits the bill "
                "by replica time (prefill vs decode); without a prefill rate the whole bill is in $/M output. "
-               "Latency at SLO: the targets the measured point met (throughput taken at an SLO on the Results "
-               "page).")
-    st.plotly_chart(charts.options_cost_figure(df), key="opt_chart")
+               "Latency at SLO: the latency measured at the option's operating point and the SLO targets it met "
+               "(a point used from the Results page); — for a typed or estimated throughput.")
+    st.plotly_chart(figures.options_cost_figure(df), key="opt_chart")
     return df
 
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from calculators import uncertainty
+from calculators import figures, uncertainty
 from calculators.scenario import Scenario
-from ui import charts
 from ui.widgets import requests_per_day_text, usd
 
 __all__ = ["URL_KEY", "PCT_KEY", "SAMPLES", "SEED", "uncertainty_section", "tornado_frame", "share_text"]
@@ -131,10 +130,10 @@ def uncertainty_section(s: Scenario) -> None:
             f"{requests_per_day_text(u.base_breakeven_requests_per_day)}). Never breaks even in "
             f"{share_text(mc.share_never_breaks_even)} of samples.")
         band_df = _band(s, items)
-        st.plotly_chart(charts.savings_band_figure(band_df, s.traffic.requests_per_day, mc.breakeven_p5,
+        st.plotly_chart(figures.savings_band_figure(band_df, s.traffic.requests_per_day, mc.breakeven_p5,
                                                    mc.breakeven_p95), key="be_chart_savings_band")
         df = tornado_frame(u)
-        st.plotly_chart(charts.tornado_figure(df, u.base_savings_usd_per_month), key="be_chart_tornado")
+        st.plotly_chart(figures.tornado_figure(df, u.base_savings_usd_per_month), key="be_chart_tornado")
         money = {c: st.column_config.NumberColumn(c.replace("_", " ") + ", $/month", format="dollar")
                  for c in ("savings_at_low", "savings_at_high", "swing")}
         st.dataframe(df, key="be_unc_tornado", hide_index=True, column_config={

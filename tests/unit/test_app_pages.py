@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
@@ -322,9 +323,9 @@ def test_break_even_shows_an_operating_point_applied_from_another_page():
 def test_ui_doctests():
     import doctest
 
-    from ui import charts, widgets
+    from ui import widgets
 
-    for module in (charts, widgets):
+    for module in (widgets,):  # calculators.figures' doctests run with the calculators' (--doctest-modules)
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, (module.__name__, result)
 
@@ -341,14 +342,29 @@ def test_break_even_warns_on_a_bad_url_value_and_on_a_value_its_inputs_must_roun
     _assert_shows(at, s)
 
 
+class _RecordingManager(MediaFileManager):
+    """AppTest's media file manager, kept so a test can click a deferred download (run its callable)."""
+
+    instances: list[_RecordingManager] = []
+
+    def __init__(self, storage) -> None:  # noqa: ANN001 - streamlit's MediaFileStorage
+        super().__init__(storage)
+        _RecordingManager.instances.append(self)
+
+
 def test_each_chart_csv_download_serves_the_data_of_its_own_chart(monkeypatch):
     monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", _RecordingStorage)
+    monkeypatch.setattr("streamlit.testing.v1.app_test.MediaFileManager", _RecordingManager)
     _RecordingStorage.instances.clear()
+    _RecordingManager.instances.clear()
     at = _break_even(to_query_params(URL_SCENARIO))
     served = {}
     for b in at.get("download_button"):
         if b.proto.label.endswith("(CSV)"):
-            content = _RecordingStorage.instances[-1].get_file(b.proto.url.rsplit("/", 1)[-1]).content
+            # deferred: no file is written on a rerun, only when the button is clicked (the callable runs)
+            assert b.proto.url == "" and b.proto.deferred_file_id, b.proto.label
+            url = _RecordingManager.instances[-1].execute_deferred(b.proto.deferred_file_id)
+            content = _RecordingStorage.instances[-1].get_file(url.rsplit("/", 1)[-1].split(".")[0]).content
             served[b.proto.label] = pd.read_csv(io.BytesIO(content))
     expected = {"Cost vs volume (CSV)": curves.cost_vs_volume(URL_SCENARIO),
                 "$/M tokens vs utilization (CSV)": curves.usd_per_mtok_vs_utilization(URL_SCENARIO),

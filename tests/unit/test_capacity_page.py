@@ -310,7 +310,7 @@ def test_each_fix_of_the_fit_becomes_widget_changes_that_fit():
 def test_the_throughput_chart_stays_in_range_with_readable_ticks():
     import pandas as pd
 
-    from ui.charts import CONCURRENCIES, throughput_figure
+    from calculators.figures import CONCURRENCIES, throughput_figure
 
     df = pd.DataFrame({"concurrency": CONCURRENCIES, "estimate": [153.0 * c ** 0.8 for c in CONCURRENCIES],
                        "ceiling": [222.0 * c ** 0.8 for c in CONCURRENCIES],

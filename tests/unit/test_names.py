@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from calculators import cost, curves, tomlcomments
+from calculators import cost, curves, figures, tomlcomments
 from calculators.claims import ARTICLE_CLAIMS
 from calculators.scenario import DEFAULT_SCENARIO, dumps_toml, load_toml, loads_toml, replace_field
 from tests.pinned import SUPPORT_BOT
-from ui import charts, glossary
+from ui import glossary
 from ui.widgets import download_comments
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,7 +77,7 @@ def test_every_money_figure_in_the_reasons_carries_its_period():
 def test_the_heatmap_colour_range_is_centred_on_zero_and_set_by_the_data(rpd):
     s = replace_field(SUPPORT_BOT, "traffic.requests_per_day", rpd)
     heat = curves.savings_heatmap(s)
-    fig = charts.savings_heatmap_figure(heat, s, cost.evaluate(s))
+    fig = figures.savings_heatmap_figure(heat, s, cost.evaluate(s))
     trace = json.loads(fig.to_json())["data"][0]
     biggest = float(np.nanmax(np.abs(heat["savings_usd_per_month"].to_numpy())))
     assert trace["zmin"] == pytest.approx(-biggest) and trace["zmax"] == pytest.approx(biggest)
@@ -85,7 +85,7 @@ def test_the_heatmap_colour_range_is_centred_on_zero_and_set_by_the_data(rpd):
 
 def test_a_small_saving_reads_strong_on_its_own_scale():
     """The issue's case: +$18k on a grid spanning ±$20k is 90% of the way to full blue, not 18% of ±$100k."""
-    lo, hi = charts.savings_color_range(np.array([[-20_000.0, 18_000.0], [5_000.0, np.nan]]))
+    lo, hi = figures.savings_color_range(np.array([[-20_000.0, 18_000.0], [5_000.0, np.nan]]))
     assert (lo, hi) == (-20_000.0, 20_000.0)
     assert (18_000.0 - lo) / (hi - lo) == pytest.approx(0.95)
 
