@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from calculators.fleet import plan_from_scenario
 from calculators.scenario import load_toml, to_query_params
 from calculators.traces import read_arrays
+from probes.results import reference
 from ui import fleet_view
 from ui.widgets import usd
 
@@ -45,11 +46,16 @@ def _assumptions(at: AppTest) -> str:
 def test_the_rag_example_shows_replicas_headroom_and_fallback_share():
     at = _fleet_page()
     assert at.title[0].value == "Fleet" and any(h.value == "Fleet plan" for h in at.subheader)
-    assert at.selectbox(key=fleet_view.COLD_SOURCE_KEY).value == "ref:h100-vllm0.26-2026-11-28/llama-3.3-70b-fp8"
-    cold = json.loads(RUN_70B.read_text())["cold_start_s"]  # the slowest measured cold start is the default
+    # the slowest measured cold start of the committed runs is the default (conservative): today the 70B fp8
+    # shape on one H200, 234 s on a cold compile cache
+    colds = {f"ref:{r.key}": json.loads(r.path.read_text()).get("cold_start_s") for r in reference.discover()}
+    slowest = max((k for k, v in colds.items() if v), key=colds.get)
+    assert at.selectbox(key=fleet_view.COLD_SOURCE_KEY).value == slowest
+    cold = colds[slowest]
+    assert cold >= json.loads(RUN_70B.read_text())["cold_start_s"]  # the 70B H100 run's 212 s
     p = plan_from_scenario(load_toml(RAG), cold_start_s=cold)
     m = _metrics(at)
-    assert m["Cold start"] == "212 s"
+    assert m["Cold start"] == f"{cold:,.0f} s"
     assert m["Replicas at mean / peak"] == f"{p.replicas_mean} / {p.replicas_peak}" == "2 / 2"
     assert m["Headroom for a cold start"] == "1 replica(s)"
     assert m["Fallback while scaling"] == "0%" and m["Fallback cost, $/month"] == usd(0.0)

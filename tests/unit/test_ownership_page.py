@@ -79,7 +79,8 @@ def test_buy_inputs_and_a_measured_run_feed_the_price_like_the_cli(tmp_path):
     at.number_input(key="be_own_server_usd").set_value(250_000.0).run()
     at.number_input(key="be_own_usd_per_kwh").set_value(0.2).run()
     at.radio(key="be_own_power_source").set_value("measured run").run()
-    pick = next(o for o in at.selectbox(key="be_own_run_point").options if "h200" in o and "concurrency 32" in o)
+    pick = next(o for o in at.selectbox(key="be_own_run_point").options
+                if "h200-vllm0.26" in o and "concurrency 32" in o)  # the 8B run (633.682 W at c=32)
     at.selectbox(key="be_own_run_point").set_value(pick).run()
     assert not at.exception and not at.error
 

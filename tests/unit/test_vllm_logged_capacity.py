@@ -57,6 +57,10 @@ _TP2 = ("benchmarks/results/h100x2-tp2-vllm0.26-2026-11-27/ (copied from ../shar
         "h100x2-llama70b-bf16-tp2-util0.95.log): 2x H100 80GB, vLLM 0.26.0, --load-format dummy "
         "--tensor-parallel-size 2, 2026-11-27")
 
+_H200_L70 = ("benchmarks/results/h200-l70-fp8-vllm0.26-2026-12-01/ (run.sh through benchmarks/gpu_validate.py on the "
+             "lent H200, torch total 139.80 GiB, 139.29 GiB free at start), vLLM 0.26.0, --load-format dummy "
+             "--quantization fp8 --no-enable-prefix-caching, 2026-12-01: issue 14's single-GPU half of the 70B shape")
+
 LOGS = [
     Logged("h100-llama8b-bf16-4k-bench", _BENCH, "0.26.0", "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "bf16",
            4096, None, "auto", 15.0, 56.51, 462_944, 113.02),
@@ -74,6 +78,10 @@ LOGS = [
            8192, None, "auto", 14.29, 112.98, 2_115_440, 258.23),
     Logged("h200-qwen7b-u0.8-eager", _H200 + "; --gpu-memory-utilization 0.8 --enforce-eager", "0.26.0",
            "Qwen/Qwen2.5-7B-Instruct", "h200", "bf16", 4096, 0.8, "auto", 14.29, 96.21, 1_801_440, 439.80),
+    Logged("h200-llama70b-fp8-4k", _H200_L70, "0.26.0", "meta-llama/Llama-3.3-70B-Instruct", "h200", "fp8",
+           4096, None, "auto", 67.73, 58.39, 191_328, 46.71),
+    Logged("h200-llama70b-fp8-u0.85", _H200_L70 + "; --gpu-memory-utilization 0.85", "0.26.0",
+           "meta-llama/Llama-3.3-70B-Instruct", "h200", "fp8", 4096, 0.85, "auto", 67.73, 48.61, 159_264, 38.88),
     Logged("h100x2-llama70b-bf16-tp2-u0.95", _TP2 + "; --gpu-memory-utilization 0.95", "0.26.0",
            "meta-llama/Llama-3.3-70B-Instruct", "h100-sxm", "bf16", 4096, 0.95, "auto", 65.71, 8.44, 55_328, 13.51,
            tensor_parallel_size=2),
@@ -139,6 +147,23 @@ def test_pinned_h200_numbers_are_what_the_committed_logs_say(case):
     s = parse_startup((_H200_DIR / f"{_H200_FILES[case.name]}.startup.txt").read_text())
     assert (s["kv_cache_tokens"], s["kv_cache_gib"], s["weights_gib"]) == (case.kv_tokens, case.kv_cache_gib,
                                                                            case.weights_gib)
+
+
+_L70_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "h200-l70-fp8-vllm0.26-2026-12-01"
+_L70_FILES = {"h200-llama70b-fp8-4k": "l70-fp8-u0.92", "h200-llama70b-fp8-u0.85": "l70-fp8-u0.85"}
+
+
+@pytest.mark.parametrize("case", [c for c in LOGS if c.name in _L70_FILES], ids=lambda c: c.name)
+def test_h200_70b_fp8_startups_are_pinned_and_fit_within_half_a_percent(case):
+    """The 70B shape on one H200 at two utilizations: the numbers parse out of the committed startup lines, and
+    the fit model lands within 0.5 % of the logged KV capacity, with vLLM's own activation peak."""
+    s = parse_startup((_L70_DIR / f"{_L70_FILES[case.name]}.startup.txt").read_text())
+    assert (s["kv_cache_tokens"], s["kv_cache_gib"], s["weights_gib"], s["max_concurrency"]) == (
+        case.kv_tokens, case.kv_cache_gib, case.weights_gib, case.max_concurrency)
+    r = fit(FitInput(model(case.model_id), gpu("h200"), 1, "fp8", "auto", 4096, case.gpu_memory_utilization))
+    assert r.kv_capacity_tokens == pytest.approx(case.kv_tokens, rel=0.005)  # +0.13 % / +0.15 % when pinned
+    assert r.activation_gib == pytest.approx(s["peak_activation_gib"], abs=0.05)
+    assert r.weights_gib == pytest.approx(case.weights_gib, rel=0.001)
 
 
 _TP2_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "h100x2-tp2-vllm0.26-2026-11-27"
