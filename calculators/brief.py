@@ -295,6 +295,9 @@ def _chart_html(fig: Any, name: str, height: int = 300) -> str:
     import plotly.graph_objects as go  # noqa: PLC0415
 
     fig = go.Figure(fig)  # a validated copy: a template set by name is expanded (fast figures keep the name)
+    # small margins that plotly's automargin grows to fit: the page presets wide ones for speed (figures.MARGIN),
+    # which on the brief's short fixed-size charts would leave too little plot
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 40, "b": 10})
     fig.update_layout(width=CHART_WIDTH_PX, height=max(height, fig.layout.height or 0) if name == "tornado"
                       else height, template="plotly_white")
     div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{name}",
