@@ -382,6 +382,7 @@ def api_model_select() -> None:
     st.selectbox(
         "API model",
         options,
+        index=options.index(current),  # see gpu_tier_select: never fall back to "custom prices"
         key="be_api_model",
         format_func=lambda k: "custom prices" if k == CUSTOM else options_map.get(k, k),
         on_change=_fill_api_prices,
@@ -481,8 +482,13 @@ def gpu_tier_select() -> None:
     current = st.session_state.get(_TIER_KEY, gpuprices.DEFAULT_TIER)
     if current not in options:
         options.append(current)
+    # index = the current tier, not 0: when a click interrupts the rerun an edit started, the browser
+    # can send this box back at its default index (streamlit/streamlit#11204); index 0 is "spot", which silently
+    # re-priced the GPU (seen in the uncertainty browser test, 3 of 6 tries). The session state still decides
+    # the value; the index only makes the fallback harmless.
     st.selectbox(
-        "GPU price tier", options, key=_TIER_KEY, format_func=lambda t: _tier_label(gpu_id, t),
+        "GPU price tier", options, index=options.index(current), key=_TIER_KEY,
+        format_func=lambda t: _tier_label(gpu_id, t),
         on_change=_fill_tier_price,
         help="on-demand is the like-for-like with a pay-as-you-go API; spot and community can be preempted "
         "or lack an SLA, reserved tiers need a 1- or 3-year commitment (calculators/data/gpu_prices.csv)")
@@ -507,6 +513,7 @@ def gpu_select() -> None:
     st.selectbox(
         "GPU",
         options,
+        index=options.index(st.session_state["be_gpu"]),  # see gpu_tier_select: never fall back to the first GPU
         key="be_gpu",
         format_func=lambda i: table[i].name if i in table else f"{i} (not in catalog)",
         on_change=_fill_gpu_price,
