@@ -59,19 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_run(path: str) -> dict:
-    """A probe run JSON within the store's import limits (``probes.results.schema``); ValueError naming it."""
-    from probes.results import schema  # noqa: PLC0415 - only for --throughput-run
+    from probes.results.schema import read_run_file  # noqa: PLC0415 - only when a run file is given
 
-    try:
-        with open(path, "rb") as f:
-            data = f.read(schema.MAX_IMPORT_BYTES + 1)
-        run = schema.parse_json(data, what=path)
-        schema.check_run(run)
-    except OSError as e:
-        raise ValueError(f"{path}: {e.strerror or e}") from None
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    return run
+    return read_run_file(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,20 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_run(path: str) -> dict:
-    """A probe run JSON within the store's import limits; ValueError naming it."""
-    from probes.results import schema  # noqa: PLC0415 - only for --run
+    from probes.results.schema import read_run_file  # noqa: PLC0415 - only when a run file is given
 
-    try:
-        with open(path, "rb") as f:
-            data = f.read(schema.MAX_IMPORT_BYTES + 1)
-        run = schema.parse_json(data, what=path)
-        schema.check_run(run)
-    except OSError as e:
-        raise ValueError(f"{path}: {e.strerror or e}") from None
-    except ValueError as e:
-        msg = str(e)
-        raise ValueError(msg if msg.startswith(path) else f"{path}: {msg}") from None
-    return run
+    return read_run_file(path)
 
 
 def format_text(p: fleet.FleetPlan, cold_start_from: str) -> str:

@@ -32,7 +32,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["RUN_SCHEMA", "STATUSES", "WEIGHTS", "MAX_IMPORT_BYTES", "MAX_DEPTH", "MAX_POINTS",
+__all__ = ["read_run_file", "RUN_SCHEMA", "STATUSES", "WEIGHTS", "MAX_IMPORT_BYTES", "MAX_DEPTH", "MAX_POINTS",
            "MAX_SAMPLES_PER_POINT", "parse_json", "check_depth", "check_size", "check_run", "check_point"]
 
 RUN_SCHEMA = "selfhost-vs-api/probe-run/1"
@@ -110,6 +110,22 @@ def parse_json(text: str | bytes, what: str = "the file") -> Any:
         raise ValueError(f"{what} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     check_depth(obj)
     return obj
+
+
+def read_run_file(path: str) -> dict:
+    """A probe run JSON file within the import limits, checked (``check_run``); one-line ValueError naming the
+    file (the CLIs' ``--run`` / ``--throughput-run``)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_IMPORT_BYTES + 1)
+        run = parse_json(data, what=path)
+        check_run(run)
+    except OSError as e:
+        raise ValueError(f"{path}: {e.strerror or e}") from None
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith(path) else f"{path}: {msg}") from None
+    return run
 
 
 def _number(value: Any, where: str, *, count: bool = False) -> None:
