@@ -61,8 +61,9 @@ def _log_ticks(values: list[float]) -> dict:
 def _fast_figure(spec: dict) -> go.Figure:
     """A figure from a spec dict built here, without plotly's per-property validation.
 
-    Validation is most of a chart's build time: 12-16 ms a Break-even chart against ~1.5 ms without it (plotly
-    7.1, this 2-core VM; benchmarks/README.md, App speed), paid on every input change. ``_validate`` is
+    Build time of a Break-even chart, paid on every input change (plotly 7.1, this 2-core VM, median of 15;
+    benchmarks/README.md, App speed): 12-16 ms through plotly's figure API (add_scatter, update_layout), 3.4-8.6
+    ms as one spec dict validated, 1.3-5.6 ms as the same dict unvalidated. ``_validate`` is
     plotly's own flag (``BaseFigure.__init__``); the specs are checked instead by tests/unit/test_figures.py,
     which builds each one validated and requires the same JSON. A plotly without the flag gets a validated
     figure (TypeError): slower, the same chart.
